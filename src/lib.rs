@@ -1,2 +1,4 @@
 //! freecall: a SIP softswitch (B2BUA) that connects calls someone else has paid for.
+pub mod clock;
 pub mod sip;
+pub mod transaction;

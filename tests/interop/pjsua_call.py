@@ -190,7 +190,7 @@ def parse_args(argv):
                     help="tone must be present for >= this fraction of --seconds")
     ap.add_argument("--answer-delay", type=float, default=0.0,
                     help="callee sends 180 and answers after this many seconds (default 0: 200 at once)")
-    ap.add_argument("--setup-timeout", type=float, default=7.0, help="max seconds until both legs have media")
+    ap.add_argument("--setup-timeout", type=float, default=7.0, help="max seconds from INVITE until both legs have media (includes --answer-delay)")
     ap.add_argument("--teardown-timeout", type=float, default=4.0, help="max seconds for BYE to complete")
     ap.add_argument("--log-level", type=int, default=1, help="pjsua2 console log level (0-6, default 1)")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir with the WAV files")
@@ -212,11 +212,19 @@ def main(argv=None):
     t_start = time.monotonic()
 
     # Hard watchdog: whatever happens inside pjsip, the process ends by itself.
-    hard_limit = args.setup_timeout + args.seconds + args.teardown_timeout + args.answer_delay + 8.0
+    hard_limit = args.setup_timeout + args.seconds + args.teardown_timeout + 8.0
+
+    # pjlib logs to fd 1 (before libInit applies our log config); keep stdout for the
+    # single JSON line by pointing fd 1 at stderr while pjsua2 is alive.
+    sys.stdout.flush()
+    real_stdout = os.dup(1)
+    os.dup2(2, 1)
+
+    def emit(line):
+        os.write(real_stdout, (line + "\n").encode())
 
     def _watchdog():
-        sys.stdout.write(json.dumps({"ok": False, "errors": ["watchdog: test exceeded %.0f s" % hard_limit]}) + "\n")
-        sys.stdout.flush()
+        emit(json.dumps({"ok": False, "errors": ["watchdog: test exceeded %.0f s" % hard_limit]}))
         os._exit(124)
 
     wd = threading.Timer(hard_limit, _watchdog)
@@ -226,7 +234,8 @@ def main(argv=None):
     try:
         import pjsua2 as pj
     except ImportError as e:
-        print(json.dumps({"ok": False, "errors": ["cannot import pjsua2 (pip install pjsua2-python): %s" % e]}))
+        emit(json.dumps({"ok": False, "errors": ["cannot import pjsua2 (pip install pjsua2-python): %s" % e]}))
+        wd.cancel()
         return 2
 
     tmp = tempfile.mkdtemp(prefix="pjsua_call_")
@@ -235,6 +244,7 @@ def main(argv=None):
         "callee_tone": os.path.join(tmp, "callee_tone_%d.wav" % args.callee_freq),
         "caller_rec": os.path.join(tmp, "caller_received.wav"),
         "callee_rec": os.path.join(tmp, "callee_received.wav"),
+        "log": os.path.join(tmp, "pjsip.log"),
     }
     make_tone_wav(files["caller_tone"], args.caller_freq)
     make_tone_wav(files["callee_tone"], args.callee_freq)
@@ -260,8 +270,11 @@ def main(argv=None):
             self.states = []
             self.last_status = None
             self.last_reason = ""
-            self.sip = []  # "UAC INVITE 180", "UAS BYE 200", ...
-            self._sip_seen = set()
+            self.sip = []  # from the pjsip message log: "TX INVITE", "RX 180/INVITE", ...
+            self.call_id = None
+            self.local_addr = None
+            self.codec = None
+            self.remote_rtp = None
             self.media_active = False
             self.connect_duration = None
             self.call = None
@@ -285,6 +298,8 @@ def main(argv=None):
                 "last_reason": self.last_reason,
                 "sip": self.sip,
                 "media_active": self.media_active,
+                "codec": self.codec,
+                "remote_rtp": self.remote_rtp,
                 "connect_duration_s": self.connect_duration,
                 "remote_uri": self.remote_uri,
             }
@@ -308,6 +323,7 @@ def main(argv=None):
                 leg.last_status = ci.lastStatusCode
                 leg.last_reason = ci.lastReason
                 leg.remote_uri = ci.remoteUri
+                leg.call_id = ci.callIdString
                 if ci.state == pj.PJSIP_INV_STATE_CONFIRMED and leg.t_confirmed is None:
                     leg.t_confirmed = time.monotonic()
                 if ci.state == pj.PJSIP_INV_STATE_DISCONNECTED:
@@ -315,22 +331,6 @@ def main(argv=None):
                     leg.connect_duration = round(ci.connectDuration.sec + ci.connectDuration.msec / 1000.0, 2)
             except Exception as e:  # never let an exception escape into C++
                 self.leg.cb_errors.append("onCallState: %r" % (e,))
-
-        def onCallTsxState(self, prm):
-            try:
-                if prm.e.type != pj.PJSIP_EVENT_TSX_STATE:
-                    return
-                tsx = prm.e.body.tsxState.tsx
-                code = tsx.statusCode
-                if not code:
-                    return
-                role = "UAC" if tsx.role == pj.PJSIP_ROLE_UAC else "UAS"
-                key = (role, tsx.method, code)
-                if key not in self.leg._sip_seen:
-                    self.leg._sip_seen.add(key)
-                    self.leg.sip.append("%s %s %d" % key)
-            except Exception as e:
-                self.leg.cb_errors.append("onCallTsxState: %r" % (e,))
 
         def onCallMediaState(self, prm):
             try:
@@ -341,6 +341,12 @@ def main(argv=None):
                         continue
                     if leg.media_active:
                         continue
+                    try:
+                        si = self.getStreamInfo(mi.index)
+                        leg.codec = "%s/%d" % (si.codecName, si.codecClockRate)
+                        leg.remote_rtp = si.remoteRtpAddress
+                    except pj.Error:
+                        pass
                     am = self.getAudioMedia(mi.index)
                     leg.aud_med = am  # keep a reference
                     leg.recorder = pj.AudioMediaRecorder()
@@ -400,14 +406,17 @@ def main(argv=None):
     ep.libCreate()
     lib_started = False
     acc_caller = acc_callee = None
+    hang_leg = caller
     try:
         epc = pj.EpConfig()
         epc.uaConfig.threadCnt = 0
         epc.uaConfig.mainThreadOnly = True
         epc.uaConfig.maxCalls = 4
         epc.uaConfig.userAgent = "freecall-interop-pjsua2"
-        epc.logConfig.level = args.log_level
+        epc.logConfig.level = max(4, args.log_level)  # >= 4: SIP messages go to the log file
         epc.logConfig.consoleLevel = args.log_level
+        epc.logConfig.msgLogging = True
+        epc.logConfig.filename = files["log"]
         epc.medConfig.clockRate = RATE
         epc.medConfig.sndClockRate = RATE
         epc.medConfig.channelCount = 1
@@ -431,6 +440,8 @@ def main(argv=None):
         except pj.Error as e:
             raise RuntimeError("cannot bind caller UDP 127.0.0.1:%d: %s" % (args.caller_port, e.info()))
         caller_port = ep.transportGetInfo(tid_caller).localName
+        caller.local_addr = caller_port
+        callee.local_addr = ep.transportGetInfo(tid_callee).localName
 
         ep.libStart()
         lib_started = True
@@ -510,11 +521,11 @@ def main(argv=None):
         def any_down():
             return caller.state == "DISCONNECTED" or callee.state == "DISCONNECTED"
 
-        up = pump(lambda: both_up() or any_down(), args.setup_timeout + args.answer_delay)
+        up = pump(lambda: both_up() or any_down(), args.setup_timeout)
         if not both_up():
             if not up:
                 errors.append("call not established within %.1f s (caller=%s, callee=%s)"
-                              % (args.setup_timeout + args.answer_delay, caller.state, callee.state))
+                              % (args.setup_timeout, caller.state, callee.state))
             else:
                 errors.append("call failed during setup (caller=%s %s %s, callee=%s)"
                               % (caller.state, caller.last_status, caller.last_reason, callee.state))
@@ -553,18 +564,9 @@ def main(argv=None):
         errors.append("pjsua2 error: %s" % e.info())
     finally:
         # Destroy media & calls in the main thread BEFORE libDestroy (pjsua2 GC pitfall):
-        # recorders first so their WAV headers are finalised.
+        # recorders first so their WAV headers are finalised. (No stopTransmit: the call's
+        # conference slot is already gone after DISCONNECTED.)
         for leg in (caller, callee):
-            try:
-                if leg.aud_med is not None and leg.recorder is not None:
-                    leg.aud_med.stopTransmit(leg.recorder)
-            except Exception:
-                pass
-            try:
-                if leg.aud_med is not None and leg.player is not None:
-                    leg.player.stopTransmit(leg.aud_med)
-            except Exception:
-                pass
             leg.recorder = None
             leg.player = None
             leg.aud_med = None
@@ -583,7 +585,17 @@ def main(argv=None):
         except Exception as e:
             errors.append("libDestroy: %r" % (e,))
         del ep
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(real_stdout, 1)
 
+    # ---- SIP messages per leg: matched by Call-ID, and (for the direct test, where both
+    # legs share one dialog) by the peer not being the leg's own address.
+    sip_log = parse_sip_log(files["log"])
+    for leg in (caller, callee):
+        if leg.call_id:
+            leg.sip = ["%s %s" % (d, w) for (d, k, w, cid, peer) in sip_log
+                       if cid == leg.call_id and peer != leg.local_addr]
     # ---- analyse
     res_caller = analyse(files["caller_rec"], args.callee_freq, args.caller_freq, args.noise_freq,
                          args.min_dbfs, args.ratio)
@@ -613,12 +625,15 @@ def main(argv=None):
     if talked:
         check_leg(caller)
         check_leg(callee)
+        for leg in (caller, callee):
+            if leg.codec and not leg.codec.upper().startswith(args.codec + "/"):
+                errors.append("%s negotiated %s, expected %s" % (leg.name, leg.codec, args.codec))
         # the BYE must have been answered 200 (sender side) and answered by us (receiver side)
         other_leg = caller if hang_leg is callee else callee
-        if "UAC BYE 200" not in hang_leg.sip:
-            errors.append("%s sent BYE but saw no 200 for it (sip %s)" % (hang_leg.name, hang_leg.sip))
-        if "UAS BYE 200" not in other_leg.sip:
-            errors.append("%s did not receive/answer BYE (sip %s)" % (other_leg.name, other_leg.sip))
+        if "TX BYE" not in hang_leg.sip or "RX 200/BYE" not in hang_leg.sip:
+            errors.append("%s: BYE not sent or not answered 200 (sip %s)" % (hang_leg.name, hang_leg.sip))
+        if "RX BYE" not in other_leg.sip or "TX 200/BYE" not in other_leg.sip:
+            errors.append("%s: BYE not received or not answered 200 (sip %s)" % (other_leg.name, other_leg.sip))
     else:
         for leg in (caller, callee):
             for e in leg.cb_errors:
@@ -644,8 +659,7 @@ def main(argv=None):
     else:
         shutil.rmtree(tmp, ignore_errors=True)
     wd.cancel()
-    sys.stdout.write(json.dumps(out) + "\n")
-    sys.stdout.flush()
+    emit(json.dumps(out))
     if errors:
         sys.stderr.write("FAIL: " + "; ".join(errors) + "\n")
         return 1

@@ -1,0 +1,31 @@
+//! The one place that reads the clock.
+//!
+//! Protocol state machines take `now` as an argument; only the drivers (sockets, media
+//! tasks, the daemon's main loop) ask this module for it. `clippy.toml` forbids
+//! `Instant::now` and `SystemTime::now` everywhere else.
+
+use std::time::{Instant, SystemTime};
+
+/// Monotonic time for timers.
+#[allow(clippy::disallowed_methods)]
+pub fn now() -> Instant {
+    Instant::now()
+}
+
+/// Wall-clock time, for records a person reads.
+#[allow(clippy::disallowed_methods)]
+pub fn wall() -> SystemTime {
+    SystemTime::now()
+}
+
+/// Tests start their simulated clock from a real instant (an `Instant` cannot be built
+/// from nothing); after that they only add durations to it.
+pub trait NowForTests {
+    fn now_for_tests() -> Self;
+}
+
+impl NowForTests for Instant {
+    fn now_for_tests() -> Instant {
+        now()
+    }
+}
