@@ -1,4 +1,7 @@
 //! freecall: a SIP softswitch (B2BUA) that connects calls someone else has paid for.
 pub mod clock;
+pub mod config;
+pub mod media;
+pub mod routing;
 pub mod sip;
 pub mod transaction;

@@ -88,7 +88,7 @@ def goertzel_power(block, rate, freq):
 
 
 def db(p):
-    return round(10.0 * math.log10(p), 1) if p > 0 else -200.0
+    return max(-200.0, round(10.0 * math.log10(p), 1)) if p > 0 else -200.0
 
 
 def analyse(path, target, other, noise, min_dbfs, ratio):
@@ -190,16 +190,18 @@ def parse_args(argv):
                     help="tone must be present for >= this fraction of --seconds")
     ap.add_argument("--answer-delay", type=float, default=0.0,
                     help="callee sends 180 and answers after this many seconds (default 0: 200 at once)")
-    ap.add_argument("--setup-timeout", type=float, default=7.0, help="max seconds from INVITE until both legs have media (includes --answer-delay)")
+    ap.add_argument("--setup-timeout", type=float, default=7.0,
+                    help="max seconds from INVITE until both legs have media (includes --answer-delay)")
     ap.add_argument("--teardown-timeout", type=float, default=4.0, help="max seconds for BYE to complete")
     ap.add_argument("--log-level", type=int, default=1, help="pjsua2 console log level (0-6, default 1)")
-    ap.add_argument("--keep", action="store_true", help="keep the temp dir with the WAV files")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the temp dir (tones, recordings, pjsip.log); always kept on failure")
     a = ap.parse_args(argv)
     host, sep, port = a.switch.rpartition(":")
     if not sep or not port.isdigit() or not host:
         ap.error("--switch must be host:port")
-    if not (host.startswith("127.") or host in ("localhost", "[::1]")):
-        ap.error("--switch must be a loopback address (127.0.0.0/8, localhost, [::1])")
+    if not (host.startswith("127.") or host == "localhost"):
+        ap.error("--switch must be an IPv4 loopback address (127.0.0.0/8 or localhost)")
     if a.seconds <= 0 or a.seconds > 300:
         ap.error("--seconds must be in (0, 300]")
     return a
@@ -212,7 +214,8 @@ def main(argv=None):
     t_start = time.monotonic()
 
     # Hard watchdog: whatever happens inside pjsip, the process ends by itself.
-    hard_limit = args.setup_timeout + args.seconds + args.teardown_timeout + 8.0
+    # Normal worst case is setup + seconds + teardown + ~1.5 s (libDestroy, analysis).
+    hard_limit = args.setup_timeout + args.seconds * 1.03 + args.teardown_timeout + 4.0
 
     # pjlib logs to fd 1 (before libInit applies our log config); keep stdout for the
     # single JSON line by pointing fd 1 at stderr while pjsua2 is alive.
@@ -276,6 +279,7 @@ def main(argv=None):
             self.codec = None
             self.remote_rtp = None
             self.media_active = False
+            self.media_updates = 0
             self.connect_duration = None
             self.call = None
             self.player = None
@@ -298,6 +302,7 @@ def main(argv=None):
                 "last_reason": self.last_reason,
                 "sip": self.sip,
                 "media_active": self.media_active,
+                "media_updates": self.media_updates,
                 "codec": self.codec,
                 "remote_rtp": self.remote_rtp,
                 "connect_duration_s": self.connect_duration,
@@ -339,8 +344,9 @@ def main(argv=None):
                 for mi in ci.media:
                     if mi.type != pj.PJMEDIA_TYPE_AUDIO or mi.status != pj.PJSUA_CALL_MEDIA_ACTIVE:
                         continue
-                    if leg.media_active:
-                        continue
+                    # (Re)connect on every ACTIVE media update: a re-INVITE from the switch
+                    # may recreate the stream. startTransmit on an existing link is harmless.
+                    leg.media_updates += 1
                     try:
                         si = self.getStreamInfo(mi.index)
                         leg.codec = "%s/%d" % (si.codecName, si.codecClockRate)
@@ -348,9 +354,10 @@ def main(argv=None):
                     except pj.Error:
                         pass
                     am = self.getAudioMedia(mi.index)
-                    leg.aud_med = am  # keep a reference
-                    leg.recorder = pj.AudioMediaRecorder()
-                    leg.recorder.createRecorder(leg.rec_file)
+                    leg.aud_med = am  # keep a reference (GC pitfall)
+                    if leg.recorder is None:
+                        leg.recorder = pj.AudioMediaRecorder()
+                        leg.recorder.createRecorder(leg.rec_file)
                     leg.player.startTransmit(am)
                     am.startTransmit(leg.recorder)
                     leg.media_active = True
@@ -401,12 +408,28 @@ def main(argv=None):
             except Exception as e:
                 caller.cb_errors.append("caller onIncomingCall: %r" % (e,))
 
+    class TestEndpoint(pj.Endpoint):
+        """Routes every incoming INVITE to the callee account, whatever its Request-URI."""
+        callee_acc_id = None
+
+        def onSelectAccount(self, prm):
+            if self.callee_acc_id is not None:
+                prm.accountIndex = self.callee_acc_id
+
     # ---- endpoint
-    ep = pj.Endpoint()
-    ep.libCreate()
+    ep = TestEndpoint()
+    if args.log_level < 4:  # libCreate logs its banner at level 4-5 before our config applies
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        ep.libCreate()
+        os.dup2(2, 1)
+        os.close(devnull)
+    else:
+        ep.libCreate()
     lib_started = False
     acc_caller = acc_callee = None
     hang_leg = caller
+    placed = False
     try:
         epc = pj.EpConfig()
         epc.uaConfig.threadCnt = 0
@@ -479,7 +502,8 @@ def main(argv=None):
 
         acc_callee = CalleeAccount()
         acc_callee.create(acc_cfg("sip:trunk@127.0.0.1:%d" % args.callee_port, tid_callee,
-                                  args.callee_rtp_port), True)  # default: gets all incoming
+                                  args.callee_rtp_port), True)
+        ep.callee_acc_id = acc_callee.getId()
         acc_caller = CallerAccount()
         acc_caller.create(acc_cfg("sip:%s@%s" % (args.caller_user, caller_port), tid_caller,
                                   args.caller_rtp_port), False)
@@ -496,6 +520,7 @@ def main(argv=None):
             caller.call.makeCall(dest, op)
         except pj.Error as e:
             raise RuntimeError("makeCall(%s) failed: %s" % (dest, e.info()))
+        placed = True
 
         def pump(until_fn, timeout):
             deadline = time.monotonic() + timeout
@@ -602,7 +627,7 @@ def main(argv=None):
     res_callee = analyse(files["callee_rec"], args.caller_freq, args.callee_freq, args.noise_freq,
                          args.min_dbfs, args.ratio)
     min_tone_s = args.min_tone_fraction * args.seconds
-    talked = not any(e.startswith(("call not established", "call failed")) for e in errors)
+    talked = placed and not any(e.startswith(("call not established", "call failed")) for e in errors)
     if talked:
         for who, r in (("caller", res_caller), ("callee", res_callee)):
             if r["_pt"] < args.ratio * max(r["_po"], r["_pn"], 1e-12) or r["tone_s"] < min_tone_s:
@@ -654,7 +679,7 @@ def main(argv=None):
         "callee": dict(callee.report(), request_uri=callee.request_uri, received=pub(res_callee)),
         "elapsed_s": round(time.monotonic() - t_start, 2),
     }
-    if args.keep:
+    if args.keep or errors:
         out["tmpdir"] = tmp
     else:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -662,7 +687,7 @@ def main(argv=None):
     emit(json.dumps(out))
     if errors:
         sys.stderr.write("FAIL: " + "; ".join(errors) + "\n")
-        return 1
+        return 1 if placed else 2
     sys.stderr.write("PASS\n")
     return 0
 

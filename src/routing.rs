@@ -1,0 +1,176 @@
+//! Who may call, and where a dialled number goes.
+//!
+//! Pure: no SIP, no sockets. The call layer asks `Acl::allows` for the source of a new
+//! INVITE and `DialPlan::lookup` for the ordered trunk list of the dialled number.
+
+use crate::config::{Config, parse_net, parse_transport};
+use crate::sip::Transport;
+use crate::transaction::Peer;
+use std::net::IpAddr;
+
+/// Sources allowed to place calls (trusted peers and trunks, by address).
+#[derive(Debug, Clone, Default)]
+pub struct Acl {
+    nets: Vec<(String, ipnet::IpNet)>,
+}
+
+impl Acl {
+    pub fn new(entries: impl IntoIterator<Item = (String, ipnet::IpNet)>) -> Acl {
+        Acl {
+            nets: entries.into_iter().collect(),
+        }
+    }
+
+    /// The name of the first peer whose network holds `ip`.
+    pub fn allows(&self, ip: IpAddr) -> Option<&str> {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        self.nets
+            .iter()
+            .find(|(_, net)| net.contains(&ip))
+            .map(|(name, _)| name.as_str())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Trunk {
+    pub name: String,
+    pub peer: Peer,
+}
+
+/// Longest-prefix dial plan: number → ordered trunk indices.
+#[derive(Debug, Clone, Default)]
+pub struct DialPlan {
+    /// Sorted by prefix length, longest first.
+    routes: Vec<(String, Vec<usize>)>,
+}
+
+impl DialPlan {
+    pub fn lookup(&self, number: &str) -> Option<&[usize]> {
+        self.routes
+            .iter()
+            .find(|(prefix, _)| number.starts_with(prefix.as_str()))
+            .map(|(_, trunks)| trunks.as_slice())
+    }
+}
+
+/// Routing as the call layer sees it: ACL, trunks and dial plan, built from config.
+#[derive(Debug, Clone, Default)]
+pub struct Routing {
+    pub acl: Acl,
+    pub trunks: Vec<Trunk>,
+    pub plan: DialPlan,
+}
+
+impl Routing {
+    /// Build from a validated config (validation guarantees every lookup here succeeds).
+    pub fn from_config(cfg: &Config) -> Routing {
+        let acl = Acl::new(
+            cfg.peers
+                .iter()
+                .filter_map(|p| parse_net(&p.address).map(|n| (p.name.clone(), n))),
+        );
+        let trunks: Vec<Trunk> = cfg
+            .trunks
+            .iter()
+            .map(|t| Trunk {
+                name: t.name.clone(),
+                peer: Peer {
+                    transport: parse_transport(&t.transport).unwrap_or(Transport::Udp),
+                    addr: t.address,
+                },
+            })
+            .collect();
+        let mut routes: Vec<(String, Vec<usize>)> = cfg
+            .routes
+            .iter()
+            .map(|r| {
+                let idx = r
+                    .trunks
+                    .iter()
+                    .filter_map(|n| trunks.iter().position(|t| &t.name == n))
+                    .collect();
+                (r.prefix.clone(), idx)
+            })
+            .collect();
+        routes.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
+        Routing {
+            acl,
+            trunks,
+            plan: DialPlan { routes },
+        }
+    }
+}
+
+/// Why a dialled number cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NumberError {
+    #[error("no number dialled")]
+    Empty,
+    #[error("number contains characters other than digits, + * #")]
+    Invalid,
+    #[error("number too long")]
+    TooLong,
+}
+
+/// Normalise the user part of a Request-URI to a dialable number: visual separators
+/// (`-`, `.`, `(`, `)`, spaces as `%20`) are dropped; anything else but digits, a leading
+/// `+`, `*` and `#` is refused.
+pub fn normalize_number(user: &str) -> Result<String, NumberError> {
+    let cleaned: String = user
+        .replace("%20", "")
+        .chars()
+        .filter(|c| !matches!(c, '-' | '.' | '(' | ')' | ' '))
+        .collect();
+    if cleaned.is_empty() {
+        return Err(NumberError::Empty);
+    }
+    if cleaned.len() > 32 {
+        return Err(NumberError::TooLong);
+    }
+    for (i, c) in cleaned.chars().enumerate() {
+        let ok = c.is_ascii_digit() || c == '*' || c == '#' || (c == '+' && i == 0);
+        if !ok {
+            return Err(NumberError::Invalid);
+        }
+    }
+    Ok(cleaned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn longest_prefix_wins() {
+        let plan = DialPlan {
+            routes: vec![
+                ("0082".into(), vec![2]),
+                ("00".into(), vec![1]),
+                ("".into(), vec![0]),
+            ],
+        };
+        assert_eq!(plan.lookup("0082212345"), Some(&[2][..]));
+        assert_eq!(plan.lookup("0044123"), Some(&[1][..]));
+        assert_eq!(plan.lookup("0212345678"), Some(&[0][..]));
+    }
+
+    #[test]
+    fn numbers_are_normalised_or_refused() {
+        assert_eq!(normalize_number("02-1234-5678").unwrap(), "0212345678");
+        assert_eq!(normalize_number("+82(2)1234.5678").unwrap(), "+82212345678");
+        assert_eq!(normalize_number("alice"), Err(NumberError::Invalid));
+        assert_eq!(normalize_number("12+3"), Err(NumberError::Invalid));
+        assert_eq!(normalize_number(""), Err(NumberError::Empty));
+    }
+
+    #[test]
+    fn acl_matches_networks_and_mapped_v6() {
+        let acl = Acl::new([("lan".to_string(), "10.1.0.0/16".parse().unwrap())]);
+        assert_eq!(acl.allows("10.1.2.3".parse().unwrap()), Some("lan"));
+        assert_eq!(acl.allows("::ffff:10.1.2.3".parse().unwrap()), Some("lan"));
+        assert_eq!(acl.allows("10.2.0.1".parse().unwrap()), None);
+    }
+}
