@@ -5,3 +5,6 @@ pub mod media;
 pub mod routing;
 pub mod sip;
 pub mod transaction;
+pub mod call;
+pub mod dialog;
+pub mod driver;

@@ -1,0 +1,251 @@
+//! Requests inside an established call: BYE from either side, re-INVITE / UPDATE (hold,
+//! unhold, codec change) and INFO relayed to the other leg, ACKs matched and passed on.
+//!
+//! A relayed request is a new request in the other leg's dialog; its response comes back
+//! through the client transaction and is answered on the original server transaction.
+//! SDP in either direction is rewritten so media keeps flowing through the switch.
+
+use super::{CallKey, ClientPurpose, Manager, PendingAck, ServerPurpose, State};
+use crate::media::{Side, sdp};
+use crate::sip::{Builder, Message, Method};
+use crate::transaction::TxId;
+use std::time::Instant;
+use tracing::info;
+
+impl Manager {
+    pub(super) fn handle_in_dialog(&mut self, now: Instant, key: CallKey, side: Side, tx: TxId, req: Message) {
+        // Cannot fail: only requests reach here.
+        let method = req.method().cloned().unwrap_or(Method::Ack);
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if let Some(d) = call.dialog_mut(side) {
+            if let Some(target) = &req.contact_uri {
+                if method == Method::Invite || method == Method::Update {
+                    // A target refresh (RFC 3261 12.2.2).
+                    d.remote_target = target.clone();
+                }
+            }
+        }
+        match method {
+            Method::Bye => {
+                let cause = match side {
+                    Side::A => "caller hung up",
+                    Side::B => "callee hung up",
+                };
+                self.reply(now, tx, &req, 200, "OK", None, None);
+                let state = self.calls[&key].state;
+                info!(call = %self.calls[&key].id, cause, "BYE");
+                if state == State::Answered {
+                    self.send_bye(now, key, side.other(), cause);
+                    self.finish(now, key, 200, cause);
+                } else if side == Side::A {
+                    // BYE on an early dialog: the caller gives up before the answer.
+                    self.abandon(now, key, 487, "Request Terminated", cause);
+                } else {
+                    self.abandon(now, key, 480, "Temporarily Unavailable", cause);
+                }
+            }
+            Method::Options => self.reply(now, tx, &req, 200, "OK", None, None),
+            Method::Invite | Method::Update | Method::Info => {
+                if self.calls[&key].state != State::Answered && method == Method::Invite {
+                    return self.reply(now, tx, &req, 491, "Request Pending", None, Some("call not yet answered"));
+                }
+                if method == Method::Invite && self.calls[&key].pending_ack[side.index()].is_some() {
+                    return self.reply(now, tx, &req, 491, "Request Pending", None, Some("re-INVITE in progress"));
+                }
+                self.relay_request(now, key, side, tx, req, method);
+            }
+            Method::Refer => {
+                // Transfers would let one party make the switch dial anywhere.
+                self.reply(now, tx, &req, 403, "Forbidden", None, Some("transfer not allowed"))
+            }
+            Method::Extension(_) => self.reply(now, tx, &req, 501, "Not Implemented", None, Some("unknown method")),
+            _ => {
+                let mut b = Builder::response_to(&req, 405, "Method Not Allowed", None);
+                b.header("Allow", super::ALLOW);
+                self.tx.send_response(now, tx, 405, b.finish(None, &[]));
+            }
+        }
+    }
+
+    fn relay_request(&mut self, now: Instant, key: CallKey, from: Side, tx: TxId, req: Message, method: Method) {
+        let advertised = self.settings.advertised;
+        let branch = self.tx.new_branch();
+        let to = from.other();
+        let Some(call) = self.calls.get(&key) else { return };
+        let media = call.media;
+        let endpoints = call.endpoints;
+        let body = if req.has_sdp() {
+            match sdp::rewrite(&req.body, endpoints.local(to)) {
+                Ok((body, remote)) => {
+                    self.media.set_remote(media, from, remote);
+                    Some(body)
+                }
+                Err(e) => {
+                    return self.reply(now, tx, &req, 488, "Not Acceptable Here", None, Some(&e.to_string()));
+                }
+            }
+        } else {
+            None
+        };
+        let contact_transport = match to {
+            Side::A => self.calls[&key].a.peer.transport,
+            Side::B => self.calls[&key].b.as_ref().map(|b| b.peer.transport).unwrap_or(crate::sip::Transport::Udp),
+        };
+        let contact = self.contact(contact_transport);
+        let Some(call) = self.calls.get_mut(&key) else { return };
+        let Some(d) = call.dialog_mut(to) else {
+            return self.reply(now, tx, &req, 481, "Call/Transaction Does Not Exist", None, Some("other leg not established"));
+        };
+        let peer = d.peer;
+        let mut out = d.request(method.clone(), branch, advertised, &contact);
+        match body {
+            Some(b) => {
+                out.content_type = Some("application/sdp".into());
+                out.body = b;
+            }
+            None if !req.body.is_empty() => {
+                // INFO bodies (DTMF relay, application data) pass unchanged.
+                out.content_type = req.content_type().map(str::to_string);
+                out.body = req.body.clone();
+            }
+            None => {}
+        }
+        if method == Method::Info {
+            for name in ["Info-Package", "Content-Disposition"] {
+                if let Some(v) = req.header(name) {
+                    out.extra.push((name.into(), v.into()));
+                }
+            }
+        }
+        let relayed_cseq = out.cseq;
+        if method == Method::Invite {
+            call.pending_ack[from.index()] = Some(PendingAck {
+                origin_cseq: req.cseq,
+                origin_tx: tx,
+                relayed_cseq,
+                sent: None,
+            });
+        }
+        let client = self.tx.send_request(now, peer, out);
+        self.client_txs.insert(client, (key, ClientPurpose::Relay { server: tx, from }));
+        self.server_txs.insert(tx, (key, ServerPurpose::Relay));
+        self.pending_requests.insert(tx, req);
+    }
+
+    pub(super) fn relay_response(&mut self, now: Instant, key: CallKey, client: TxId, server: TxId, from: Side, resp: Message) {
+        let code = resp.status().unwrap_or(0);
+        let is_invite = resp.cseq_method == Method::Invite;
+        if code < 200 {
+            return;
+        }
+        if is_invite && (200..300).contains(&code) {
+            // A retransmitted 2xx whose ACK we already passed on: ACK again.
+            if let Some(p) = self.calls.get(&key).and_then(|c| c.pending_ack[from.index()].as_ref()) {
+                if let Some(ack) = &p.sent {
+                    let peer = match from.other() {
+                        Side::A => self.calls[&key].a.peer,
+                        Side::B => match &self.calls[&key].b {
+                            Some(b) => b.peer,
+                            None => return,
+                        },
+                    };
+                    self.tx.send_stateless(peer, ack.clone());
+                    return;
+                }
+            }
+        }
+        let Some(req) = self.pending_requests.remove(&server) else {
+            return;
+        };
+        if code >= 300 {
+            self.client_txs.remove(&client);
+            if let Some(c) = self.calls.get_mut(&key) {
+                if is_invite {
+                    c.pending_ack[from.index()] = None;
+                }
+            }
+        }
+        let Some(call) = self.calls.get(&key) else { return };
+        let media = call.media;
+        let endpoints = call.endpoints;
+        let body = if resp.has_sdp() {
+            match sdp::rewrite(&resp.body, endpoints.local(from)) {
+                Ok((body, remote)) => {
+                    self.media.set_remote(media, from.other(), remote);
+                    Some(body)
+                }
+                Err(_) => None,
+            }
+        } else {
+            None
+        };
+        let mut b = Builder::response_to(&req, code, resp.reason_phrase(), None);
+        if is_invite || resp.cseq_method == Method::Update {
+            b.header("Contact", &self.contact(self.calls[&key].a.peer.transport));
+        }
+        if let Some(r) = resp.header("Reason") {
+            b.header("Reason", r);
+        }
+        let bytes = match body {
+            Some(body) => b.finish(Some("application/sdp"), &body),
+            None if !resp.body.is_empty() => b.finish(resp.content_type(), &resp.body),
+            None => b.finish(None, &[]),
+        };
+        self.tx.send_response(now, server, code, bytes);
+        if code == 481 || code == 408 {
+            // RFC 5057: the other leg's dialog is gone; so is the call.
+            self.hangup(now, key, "dialog lost on the other leg");
+        }
+    }
+
+    /// An ACK outside any transaction: for our 2xx to the initial INVITE, or for a relayed
+    /// re-INVITE's 2xx (then passed on to the other leg).
+    pub(super) fn handle_ack(&mut self, now: Instant, ack: Message) {
+        let Some(tag) = ack.to_tag.clone() else { return };
+        let Some((key, side)) = self.dialogs.get(&(ack.call_id.clone(), tag)).copied() else {
+            return;
+        };
+        let advertised = self.settings.advertised;
+        let branch = self.tx.new_branch();
+        let Some(call) = self.calls.get_mut(&key) else { return };
+        if side == Side::A && ack.cseq == call.a_invite.cseq {
+            self.tx.ack_received(call.a_invite_tx);
+            return;
+        }
+        let media = call.media;
+        let endpoints = call.endpoints;
+        let Some(pending) = call.pending_ack[side.index()].as_mut() else {
+            return;
+        };
+        if pending.origin_cseq != ack.cseq || pending.sent.is_some() {
+            return;
+        }
+        let origin_tx = pending.origin_tx;
+        let relayed_cseq = pending.relayed_cseq;
+        let to = side.other();
+        let Some(d) = (match to {
+            Side::A => Some(&call.a),
+            Side::B => call.b.as_ref(),
+        }) else {
+            return;
+        };
+        let peer = d.peer;
+        let mut out = d.ack(relayed_cseq, branch, advertised);
+        if ack.has_sdp() {
+            if let Ok((body, remote)) = sdp::rewrite(&ack.body, endpoints.local(to)) {
+                self.media.set_remote(media, side, remote);
+                out.content_type = Some("application/sdp".into());
+                out.body = body;
+            }
+        }
+        let bytes = out.to_bytes();
+        if let Some(p) = call.pending_ack[side.index()].as_mut() {
+            p.sent = Some(bytes.clone());
+        }
+        self.tx.ack_received(origin_tx);
+        self.tx.send_stateless(peer, bytes);
+        let _ = now;
+    }
+}

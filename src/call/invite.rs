@@ -1,0 +1,503 @@
+//! New calls: admission, routing, the B-leg INVITE, failover, answer, CANCEL, and the
+//! switch's own hang-ups.
+
+use super::outcome::{map_trunk_failure, phrase};
+use super::{Call, CallTimer, ClientPurpose, Manager, ServerPurpose, State};
+use crate::dialog::{Dialog, via};
+use crate::media::{Side, sdp};
+use crate::routing::{NumberError, normalize_number};
+use crate::sip::{Builder, Message, Method, OutRequest};
+use crate::transaction::{Peer, TxId};
+use std::cmp::Reverse;
+use std::time::Instant;
+use tracing::{info, warn};
+
+impl Manager {
+    pub(super) fn handle_new_invite(
+        &mut self,
+        now: Instant,
+        tx: TxId,
+        req: Message,
+        from: Peer,
+        local_tag: String,
+    ) {
+        self.stats.calls_offered += 1;
+        let refuse = |m: &mut Manager, code: u16, why: &str| {
+            m.stats.calls_refused += 1;
+            info!(code, why, source = %from.addr, "call refused");
+            m.reply(now, tx, &req, code, phrase(code), Some(&local_tag), Some(why));
+        };
+        if self.draining {
+            return refuse(self, 503, "switch is shutting down");
+        }
+        if req.max_forwards == Some(0) {
+            return refuse(self, 483, "too many hops");
+        }
+        let me = self.settings.advertised.to_string();
+        let looped = req.headers_named("Via").any(|v| {
+            v.contains(&me) && v.contains(&format!("branch={}", crate::sip::BRANCH_PREFIX))
+        });
+        if looped {
+            return refuse(self, 482, "loop detected");
+        }
+        if self.routing.acl.allows(from.addr.ip()).is_none() {
+            return refuse(self, 403, "source address not allowed");
+        }
+        if self.calls.len() >= self.settings.max_calls {
+            self.stats.calls_refused += 1;
+            let mut b = Builder::response_to(&req, 503, "Service Unavailable", Some(&local_tag));
+            b.reason(503, "call limit reached").header("Retry-After", "5");
+            return self.tx.send_response(now, tx, 503, b.finish(None, &[]));
+        }
+        if let Some(req_ext) = req.header("Require") {
+            let mut b = Builder::response_to(&req, 420, "Bad Extension", Some(&local_tag));
+            b.header("Unsupported", req_ext).reason(420, "extension not supported");
+            self.stats.calls_refused += 1;
+            return self.tx.send_response(now, tx, 420, b.finish(None, &[]));
+        }
+        let number = match normalize_number(req.uri_user.as_deref().unwrap_or("")) {
+            Ok(n) => n,
+            Err(NumberError::Empty) => return refuse(self, 484, "no number dialled"),
+            Err(e) => return refuse(self, 484, &e.to_string()),
+        };
+        let Some(trunks) = self.routing.plan.lookup(&number).map(|t| t.to_vec()) else {
+            return refuse(self, 404, "no route for this number");
+        };
+        if !req.has_sdp() {
+            return refuse(self, 488, "an SDP offer is required in the INVITE");
+        }
+        let (media, endpoints) = match self.media.allocate() {
+            Ok(m) => m,
+            Err(e) => return refuse(self, 503, &e.to_string()),
+        };
+        let (offer, remote) = match sdp::rewrite(&req.body, endpoints.b) {
+            Ok(x) => x,
+            Err(e) => {
+                self.media.release(media);
+                return refuse(self, 488, &e.to_string());
+            }
+        };
+        self.media.set_remote(media, Side::A, remote);
+
+        let key = self.next_key;
+        self.next_key += 1;
+        let id = format!("fc-{}", self.tx.new_token());
+        let a = Dialog {
+            call_id: req.call_id.clone(),
+            local_tag: local_tag.clone(),
+            local_uri: req.to.clone(),
+            remote_tag: req.from_tag.clone(),
+            remote: req.from.clone(),
+            local_cseq: 0,
+            remote_target: req
+                .contact_uri
+                .clone()
+                .unwrap_or_else(|| req.request_uri().unwrap_or_default().to_string()),
+            route_set: req.record_routes(),
+            peer: from,
+        };
+        info!(call = %id, number = %number, caller = ?req.from_user, source = %from.addr, "call offered");
+        let call = Call {
+            id,
+            state: State::Trying,
+            number,
+            a_invite_tx: tx,
+            a_invite: req,
+            a,
+            b: None,
+            b_tx: None,
+            b_provisional: false,
+            b_ack: None,
+            trunks,
+            trunk_pos: 0,
+            media,
+            endpoints,
+            b_offer: offer,
+            b_invite_cseq: 0,
+            started: now,
+            answered: None,
+            pending_ack: [None, None],
+        };
+        self.dialogs
+            .insert((call.a.call_id.clone(), call.a.local_tag.clone()), (key, Side::A));
+        self.server_txs.insert(tx, (key, ServerPurpose::InitialInvite));
+        self.media_calls.insert(media, key);
+        self.calls.insert(key, call);
+        self.timers
+            .push(Reverse((now + self.settings.ring_timeout, key, CallTimer::NoAnswer)));
+        self.send_b_invite(now, key);
+    }
+
+    /// Send the INVITE to the current trunk: a new dialog with its own Call-ID, tags, Via
+    /// and Contact. Nothing of the caller's topology (Via, Contact, Record-Route, Call-ID,
+    /// tags) is copied; the calling number is kept as the user part of From.
+    fn send_b_invite(&mut self, now: Instant, key: CallKey) {
+        let call_id = format!("{}@freecall", self.tx.new_token());
+        let from_tag = self.tx.new_token();
+        let branch = self.tx.new_branch();
+        let advertised = self.settings.advertised;
+        let user_agent = self.settings.user_agent.clone();
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let trunk = &self.routing.trunks[call.trunks[call.trunk_pos]];
+        let caller = call
+            .a_invite
+            .from_user
+            .as_deref()
+            .and_then(|u| normalize_number(u).ok())
+            .unwrap_or_else(|| "anonymous".to_string());
+        let uri = format!("sip:{}@{}", call.number, trunk.peer.addr);
+        let contact = super::contact_for(advertised, trunk.peer.transport);
+        let dialog = Dialog {
+            call_id: call_id.clone(),
+            local_tag: from_tag.clone(),
+            local_uri: format!("<sip:{caller}@{}>", advertised.ip()),
+            remote_tag: None,
+            remote: format!("<{uri}>"),
+            local_cseq: 1,
+            remote_target: uri.clone(),
+            route_set: Vec::new(),
+            peer: trunk.peer,
+        };
+        let max_forwards = call.a_invite.max_forwards.unwrap_or(70).saturating_sub(1);
+        let request = OutRequest {
+            method: Method::Invite,
+            uri,
+            via: via(trunk.peer.transport, advertised, &branch),
+            branch,
+            max_forwards,
+            from: dialog.local(),
+            to: dialog.remote.clone(),
+            call_id: call_id.clone(),
+            cseq: 1,
+            route: Vec::new(),
+            contact: Some(contact),
+            extra: vec![
+                ("Allow".into(), super::ALLOW.into()),
+                ("User-Agent".into(), user_agent),
+            ],
+            content_type: Some("application/sdp".into()),
+            body: call.b_offer.clone(),
+        };
+        info!(call = %call.id, trunk = %trunk.name, dest = %trunk.peer.addr, "dialling trunk");
+        let peer = trunk.peer;
+        if let Some(old) = call.b.replace(dialog) {
+            self.dialogs.remove(&(old.call_id, old.local_tag));
+        }
+        call.b_invite_cseq = 1;
+        call.b_provisional = false;
+        self.dialogs.insert((call_id, from_tag), (key, Side::B));
+        let tx = self.tx.send_request(now, peer, request);
+        call.b_tx = Some(tx);
+        self.client_txs.insert(tx, (key, ClientPurpose::BInvite));
+    }
+
+    pub(super) fn handle_response(&mut self, now: Instant, tx: TxId, resp: Message) {
+        let Some((key, purpose)) = self.client_txs.get(&tx).copied() else {
+            return;
+        };
+        let code = resp.status().unwrap_or(0);
+        match purpose {
+            ClientPurpose::BInvite => self.handle_b_invite_response(now, key, tx, resp),
+            ClientPurpose::Relay { server, from } => {
+                self.relay_response(now, key, tx, server, from, resp)
+            }
+            ClientPurpose::Bye | ClientPurpose::Cancel => {
+                if code >= 200 {
+                    self.client_txs.remove(&tx);
+                }
+            }
+        }
+    }
+
+    fn handle_b_invite_response(&mut self, now: Instant, key: CallKey, tx: TxId, resp: Message) {
+        let code = resp.status().unwrap_or(0);
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if call.b_tx != Some(tx) {
+            return;
+        }
+        if code < 200 {
+            call.b_provisional = true;
+            if call.state == State::Cancelling {
+                // The CANCEL waited for a provisional (RFC 3261 9.1).
+                if let Some(c) = self.tx.send_cancel(now, tx) {
+                    self.client_txs.insert(c, (key, ClientPurpose::Cancel));
+                }
+                return;
+            }
+            if code == 100 {
+                return;
+            }
+            if let (Some(tag), Some(b)) = (&resp.to_tag, call.b.as_mut()) {
+                b.remote_tag = Some(tag.clone());
+                b.remote = resp.to.clone();
+            }
+            let body = self.answer_sdp(key, &resp);
+            let Some(call) = self.calls.get_mut(&key) else {
+                return;
+            };
+            call.state = State::Early;
+            let bytes = self.response_to_a(key, code, resp.reason_phrase(), body);
+            let a_tx = self.calls[&key].a_invite_tx;
+            self.tx.send_response(now, a_tx, code, bytes);
+            return;
+        }
+        if code < 300 {
+            return self.handle_b_answer(now, key, resp);
+        }
+        self.client_txs.remove(&tx);
+        self.b_leg_failed(now, key, code, resp.reason_phrase().to_string());
+    }
+
+    fn handle_b_answer(&mut self, now: Instant, key: CallKey, resp: Message) {
+        let advertised = self.settings.advertised;
+        let branch = self.tx.new_branch();
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let Some(b) = call.b.as_mut() else { return };
+        if call.state == State::Answered || call.state == State::Cancelling {
+            let same = b.remote_tag.is_some() && b.remote_tag == resp.to_tag;
+            if same {
+                if let Some(ack) = &call.b_ack {
+                    // A retransmitted 2xx: ACK it again.
+                    self.tx.send_stateless(b.peer, ack.clone());
+                    return;
+                }
+            }
+            if call.state == State::Cancelling || !same {
+                // Answered after the caller gave up, or a second fork: ACK and BYE it.
+                let peer = b.peer;
+                let mut d = b.clone();
+                d.remote_tag = resp.to_tag.clone();
+                d.remote = resp.to.clone();
+                if let Some(c) = resp.contact_uri.clone() {
+                    d.remote_target = c;
+                }
+                d.route_set = resp.record_routes().into_iter().rev().collect();
+                self.tx
+                    .send_stateless(peer, d.ack(call.b_invite_cseq, branch, advertised).to_bytes());
+                let bye_branch = self.tx.new_branch();
+                let contact = super::contact_for(advertised, peer.transport);
+                let mut bye = d.request(Method::Bye, bye_branch, advertised, &contact);
+                bye.extra.push(("Reason".into(), "SIP;cause=487;text=\"caller cancelled\"".into()));
+                self.tx.send_request(now, peer, bye);
+                if call.state == State::Cancelling {
+                    self.finish(now, key, 487, "caller cancelled");
+                }
+            }
+            return;
+        }
+        b.remote_tag = resp.to_tag.clone();
+        b.remote = resp.to.clone();
+        if let Some(c) = resp.contact_uri.clone() {
+            b.remote_target = c;
+        }
+        b.route_set = resp.record_routes().into_iter().rev().collect();
+        let ack = b.ack(call.b_invite_cseq, branch, advertised).to_bytes();
+        let peer = b.peer;
+        call.b_ack = Some(ack.clone());
+        self.tx.send_stateless(peer, ack);
+        if !resp.has_sdp() {
+            warn!(call = %call.id, "trunk answered without SDP");
+            return self.abandon(now, key, 502, "Bad Gateway", "trunk answered without SDP");
+        }
+        let body = self.answer_sdp(key, &resp);
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        call.state = State::Answered;
+        call.answered = Some(now);
+        self.stats.calls_answered += 1;
+        let media = call.media;
+        let a_tx = call.a_invite_tx;
+        info!(call = %call.id, setup_ms = now.saturating_duration_since(call.started).as_millis() as u64, "call answered");
+        self.media.arm(media);
+        let bytes = self.response_to_a(key, 200, "OK", body);
+        self.tx.send_response(now, a_tx, 200, bytes);
+    }
+
+    /// The B-leg's SDP rewritten for the caller (and the B-leg's media address noted).
+    fn answer_sdp(&mut self, key: CallKey, resp: &Message) -> Option<Vec<u8>> {
+        if !resp.has_sdp() {
+            return None;
+        }
+        let call = self.calls.get(&key)?;
+        match sdp::rewrite(&resp.body, call.endpoints.a) {
+            Ok((body, remote)) => {
+                self.media.set_remote(call.media, Side::B, remote);
+                Some(body)
+            }
+            Err(e) => {
+                warn!(call = %call.id, error = %e, "unusable SDP from trunk");
+                None
+            }
+        }
+    }
+
+    /// A response to the caller's INVITE carrying our tag and Contact.
+    fn response_to_a(&self, key: CallKey, code: u16, phrase: &str, body: Option<Vec<u8>>) -> Vec<u8> {
+        let call = &self.calls[&key];
+        let mut b = Builder::response_to(&call.a_invite, code, phrase, Some(&call.a.local_tag));
+        b.header("Contact", &self.contact(call.a.peer.transport))
+            .header("Allow", super::ALLOW)
+            .header("Server", &self.settings.user_agent);
+        match body {
+            Some(body) => b.finish(Some("application/sdp"), &body),
+            None => b.finish(None, &[]),
+        }
+    }
+
+    /// The trunk refused or timed out: try the next trunk or tell the caller.
+    fn b_leg_failed(&mut self, now: Instant, key: CallKey, code: u16, reason: String) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if call.state == State::Cancelling {
+            return self.finish(now, key, 487, "caller cancelled");
+        }
+        let (a_code, a_phrase, retry) = map_trunk_failure(code);
+        if retry && call.trunk_pos + 1 < call.trunks.len() {
+            info!(call = %call.id, code, "trunk failed, trying the next one");
+            call.trunk_pos += 1;
+            return self.send_b_invite(now, key);
+        }
+        self.stats.calls_failed += 1;
+        let a_tx = call.a_invite_tx;
+        let tag = call.a.local_tag.clone();
+        let mut b = Builder::response_to(&call.a_invite, a_code, a_phrase, Some(&tag));
+        let text = if reason.is_empty() { phrase(code).to_string() } else { reason };
+        b.reason(code, &text).header("Server", &self.settings.user_agent);
+        self.tx.send_response(now, a_tx, a_code, b.finish(None, &[]));
+        self.finish(now, key, a_code, &format!("trunk: {code} {text}"));
+    }
+
+    pub(super) fn handle_client_timeout(&mut self, now: Instant, tx: TxId) {
+        let Some((key, purpose)) = self.client_txs.remove(&tx) else {
+            return;
+        };
+        match purpose {
+            ClientPurpose::BInvite => {
+                if self.calls.get(&key).map(|c| c.b_tx == Some(tx)).unwrap_or(false) {
+                    self.b_leg_failed(now, key, 408, "no response from trunk".into());
+                }
+            }
+            ClientPurpose::Relay { server, from } => {
+                if let Some(call) = self.calls.get(&key) {
+                    let _ = (call, from);
+                    self.server_txs.remove(&server);
+                    self.tx.send_response(
+                        now,
+                        server,
+                        408,
+                        Builder::response(408, "Request Timeout").finish(None, &[]),
+                    );
+                    self.hangup(now, key, "in-dialog request timed out");
+                }
+            }
+            ClientPurpose::Bye | ClientPurpose::Cancel => {}
+        }
+    }
+
+    /// The caller's CANCEL matched its INVITE: 487 to the caller, CANCEL to the trunk.
+    pub(super) fn handle_cancel(&mut self, now: Instant, invite: TxId) {
+        let Some((key, ServerPurpose::InitialInvite)) = self.server_txs.get(&invite).copied() else {
+            return;
+        };
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if call.state == State::Answered {
+            return;
+        }
+        info!(call = %call.id, "caller cancelled");
+        call.state = State::Cancelling;
+        let b_tx = call.b_tx;
+        let provisional = call.b_provisional;
+        let bytes = self.response_to_a(key, 487, "Request Terminated", None);
+        self.tx.send_response(now, invite, 487, bytes);
+        match b_tx {
+            Some(b_tx) if provisional => {
+                if let Some(c) = self.tx.send_cancel(now, b_tx) {
+                    self.client_txs.insert(c, (key, ClientPurpose::Cancel));
+                } else {
+                    self.finish(now, key, 487, "caller cancelled");
+                }
+            }
+            // No provisional yet: the CANCEL is sent when one arrives; a trunk that stays
+            // silent times out (Timer B) and the call is removed then.
+            Some(_) => {}
+            None => self.finish(now, key, 487, "caller cancelled"),
+        }
+    }
+
+    /// End a call that is not answered: tell the caller `code`, cancel the trunk.
+    pub(super) fn abandon(&mut self, now: Instant, key: CallKey, code: u16, phrase: &str, cause: &str) {
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
+        let a_tx = call.a_invite_tx;
+        let b_tx = call.b_tx;
+        let answered = call.state == State::Answered;
+        let tag = call.a.local_tag.clone();
+        if !answered {
+            let mut b = Builder::response_to(&call.a_invite, code, phrase, Some(&tag));
+            b.reason(code, cause);
+            self.tx.send_response(now, a_tx, code, b.finish(None, &[]));
+        }
+        if let Some(b_tx) = b_tx {
+            if let Some(c) = self.tx.send_cancel(now, b_tx) {
+                self.client_txs.insert(c, (key, ClientPurpose::Cancel));
+            }
+        }
+        if answered {
+            // The trunk's 2xx arrived but the call cannot go on: hang up the trunk leg.
+            self.send_bye(now, key, Side::B, cause);
+        }
+        self.stats.calls_failed += 1;
+        self.finish(now, key, code, cause);
+    }
+
+    /// The switch ends a call itself (RTP timeout, missing ACK, shutdown).
+    pub(super) fn hangup(&mut self, now: Instant, key: CallKey, cause: &str) {
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
+        match call.state {
+            State::Answered => {
+                self.send_bye(now, key, Side::A, cause);
+                self.send_bye(now, key, Side::B, cause);
+                self.finish(now, key, 200, cause);
+            }
+            State::Trying | State::Early => {
+                self.abandon(now, key, 503, "Service Unavailable", cause)
+            }
+            State::Cancelling => self.finish(now, key, 487, cause),
+        }
+    }
+
+    /// BYE on one leg with a Reason header saying why.
+    pub(super) fn send_bye(&mut self, now: Instant, key: CallKey, side: Side, cause: &str) {
+        let advertised = self.settings.advertised;
+        let branch = self.tx.new_branch();
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let Some(d) = call.dialog_mut(side) else { return };
+        let transport = d.peer.transport;
+        let peer = d.peer;
+        let contact = super::contact_for(advertised, transport);
+        let mut bye = d.request(Method::Bye, branch, advertised, &contact);
+        bye.extra.push((
+            "Reason".into(),
+            format!("SIP;cause=200;text=\"{}\"", cause.replace('"', "'")),
+        ));
+        let tx = self.tx.send_request(now, peer, bye);
+        self.client_txs.insert(tx, (key, ClientPurpose::Bye));
+    }
+}
+
+use super::CallKey;

@@ -1,0 +1,414 @@
+//! The B2BUA: every call is two dialogs (A-leg: caller → switch, B-leg: switch → trunk)
+//! owned by one `Call`.
+//!
+//! `Manager` is sans-IO like the transaction layer beneath it: `handle_message`,
+//! `handle_timeout`, `handle_media_event` take the current time; `poll_transmit` and
+//! `next_timeout` tell the driver what to send and when to wake. Media resources are
+//! obtained through the `MediaControl` trait.
+//!
+//! Files: `invite.rs` (new calls, the B-leg, failover, CANCEL), `in_dialog.rs` (BYE,
+//! re-INVITE, UPDATE, INFO relayed between legs, ACK), `outcome.rs` (how a failure is told
+//! to the caller).
+
+mod in_dialog;
+mod invite;
+mod outcome;
+
+pub use outcome::Outcome;
+
+use crate::dialog::Dialog;
+use crate::media::{Endpoints, MediaControl, MediaEvent, MediaId, Side};
+use crate::routing::Routing;
+use crate::sip::{Builder, Message, Method};
+use crate::transaction::{Peer, Timers, Transmit, TransactionLayer, TxEvent, TxId};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tracing::{debug, info};
+
+/// Settings the call layer needs from configuration.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Our SIP address as written into Via and Contact.
+    pub advertised: SocketAddr,
+    pub user_agent: String,
+    pub max_calls: usize,
+    /// How long a B-leg may ring before the caller gets 480.
+    pub ring_timeout: Duration,
+    pub timers: Timers,
+    /// Seed for tags, branches and Call-IDs (fixed in tests for byte-stable output).
+    pub seed: u64,
+}
+
+pub type CallKey = u64;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// INVITE sent to a trunk, nothing relayed to the caller yet.
+    Trying,
+    /// A provisional response (ringing, early media) relayed to the caller.
+    Early,
+    Answered,
+    /// The caller cancelled; waiting for the trunk to confirm.
+    Cancelling,
+}
+
+/// What a server transaction is for, so its events find their call.
+#[derive(Clone, Copy, Debug)]
+enum ServerPurpose {
+    InitialInvite,
+    /// An in-dialog request being relayed to the other leg.
+    Relay,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum ClientPurpose {
+    BInvite,
+    Relay { server: TxId, from: Side },
+    Bye,
+    Cancel,
+}
+
+/// An ACK the caller of a relayed re-INVITE owes, to be passed on to the other leg.
+#[derive(Clone, Debug)]
+struct PendingAck {
+    /// CSeq of the re-INVITE on the side that sent it.
+    origin_cseq: u32,
+    origin_tx: TxId,
+    /// CSeq of the re-INVITE we sent on the other side.
+    relayed_cseq: u32,
+    /// The ACK we sent, resent when the 2xx is retransmitted.
+    sent: Option<Vec<u8>>,
+}
+
+pub struct Call {
+    /// The name of the call in logs: the caller's Call-ID is theirs, this one is ours.
+    id: String,
+    state: State,
+    number: String,
+    a_invite: Message,
+    a_invite_tx: TxId,
+    a: Dialog,
+    /// Set once the B-leg INVITE is sent; replaced on failover.
+    b: Option<Dialog>,
+    b_tx: Option<TxId>,
+    b_provisional: bool,
+    b_ack: Option<Vec<u8>>,
+    trunks: Vec<usize>,
+    trunk_pos: usize,
+    media: MediaId,
+    endpoints: Endpoints,
+    /// The caller's offer rewritten for the B-leg, reused on failover.
+    b_offer: Vec<u8>,
+    b_invite_cseq: u32,
+    started: Instant,
+    answered: Option<Instant>,
+    /// At most one relayed re-INVITE waits for its ACK per side (indexed by origin side).
+    pending_ack: [Option<PendingAck>; 2],
+}
+
+impl Call {
+    fn dialog_mut(&mut self, side: Side) -> Option<&mut Dialog> {
+        match side {
+            Side::A => Some(&mut self.a),
+            Side::B => self.b.as_mut(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum CallTimer {
+    /// The B-leg rang too long.
+    NoAnswer,
+}
+
+/// Counters for the operator (exported as metrics by a later layer).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stats {
+    pub calls_offered: u64,
+    pub calls_answered: u64,
+    pub calls_refused: u64,
+    pub calls_failed: u64,
+    pub calls_ended: u64,
+    pub malformed: u64,
+}
+
+pub struct Manager {
+    tx: TransactionLayer,
+    routing: Routing,
+    settings: Settings,
+    media: Box<dyn MediaControl>,
+    calls: HashMap<CallKey, Call>,
+    /// (Call-ID, our tag) → call and leg.
+    dialogs: HashMap<(String, String), (CallKey, Side)>,
+    server_txs: HashMap<TxId, (CallKey, ServerPurpose)>,
+    client_txs: HashMap<TxId, (CallKey, ClientPurpose)>,
+    media_calls: HashMap<MediaId, CallKey>,
+    timers: BinaryHeap<Reverse<(Instant, CallKey, CallTimer)>>,
+    next_key: CallKey,
+    draining: bool,
+    stats: Stats,
+    finished: Vec<Outcome>,
+    /// In-dialog requests being relayed, by their server transaction, to answer them.
+    pending_requests: HashMap<TxId, Message>,
+}
+
+impl Manager {
+    pub fn new(settings: Settings, routing: Routing, media: Box<dyn MediaControl>) -> Manager {
+        Manager {
+            tx: TransactionLayer::new(settings.timers, settings.seed),
+            routing,
+            settings,
+            media,
+            calls: HashMap::new(),
+            dialogs: HashMap::new(),
+            server_txs: HashMap::new(),
+            client_txs: HashMap::new(),
+            media_calls: HashMap::new(),
+            timers: BinaryHeap::new(),
+            next_key: 1,
+            draining: false,
+            stats: Stats::default(),
+            finished: Vec::new(),
+            pending_requests: HashMap::new(),
+        }
+    }
+
+    pub fn active_calls(&self) -> usize {
+        self.calls.len()
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Calls that ended since the last call, with how they ended.
+    pub fn take_finished(&mut self) -> Vec<Outcome> {
+        std::mem::take(&mut self.finished)
+    }
+
+    /// Replace trunks and dial plan; calls in progress keep what they were routed with.
+    pub fn set_routing(&mut self, routing: Routing) {
+        self.routing = routing;
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.tx.poll_transmit()
+    }
+
+    pub fn next_timeout(&self) -> Option<Instant> {
+        let ours = self.timers.peek().map(|Reverse((at, _, _))| *at);
+        match (ours, self.tx.next_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// A datagram or stream frame that failed to parse: answer 400 if it was a request.
+    pub fn handle_malformed(&mut self, from: Peer, bytes: &[u8], why: &str) {
+        self.stats.malformed += 1;
+        let tag = self.tx.new_token();
+        if let Some(reply) =
+            crate::sip::stateless_reply_to_raw(bytes, 400, "Bad Request", why, &tag)
+        {
+            self.tx.send_stateless(from, reply);
+        }
+    }
+
+    pub fn handle_message(&mut self, now: Instant, from: Peer, msg: Message) {
+        self.tx.handle_message(now, from, msg);
+        self.process_tx_events(now);
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.tx.handle_timeout(now);
+        self.process_tx_events(now);
+        while let Some(Reverse((at, key, timer))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            match timer {
+                CallTimer::NoAnswer => {
+                    let ringing = self
+                        .calls
+                        .get(&key)
+                        .map(|c| matches!(c.state, State::Trying | State::Early))
+                        .unwrap_or(false);
+                    if ringing {
+                        self.abandon(now, key, 480, "Temporarily Unavailable", "no answer");
+                    }
+                }
+            }
+        }
+        self.process_tx_events(now);
+    }
+
+    pub fn handle_media_event(&mut self, now: Instant, event: MediaEvent) {
+        match event {
+            MediaEvent::RtpTimeout(id) => {
+                if let Some(key) = self.media_calls.get(&id).copied() {
+                    info!(call = %self.call_name(key), "no RTP, hanging up");
+                    self.hangup(now, key, "media timeout");
+                }
+            }
+        }
+        self.process_tx_events(now);
+    }
+
+    /// Stop taking calls (503 to new INVITEs); calls in progress continue.
+    pub fn begin_drain(&mut self) {
+        self.draining = true;
+    }
+
+    /// End every call now: BYE to answered ones, CANCEL/503 to ringing ones.
+    pub fn hangup_all(&mut self, now: Instant, cause: &str) {
+        let keys: Vec<CallKey> = self.calls.keys().copied().collect();
+        for key in keys {
+            self.hangup(now, key, cause);
+        }
+        self.process_tx_events(now);
+    }
+
+    fn call_name(&self, key: CallKey) -> String {
+        self.calls
+            .get(&key)
+            .map(|c| c.id.clone())
+            .unwrap_or_default()
+    }
+
+    fn process_tx_events(&mut self, now: Instant) {
+        while let Some(event) = self.tx.poll_event() {
+            match event {
+                TxEvent::Request {
+                    tx: Some(tx),
+                    request,
+                    from,
+                    local_tag,
+                } => self.handle_request(now, tx, request, from, local_tag),
+                TxEvent::Request { tx: None, request, .. } => self.handle_ack(now, request),
+                TxEvent::Response { tx, response } => self.handle_response(now, tx, response),
+                TxEvent::Cancelled { invite } => self.handle_cancel(now, invite),
+                TxEvent::Timeout { tx } => self.handle_client_timeout(now, tx),
+                TxEvent::AckTimeout { tx } => {
+                    if let Some((key, ServerPurpose::InitialInvite)) = self.server_txs.get(&tx).copied() {
+                        info!(call = %self.call_name(key), "caller never acknowledged the answer");
+                        self.hangup(now, key, "no ACK from caller");
+                    }
+                }
+            }
+        }
+    }
+
+    fn handle_request(&mut self, now: Instant, tx: TxId, req: Message, from: Peer, local_tag: String) {
+        if let Some(to_tag) = req.to_tag.clone() {
+            let found = self.dialogs.get(&(req.call_id.clone(), to_tag)).copied();
+            match found {
+                Some((key, side)) => self.handle_in_dialog(now, key, side, tx, req),
+                None => self.reply(now, tx, &req, 481, "Call/Transaction Does Not Exist", None, Some("no such dialog")),
+            }
+            return;
+        }
+        // Cannot fail: the transaction layer only reports requests.
+        let method = req.method().cloned().unwrap_or(Method::Ack);
+        match method {
+            Method::Invite => self.handle_new_invite(now, tx, req, from, local_tag),
+            Method::Options => {
+                let mut b = Builder::response_to(&req, 200, "OK", Some(&local_tag));
+                b.header("Allow", ALLOW)
+                    .header("Accept", "application/sdp")
+                    .header("Server", &self.settings.user_agent);
+                self.tx.send_response(now, tx, 200, b.finish(None, &[]));
+            }
+            Method::Bye | Method::Update | Method::Info | Method::Prack => {
+                self.reply(now, tx, &req, 481, "Call/Transaction Does Not Exist", Some(&local_tag), Some("no such dialog"))
+            }
+            Method::Extension(_) => {
+                self.reply(now, tx, &req, 501, "Not Implemented", Some(&local_tag), Some("unknown method"))
+            }
+            _ => {
+                let mut b = Builder::response_to(&req, 405, "Method Not Allowed", Some(&local_tag));
+                b.header("Allow", ALLOW);
+                self.tx.send_response(now, tx, 405, b.finish(None, &[]));
+            }
+        }
+    }
+
+    /// Answer a server transaction with a bodiless response and an optional Reason.
+    #[allow(clippy::too_many_arguments)]
+    fn reply(
+        &mut self,
+        now: Instant,
+        tx: TxId,
+        req: &Message,
+        code: u16,
+        phrase: &str,
+        tag: Option<&str>,
+        reason: Option<&str>,
+    ) {
+        let mut b = Builder::response_to(req, code, phrase, tag);
+        if let Some(r) = reason {
+            b.reason(code, r);
+        }
+        b.header("Server", &self.settings.user_agent);
+        self.tx.send_response(now, tx, code, b.finish(None, &[]));
+    }
+
+    fn contact(&self, transport: crate::sip::Transport) -> String {
+        contact_for(self.settings.advertised, transport)
+    }
+
+    /// Remove a call and everything that points at it.
+    fn finish(&mut self, now: Instant, key: CallKey, outcome_code: u16, cause: &str) {
+        let Some(call) = self.calls.remove(&key) else {
+            return;
+        };
+        self.media.release(call.media);
+        self.media_calls.remove(&call.media);
+        self.dialogs.remove(&(call.a.call_id.clone(), call.a.local_tag.clone()));
+        if let Some(b) = &call.b {
+            self.dialogs.remove(&(b.call_id.clone(), b.local_tag.clone()));
+        }
+        let pending = &mut self.pending_requests;
+        self.server_txs.retain(|tx, (k, _)| {
+            if *k == key {
+                pending.remove(tx);
+            }
+            *k != key
+        });
+        self.client_txs.retain(|_, (k, p)| *k != key || matches!(p, ClientPurpose::Bye | ClientPurpose::Cancel));
+        let talk = call.answered.map(|a| now.saturating_duration_since(a));
+        if call.answered.is_some() {
+            self.stats.calls_ended += 1;
+        }
+        info!(
+            call = %call.id,
+            number = %call.number,
+            code = outcome_code,
+            cause,
+            talk_ms = talk.map(|d| d.as_millis() as u64).unwrap_or(0),
+            "call ended"
+        );
+        self.finished.push(Outcome {
+            call: call.id,
+            number: call.number,
+            code: outcome_code,
+            cause: cause.to_string(),
+            setup: call.answered.map(|a| a.saturating_duration_since(call.started)),
+            talk,
+        });
+        debug!(active = self.calls.len(), "calls in progress");
+    }
+}
+
+/// Methods we accept, for Allow headers.
+const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO";
+
+/// Our Contact for a leg on `transport`.
+fn contact_for(advertised: SocketAddr, transport: crate::sip::Transport) -> String {
+    match transport {
+        crate::sip::Transport::Udp => format!("<sip:freecall@{advertised}>"),
+        crate::sip::Transport::Tcp => format!("<sip:freecall@{advertised};transport=tcp>"),
+    }
+}

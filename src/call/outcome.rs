@@ -1,0 +1,53 @@
+//! How a call ended, and how a failure is told to the caller.
+
+use std::time::Duration;
+
+/// One finished call, as the call-record layer will store it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    pub call: String,
+    pub number: String,
+    /// The final SIP status the caller saw (200 for an answered call).
+    pub code: u16,
+    /// Why it ended, in words an operator reads: "caller hung up", "no route", …
+    pub cause: String,
+    /// INVITE received → answer, for answered calls.
+    pub setup: Option<Duration>,
+    pub talk: Option<Duration>,
+}
+
+/// What the caller is told when the trunk side fails with `code`: the status to send and
+/// whether the next trunk should be tried instead.
+pub fn map_trunk_failure(code: u16) -> (u16, &'static str, bool) {
+    match code {
+        // Trunk down, overloaded or silent: another trunk may do better.
+        408 => (408, "Request Timeout", true),
+        500..=599 => (code, phrase(code), true),
+        // We hold no credentials for a trunk that challenges us.
+        401 | 407 => (502, "Bad Gateway", false),
+        // Following a redirect would let a trunk send our calls anywhere.
+        300..=399 => (502, "Bad Gateway", false),
+        _ => (code, phrase(code), false),
+    }
+}
+
+pub fn phrase(code: u16) -> &'static str {
+    match code {
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        408 => "Request Timeout",
+        480 => "Temporarily Unavailable",
+        484 => "Address Incomplete",
+        486 => "Busy Here",
+        487 => "Request Terminated",
+        488 => "Not Acceptable Here",
+        500 => "Server Internal Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Server Time-out",
+        600 => "Busy Everywhere",
+        603 => "Decline",
+        _ => "Failed",
+    }
+}

@@ -1,0 +1,347 @@
+//! The driver: owns the SIP sockets, the clock and the timers, and feeds the sans-IO call
+//! manager. One tokio task runs the whole signalling plane; media runs in its own tasks.
+//!
+//! Why one signalling task and not one per call: the transaction and call state machines
+//! are plain data driven by `handle_*` calls, which cost microseconds; a single owner needs
+//! no locks and keeps every call flow deterministic for tests. Media, the per-packet work,
+//! is where parallelism pays, and it is spread over one task per call.
+
+use crate::call::{Manager, Outcome, Settings, Stats};
+use crate::clock;
+use crate::config::Config;
+use crate::media::{MediaEvent, RelayMedia};
+use crate::routing::Routing;
+use crate::sip::{self, Transport};
+use crate::transaction::{Peer, Timers, Transmit};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{debug, info, warn};
+
+/// How the switch should stop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    Running,
+    /// Take no new calls; let calls finish for up to the grace period, then hang up.
+    Drain(Duration),
+    /// Hang up everything now.
+    Now,
+}
+
+/// A running switch, as `main` and the tests see it.
+pub struct SwitchHandle {
+    pub sip_addr: SocketAddr,
+    stop: std::sync::Arc<watch::Sender<Stop>>,
+    done: oneshot::Receiver<Stats>,
+    queries: mpsc::UnboundedSender<Query>,
+}
+
+enum Query {
+    Active(oneshot::Sender<usize>),
+    Finished(oneshot::Sender<Vec<Outcome>>),
+}
+
+impl SwitchHandle {
+    pub fn stop(&self, how: Stop) {
+        let _ = self.stop.send(how);
+    }
+
+    /// A function that stops the switch, for signal handlers that outlive a borrow.
+    pub fn stopper(&self) -> impl Fn(Stop) + Send + 'static {
+        let stop = self.stop.clone();
+        move |how| {
+            let _ = stop.send(how);
+        }
+    }
+
+    /// Wait until the switch has stopped; returns its final counters.
+    pub async fn join(self) -> Option<Stats> {
+        self.done.await.ok()
+    }
+
+    pub async fn active_calls(&self) -> usize {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.queries.send(Query::Active(tx));
+        rx.await.unwrap_or(0)
+    }
+
+    /// Calls finished since the last call of this method.
+    pub async fn finished_calls(&self) -> Vec<Outcome> {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.queries.send(Query::Finished(tx));
+        rx.await.unwrap_or_default()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen for SIP on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+enum NetInput {
+    Frame { peer: SocketAddr, bytes: Vec<u8> },
+    Malformed { peer: SocketAddr, bytes: Vec<u8>, why: String },
+    Connected { peer: SocketAddr, writer: mpsc::UnboundedSender<Vec<u8>> },
+    Closed { peer: SocketAddr },
+}
+
+/// Bind the sockets and start the switch in the current tokio runtime.
+pub async fn start(cfg: &Config, seed: u64) -> Result<SwitchHandle, StartError> {
+    let udp = UdpSocket::bind(cfg.sip.listen)
+        .await
+        .map_err(|source| StartError::Listen { addr: cfg.sip.listen, source })?;
+    let bound = udp.local_addr().map_err(|source| StartError::Listen { addr: cfg.sip.listen, source })?;
+    let tcp = TcpListener::bind(bound)
+        .await
+        .map_err(|source| StartError::Listen { addr: bound, source })?;
+    let mut settings = Settings {
+        advertised: cfg.advertised_sip(),
+        user_agent: cfg.sip.user_agent.clone(),
+        max_calls: cfg.sip.max_calls,
+        ring_timeout: Duration::from_secs(cfg.sip.ring_timeout_secs),
+        timers: Timers {
+            t1: Duration::from_millis(cfg.sip.t1_ms),
+            ..Timers::default()
+        },
+        seed,
+    };
+    settings.advertised.set_port(bound.port());
+    let (media_tx, media_rx) = mpsc::unbounded_channel();
+    let media = RelayMedia::new(
+        cfg.media.address,
+        cfg.media.port_min,
+        cfg.media.port_max,
+        Duration::from_secs(cfg.media.rtp_timeout_secs),
+        media_tx,
+    );
+    let manager = Manager::new(settings, Routing::from_config(cfg), Box::new(media));
+    let (stop_tx, stop_rx) = watch::channel(Stop::Running);
+    let (done_tx, done_rx) = oneshot::channel();
+    let (query_tx, query_rx) = mpsc::unbounded_channel();
+    info!(sip = %bound, "listening for SIP on UDP and TCP");
+    tokio::spawn(run(manager, udp, tcp, media_rx, stop_rx, query_rx, done_tx));
+    Ok(SwitchHandle {
+        sip_addr: bound,
+        stop: std::sync::Arc::new(stop_tx),
+        done: done_rx,
+        queries: query_tx,
+    })
+}
+
+async fn run(
+    mut manager: Manager,
+    udp: UdpSocket,
+    tcp: TcpListener,
+    mut media_rx: mpsc::UnboundedReceiver<MediaEvent>,
+    mut stop_rx: watch::Receiver<Stop>,
+    mut queries: mpsc::UnboundedReceiver<Query>,
+    done: oneshot::Sender<Stats>,
+) {
+    let (net_tx, mut net_rx) = mpsc::unbounded_channel::<NetInput>();
+    let mut conns: HashMap<SocketAddr, mpsc::UnboundedSender<Vec<u8>>> = HashMap::new();
+    let mut pending_tcp: HashMap<SocketAddr, Vec<Vec<u8>>> = HashMap::new();
+    let mut buf = vec![0u8; 65_536];
+    let mut drain_until: Option<std::time::Instant> = None;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let watchdog = sd_notify::watchdog_enabled().is_some();
+    let mut finished: Vec<Outcome> = Vec::new();
+    loop {
+        let wake = manager
+            .next_timeout()
+            .map(tokio::time::Instant::from_std)
+            .unwrap_or_else(|| tokio::time::Instant::from_std(clock::now() + Duration::from_secs(3600)));
+        tokio::select! {
+            r = udp.recv_from(&mut buf) => {
+                match r {
+                    Ok((n, from)) => {
+                        let peer = Peer { transport: Transport::Udp, addr: from };
+                        handle_bytes(&mut manager, peer, &buf[..n], false);
+                    }
+                    // ICMP port unreachable surfaces as an error on some systems: ignore.
+                    Err(e) => debug!(error = %e, "UDP receive error"),
+                }
+            }
+            Some(input) = net_rx.recv() => match input {
+                NetInput::Frame { peer, bytes } => {
+                    handle_bytes(&mut manager, Peer { transport: Transport::Tcp, addr: peer }, &bytes, true);
+                }
+                NetInput::Malformed { peer, bytes, why } => {
+                    manager.handle_malformed(Peer { transport: Transport::Tcp, addr: peer }, &bytes, &why);
+                }
+                NetInput::Connected { peer, writer } => {
+                    for bytes in pending_tcp.remove(&peer).unwrap_or_default() {
+                        let _ = writer.send(bytes);
+                    }
+                    conns.insert(peer, writer);
+                }
+                NetInput::Closed { peer } => {
+                    conns.remove(&peer);
+                    pending_tcp.remove(&peer);
+                }
+            },
+            Ok((stream, peer)) = tcp.accept() => {
+                let (writer, rx) = mpsc::unbounded_channel();
+                conns.insert(peer, writer);
+                tokio::spawn(connection(stream, peer, rx, net_tx.clone()));
+            }
+            Some(event) = media_rx.recv() => manager.handle_media_event(clock::now(), event),
+            Some(q) = queries.recv() => match q {
+                Query::Active(reply) => { let _ = reply.send(manager.active_calls()); }
+                Query::Finished(reply) => { let _ = reply.send(std::mem::take(&mut finished)); }
+            },
+            _ = tokio::time::sleep_until(wake) => manager.handle_timeout(clock::now()),
+            _ = tick.tick() => {
+                if watchdog {
+                    let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+                }
+            }
+            changed = stop_rx.changed() => {
+                let how = if changed.is_err() { Stop::Now } else { *stop_rx.borrow() };
+                match how {
+                    Stop::Running => {}
+                    Stop::Drain(grace) => {
+                        info!(active = manager.active_calls(), ?grace, "draining: no new calls");
+                        manager.begin_drain();
+                        drain_until = Some(clock::now() + grace);
+                    }
+                    Stop::Now => {
+                        manager.begin_drain();
+                        manager.hangup_all(clock::now(), "switch stopping");
+                        drain_until = Some(clock::now());
+                    }
+                }
+            }
+        }
+        flush(&mut manager, &udp, &mut conns, &mut pending_tcp, &net_tx).await;
+        finished.extend(manager.take_finished());
+        if finished.len() > 100_000 {
+            // Nobody is collecting outcomes (the daemon logs them): keep memory bounded.
+            finished.drain(..50_000);
+        }
+        if let Some(until) = drain_until {
+            if manager.active_calls() == 0 {
+                break;
+            }
+            if clock::now() >= until {
+                warn!(active = manager.active_calls(), "grace period over, hanging up");
+                manager.hangup_all(clock::now(), "switch shutting down");
+                flush(&mut manager, &udp, &mut conns, &mut pending_tcp, &net_tx).await;
+                break;
+            }
+        }
+    }
+    info!("signalling stopped");
+    let _ = done.send(manager.stats());
+}
+
+fn handle_bytes(manager: &mut Manager, peer: Peer, bytes: &[u8], framed: bool) {
+    // Keep-alives (RFC 5626 CRLF pings) over UDP are ignored.
+    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+        return;
+    }
+    let parsed = if framed { sip::parse_framed(bytes) } else { sip::parse_datagram(bytes) };
+    match parsed {
+        Ok(msg) => manager.handle_message(clock::now(), peer, msg),
+        Err(e) => {
+            debug!(from = %peer.addr, error = %e, "malformed SIP");
+            manager.handle_malformed(peer, bytes, &e.to_string());
+        }
+    }
+}
+
+async fn flush(
+    manager: &mut Manager,
+    udp: &UdpSocket,
+    conns: &mut HashMap<SocketAddr, mpsc::UnboundedSender<Vec<u8>>>,
+    pending_tcp: &mut HashMap<SocketAddr, Vec<Vec<u8>>>,
+    net_tx: &mpsc::UnboundedSender<NetInput>,
+) {
+    while let Some(Transmit { transport, dest, bytes }) = manager.poll_transmit() {
+        match transport {
+            Transport::Udp => {
+                if let Err(e) = udp.send_to(&bytes, dest).await {
+                    debug!(%dest, error = %e, "UDP send failed");
+                }
+            }
+            Transport::Tcp => match conns.get(&dest) {
+                Some(w) => {
+                    let _ = w.send(bytes);
+                }
+                None => {
+                    let first = !pending_tcp.contains_key(&dest);
+                    pending_tcp.entry(dest).or_default().push(bytes);
+                    if first {
+                        tokio::spawn(connect(dest, net_tx.clone()));
+                    }
+                }
+            },
+        }
+    }
+}
+
+async fn connect(peer: SocketAddr, net_tx: mpsc::UnboundedSender<NetInput>) {
+    match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(peer)).await {
+        Ok(Ok(stream)) => {
+            let (writer, rx) = mpsc::unbounded_channel();
+            let _ = net_tx.send(NetInput::Connected { peer, writer });
+            connection(stream, peer, rx, net_tx).await;
+        }
+        _ => {
+            warn!(%peer, "TCP connect failed");
+            let _ = net_tx.send(NetInput::Closed { peer });
+        }
+    }
+}
+
+/// One TCP connection: frames incoming bytes into messages, writes outgoing ones.
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    mut outgoing: mpsc::UnboundedReceiver<Vec<u8>>,
+    net_tx: mpsc::UnboundedSender<NetInput>,
+) {
+    let (mut rd, mut wr) = stream.into_split();
+    let writer = tokio::spawn(async move {
+        while let Some(bytes) = outgoing.recv().await {
+            if wr.write_all(&bytes).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut buf: Vec<u8> = Vec::with_capacity(8192);
+    let mut chunk = vec![0u8; 8192];
+    'read: loop {
+        let n = match rd.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        loop {
+            match sip::frame_stream(&buf) {
+                Ok(None) => break,
+                Ok(Some((skip, len))) => {
+                    let frame = buf[skip..skip + len].to_vec();
+                    buf.drain(..skip + len);
+                    if len > 0 {
+                        let _ = net_tx.send(NetInput::Frame { peer, bytes: frame });
+                    }
+                }
+                Err(e) => {
+                    // A stream we cannot frame cannot be resynchronised: answer and close.
+                    let _ = net_tx.send(NetInput::Malformed { peer, bytes: buf.clone(), why: e.to_string() });
+                    break 'read;
+                }
+            }
+        }
+    }
+    let _ = net_tx.send(NetInput::Closed { peer });
+    // Give the writer a moment to send a pending 400, then stop it.
+    let _ = tokio::time::timeout(Duration::from_millis(200), writer).await;
+}

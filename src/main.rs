@@ -1,0 +1,126 @@
+//! `freecall` — the daemon and its admin commands.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use freecall::config::Config;
+use freecall::driver::{self, Stop};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+use tracing::{error, info, warn};
+
+#[derive(Parser)]
+#[command(name = "freecall", version, about = "SIP softswitch (B2BUA) for calls someone else has paid for")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the switch.
+    Serve {
+        #[arg(long, default_value = "conf/freecall.toml")]
+        config: PathBuf,
+        /// Validate the configuration and exit (0 valid, 64 invalid).
+        #[arg(long)]
+        check_config: bool,
+    },
+}
+
+/// EX_CONFIG from sysexits.h: the configuration is wrong.
+const EXIT_CONFIG: u8 = 64;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { config, check_config } => {
+            let cfg = match Config::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("freecall: {}: {e}", config.display());
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
+            if check_config {
+                println!("{}: configuration is valid", config.display());
+                return ExitCode::SUCCESS;
+            }
+            init_logging(&cfg);
+            match serve(cfg) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    error!("{e:#}");
+                    eprintln!("freecall: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn init_logging(cfg: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log.level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    if cfg.log.json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn serve(cfg: Config) -> anyhow::Result<()> {
+    // Every call holds four RTP sockets; the default limit of 1024 descriptors would cap
+    // the switch at a couple of hundred calls.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => info!(limit = n, "open file limit"),
+        Err(e) => warn!(error = %e, "could not raise the open file limit"),
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(async move {
+        let seed = freecall::clock::wall()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0)
+            ^ u64::from(std::process::id());
+        let handle = driver::start(&cfg, seed).await?;
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+        info!(sip = %handle.sip_addr, trunks = cfg.trunks.len(), "freecall ready");
+        let grace = Duration::from_secs(cfg.sip.shutdown_grace_secs);
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("installing the SIGTERM handler")?;
+        let stopper = {
+            let grace_stop = Stop::Drain(grace);
+            async move {
+                tokio::select! {
+                    _ = term.recv() => {
+                        info!(?grace, "SIGTERM: draining");
+                        grace_stop
+                    }
+                    _ = tokio::signal::ctrl_c() => {
+                        info!("SIGINT: stopping now");
+                        Stop::Now
+                    }
+                }
+            }
+        };
+        let how = stopper.await;
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+        handle.stop(how);
+        // A second signal during a drain stops at once.
+        let stop_now = handle.stopper();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                stop_now(Stop::Now);
+            }
+        });
+        if let Some(stats) = handle.join().await {
+            info!(?stats, "stopped");
+        }
+        Ok::<(), anyhow::Error>(())
+    })
+}
