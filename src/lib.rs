@@ -8,3 +8,4 @@ pub mod transaction;
 pub mod call;
 pub mod dialog;
 pub mod driver;
+pub mod testkit;

@@ -51,7 +51,8 @@ impl Manager {
                 if self.calls[&key].state != State::Answered && method == Method::Invite {
                     return self.reply(now, tx, &req, 491, "Request Pending", None, Some("call not yet answered"));
                 }
-                if method == Method::Invite && self.calls[&key].pending_ack[side.index()].is_some() {
+                let busy = self.calls[&key].pending_ack[side.index()].as_ref().map(|p| p.sent.is_none()).unwrap_or(false);
+                if method == Method::Invite && busy {
                     return self.reply(now, tx, &req, 491, "Request Pending", None, Some("re-INVITE in progress"));
                 }
                 self.relay_request(now, key, side, tx, req, method);

@@ -1,0 +1,355 @@
+//! End-to-end calls through the switch over real UDP sockets on 127.0.0.1: a caller phone,
+//! the switch, and a trunk, each a real SIP endpoint.
+
+mod common;
+
+use common::{WAIT, config, start};
+use freecall::testkit::Phone;
+use std::time::Duration;
+
+/// Caller → switch → trunk, answered; returns everything needed to continue the call.
+struct Answered {
+    caller: Phone,
+    trunk: Phone,
+    switch: freecall::driver::SwitchHandle,
+    a_leg: freecall::testkit::Leg,
+    b_leg: freecall::testkit::Leg,
+    a_ok: freecall::sip::Message,
+    b_invite: freecall::sip::Message,
+}
+
+async fn answered_call(sip_extra: &str, media_extra: &str) -> Answered {
+    let caller = Phone::bind("alice").await;
+    let trunk = Phone::bind("pstn").await;
+    let switch = start(&config(&[trunk.addr], sip_extra, media_extra, "127.0.0.1")).await;
+    let (invite, mut a_leg) = caller.invite(switch.sip_addr, "0212345678", &caller.sdp("sendrecv"));
+    caller.send(switch.sip_addr, &invite).await;
+    let (b_invite, from) = trunk.expect_request("INVITE", WAIT).await;
+    trunk.send(from, &trunk.response(&b_invite, 180, "Ringing", "trk1", None)).await;
+    caller.expect_status(&[180], WAIT).await;
+    trunk
+        .send(from, &trunk.response(&b_invite, 200, "OK", "trk1", Some(&trunk.sdp("sendrecv"))))
+        .await;
+    let a_ok = caller.expect_status(&[200], WAIT).await;
+    Phone::update_leg(&mut a_leg, &a_ok);
+    caller.send(switch.sip_addr, &caller.ack(&a_leg, 1)).await;
+    let (ack, _) = trunk.expect_request("ACK", WAIT).await;
+    assert_eq!(ack.cseq, 1);
+    let b_leg = trunk.leg_from_request(&b_invite, from, "trk1");
+    Answered { caller, trunk, switch, a_leg, b_leg, a_ok, b_invite }
+}
+
+fn sdp_port(msg: &freecall::sip::Message) -> u16 {
+    let body = String::from_utf8_lossy(&msg.body);
+    let line = body.lines().find(|l| l.starts_with("m=audio ")).expect("m=audio line");
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn basic_call_carries_rtp_both_ways_and_hides_topology() {
+    let mut c = answered_call("", "").await;
+
+    // Topology hiding: nothing of the caller's dialog reaches the trunk.
+    let raw_b: String = c.b_invite.headers.iter().map(|h| format!("{}: {}\n", h.name, h.value)).collect();
+    assert_ne!(c.b_invite.call_id, c.a_leg.call_id, "B-leg has its own Call-ID");
+    assert!(!raw_b.contains(&c.caller.addr.to_string()), "caller address leaked to trunk:\n{raw_b}");
+    assert!(!raw_b.contains(&c.a_leg.invite_branch), "caller's Via leaked");
+    assert_eq!(c.b_invite.uri_user.as_deref(), Some("0212345678"));
+    // "alice" is not a number, so the trunk gets no calling number it could misuse.
+    assert_eq!(c.b_invite.from_user.as_deref(), Some("anonymous"));
+    assert_ne!(sdp_port(&c.b_invite), c.caller.rtp_addr.port(), "media anchored at the switch");
+    let raw_a: String = c.a_ok.headers.iter().map(|h| format!("{}: {}\n", h.name, h.value)).collect();
+    assert!(!raw_a.contains(&c.trunk.addr.to_string()), "trunk address leaked to caller:\n{raw_a}");
+    assert_ne!(sdp_port(&c.a_ok), c.trunk.rtp_addr.port());
+
+    // RTP both ways: the bytes that arrive are the bytes that were sent.
+    let switch_a = std::net::SocketAddr::from(([127, 0, 0, 1], sdp_port(&c.a_ok)));
+    let switch_b = std::net::SocketAddr::from(([127, 0, 0, 1], sdp_port(&c.b_invite)));
+    let sent = c.caller.send_rtp(switch_a, 0x1111, 1000, 50, 1000.0).await;
+    let got = c.trunk.recv_rtp(50, WAIT).await;
+    assert_eq!(got.len(), 50, "caller → trunk packets");
+    assert_eq!(got.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>(), sent);
+    assert!(got.iter().all(|(_, from)| *from == switch_b), "trunk sees media from the switch's B-side port");
+    let sent = c.trunk.send_rtp(switch_b, 0x2222, 7, 50, 1500.0).await;
+    let got = c.caller.recv_rtp(50, WAIT).await;
+    assert_eq!(got.len(), 50, "trunk → caller packets");
+    assert_eq!(got.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>(), sent);
+    assert!(got.iter().all(|(_, from)| *from == switch_a));
+
+    // Non-RTP junk on the media port is dropped, not relayed.
+    c.caller.rtp.send_to(b"not rtp", switch_a).await.unwrap();
+    assert!(c.trunk.recv_rtp(1, Duration::from_millis(300)).await.is_empty());
+
+    // The caller hangs up.
+    let bye = c.caller.request(&mut c.a_leg, "BYE", None);
+    c.caller.send(c.switch.sip_addr, &bye).await;
+    c.caller.expect_status(&[200], WAIT).await;
+    let (b_bye, from) = c.trunk.expect_request("BYE", WAIT).await;
+    assert_eq!(b_bye.call_id, c.b_invite.call_id);
+    c.trunk.send(from, &c.trunk.response(&b_bye, 200, "OK", "trk1", None)).await;
+    let outcomes = wait_finished(&c.switch).await;
+    assert_eq!(outcomes[0].code, 200);
+    assert_eq!(outcomes[0].cause, "caller hung up");
+    assert!(outcomes[0].talk.is_some());
+}
+
+async fn wait_finished(switch: &freecall::driver::SwitchHandle) -> Vec<freecall::call::Outcome> {
+    for _ in 0..50 {
+        let f = switch.finished_calls().await;
+        if !f.is_empty() {
+            assert_eq!(switch.active_calls().await, 0);
+            return f;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("no call finished");
+}
+
+#[tokio::test]
+async fn callee_hangs_up() {
+    let mut c = answered_call("", "").await;
+    let bye = c.trunk.request(&mut c.b_leg, "BYE", None);
+    c.trunk.send(c.switch.sip_addr, &bye).await;
+    c.trunk.expect_status(&[200], WAIT).await;
+    let (a_bye, from) = c.caller.expect_request("BYE", WAIT).await;
+    assert_eq!(a_bye.call_id, c.a_leg.call_id, "BYE arrives in the caller's own dialog");
+    assert_eq!(a_bye.to_tag.as_deref(), c.a_leg.local.split("tag=").nth(1));
+    c.caller.send(from, &c.caller.response(&a_bye, 200, "OK", "x", None)).await;
+    let outcomes = wait_finished(&c.switch).await;
+    assert_eq!(outcomes[0].cause, "callee hung up");
+}
+
+#[tokio::test]
+async fn cancel_before_answer() {
+    let caller = Phone::bind("alice").await;
+    let trunk = Phone::bind("pstn").await;
+    let switch = start(&config(&[trunk.addr], "", "", "127.0.0.1")).await;
+    let (invite, _) = caller.invite(switch.sip_addr, "0212345678", &caller.sdp("sendrecv"));
+    caller.send(switch.sip_addr, &invite).await;
+    let (b_invite, from) = trunk.expect_request("INVITE", WAIT).await;
+    trunk.send(from, &trunk.response(&b_invite, 180, "Ringing", "t9", None)).await;
+    caller.expect_status(&[180], WAIT).await;
+    // CANCEL: same branch, Call-ID, From, To, CSeq number as the INVITE.
+    let text = String::from_utf8(invite).unwrap();
+    let head = text.split("\r\n\r\n").next().unwrap();
+    let cancel: String = head
+        .replacen("INVITE sip:", "CANCEL sip:", 1)
+        .replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL")
+        .lines()
+        .filter(|l| !l.starts_with("Content-") && !l.starts_with("Contact"))
+        .map(|l| format!("{l}\r\n"))
+        .collect::<String>()
+        + "Content-Length: 0\r\n\r\n";
+    caller.send(switch.sip_addr, cancel.as_bytes()).await;
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        got.push(caller.expect_status(&[200, 487], WAIT).await);
+    }
+    assert!(got.iter().any(|m| m.status() == Some(200) && m.cseq_method.as_str() == "CANCEL"));
+    assert!(got.iter().any(|m| m.status() == Some(487) && m.cseq_method.as_str() == "INVITE"));
+    let (b_cancel, from) = trunk.expect_request("CANCEL", WAIT).await;
+    assert_eq!(b_cancel.branch, b_invite.branch, "CANCEL matches the B-leg INVITE");
+    trunk.send(from, &trunk.response(&b_cancel, 200, "OK", "t9", None)).await;
+    trunk.send(from, &trunk.response(&b_invite, 487, "Request Terminated", "t9", None)).await;
+    let (ack, _) = trunk.expect_request("ACK", WAIT).await;
+    assert_eq!(ack.branch, b_invite.branch, "487 ACKed in the transaction");
+    let outcomes = wait_finished(&switch).await;
+    assert_eq!(outcomes[0].code, 487);
+}
+
+#[tokio::test]
+async fn busy_is_relayed_without_failover() {
+    let caller = Phone::bind("alice").await;
+    let first = Phone::bind("first").await;
+    let second = Phone::bind("second").await;
+    let switch = start(&config(&[first.addr, second.addr], "", "", "127.0.0.1")).await;
+    let (invite, _) = caller.invite(switch.sip_addr, "0101234567", &caller.sdp("sendrecv"));
+    caller.send(switch.sip_addr, &invite).await;
+    let (b_invite, from) = first.expect_request("INVITE", WAIT).await;
+    first.send(from, &first.response(&b_invite, 486, "Busy Here", "f1", None)).await;
+    let busy = caller.expect_status(&[486], WAIT).await;
+    assert!(busy.header("Reason").unwrap().contains("cause=486"), "Reason says why");
+    second.expect_silence(Duration::from_millis(400)).await;
+}
+
+#[tokio::test]
+async fn fails_over_to_the_next_trunk_after_503() {
+    let caller = Phone::bind("alice").await;
+    let first = Phone::bind("first").await;
+    let second = Phone::bind("second").await;
+    let switch = start(&config(&[first.addr, second.addr], "", "", "127.0.0.1")).await;
+    let (invite, mut a_leg) = caller.invite(switch.sip_addr, "0101234567", &caller.sdp("sendrecv"));
+    caller.send(switch.sip_addr, &invite).await;
+    let (b1, from1) = first.expect_request("INVITE", WAIT).await;
+    first.send(from1, &first.response(&b1, 503, "Service Unavailable", "f1", None)).await;
+    let (b2, from2) = second.expect_request("INVITE", WAIT).await;
+    assert_ne!(b2.call_id, b1.call_id, "each attempt is its own dialog");
+    assert_eq!(b2.uri_user.as_deref(), Some("0101234567"));
+    second.send(from2, &second.response(&b2, 200, "OK", "s1", Some(&second.sdp("sendrecv")))).await;
+    let ok = caller.expect_status(&[200], WAIT).await;
+    Phone::update_leg(&mut a_leg, &ok);
+    caller.send(switch.sip_addr, &caller.ack(&a_leg, 1)).await;
+    second.expect_request("ACK", WAIT).await;
+    let (ack1, _) = first.expect_request("ACK", WAIT).await;
+    assert_eq!(ack1.branch, b1.branch, "the 503 was ACKed");
+}
+
+#[tokio::test]
+async fn all_trunks_failing_gives_the_caller_the_last_error() {
+    let caller = Phone::bind("alice").await;
+    let first = Phone::bind("first").await;
+    let switch = start(&config(&[first.addr], "", "", "127.0.0.1")).await;
+    let (invite, _) = caller.invite(switch.sip_addr, "0101234567", &caller.sdp("sendrecv"));
+    caller.send(switch.sip_addr, &invite).await;
+    let (b1, from1) = first.expect_request("INVITE", WAIT).await;
+    first.send(from1, &first.response(&b1, 503, "Service Unavailable", "f1", None)).await;
+    let err = caller.expect_status(&[503], WAIT).await;
+    assert!(err.header("Reason").unwrap().contains("Service Unavailable"));
+}
+
+#[tokio::test]
+async fn reinvite_puts_the_call_on_hold_and_back() {
+    let mut c = answered_call("", "").await;
+    for (direction, answer) in [("sendonly", "recvonly"), ("sendrecv", "sendrecv")] {
+        let sdp = c.caller.sdp(direction).replace("o=alice 1 1", "o=alice 1 2");
+        let reinvite = c.caller.request(&mut c.a_leg, "INVITE", Some(("application/sdp", &sdp)));
+        let cseq = c.a_leg.cseq;
+        c.caller.send(c.switch.sip_addr, &reinvite).await;
+        let (b_re, from) = c.trunk.expect_request("INVITE", WAIT).await;
+        assert_eq!(b_re.call_id, c.b_invite.call_id, "re-INVITE in the B-leg dialog");
+        let body = String::from_utf8_lossy(&b_re.body).to_string();
+        assert!(body.contains(&format!("a={direction}")), "direction relayed: {body}");
+        c.trunk
+            .send(from, &c.trunk.response(&b_re, 200, "OK", "trk1", Some(&c.trunk.sdp(answer))))
+            .await;
+        let ok = c.caller.expect_status(&[200], WAIT).await;
+        assert!(String::from_utf8_lossy(&ok.body).contains(&format!("a={answer}")));
+        c.caller.send(c.switch.sip_addr, &c.caller.ack(&c.a_leg, cseq)).await;
+        let (ack, _) = c.trunk.expect_request("ACK", WAIT).await;
+        assert_eq!(ack.cseq, b_re.cseq, "ACK passed on with the B-leg's CSeq");
+    }
+    // Media still flows after unhold.
+    let switch_a = std::net::SocketAddr::from(([127, 0, 0, 1], sdp_port(&c.a_ok)));
+    c.caller.send_rtp(switch_a, 9, 1, 10, 1000.0).await;
+    assert_eq!(c.trunk.recv_rtp(10, WAIT).await.len(), 10);
+}
+
+#[tokio::test]
+async fn retransmissions_recover_lost_invite_and_lost_200() {
+    let caller = Phone::bind("alice").await;
+    let trunk = Phone::bind("pstn").await;
+    let switch = start(&config(&[trunk.addr], "", "", "127.0.0.1")).await;
+    let (invite, mut a_leg) = caller.invite(switch.sip_addr, "0212345678", &caller.sdp("sendrecv"));
+    caller.send(switch.sip_addr, &invite).await;
+    // The trunk "loses" the first INVITE: it waits for the retransmission (T1 = 100 ms).
+    let (first, _) = trunk.expect_request("INVITE", WAIT).await;
+    let (again, from) = trunk.expect_request("INVITE", Duration::from_millis(500)).await;
+    assert_eq!(first.branch, again.branch, "a retransmission, not a new INVITE");
+    trunk.send(from, &trunk.response(&again, 200, "OK", "t1", Some(&trunk.sdp("sendrecv")))).await;
+    // The caller "loses" the first 200: the switch resends it until the ACK.
+    let ok1 = caller.expect_status(&[200], WAIT).await;
+    let ok2 = caller.expect_status(&[200], Duration::from_millis(500)).await;
+    assert_eq!(ok1.to_tag, ok2.to_tag);
+    Phone::update_leg(&mut a_leg, &ok2);
+    caller.send(switch.sip_addr, &caller.ack(&a_leg, 1)).await;
+    trunk.expect_request("ACK", WAIT).await;
+    // After the ACK, no more 200s.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    while let Some((m, _)) = caller.recv(Duration::from_millis(1)).await {
+        let _ = m;
+    }
+    caller.expect_silence(Duration::from_millis(500)).await;
+    assert_eq!(switch.active_calls().await, 1);
+}
+
+#[tokio::test]
+async fn calls_from_unknown_addresses_are_refused() {
+    let caller = Phone::bind("mallory").await;
+    let trunk = Phone::bind("pstn").await;
+    let switch = start(&config(&[trunk.addr], "", "", "127.0.0.9")).await;
+    let (invite, _) = caller.invite(switch.sip_addr, "00442071234567", &caller.sdp("sendrecv"));
+    caller.send(switch.sip_addr, &invite).await;
+    let refused = caller.expect_status(&[403], WAIT).await;
+    assert!(refused.header("Reason").unwrap().contains("source address not allowed"));
+    trunk.expect_silence(Duration::from_millis(300)).await;
+}
+
+#[tokio::test]
+async fn malformed_requests_get_400_with_a_reason_and_the_switch_lives_on() {
+    let caller = Phone::bind("alice").await;
+    let trunk = Phone::bind("pstn").await;
+    let switch = start(&config(&[trunk.addr], "", "", "127.0.0.1")).await;
+    let (invite, _) = caller.invite(switch.sip_addr, "0212345678", &caller.sdp("sendrecv"));
+    let text = String::from_utf8(invite).unwrap();
+    for (bad, why) in [
+        (text.replace("CSeq: 1 INVITE", "CSeq: 1 BYE"), "CSeq method"),
+        (text.replace("Content-Length: ", "Content-Length: 9"), "Content-Length"),
+        (text.replace("From: \"alice\"", "From: \"alice"), "unbalanced"),
+    ] {
+        caller.send(switch.sip_addr, bad.as_bytes()).await;
+        // The 400 echoes the request's (possibly broken) headers, so read it raw.
+        let raw = caller.recv_raw(WAIT).await.expect("a reply");
+        assert!(raw.starts_with("SIP/2.0 400 Bad Request\r\n"), "{raw}");
+        let reason = raw.lines().find(|l| l.starts_with("Reason:")).expect("Reason header");
+        assert!(reason.contains(why), "{reason} should mention {why}");
+    }
+    // Garbage and a malformed response are dropped silently.
+    caller.send(switch.sip_addr, b"\x00\x01garbage").await;
+    caller.send(switch.sip_addr, b"SIP/2.0 200 OK\r\nVia: x\r\n\r\n").await;
+    caller.expect_silence(Duration::from_millis(300)).await;
+    // And the switch still takes calls.
+    let (invite, _) = caller.invite(switch.sip_addr, "0212345678", &caller.sdp("sendrecv"));
+    caller.send(switch.sip_addr, &invite).await;
+    trunk.expect_request("INVITE", WAIT).await;
+}
+
+#[tokio::test]
+async fn options_unknown_methods_and_hop_limits() {
+    let caller = Phone::bind("alice").await;
+    let trunk = Phone::bind("pstn").await;
+    let switch = start(&config(&[trunk.addr], "", "", "127.0.0.1")).await;
+    let (invite, _) = caller.invite(switch.sip_addr, "0212345678", "");
+    let text = String::from_utf8(invite).unwrap().replace("Content-Type: application/sdp\r\n", "");
+    let options = text.replace("INVITE sip:", "OPTIONS sip:").replace("CSeq: 1 INVITE", "CSeq: 1 OPTIONS");
+    caller.send(switch.sip_addr, options.as_bytes()).await;
+    let ok = caller.expect_status(&[200], WAIT).await;
+    assert!(ok.header("Allow").unwrap().contains("INVITE"));
+    let frob = text.replace("INVITE sip:", "FROB sip:").replace("CSeq: 1 INVITE", "CSeq: 1 FROB").replace("branch=", "branch=x");
+    caller.send(switch.sip_addr, frob.as_bytes()).await;
+    caller.expect_status(&[501], WAIT).await;
+    let register = text.replace("INVITE sip:", "REGISTER sip:").replace("CSeq: 1 INVITE", "CSeq: 1 REGISTER").replace("branch=", "branch=y");
+    caller.send(switch.sip_addr, register.as_bytes()).await;
+    let r = caller.expect_status(&[405], WAIT).await;
+    assert!(r.header("Allow").is_some());
+    let (invite, _) = caller.invite(switch.sip_addr, "0212345678", &caller.sdp("sendrecv"));
+    let hops = String::from_utf8(invite).unwrap().replace("Max-Forwards: 70", "Max-Forwards: 0");
+    caller.send(switch.sip_addr, hops.as_bytes()).await;
+    caller.expect_status(&[483], WAIT).await;
+    trunk.expect_silence(Duration::from_millis(300)).await;
+}
+
+#[tokio::test]
+async fn call_limit_answers_503() {
+    let caller = Phone::bind("alice").await;
+    let trunk = Phone::bind("pstn").await;
+    let switch = start(&config(&[trunk.addr], "max_calls = 1", "", "127.0.0.1")).await;
+    let (invite, _) = caller.invite(switch.sip_addr, "0212345678", &caller.sdp("sendrecv"));
+    caller.send(switch.sip_addr, &invite).await;
+    trunk.expect_request("INVITE", WAIT).await;
+    let (invite, _) = caller.invite(switch.sip_addr, "0212345679", &caller.sdp("sendrecv"));
+    caller.send(switch.sip_addr, &invite).await;
+    let r = caller.expect_status(&[503], WAIT).await;
+    assert!(r.header("Retry-After").is_some());
+    assert!(r.header("Reason").unwrap().contains("call limit"));
+}
+
+#[tokio::test]
+async fn silent_media_hangs_up_both_legs() {
+    let c = answered_call("", "rtp_timeout_secs = 1").await;
+    let (a_bye, _) = c.caller.expect_request("BYE", Duration::from_secs(4)).await;
+    let (b_bye, _) = c.trunk.expect_request("BYE", Duration::from_secs(1)).await;
+    assert!(a_bye.header("Reason").unwrap().contains("media timeout"));
+    assert!(b_bye.header("Reason").unwrap().contains("media timeout"));
+    let outcomes = wait_finished(&c.switch).await;
+    assert_eq!(outcomes[0].cause, "media timeout");
+}

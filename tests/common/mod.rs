@@ -1,0 +1,43 @@
+//! Shared set-up for the end-to-end tests: a switch on 127.0.0.1 with the given trunks.
+#![allow(dead_code)]
+
+use freecall::config::Config;
+use freecall::driver::{self, SwitchHandle};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::Duration;
+
+pub const WAIT: Duration = Duration::from_secs(3);
+
+static MEDIA_BASE: AtomicU16 = AtomicU16::new(0);
+
+/// A configuration with trunks `t0, t1, …` at `trunks` (tried in that order for every
+/// number) and `extra` TOML lines appended to `[sip]`.
+pub fn config(trunks: &[SocketAddr], sip_extra: &str, media_extra: &str, peers: &str) -> Config {
+    // Each test's switch gets its own RTP range so parallel tests do not trip on each other.
+    let slot = MEDIA_BASE.fetch_add(1, Ordering::Relaxed);
+    let port_min = 30000 + (u32::from(slot) % 60) as u16 * 400 + (std::process::id() % 2) as u16 * 200;
+    let mut text = format!(
+        "[sip]\nlisten = \"127.0.0.1:0\"\nt1_ms = 100\n{sip_extra}\n\
+[media]\naddress = \"127.0.0.1\"\nport_min = {port_min}\nport_max = {}\n{media_extra}\n\
+[[peers]]\nname = \"test\"\naddress = \"{peers}\"\n",
+        port_min + 198
+    );
+    let mut names = Vec::new();
+    for (i, t) in trunks.iter().enumerate() {
+        text.push_str(&format!("[[trunks]]\nname = \"t{i}\"\naddress = \"{t}\"\n"));
+        names.push(format!("\"t{i}\""));
+    }
+    if !trunks.is_empty() {
+        text.push_str(&format!("[[routes]]\nprefix = \"\"\ntrunks = [{}]\n", names.join(", ")));
+    }
+    Config::from_toml(&text).expect("test config")
+}
+
+pub async fn start(cfg: &Config) -> SwitchHandle {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_test_writer()
+        .try_init();
+    driver::start(cfg, 7).await.expect("switch starts")
+}
