@@ -353,3 +353,74 @@ async fn silent_media_hangs_up_both_legs() {
     let outcomes = wait_finished(&c.switch).await;
     assert_eq!(outcomes[0].cause, "media timeout");
 }
+
+/// A caller on TCP: requests and responses on one connection, framed by Content-Length.
+#[tokio::test]
+async fn caller_over_tcp() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let trunk = Phone::bind("pstn").await;
+    let switch = start(&config(&[trunk.addr], "", "", "127.0.0.1")).await;
+    let mut stream = tokio::net::TcpStream::connect(switch.sip_addr).await.unwrap();
+    let me = stream.local_addr().unwrap();
+    let sdp = "v=0\r\no=tcp 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\n";
+    let head = |method: &str, cseq: u32, to: &str, branch: &str| {
+        format!(
+            "{method} sip:0212345678@{sw};transport=tcp SIP/2.0\r\nVia: SIP/2.0/TCP {me};branch={branch}\r\n\
+Max-Forwards: 70\r\nFrom: <sip:0311111111@127.0.0.1>;tag=tcp1\r\nTo: {to}\r\nCall-ID: tcp-call-1\r\n\
+CSeq: {cseq} {method}\r\nContact: <sip:tcp@{me};transport=tcp>\r\n",
+            sw = switch.sip_addr
+        )
+    };
+    let to = format!("<sip:0212345678@{}>", switch.sip_addr);
+    let invite = format!(
+        "{}Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        head("INVITE", 1, &to, "z9hG4bKtcp1"),
+        sdp.len()
+    );
+    // Written in two pieces: the switch must reassemble the frame.
+    let (a, b) = invite.as_bytes().split_at(100);
+    stream.write_all(a).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    stream.write_all(b).await.unwrap();
+    let (b_invite, from) = trunk.expect_request("INVITE", WAIT).await;
+    assert_eq!(b_invite.from_user.as_deref(), Some("0311111111"), "calling number passed on");
+    trunk.send(from, &trunk.response(&b_invite, 200, "OK", "t1", Some(&trunk.sdp("sendrecv")))).await;
+
+    let mut buf = Vec::new();
+    let mut read_status = async |want: u16| -> freecall::sip::Message {
+        let mut chunk = [0u8; 4096];
+        loop {
+            while let Some((skip, len)) = freecall::sip::frame_stream(&buf).unwrap() {
+                let frame: Vec<u8> = buf.drain(..skip + len).skip(skip).collect();
+                if len == 0 {
+                    continue;
+                }
+                let m = freecall::sip::parse_framed(&frame).unwrap();
+                if m.status() == Some(want) {
+                    return m;
+                }
+            }
+            let n = tokio::time::timeout(WAIT, stream.read(&mut chunk)).await.unwrap().unwrap();
+            assert!(n > 0, "connection closed");
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    };
+    let ok = read_status(200).await;
+    let to = ok.to.clone();
+    drop(read_status);
+    let ack = format!("{}Content-Length: 0\r\n\r\n", head("ACK", 1, &to, "z9hG4bKtcp2"));
+    stream.write_all(ack.as_bytes()).await.unwrap();
+    trunk.expect_request("ACK", WAIT).await;
+    let bye = format!("{}Content-Length: 0\r\n\r\n", head("BYE", 2, &to, "z9hG4bKtcp3"));
+    stream.write_all(bye.as_bytes()).await.unwrap();
+    let (b_bye, from) = trunk.expect_request("BYE", WAIT).await;
+    trunk.send(from, &trunk.response(&b_bye, 200, "OK", "t1", None)).await;
+    let mut chunk = [0u8; 4096];
+    let mut got = String::new();
+    while !got.contains("CSeq: 2 BYE") {
+        let n = tokio::time::timeout(WAIT, stream.read(&mut chunk)).await.unwrap().unwrap();
+        assert!(n > 0);
+        got.push_str(&String::from_utf8_lossy(&chunk[..n]));
+    }
+    assert!(got.contains("SIP/2.0 200 OK"), "{got}");
+}

@@ -1,0 +1,202 @@
+//! The real `freecall` binary as an operator runs it: the shipped configuration, an
+//! independent SIP client (pjsua2) placing a call through it, SIGTERM draining, and a bad
+//! configuration refused with exit code 64.
+
+mod common;
+
+use freecall::testkit::Phone;
+use std::io::Write;
+use std::net::{SocketAddr, UdpSocket};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_freecall");
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// Ends the daemon we started (and only it) if a test fails half-way.
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Daemon {
+    fn spawn(config: &str, env: &[(&str, String)]) -> Daemon {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["serve", "--config", config])
+            .current_dir(ROOT)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        Daemon(cmd.spawn().expect("start freecall"))
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.0.id().to_string()])
+            .status()
+            .expect("kill")
+            .success();
+        assert!(ok, "signal {sig}");
+    }
+
+    /// Wait (bounded) for the process to exit; its exit code.
+    fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let steps = limit.as_millis() / 50;
+        for _ in 0..steps {
+            if let Some(status) = self.0.try_wait().expect("wait") {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+/// Poll with OPTIONS until the switch answers (bounded: 15 s).
+fn wait_ready(sip: SocketAddr) {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let me = sock.local_addr().unwrap();
+    for i in 0..75 {
+        let options = format!(
+            "OPTIONS sip:{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKready{i}\r\nMax-Forwards: 70\r\n\
+From: <sip:probe@127.0.0.1>;tag=p\r\nTo: <sip:{sip}>\r\nCall-ID: ready{i}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        );
+        let _ = sock.send_to(options.as_bytes(), sip);
+        let mut buf = [0u8; 4096];
+        if let Ok((n, _)) = sock.recv_from(&mut buf) {
+            if buf[..n].starts_with(b"SIP/2.0 200") {
+                return;
+            }
+        }
+    }
+    panic!("the switch did not answer OPTIONS on {sip}");
+}
+
+fn free_port() -> u16 {
+    // UDP and TCP must both be free: bind both and release them.
+    loop {
+        let u = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = u.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+#[test]
+fn independent_pjsua2_client_calls_through_the_shipped_configuration() {
+    let probe = Command::new("python3").args(["-c", "import pjsua2"]).status();
+    assert!(
+        matches!(probe, Ok(s) if s.success()),
+        "pjsua2 is missing: install it with `pip install pjsua2-python` (.ci/run does)"
+    );
+    // Exactly the README's quick start: conf/freecall.toml, SIP on 127.0.0.1:5060,
+    // every number routed to the trunk `pstn` at 127.0.0.1:5080.
+    let mut daemon = Daemon::spawn("conf/freecall.toml", &[]);
+    wait_ready("127.0.0.1:5060".parse().unwrap());
+    let out = Command::new("python3")
+        .args([
+            "tests/interop/pjsua_call.py",
+            "--switch",
+            "127.0.0.1:5060",
+            "--number",
+            "0212345678",
+            "--callee-port",
+            "5080",
+            "--seconds",
+            "2",
+        ])
+        .current_dir(ROOT)
+        .output()
+        .expect("run pjsua2");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "pjsua2 call failed:\n{stdout}\n{stderr}");
+    let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    assert_eq!(report["ok"], serde_json::Value::Bool(true), "{report}");
+    daemon.signal("-TERM");
+    assert_eq!(daemon.wait_exit(Duration::from_secs(10)), Some(0), "clean exit after SIGTERM");
+}
+
+#[test]
+fn sigterm_drains_calls_in_progress_then_hangs_up() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let caller = Phone::bind("alice").await;
+        let trunk = Phone::bind("pstn").await;
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("freecall-drain-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let conf = dir.join("freecall.toml");
+        let mut f = std::fs::File::create(&conf).unwrap();
+        write!(
+            f,
+            "[sip]\nlisten = \"127.0.0.1:{port}\"\nshutdown_grace_secs = 2\n\
+[media]\naddress = \"127.0.0.1\"\nport_min = 46000\nport_max = 46400\n\
+[[peers]]\nname = \"lo\"\naddress = \"127.0.0.1\"\n\
+[[trunks]]\nname = \"pstn\"\naddress = \"{}\"\n[[routes]]\nprefix = \"\"\ntrunks = [\"pstn\"]\n",
+            trunk.addr
+        )
+        .unwrap();
+        let mut daemon = Daemon::spawn(conf.to_str().unwrap(), &[]);
+        let sip: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        tokio::task::spawn_blocking(move || wait_ready(sip)).await.unwrap();
+
+        // One answered call.
+        let (invite, mut leg) = caller.invite(sip, "0212345678", &caller.sdp("sendrecv"));
+        caller.send(sip, &invite).await;
+        let (b_invite, from) = trunk.expect_request("INVITE", common::WAIT).await;
+        trunk.send(from, &trunk.response(&b_invite, 200, "OK", "t", Some(&trunk.sdp("sendrecv")))).await;
+        let ok = caller.expect_status(&[200], common::WAIT).await;
+        Phone::update_leg(&mut leg, &ok);
+        caller.send(sip, &caller.ack(&leg, 1)).await;
+        trunk.expect_request("ACK", common::WAIT).await;
+
+        daemon.signal("-TERM");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // New calls are refused while draining…
+        let (invite, _) = caller.invite(sip, "0212345679", &caller.sdp("sendrecv"));
+        caller.send(sip, &invite).await;
+        let refused = caller.expect_status(&[503], common::WAIT).await;
+        assert!(refused.header("Reason").unwrap().contains("shutting down"));
+        // …the call in progress goes on until the grace period ends, then both legs get BYE.
+        let (a_bye, _) = caller.expect_request("BYE", Duration::from_secs(4)).await;
+        let (b_bye, _) = trunk.expect_request("BYE", Duration::from_secs(1)).await;
+        assert!(a_bye.header("Reason").unwrap().contains("shutting down"));
+        assert!(b_bye.header("Reason").unwrap().contains("shutting down"));
+        let code = tokio::task::spawn_blocking(move || daemon.wait_exit(Duration::from_secs(5)))
+            .await
+            .unwrap();
+        assert_eq!(code, Some(0));
+        let _ = std::fs::remove_dir_all(&dir);
+    });
+}
+
+#[test]
+fn a_bad_configuration_is_refused_with_exit_64_naming_the_key() {
+    let out = Command::new(BIN)
+        .args(["serve", "--config", "conf/freecall.toml", "--check-config"])
+        .current_dir(ROOT)
+        .env("FREECALL__MEDIA__PORT_MIN", "30001")
+        .env("FREECALL__SIP__T1_MS", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("media.port_min"), "{err}");
+    assert!(err.contains("sip.t1_ms"), "every problem is reported at once: {err}");
+    let ok = Command::new(BIN)
+        .args(["serve", "--config", "conf/freecall.toml", "--check-config"])
+        .current_dir(ROOT)
+        .output()
+        .unwrap();
+    assert_eq!(ok.status.code(), Some(0), "the shipped configuration is valid");
+}
