@@ -167,13 +167,19 @@ impl Config {
             errors.push("sip.max_calls: must be at least 1".to_string());
         }
         if !(50..=5000).contains(&self.sip.t1_ms) {
-            errors.push(format!("sip.t1_ms: {} is outside 50..=5000", self.sip.t1_ms));
+            errors.push(format!(
+                "sip.t1_ms: {} is outside 50..=5000",
+                self.sip.t1_ms
+            ));
         }
         if self.sip.ring_timeout_secs == 0 {
             errors.push("sip.ring_timeout_secs: must be at least 1".into());
         }
-        if self.media.port_min % 2 != 0 {
-            errors.push(format!("media.port_min: {} must be even (RTP on even ports, RTCP on the next)", self.media.port_min));
+        if !self.media.port_min.is_multiple_of(2) {
+            errors.push(format!(
+                "media.port_min: {} must be even (RTP on even ports, RTCP on the next)",
+                self.media.port_min
+            ));
         }
         if self.media.port_min >= self.media.port_max || self.media.port_min < 1024 {
             errors.push(format!(
@@ -186,7 +192,10 @@ impl Config {
         }
         for (i, p) in self.peers.iter().enumerate() {
             if parse_net(&p.address).is_none() {
-                errors.push(format!("peers[{i}].address: '{}' is not an address or CIDR network", p.address));
+                errors.push(format!(
+                    "peers[{i}].address: '{}' is not an address or CIDR network",
+                    p.address
+                ));
             }
         }
         let mut names = std::collections::HashSet::new();
@@ -195,12 +204,22 @@ impl Config {
                 errors.push(format!("trunks[{i}].name: '{}' is used twice", t.name));
             }
             if parse_transport(&t.transport).is_none() {
-                errors.push(format!("trunks[{i}].transport: '{}' is not udp or tcp", t.transport));
+                errors.push(format!(
+                    "trunks[{i}].transport: '{}' is not udp or tcp",
+                    t.transport
+                ));
             }
         }
         for (i, r) in self.routes.iter().enumerate() {
-            if !r.prefix.chars().all(|c| c.is_ascii_digit() || c == '+' || c == '*' || c == '#') {
-                errors.push(format!("routes[{i}].prefix: '{}' must be digits (and + * #)", r.prefix));
+            if !r
+                .prefix
+                .chars()
+                .all(|c| c.is_ascii_digit() || c == '+' || c == '*' || c == '#')
+            {
+                errors.push(format!(
+                    "routes[{i}].prefix: '{}' must be digits (and + * #)",
+                    r.prefix
+                ));
             }
             if r.trunks.is_empty() {
                 errors.push(format!("routes[{i}].trunks: names no trunk"));
@@ -211,7 +230,11 @@ impl Config {
                 }
             }
         }
-        if let Err(e) = self.log.level.parse::<tracing_subscriber::filter::EnvFilter>() {
+        if let Err(e) = self
+            .log
+            .level
+            .parse::<tracing_subscriber::filter::EnvFilter>()
+        {
             errors.push(format!("log.level: {e}"));
         }
         if errors.is_empty() {

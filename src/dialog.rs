@@ -77,5 +77,8 @@ impl Dialog {
 
 /// Our Via header value.
 pub fn via(transport: Transport, host: SocketAddr, branch: &str) -> String {
-    format!("SIP/2.0/{} {host};branch={branch};rport", transport.as_str())
+    format!(
+        "SIP/2.0/{} {host};branch={branch};rport",
+        transport.as_str()
+    )
 }

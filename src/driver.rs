@@ -86,21 +86,42 @@ pub enum StartError {
 }
 
 enum NetInput {
-    Frame { peer: SocketAddr, bytes: Vec<u8> },
-    Malformed { peer: SocketAddr, bytes: Vec<u8>, why: String },
-    Connected { peer: SocketAddr, writer: mpsc::UnboundedSender<Vec<u8>> },
-    Closed { peer: SocketAddr },
+    Frame {
+        peer: SocketAddr,
+        bytes: Vec<u8>,
+    },
+    Malformed {
+        peer: SocketAddr,
+        bytes: Vec<u8>,
+        why: String,
+    },
+    Connected {
+        peer: SocketAddr,
+        writer: mpsc::UnboundedSender<Vec<u8>>,
+    },
+    Closed {
+        peer: SocketAddr,
+    },
 }
 
 /// Bind the sockets and start the switch in the current tokio runtime.
 pub async fn start(cfg: &Config, seed: u64) -> Result<SwitchHandle, StartError> {
     let udp = UdpSocket::bind(cfg.sip.listen)
         .await
-        .map_err(|source| StartError::Listen { addr: cfg.sip.listen, source })?;
-    let bound = udp.local_addr().map_err(|source| StartError::Listen { addr: cfg.sip.listen, source })?;
+        .map_err(|source| StartError::Listen {
+            addr: cfg.sip.listen,
+            source,
+        })?;
+    let bound = udp.local_addr().map_err(|source| StartError::Listen {
+        addr: cfg.sip.listen,
+        source,
+    })?;
     let tcp = TcpListener::bind(bound)
         .await
-        .map_err(|source| StartError::Listen { addr: bound, source })?;
+        .map_err(|source| StartError::Listen {
+            addr: bound,
+            source,
+        })?;
     let mut settings = Settings {
         advertised: cfg.advertised_sip(),
         user_agent: cfg.sip.user_agent.clone(),
@@ -156,7 +177,9 @@ async fn run(
         let wake = manager
             .next_timeout()
             .map(tokio::time::Instant::from_std)
-            .unwrap_or_else(|| tokio::time::Instant::from_std(clock::now() + Duration::from_secs(3600)));
+            .unwrap_or_else(|| {
+                tokio::time::Instant::from_std(clock::now() + Duration::from_secs(3600))
+            });
         tokio::select! {
             r = udp.recv_from(&mut buf) => {
                 match r {
@@ -230,7 +253,10 @@ async fn run(
                 break;
             }
             if clock::now() >= until {
-                warn!(active = manager.active_calls(), "grace period over, hanging up");
+                warn!(
+                    active = manager.active_calls(),
+                    "grace period over, hanging up"
+                );
                 manager.hangup_all(clock::now(), "switch shutting down");
                 flush(&mut manager, &udp, &mut conns, &mut pending_tcp, &net_tx).await;
                 break;
@@ -246,7 +272,11 @@ fn handle_bytes(manager: &mut Manager, peer: Peer, bytes: &[u8], framed: bool) {
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
         return;
     }
-    let parsed = if framed { sip::parse_framed(bytes) } else { sip::parse_datagram(bytes) };
+    let parsed = if framed {
+        sip::parse_framed(bytes)
+    } else {
+        sip::parse_datagram(bytes)
+    };
     match parsed {
         Ok(msg) => manager.handle_message(clock::now(), peer, msg),
         Err(e) => {
@@ -263,7 +293,12 @@ async fn flush(
     pending_tcp: &mut HashMap<SocketAddr, Vec<Vec<u8>>>,
     net_tx: &mpsc::UnboundedSender<NetInput>,
 ) {
-    while let Some(Transmit { transport, dest, bytes }) = manager.poll_transmit() {
+    while let Some(Transmit {
+        transport,
+        dest,
+        bytes,
+    }) = manager.poll_transmit()
+    {
         match transport {
             Transport::Udp => {
                 if let Err(e) = udp.send_to(&bytes, dest).await {
@@ -335,7 +370,11 @@ async fn connection(
                 }
                 Err(e) => {
                     // A stream we cannot frame cannot be resynchronised: answer and close.
-                    let _ = net_tx.send(NetInput::Malformed { peer, bytes: buf.clone(), why: e.to_string() });
+                    let _ = net_tx.send(NetInput::Malformed {
+                        peer,
+                        bytes: buf.clone(),
+                        why: e.to_string(),
+                    });
                     break 'read;
                 }
             }

@@ -10,7 +10,11 @@ use std::time::Duration;
 use tracing::{error, info, warn};
 
 #[derive(Parser)]
-#[command(name = "freecall", version, about = "SIP softswitch (B2BUA) for calls someone else has paid for")]
+#[command(
+    name = "freecall",
+    version,
+    about = "SIP softswitch (B2BUA) for calls someone else has paid for"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -34,7 +38,10 @@ const EXIT_CONFIG: u8 = 64;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { config, check_config } => {
+        Command::Serve {
+            config,
+            check_config,
+        } => {
             let cfg = match Config::load(&config) {
                 Ok(c) => c,
                 Err(e) => {

@@ -69,11 +69,18 @@ a=ptime:20\r\na={direction}\r\n",
     /// The next SIP message, or `None` after `wait`.
     pub async fn recv(&self, wait: Duration) -> Option<(Message, SocketAddr)> {
         let mut buf = vec![0u8; 65536];
-        let (n, from) = tokio::time::timeout(wait, self.sip.recv_from(&mut buf)).await.ok()?.ok()?;
+        let (n, from) = tokio::time::timeout(wait, self.sip.recv_from(&mut buf))
+            .await
+            .ok()?
+            .ok()?;
         let text = buf[..n].to_vec();
         match parse_datagram(&text) {
             Ok(m) => Some((m, from)),
-            Err(e) => panic!("{}: unparsable message from the switch: {e}\n{}", self.name, String::from_utf8_lossy(&text)),
+            Err(e) => panic!(
+                "{}: unparsable message from the switch: {e}\n{}",
+                self.name,
+                String::from_utf8_lossy(&text)
+            ),
         }
     }
 
@@ -81,7 +88,10 @@ a=ptime:20\r\na={direction}\r\n",
     pub async fn recv_raw(&self, wait: Duration) -> Option<String> {
         let mut buf = vec![0u8; 65536];
         loop {
-            let (n, _) = tokio::time::timeout(wait, self.sip.recv_from(&mut buf)).await.ok()?.ok()?;
+            let (n, _) = tokio::time::timeout(wait, self.sip.recv_from(&mut buf))
+                .await
+                .ok()?
+                .ok()?;
             let text = String::from_utf8_lossy(&buf[..n]).to_string();
             if !text.starts_with("SIP/2.0 100 ") {
                 return Some(text);
@@ -93,9 +103,12 @@ a=ptime:20\r\na={direction}\r\n",
     pub async fn expect_request(&self, method: &str, wait: Duration) -> (Message, SocketAddr) {
         let deadline = tokio::time::Instant::from_std(crate::clock::now() + wait);
         loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::from_std(crate::clock::now()));
+            let left = deadline
+                .saturating_duration_since(tokio::time::Instant::from_std(crate::clock::now()));
             match self.recv(left).await {
-                Some((m, from)) if m.method().map(|x| x.as_str()) == Some(method) => return (m, from),
+                Some((m, from)) if m.method().map(|x| x.as_str()) == Some(method) => {
+                    return (m, from);
+                }
                 Some(_) => continue,
                 None => panic!("{}: no {method} within {wait:?}", self.name),
             }
@@ -106,11 +119,19 @@ a=ptime:20\r\na={direction}\r\n",
     pub async fn expect_status(&self, codes: &[u16], wait: Duration) -> Message {
         let deadline = tokio::time::Instant::from_std(crate::clock::now() + wait);
         loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::from_std(crate::clock::now()));
+            let left = deadline
+                .saturating_duration_since(tokio::time::Instant::from_std(crate::clock::now()));
             match self.recv(left).await {
-                Some((m, _)) if m.status().map(|c| codes.contains(&c)).unwrap_or(false) => return m,
+                Some((m, _)) if m.status().map(|c| codes.contains(&c)).unwrap_or(false) => {
+                    return m;
+                }
                 Some((m, _)) if m.status() == Some(100) || m.is_request() => continue,
-                Some((m, _)) => panic!("{}: expected {codes:?}, got {:?} {}", self.name, m.status(), m.reason_phrase()),
+                Some((m, _)) => panic!(
+                    "{}: expected {codes:?}, got {:?} {}",
+                    self.name,
+                    m.status(),
+                    m.reason_phrase()
+                ),
                 None => panic!("{}: no {codes:?} within {wait:?}", self.name),
             }
         }
@@ -118,10 +139,15 @@ a=ptime:20\r\na={direction}\r\n",
 
     /// Nothing arrives for `wait` (ignoring 100 Trying).
     pub async fn expect_silence(&self, wait: Duration) {
-        if let Some((m, _)) = self.recv(wait).await {
-            if m.status() != Some(100) {
-                panic!("{}: expected silence, got {:?} {:?}", self.name, m.method(), m.status());
-            }
+        if let Some((m, _)) = self.recv(wait).await
+            && m.status() != Some(100)
+        {
+            panic!(
+                "{}: expected silence, got {:?} {:?}",
+                self.name,
+                m.method(),
+                m.status()
+            );
         }
     }
 
@@ -154,7 +180,14 @@ Contact: <sip:{name}@{me}>\r\nContent-Type: application/sdp\r\nContent-Length: {
     }
 
     /// A response to `req` with our tag, Contact and optional SDP.
-    pub fn response(&self, req: &Message, code: u16, phrase: &str, tag: &str, sdp: Option<&str>) -> Vec<u8> {
+    pub fn response(
+        &self,
+        req: &Message,
+        code: u16,
+        phrase: &str,
+        tag: &str,
+        sdp: Option<&str>,
+    ) -> Vec<u8> {
         let mut text = format!("SIP/2.0 {code} {phrase}\r\n");
         for v in req.headers_named("Via") {
             text.push_str(&format!("Via: {v}\r\n"));
@@ -169,7 +202,10 @@ Contact: <sip:{name}@{me}>\r\nContent-Type: application/sdp\r\nContent-Length: {
             req.from, req.call_id, req.cseq, req.cseq_method, self.name, self.addr
         ));
         match sdp {
-            Some(s) => text.push_str(&format!("Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{s}", s.len())),
+            Some(s) => text.push_str(&format!(
+                "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{s}",
+                s.len()
+            )),
             None => text.push_str("Content-Length: 0\r\n\r\n"),
         }
         text.into_bytes()
@@ -205,10 +241,20 @@ Contact: <sip:{name}@{me}>\r\nContent-Type: application/sdp\r\nContent-Length: {
         let mut text = format!(
             "{method} {} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch={branch};rport\r\nMax-Forwards: 70\r\n\
 From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {} {method}\r\nContact: <sip:{}@{}>\r\n",
-            leg.request_uri, self.addr, leg.local, leg.remote, leg.call_id, leg.cseq, self.name, self.addr
+            leg.request_uri,
+            self.addr,
+            leg.local,
+            leg.remote,
+            leg.call_id,
+            leg.cseq,
+            self.name,
+            self.addr
         );
         match body {
-            Some((ct, b)) => text.push_str(&format!("Content-Type: {ct}\r\nContent-Length: {}\r\n\r\n{b}", b.len())),
+            Some((ct, b)) => text.push_str(&format!(
+                "Content-Type: {ct}\r\nContent-Length: {}\r\n\r\n{b}",
+                b.len()
+            )),
             None => text.push_str("Content-Length: 0\r\n\r\n"),
         }
         text.into_bytes()
@@ -227,7 +273,14 @@ From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} ACK\r\nContent-Length: 0\r\n\r
 
     /// Send `count` RTP packets of µ-law audio (a tone of `hz`) to `dest`, 20 ms apart
     /// in RTP time (sent back to back: the switch does not pace).
-    pub async fn send_rtp(&self, dest: SocketAddr, ssrc: u32, first_seq: u16, count: u16, hz: f64) -> Vec<Vec<u8>> {
+    pub async fn send_rtp(
+        &self,
+        dest: SocketAddr,
+        ssrc: u32,
+        first_seq: u16,
+        count: u16,
+        hz: f64,
+    ) -> Vec<Vec<u8>> {
         let mut sent = Vec::new();
         for i in 0..count {
             let payload = tone_pcmu(hz, 160, u32::from(i) * 160);

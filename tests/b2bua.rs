@@ -25,10 +25,18 @@ async fn answered_call(sip_extra: &str, media_extra: &str) -> Answered {
     let (invite, mut a_leg) = caller.invite(switch.sip_addr, "0212345678", &caller.sdp("sendrecv"));
     caller.send(switch.sip_addr, &invite).await;
     let (b_invite, from) = trunk.expect_request("INVITE", WAIT).await;
-    trunk.send(from, &trunk.response(&b_invite, 180, "Ringing", "trk1", None)).await;
+    trunk
+        .send(
+            from,
+            &trunk.response(&b_invite, 180, "Ringing", "trk1", None),
+        )
+        .await;
     caller.expect_status(&[180], WAIT).await;
     trunk
-        .send(from, &trunk.response(&b_invite, 200, "OK", "trk1", Some(&trunk.sdp("sendrecv"))))
+        .send(
+            from,
+            &trunk.response(&b_invite, 200, "OK", "trk1", Some(&trunk.sdp("sendrecv"))),
+        )
         .await;
     let a_ok = caller.expect_status(&[200], WAIT).await;
     Phone::update_leg(&mut a_leg, &a_ok);
@@ -36,12 +44,23 @@ async fn answered_call(sip_extra: &str, media_extra: &str) -> Answered {
     let (ack, _) = trunk.expect_request("ACK", WAIT).await;
     assert_eq!(ack.cseq, 1);
     let b_leg = trunk.leg_from_request(&b_invite, from, "trk1");
-    Answered { caller, trunk, switch, a_leg, b_leg, a_ok, b_invite }
+    Answered {
+        caller,
+        trunk,
+        switch,
+        a_leg,
+        b_leg,
+        a_ok,
+        b_invite,
+    }
 }
 
 fn sdp_port(msg: &freecall::sip::Message) -> u16 {
     let body = String::from_utf8_lossy(&msg.body);
-    let line = body.lines().find(|l| l.starts_with("m=audio ")).expect("m=audio line");
+    let line = body
+        .lines()
+        .find(|l| l.starts_with("m=audio "))
+        .expect("m=audio line");
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
@@ -50,16 +69,42 @@ async fn basic_call_carries_rtp_both_ways_and_hides_topology() {
     let mut c = answered_call("", "").await;
 
     // Topology hiding: nothing of the caller's dialog reaches the trunk.
-    let raw_b: String = c.b_invite.headers.iter().map(|h| format!("{}: {}\n", h.name, h.value)).collect();
-    assert_ne!(c.b_invite.call_id, c.a_leg.call_id, "B-leg has its own Call-ID");
-    assert!(!raw_b.contains(&c.caller.addr.to_string()), "caller address leaked to trunk:\n{raw_b}");
-    assert!(!raw_b.contains(&c.a_leg.invite_branch), "caller's Via leaked");
+    let raw_b: String = c
+        .b_invite
+        .headers
+        .iter()
+        .map(|h| format!("{}: {}\n", h.name, h.value))
+        .collect();
+    assert_ne!(
+        c.b_invite.call_id, c.a_leg.call_id,
+        "B-leg has its own Call-ID"
+    );
+    assert!(
+        !raw_b.contains(&c.caller.addr.to_string()),
+        "caller address leaked to trunk:\n{raw_b}"
+    );
+    assert!(
+        !raw_b.contains(&c.a_leg.invite_branch),
+        "caller's Via leaked"
+    );
     assert_eq!(c.b_invite.uri_user.as_deref(), Some("0212345678"));
     // "alice" is not a number, so the trunk gets no calling number it could misuse.
     assert_eq!(c.b_invite.from_user.as_deref(), Some("anonymous"));
-    assert_ne!(sdp_port(&c.b_invite), c.caller.rtp_addr.port(), "media anchored at the switch");
-    let raw_a: String = c.a_ok.headers.iter().map(|h| format!("{}: {}\n", h.name, h.value)).collect();
-    assert!(!raw_a.contains(&c.trunk.addr.to_string()), "trunk address leaked to caller:\n{raw_a}");
+    assert_ne!(
+        sdp_port(&c.b_invite),
+        c.caller.rtp_addr.port(),
+        "media anchored at the switch"
+    );
+    let raw_a: String = c
+        .a_ok
+        .headers
+        .iter()
+        .map(|h| format!("{}: {}\n", h.name, h.value))
+        .collect();
+    assert!(
+        !raw_a.contains(&c.trunk.addr.to_string()),
+        "trunk address leaked to caller:\n{raw_a}"
+    );
     assert_ne!(sdp_port(&c.a_ok), c.trunk.rtp_addr.port());
 
     // RTP both ways: the bytes that arrive are the bytes that were sent.
@@ -69,7 +114,10 @@ async fn basic_call_carries_rtp_both_ways_and_hides_topology() {
     let got = c.trunk.recv_rtp(50, WAIT).await;
     assert_eq!(got.len(), 50, "caller → trunk packets");
     assert_eq!(got.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>(), sent);
-    assert!(got.iter().all(|(_, from)| *from == switch_b), "trunk sees media from the switch's B-side port");
+    assert!(
+        got.iter().all(|(_, from)| *from == switch_b),
+        "trunk sees media from the switch's B-side port"
+    );
     let sent = c.trunk.send_rtp(switch_b, 0x2222, 7, 50, 1500.0).await;
     let got = c.caller.recv_rtp(50, WAIT).await;
     assert_eq!(got.len(), 50, "trunk → caller packets");
@@ -78,7 +126,12 @@ async fn basic_call_carries_rtp_both_ways_and_hides_topology() {
 
     // Non-RTP junk on the media port is dropped, not relayed.
     c.caller.rtp.send_to(b"not rtp", switch_a).await.unwrap();
-    assert!(c.trunk.recv_rtp(1, Duration::from_millis(300)).await.is_empty());
+    assert!(
+        c.trunk
+            .recv_rtp(1, Duration::from_millis(300))
+            .await
+            .is_empty()
+    );
 
     // The caller hangs up.
     let bye = c.caller.request(&mut c.a_leg, "BYE", None);
@@ -86,7 +139,9 @@ async fn basic_call_carries_rtp_both_ways_and_hides_topology() {
     c.caller.expect_status(&[200], WAIT).await;
     let (b_bye, from) = c.trunk.expect_request("BYE", WAIT).await;
     assert_eq!(b_bye.call_id, c.b_invite.call_id);
-    c.trunk.send(from, &c.trunk.response(&b_bye, 200, "OK", "trk1", None)).await;
+    c.trunk
+        .send(from, &c.trunk.response(&b_bye, 200, "OK", "trk1", None))
+        .await;
     let outcomes = wait_finished(&c.switch).await;
     assert_eq!(outcomes[0].code, 200);
     assert_eq!(outcomes[0].cause, "caller hung up");
@@ -112,9 +167,14 @@ async fn callee_hangs_up() {
     c.trunk.send(c.switch.sip_addr, &bye).await;
     c.trunk.expect_status(&[200], WAIT).await;
     let (a_bye, from) = c.caller.expect_request("BYE", WAIT).await;
-    assert_eq!(a_bye.call_id, c.a_leg.call_id, "BYE arrives in the caller's own dialog");
+    assert_eq!(
+        a_bye.call_id, c.a_leg.call_id,
+        "BYE arrives in the caller's own dialog"
+    );
     assert_eq!(a_bye.to_tag.as_deref(), c.a_leg.local.split("tag=").nth(1));
-    c.caller.send(from, &c.caller.response(&a_bye, 200, "OK", "x", None)).await;
+    c.caller
+        .send(from, &c.caller.response(&a_bye, 200, "OK", "x", None))
+        .await;
     let outcomes = wait_finished(&c.switch).await;
     assert_eq!(outcomes[0].cause, "callee hung up");
 }
@@ -127,7 +187,9 @@ async fn cancel_before_answer() {
     let (invite, _) = caller.invite(switch.sip_addr, "0212345678", &caller.sdp("sendrecv"));
     caller.send(switch.sip_addr, &invite).await;
     let (b_invite, from) = trunk.expect_request("INVITE", WAIT).await;
-    trunk.send(from, &trunk.response(&b_invite, 180, "Ringing", "t9", None)).await;
+    trunk
+        .send(from, &trunk.response(&b_invite, 180, "Ringing", "t9", None))
+        .await;
     caller.expect_status(&[180], WAIT).await;
     // CANCEL: same branch, Call-ID, From, To, CSeq number as the INVITE.
     let text = String::from_utf8(invite).unwrap();
@@ -145,12 +207,28 @@ async fn cancel_before_answer() {
     for _ in 0..2 {
         got.push(caller.expect_status(&[200, 487], WAIT).await);
     }
-    assert!(got.iter().any(|m| m.status() == Some(200) && m.cseq_method.as_str() == "CANCEL"));
-    assert!(got.iter().any(|m| m.status() == Some(487) && m.cseq_method.as_str() == "INVITE"));
+    assert!(
+        got.iter()
+            .any(|m| m.status() == Some(200) && m.cseq_method.as_str() == "CANCEL")
+    );
+    assert!(
+        got.iter()
+            .any(|m| m.status() == Some(487) && m.cseq_method.as_str() == "INVITE")
+    );
     let (b_cancel, from) = trunk.expect_request("CANCEL", WAIT).await;
-    assert_eq!(b_cancel.branch, b_invite.branch, "CANCEL matches the B-leg INVITE");
-    trunk.send(from, &trunk.response(&b_cancel, 200, "OK", "t9", None)).await;
-    trunk.send(from, &trunk.response(&b_invite, 487, "Request Terminated", "t9", None)).await;
+    assert_eq!(
+        b_cancel.branch, b_invite.branch,
+        "CANCEL matches the B-leg INVITE"
+    );
+    trunk
+        .send(from, &trunk.response(&b_cancel, 200, "OK", "t9", None))
+        .await;
+    trunk
+        .send(
+            from,
+            &trunk.response(&b_invite, 487, "Request Terminated", "t9", None),
+        )
+        .await;
     let (ack, _) = trunk.expect_request("ACK", WAIT).await;
     assert_eq!(ack.branch, b_invite.branch, "487 ACKed in the transaction");
     let outcomes = wait_finished(&switch).await;
@@ -166,9 +244,17 @@ async fn busy_is_relayed_without_failover() {
     let (invite, _) = caller.invite(switch.sip_addr, "0101234567", &caller.sdp("sendrecv"));
     caller.send(switch.sip_addr, &invite).await;
     let (b_invite, from) = first.expect_request("INVITE", WAIT).await;
-    first.send(from, &first.response(&b_invite, 486, "Busy Here", "f1", None)).await;
+    first
+        .send(
+            from,
+            &first.response(&b_invite, 486, "Busy Here", "f1", None),
+        )
+        .await;
     let busy = caller.expect_status(&[486], WAIT).await;
-    assert!(busy.header("Reason").unwrap().contains("cause=486"), "Reason says why");
+    assert!(
+        busy.header("Reason").unwrap().contains("cause=486"),
+        "Reason says why"
+    );
     second.expect_silence(Duration::from_millis(400)).await;
 }
 
@@ -181,11 +267,21 @@ async fn fails_over_to_the_next_trunk_after_503() {
     let (invite, mut a_leg) = caller.invite(switch.sip_addr, "0101234567", &caller.sdp("sendrecv"));
     caller.send(switch.sip_addr, &invite).await;
     let (b1, from1) = first.expect_request("INVITE", WAIT).await;
-    first.send(from1, &first.response(&b1, 503, "Service Unavailable", "f1", None)).await;
+    first
+        .send(
+            from1,
+            &first.response(&b1, 503, "Service Unavailable", "f1", None),
+        )
+        .await;
     let (b2, from2) = second.expect_request("INVITE", WAIT).await;
     assert_ne!(b2.call_id, b1.call_id, "each attempt is its own dialog");
     assert_eq!(b2.uri_user.as_deref(), Some("0101234567"));
-    second.send(from2, &second.response(&b2, 200, "OK", "s1", Some(&second.sdp("sendrecv")))).await;
+    second
+        .send(
+            from2,
+            &second.response(&b2, 200, "OK", "s1", Some(&second.sdp("sendrecv"))),
+        )
+        .await;
     let ok = caller.expect_status(&[200], WAIT).await;
     Phone::update_leg(&mut a_leg, &ok);
     caller.send(switch.sip_addr, &caller.ack(&a_leg, 1)).await;
@@ -202,29 +298,55 @@ async fn all_trunks_failing_gives_the_caller_the_last_error() {
     let (invite, _) = caller.invite(switch.sip_addr, "0101234567", &caller.sdp("sendrecv"));
     caller.send(switch.sip_addr, &invite).await;
     let (b1, from1) = first.expect_request("INVITE", WAIT).await;
-    first.send(from1, &first.response(&b1, 503, "Service Unavailable", "f1", None)).await;
+    first
+        .send(
+            from1,
+            &first.response(&b1, 503, "Service Unavailable", "f1", None),
+        )
+        .await;
     let err = caller.expect_status(&[503], WAIT).await;
-    assert!(err.header("Reason").unwrap().contains("Service Unavailable"));
+    assert!(
+        err.header("Reason")
+            .unwrap()
+            .contains("Service Unavailable")
+    );
 }
 
 #[tokio::test]
 async fn reinvite_puts_the_call_on_hold_and_back() {
     let mut c = answered_call("", "").await;
     for (direction, answer) in [("sendonly", "recvonly"), ("sendrecv", "sendrecv")] {
-        let sdp = c.caller.sdp(direction).replace("o=alice 1 1", "o=alice 1 2");
-        let reinvite = c.caller.request(&mut c.a_leg, "INVITE", Some(("application/sdp", &sdp)));
+        let sdp = c
+            .caller
+            .sdp(direction)
+            .replace("o=alice 1 1", "o=alice 1 2");
+        let reinvite = c
+            .caller
+            .request(&mut c.a_leg, "INVITE", Some(("application/sdp", &sdp)));
         let cseq = c.a_leg.cseq;
         c.caller.send(c.switch.sip_addr, &reinvite).await;
         let (b_re, from) = c.trunk.expect_request("INVITE", WAIT).await;
-        assert_eq!(b_re.call_id, c.b_invite.call_id, "re-INVITE in the B-leg dialog");
+        assert_eq!(
+            b_re.call_id, c.b_invite.call_id,
+            "re-INVITE in the B-leg dialog"
+        );
         let body = String::from_utf8_lossy(&b_re.body).to_string();
-        assert!(body.contains(&format!("a={direction}")), "direction relayed: {body}");
+        assert!(
+            body.contains(&format!("a={direction}")),
+            "direction relayed: {body}"
+        );
         c.trunk
-            .send(from, &c.trunk.response(&b_re, 200, "OK", "trk1", Some(&c.trunk.sdp(answer))))
+            .send(
+                from,
+                &c.trunk
+                    .response(&b_re, 200, "OK", "trk1", Some(&c.trunk.sdp(answer))),
+            )
             .await;
         let ok = c.caller.expect_status(&[200], WAIT).await;
         assert!(String::from_utf8_lossy(&ok.body).contains(&format!("a={answer}")));
-        c.caller.send(c.switch.sip_addr, &c.caller.ack(&c.a_leg, cseq)).await;
+        c.caller
+            .send(c.switch.sip_addr, &c.caller.ack(&c.a_leg, cseq))
+            .await;
         let (ack, _) = c.trunk.expect_request("ACK", WAIT).await;
         assert_eq!(ack.cseq, b_re.cseq, "ACK passed on with the B-leg's CSeq");
     }
@@ -243,12 +365,24 @@ async fn retransmissions_recover_lost_invite_and_lost_200() {
     caller.send(switch.sip_addr, &invite).await;
     // The trunk "loses" the first INVITE: it waits for the retransmission (T1 = 100 ms).
     let (first, _) = trunk.expect_request("INVITE", WAIT).await;
-    let (again, from) = trunk.expect_request("INVITE", Duration::from_millis(500)).await;
-    assert_eq!(first.branch, again.branch, "a retransmission, not a new INVITE");
-    trunk.send(from, &trunk.response(&again, 200, "OK", "t1", Some(&trunk.sdp("sendrecv")))).await;
+    let (again, from) = trunk
+        .expect_request("INVITE", Duration::from_millis(500))
+        .await;
+    assert_eq!(
+        first.branch, again.branch,
+        "a retransmission, not a new INVITE"
+    );
+    trunk
+        .send(
+            from,
+            &trunk.response(&again, 200, "OK", "t1", Some(&trunk.sdp("sendrecv"))),
+        )
+        .await;
     // The caller "loses" the first 200: the switch resends it until the ACK.
     let ok1 = caller.expect_status(&[200], WAIT).await;
-    let ok2 = caller.expect_status(&[200], Duration::from_millis(500)).await;
+    let ok2 = caller
+        .expect_status(&[200], Duration::from_millis(500))
+        .await;
     assert_eq!(ok1.to_tag, ok2.to_tag);
     Phone::update_leg(&mut a_leg, &ok2);
     caller.send(switch.sip_addr, &caller.ack(&a_leg, 1)).await;
@@ -270,7 +404,12 @@ async fn calls_from_unknown_addresses_are_refused() {
     let (invite, _) = caller.invite(switch.sip_addr, "00442071234567", &caller.sdp("sendrecv"));
     caller.send(switch.sip_addr, &invite).await;
     let refused = caller.expect_status(&[403], WAIT).await;
-    assert!(refused.header("Reason").unwrap().contains("source address not allowed"));
+    assert!(
+        refused
+            .header("Reason")
+            .unwrap()
+            .contains("source address not allowed")
+    );
     trunk.expect_silence(Duration::from_millis(300)).await;
 }
 
@@ -283,19 +422,30 @@ async fn malformed_requests_get_400_with_a_reason_and_the_switch_lives_on() {
     let text = String::from_utf8(invite).unwrap();
     for (bad, why) in [
         (text.replace("CSeq: 1 INVITE", "CSeq: 1 BYE"), "CSeq method"),
-        (text.replace("Content-Length: ", "Content-Length: 9"), "Content-Length"),
-        (text.replace("From: \"alice\"", "From: \"alice"), "unbalanced"),
+        (
+            text.replace("Content-Length: ", "Content-Length: 9"),
+            "Content-Length",
+        ),
+        (
+            text.replace("From: \"alice\"", "From: \"alice"),
+            "unbalanced",
+        ),
     ] {
         caller.send(switch.sip_addr, bad.as_bytes()).await;
         // The 400 echoes the request's (possibly broken) headers, so read it raw.
         let raw = caller.recv_raw(WAIT).await.expect("a reply");
         assert!(raw.starts_with("SIP/2.0 400 Bad Request\r\n"), "{raw}");
-        let reason = raw.lines().find(|l| l.starts_with("Reason:")).expect("Reason header");
+        let reason = raw
+            .lines()
+            .find(|l| l.starts_with("Reason:"))
+            .expect("Reason header");
         assert!(reason.contains(why), "{reason} should mention {why}");
     }
     // Garbage and a malformed response are dropped silently.
     caller.send(switch.sip_addr, b"\x00\x01garbage").await;
-    caller.send(switch.sip_addr, b"SIP/2.0 200 OK\r\nVia: x\r\n\r\n").await;
+    caller
+        .send(switch.sip_addr, b"SIP/2.0 200 OK\r\nVia: x\r\n\r\n")
+        .await;
     caller.expect_silence(Duration::from_millis(300)).await;
     // And the switch still takes calls.
     let (invite, _) = caller.invite(switch.sip_addr, "0212345678", &caller.sdp("sendrecv"));
@@ -309,20 +459,32 @@ async fn options_unknown_methods_and_hop_limits() {
     let trunk = Phone::bind("pstn").await;
     let switch = start(&config(&[trunk.addr], "", "", "127.0.0.1")).await;
     let (invite, _) = caller.invite(switch.sip_addr, "0212345678", "");
-    let text = String::from_utf8(invite).unwrap().replace("Content-Type: application/sdp\r\n", "");
-    let options = text.replace("INVITE sip:", "OPTIONS sip:").replace("CSeq: 1 INVITE", "CSeq: 1 OPTIONS");
+    let text = String::from_utf8(invite)
+        .unwrap()
+        .replace("Content-Type: application/sdp\r\n", "");
+    let options = text
+        .replace("INVITE sip:", "OPTIONS sip:")
+        .replace("CSeq: 1 INVITE", "CSeq: 1 OPTIONS");
     caller.send(switch.sip_addr, options.as_bytes()).await;
     let ok = caller.expect_status(&[200], WAIT).await;
     assert!(ok.header("Allow").unwrap().contains("INVITE"));
-    let frob = text.replace("INVITE sip:", "FROB sip:").replace("CSeq: 1 INVITE", "CSeq: 1 FROB").replace("branch=", "branch=x");
+    let frob = text
+        .replace("INVITE sip:", "FROB sip:")
+        .replace("CSeq: 1 INVITE", "CSeq: 1 FROB")
+        .replace("branch=", "branch=x");
     caller.send(switch.sip_addr, frob.as_bytes()).await;
     caller.expect_status(&[501], WAIT).await;
-    let register = text.replace("INVITE sip:", "REGISTER sip:").replace("CSeq: 1 INVITE", "CSeq: 1 REGISTER").replace("branch=", "branch=y");
+    let register = text
+        .replace("INVITE sip:", "REGISTER sip:")
+        .replace("CSeq: 1 INVITE", "CSeq: 1 REGISTER")
+        .replace("branch=", "branch=y");
     caller.send(switch.sip_addr, register.as_bytes()).await;
     let r = caller.expect_status(&[405], WAIT).await;
     assert!(r.header("Allow").is_some());
     let (invite, _) = caller.invite(switch.sip_addr, "0212345678", &caller.sdp("sendrecv"));
-    let hops = String::from_utf8(invite).unwrap().replace("Max-Forwards: 70", "Max-Forwards: 0");
+    let hops = String::from_utf8(invite)
+        .unwrap()
+        .replace("Max-Forwards: 70", "Max-Forwards: 0");
     caller.send(switch.sip_addr, hops.as_bytes()).await;
     caller.expect_status(&[483], WAIT).await;
     trunk.expect_silence(Duration::from_millis(300)).await;
@@ -360,7 +522,9 @@ async fn caller_over_tcp() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let trunk = Phone::bind("pstn").await;
     let switch = start(&config(&[trunk.addr], "", "", "127.0.0.1")).await;
-    let mut stream = tokio::net::TcpStream::connect(switch.sip_addr).await.unwrap();
+    let mut stream = tokio::net::TcpStream::connect(switch.sip_addr)
+        .await
+        .unwrap();
     let me = stream.local_addr().unwrap();
     let sdp = "v=0\r\no=tcp 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\n";
     let head = |method: &str, cseq: u32, to: &str, branch: &str| {
@@ -383,8 +547,17 @@ CSeq: {cseq} {method}\r\nContact: <sip:tcp@{me};transport=tcp>\r\n",
     tokio::time::sleep(Duration::from_millis(50)).await;
     stream.write_all(b).await.unwrap();
     let (b_invite, from) = trunk.expect_request("INVITE", WAIT).await;
-    assert_eq!(b_invite.from_user.as_deref(), Some("0311111111"), "calling number passed on");
-    trunk.send(from, &trunk.response(&b_invite, 200, "OK", "t1", Some(&trunk.sdp("sendrecv")))).await;
+    assert_eq!(
+        b_invite.from_user.as_deref(),
+        Some("0311111111"),
+        "calling number passed on"
+    );
+    trunk
+        .send(
+            from,
+            &trunk.response(&b_invite, 200, "OK", "t1", Some(&trunk.sdp("sendrecv"))),
+        )
+        .await;
 
     let mut buf = Vec::new();
     let mut read_status = async |want: u16| -> freecall::sip::Message {
@@ -400,25 +573,38 @@ CSeq: {cseq} {method}\r\nContact: <sip:tcp@{me};transport=tcp>\r\n",
                     return m;
                 }
             }
-            let n = tokio::time::timeout(WAIT, stream.read(&mut chunk)).await.unwrap().unwrap();
+            let n = tokio::time::timeout(WAIT, stream.read(&mut chunk))
+                .await
+                .unwrap()
+                .unwrap();
             assert!(n > 0, "connection closed");
             buf.extend_from_slice(&chunk[..n]);
         }
     };
     let ok = read_status(200).await;
     let to = ok.to.clone();
-    drop(read_status);
-    let ack = format!("{}Content-Length: 0\r\n\r\n", head("ACK", 1, &to, "z9hG4bKtcp2"));
+    let ack = format!(
+        "{}Content-Length: 0\r\n\r\n",
+        head("ACK", 1, &to, "z9hG4bKtcp2")
+    );
     stream.write_all(ack.as_bytes()).await.unwrap();
     trunk.expect_request("ACK", WAIT).await;
-    let bye = format!("{}Content-Length: 0\r\n\r\n", head("BYE", 2, &to, "z9hG4bKtcp3"));
+    let bye = format!(
+        "{}Content-Length: 0\r\n\r\n",
+        head("BYE", 2, &to, "z9hG4bKtcp3")
+    );
     stream.write_all(bye.as_bytes()).await.unwrap();
     let (b_bye, from) = trunk.expect_request("BYE", WAIT).await;
-    trunk.send(from, &trunk.response(&b_bye, 200, "OK", "t1", None)).await;
+    trunk
+        .send(from, &trunk.response(&b_bye, 200, "OK", "t1", None))
+        .await;
     let mut chunk = [0u8; 4096];
     let mut got = String::new();
     while !got.contains("CSeq: 2 BYE") {
-        let n = tokio::time::timeout(WAIT, stream.read(&mut chunk)).await.unwrap().unwrap();
+        let n = tokio::time::timeout(WAIT, stream.read(&mut chunk))
+            .await
+            .unwrap()
+            .unwrap();
         assert!(n > 0);
         got.push_str(&String::from_utf8_lossy(&chunk[..n]));
     }

@@ -62,7 +62,8 @@ impl Daemon {
 /// Poll with OPTIONS until the switch answers (bounded: 15 s).
 fn wait_ready(sip: SocketAddr) {
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
     let me = sock.local_addr().unwrap();
     for i in 0..75 {
         let options = format!(
@@ -71,10 +72,10 @@ From: <sip:probe@127.0.0.1>;tag=p\r\nTo: <sip:{sip}>\r\nCall-ID: ready{i}\r\nCSe
         );
         let _ = sock.send_to(options.as_bytes(), sip);
         let mut buf = [0u8; 4096];
-        if let Ok((n, _)) = sock.recv_from(&mut buf) {
-            if buf[..n].starts_with(b"SIP/2.0 200") {
-                return;
-            }
+        if let Ok((n, _)) = sock.recv_from(&mut buf)
+            && buf[..n].starts_with(b"SIP/2.0 200")
+        {
+            return;
         }
     }
     panic!("the switch did not answer OPTIONS on {sip}");
@@ -93,7 +94,9 @@ fn free_port() -> u16 {
 
 #[test]
 fn independent_pjsua2_client_calls_through_the_shipped_configuration() {
-    let probe = Command::new("python3").args(["-c", "import pjsua2"]).status();
+    let probe = Command::new("python3")
+        .args(["-c", "import pjsua2"])
+        .status();
     assert!(
         matches!(probe, Ok(s) if s.success()),
         "pjsua2 is missing: install it with `pip install pjsua2-python` (.ci/run does)"
@@ -119,11 +122,18 @@ fn independent_pjsua2_client_calls_through_the_shipped_configuration() {
         .expect("run pjsua2");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "pjsua2 call failed:\n{stdout}\n{stderr}");
+    assert!(
+        out.status.success(),
+        "pjsua2 call failed:\n{stdout}\n{stderr}"
+    );
     let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
     assert_eq!(report["ok"], serde_json::Value::Bool(true), "{report}");
     daemon.signal("-TERM");
-    assert_eq!(daemon.wait_exit(Duration::from_secs(10)), Some(0), "clean exit after SIGTERM");
+    assert_eq!(
+        daemon.wait_exit(Duration::from_secs(10)),
+        Some(0),
+        "clean exit after SIGTERM"
+    );
 }
 
 #[test]
@@ -148,13 +158,20 @@ fn sigterm_drains_calls_in_progress_then_hangs_up() {
         .unwrap();
         let mut daemon = Daemon::spawn(conf.to_str().unwrap(), &[]);
         let sip: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        tokio::task::spawn_blocking(move || wait_ready(sip)).await.unwrap();
+        tokio::task::spawn_blocking(move || wait_ready(sip))
+            .await
+            .unwrap();
 
         // One answered call.
         let (invite, mut leg) = caller.invite(sip, "0212345678", &caller.sdp("sendrecv"));
         caller.send(sip, &invite).await;
         let (b_invite, from) = trunk.expect_request("INVITE", common::WAIT).await;
-        trunk.send(from, &trunk.response(&b_invite, 200, "OK", "t", Some(&trunk.sdp("sendrecv")))).await;
+        trunk
+            .send(
+                from,
+                &trunk.response(&b_invite, 200, "OK", "t", Some(&trunk.sdp("sendrecv"))),
+            )
+            .await;
         let ok = caller.expect_status(&[200], common::WAIT).await;
         Phone::update_leg(&mut leg, &ok);
         caller.send(sip, &caller.ack(&leg, 1)).await;
@@ -192,11 +209,18 @@ fn a_bad_configuration_is_refused_with_exit_64_naming_the_key() {
     assert_eq!(out.status.code(), Some(64));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("media.port_min"), "{err}");
-    assert!(err.contains("sip.t1_ms"), "every problem is reported at once: {err}");
+    assert!(
+        err.contains("sip.t1_ms"),
+        "every problem is reported at once: {err}"
+    );
     let ok = Command::new(BIN)
         .args(["serve", "--config", "conf/freecall.toml", "--check-config"])
         .current_dir(ROOT)
         .output()
         .unwrap();
-    assert_eq!(ok.status.code(), Some(0), "the shipped configuration is valid");
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "the shipped configuration is valid"
+    );
 }

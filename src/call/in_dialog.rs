@@ -13,19 +13,25 @@ use std::time::Instant;
 use tracing::info;
 
 impl Manager {
-    pub(super) fn handle_in_dialog(&mut self, now: Instant, key: CallKey, side: Side, tx: TxId, req: Message) {
+    pub(super) fn handle_in_dialog(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        side: Side,
+        tx: TxId,
+        req: Message,
+    ) {
         // Cannot fail: only requests reach here.
         let method = req.method().cloned().unwrap_or(Method::Ack);
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        if let Some(d) = call.dialog_mut(side) {
-            if let Some(target) = &req.contact_uri {
-                if method == Method::Invite || method == Method::Update {
-                    // A target refresh (RFC 3261 12.2.2).
-                    d.remote_target = target.clone();
-                }
-            }
+        if let Some(d) = call.dialog_mut(side)
+            && let Some(target) = &req.contact_uri
+            && (method == Method::Invite || method == Method::Update)
+        {
+            // A target refresh (RFC 3261 12.2.2).
+            d.remote_target = target.clone();
         }
         match method {
             Method::Bye => {
@@ -49,19 +55,54 @@ impl Manager {
             Method::Options => self.reply(now, tx, &req, 200, "OK", None, None),
             Method::Invite | Method::Update | Method::Info => {
                 if self.calls[&key].state != State::Answered && method == Method::Invite {
-                    return self.reply(now, tx, &req, 491, "Request Pending", None, Some("call not yet answered"));
+                    return self.reply(
+                        now,
+                        tx,
+                        &req,
+                        491,
+                        "Request Pending",
+                        None,
+                        Some("call not yet answered"),
+                    );
                 }
-                let busy = self.calls[&key].pending_ack[side.index()].as_ref().map(|p| p.sent.is_none()).unwrap_or(false);
+                let busy = self.calls[&key].pending_ack[side.index()]
+                    .as_ref()
+                    .map(|p| p.sent.is_none())
+                    .unwrap_or(false);
                 if method == Method::Invite && busy {
-                    return self.reply(now, tx, &req, 491, "Request Pending", None, Some("re-INVITE in progress"));
+                    return self.reply(
+                        now,
+                        tx,
+                        &req,
+                        491,
+                        "Request Pending",
+                        None,
+                        Some("re-INVITE in progress"),
+                    );
                 }
                 self.relay_request(now, key, side, tx, req, method);
             }
             Method::Refer => {
                 // Transfers would let one party make the switch dial anywhere.
-                self.reply(now, tx, &req, 403, "Forbidden", None, Some("transfer not allowed"))
+                self.reply(
+                    now,
+                    tx,
+                    &req,
+                    403,
+                    "Forbidden",
+                    None,
+                    Some("transfer not allowed"),
+                )
             }
-            Method::Extension(_) => self.reply(now, tx, &req, 501, "Not Implemented", None, Some("unknown method")),
+            Method::Extension(_) => self.reply(
+                now,
+                tx,
+                &req,
+                501,
+                "Not Implemented",
+                None,
+                Some("unknown method"),
+            ),
             _ => {
                 let mut b = Builder::response_to(&req, 405, "Method Not Allowed", None);
                 b.header("Allow", super::ALLOW);
@@ -70,11 +111,21 @@ impl Manager {
         }
     }
 
-    fn relay_request(&mut self, now: Instant, key: CallKey, from: Side, tx: TxId, req: Message, method: Method) {
+    fn relay_request(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        from: Side,
+        tx: TxId,
+        req: Message,
+        method: Method,
+    ) {
         let advertised = self.settings.advertised;
         let branch = self.tx.new_branch();
         let to = from.other();
-        let Some(call) = self.calls.get(&key) else { return };
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
         let media = call.media;
         let endpoints = call.endpoints;
         let body = if req.has_sdp() {
@@ -84,7 +135,15 @@ impl Manager {
                     Some(body)
                 }
                 Err(e) => {
-                    return self.reply(now, tx, &req, 488, "Not Acceptable Here", None, Some(&e.to_string()));
+                    return self.reply(
+                        now,
+                        tx,
+                        &req,
+                        488,
+                        "Not Acceptable Here",
+                        None,
+                        Some(&e.to_string()),
+                    );
                 }
             }
         } else {
@@ -92,12 +151,26 @@ impl Manager {
         };
         let contact_transport = match to {
             Side::A => self.calls[&key].a.peer.transport,
-            Side::B => self.calls[&key].b.as_ref().map(|b| b.peer.transport).unwrap_or(crate::sip::Transport::Udp),
+            Side::B => self.calls[&key]
+                .b
+                .as_ref()
+                .map(|b| b.peer.transport)
+                .unwrap_or(crate::sip::Transport::Udp),
         };
         let contact = self.contact(contact_transport);
-        let Some(call) = self.calls.get_mut(&key) else { return };
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
         let Some(d) = call.dialog_mut(to) else {
-            return self.reply(now, tx, &req, 481, "Call/Transaction Does Not Exist", None, Some("other leg not established"));
+            return self.reply(
+                now,
+                tx,
+                &req,
+                481,
+                "Call/Transaction Does Not Exist",
+                None,
+                Some("other leg not established"),
+            );
         };
         let peer = d.peer;
         let mut out = d.request(method.clone(), branch, advertised, &contact);
@@ -130,12 +203,21 @@ impl Manager {
             });
         }
         let client = self.tx.send_request(now, peer, out);
-        self.client_txs.insert(client, (key, ClientPurpose::Relay { server: tx, from }));
+        self.client_txs
+            .insert(client, (key, ClientPurpose::Relay { server: tx, from }));
         self.server_txs.insert(tx, (key, ServerPurpose::Relay));
         self.pending_requests.insert(tx, req);
     }
 
-    pub(super) fn relay_response(&mut self, now: Instant, key: CallKey, client: TxId, server: TxId, from: Side, resp: Message) {
+    pub(super) fn relay_response(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        client: TxId,
+        server: TxId,
+        from: Side,
+        resp: Message,
+    ) {
         let code = resp.status().unwrap_or(0);
         let is_invite = resp.cseq_method == Method::Invite;
         if code < 200 {
@@ -143,18 +225,21 @@ impl Manager {
         }
         if is_invite && (200..300).contains(&code) {
             // A retransmitted 2xx whose ACK we already passed on: ACK again.
-            if let Some(p) = self.calls.get(&key).and_then(|c| c.pending_ack[from.index()].as_ref()) {
-                if let Some(ack) = &p.sent {
-                    let peer = match from.other() {
-                        Side::A => self.calls[&key].a.peer,
-                        Side::B => match &self.calls[&key].b {
-                            Some(b) => b.peer,
-                            None => return,
-                        },
-                    };
-                    self.tx.send_stateless(peer, ack.clone());
-                    return;
-                }
+            if let Some(p) = self
+                .calls
+                .get(&key)
+                .and_then(|c| c.pending_ack[from.index()].as_ref())
+                && let Some(ack) = &p.sent
+            {
+                let peer = match from.other() {
+                    Side::A => self.calls[&key].a.peer,
+                    Side::B => match &self.calls[&key].b {
+                        Some(b) => b.peer,
+                        None => return,
+                    },
+                };
+                self.tx.send_stateless(peer, ack.clone());
+                return;
             }
         }
         let Some(req) = self.pending_requests.remove(&server) else {
@@ -162,13 +247,15 @@ impl Manager {
         };
         if code >= 300 {
             self.client_txs.remove(&client);
-            if let Some(c) = self.calls.get_mut(&key) {
-                if is_invite {
-                    c.pending_ack[from.index()] = None;
-                }
+            if let Some(c) = self.calls.get_mut(&key)
+                && is_invite
+            {
+                c.pending_ack[from.index()] = None;
             }
         }
-        let Some(call) = self.calls.get(&key) else { return };
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
         let media = call.media;
         let endpoints = call.endpoints;
         let body = if resp.has_sdp() {
@@ -204,13 +291,17 @@ impl Manager {
     /// An ACK outside any transaction: for our 2xx to the initial INVITE, or for a relayed
     /// re-INVITE's 2xx (then passed on to the other leg).
     pub(super) fn handle_ack(&mut self, now: Instant, ack: Message) {
-        let Some(tag) = ack.to_tag.clone() else { return };
+        let Some(tag) = ack.to_tag.clone() else {
+            return;
+        };
         let Some((key, side)) = self.dialogs.get(&(ack.call_id.clone(), tag)).copied() else {
             return;
         };
         let advertised = self.settings.advertised;
         let branch = self.tx.new_branch();
-        let Some(call) = self.calls.get_mut(&key) else { return };
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
         if side == Side::A && ack.cseq == call.a_invite.cseq {
             self.tx.ack_received(call.a_invite_tx);
             return;
@@ -234,12 +325,12 @@ impl Manager {
         };
         let peer = d.peer;
         let mut out = d.ack(relayed_cseq, branch, advertised);
-        if ack.has_sdp() {
-            if let Ok((body, remote)) = sdp::rewrite(&ack.body, endpoints.local(to)) {
-                self.media.set_remote(media, side, remote);
-                out.content_type = Some("application/sdp".into());
-                out.body = body;
-            }
+        if ack.has_sdp()
+            && let Ok((body, remote)) = sdp::rewrite(&ack.body, endpoints.local(to))
+        {
+            self.media.set_remote(media, side, remote);
+            out.content_type = Some("application/sdp".into());
+            out.body = body;
         }
         let bytes = out.to_bytes();
         if let Some(p) = call.pending_ack[side.index()].as_mut() {

@@ -25,7 +25,15 @@ impl Manager {
         let refuse = |m: &mut Manager, code: u16, why: &str| {
             m.stats.calls_refused += 1;
             info!(code, why, source = %from.addr, "call refused");
-            m.reply(now, tx, &req, code, phrase(code), Some(&local_tag), Some(why));
+            m.reply(
+                now,
+                tx,
+                &req,
+                code,
+                phrase(code),
+                Some(&local_tag),
+                Some(why),
+            );
         };
         if self.draining {
             return refuse(self, 503, "switch is shutting down");
@@ -46,12 +54,14 @@ impl Manager {
         if self.calls.len() >= self.settings.max_calls {
             self.stats.calls_refused += 1;
             let mut b = Builder::response_to(&req, 503, "Service Unavailable", Some(&local_tag));
-            b.reason(503, "call limit reached").header("Retry-After", "5");
+            b.reason(503, "call limit reached")
+                .header("Retry-After", "5");
             return self.tx.send_response(now, tx, 503, b.finish(None, &[]));
         }
         if let Some(req_ext) = req.header("Require") {
             let mut b = Builder::response_to(&req, 420, "Bad Extension", Some(&local_tag));
-            b.header("Unsupported", req_ext).reason(420, "extension not supported");
+            b.header("Unsupported", req_ext)
+                .reason(420, "extension not supported");
             self.stats.calls_refused += 1;
             return self.tx.send_response(now, tx, 420, b.finish(None, &[]));
         }
@@ -118,13 +128,19 @@ impl Manager {
             answered: None,
             pending_ack: [None, None],
         };
-        self.dialogs
-            .insert((call.a.call_id.clone(), call.a.local_tag.clone()), (key, Side::A));
-        self.server_txs.insert(tx, (key, ServerPurpose::InitialInvite));
+        self.dialogs.insert(
+            (call.a.call_id.clone(), call.a.local_tag.clone()),
+            (key, Side::A),
+        );
+        self.server_txs
+            .insert(tx, (key, ServerPurpose::InitialInvite));
         self.media_calls.insert(media, key);
         self.calls.insert(key, call);
-        self.timers
-            .push(Reverse((now + self.settings.ring_timeout, key, CallTimer::NoAnswer)));
+        self.timers.push(Reverse((
+            now + self.settings.ring_timeout,
+            key,
+            CallTimer::NoAnswer,
+        )));
         self.send_b_invite(now, key);
     }
 
@@ -261,12 +277,10 @@ impl Manager {
         let Some(b) = call.b.as_mut() else { return };
         if call.state == State::Answered || call.state == State::Cancelling {
             let same = b.remote_tag.is_some() && b.remote_tag == resp.to_tag;
-            if same {
-                if let Some(ack) = &call.b_ack {
-                    // A retransmitted 2xx: ACK it again.
-                    self.tx.send_stateless(b.peer, ack.clone());
-                    return;
-                }
+            if same && let Some(ack) = &call.b_ack {
+                // A retransmitted 2xx: ACK it again.
+                self.tx.send_stateless(b.peer, ack.clone());
+                return;
             }
             if call.state == State::Cancelling || !same {
                 // Answered after the caller gave up, or a second fork: ACK and BYE it.
@@ -278,12 +292,17 @@ impl Manager {
                     d.remote_target = c;
                 }
                 d.route_set = resp.record_routes().into_iter().rev().collect();
-                self.tx
-                    .send_stateless(peer, d.ack(call.b_invite_cseq, branch, advertised).to_bytes());
+                self.tx.send_stateless(
+                    peer,
+                    d.ack(call.b_invite_cseq, branch, advertised).to_bytes(),
+                );
                 let bye_branch = self.tx.new_branch();
                 let contact = super::contact_for(advertised, peer.transport);
                 let mut bye = d.request(Method::Bye, bye_branch, advertised, &contact);
-                bye.extra.push(("Reason".into(), "SIP;cause=487;text=\"caller cancelled\"".into()));
+                bye.extra.push((
+                    "Reason".into(),
+                    "SIP;cause=487;text=\"caller cancelled\"".into(),
+                ));
                 self.tx.send_request(now, peer, bye);
                 if call.state == State::Cancelling {
                     self.finish(now, key, 487, "caller cancelled");
@@ -339,7 +358,13 @@ impl Manager {
     }
 
     /// A response to the caller's INVITE carrying our tag and Contact.
-    fn response_to_a(&self, key: CallKey, code: u16, phrase: &str, body: Option<Vec<u8>>) -> Vec<u8> {
+    fn response_to_a(
+        &self,
+        key: CallKey,
+        code: u16,
+        phrase: &str,
+        body: Option<Vec<u8>>,
+    ) -> Vec<u8> {
         let call = &self.calls[&key];
         let mut b = Builder::response_to(&call.a_invite, code, phrase, Some(&call.a.local_tag));
         b.header("Contact", &self.contact(call.a.peer.transport))
@@ -369,9 +394,15 @@ impl Manager {
         let a_tx = call.a_invite_tx;
         let tag = call.a.local_tag.clone();
         let mut b = Builder::response_to(&call.a_invite, a_code, a_phrase, Some(&tag));
-        let text = if reason.is_empty() { phrase(code).to_string() } else { reason };
-        b.reason(code, &text).header("Server", &self.settings.user_agent);
-        self.tx.send_response(now, a_tx, a_code, b.finish(None, &[]));
+        let text = if reason.is_empty() {
+            phrase(code).to_string()
+        } else {
+            reason
+        };
+        b.reason(code, &text)
+            .header("Server", &self.settings.user_agent);
+        self.tx
+            .send_response(now, a_tx, a_code, b.finish(None, &[]));
         self.finish(now, key, a_code, &format!("trunk: {code} {text}"));
     }
 
@@ -381,7 +412,12 @@ impl Manager {
         };
         match purpose {
             ClientPurpose::BInvite => {
-                if self.calls.get(&key).map(|c| c.b_tx == Some(tx)).unwrap_or(false) {
+                if self
+                    .calls
+                    .get(&key)
+                    .map(|c| c.b_tx == Some(tx))
+                    .unwrap_or(false)
+                {
                     self.b_leg_failed(now, key, 408, "no response from trunk".into());
                 }
             }
@@ -404,7 +440,8 @@ impl Manager {
 
     /// The caller's CANCEL matched its INVITE: 487 to the caller, CANCEL to the trunk.
     pub(super) fn handle_cancel(&mut self, now: Instant, invite: TxId) {
-        let Some((key, ServerPurpose::InitialInvite)) = self.server_txs.get(&invite).copied() else {
+        let Some((key, ServerPurpose::InitialInvite)) = self.server_txs.get(&invite).copied()
+        else {
             return;
         };
         let Some(call) = self.calls.get_mut(&key) else {
@@ -435,7 +472,14 @@ impl Manager {
     }
 
     /// End a call that is not answered: tell the caller `code`, cancel the trunk.
-    pub(super) fn abandon(&mut self, now: Instant, key: CallKey, code: u16, phrase: &str, cause: &str) {
+    pub(super) fn abandon(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        code: u16,
+        phrase: &str,
+        cause: &str,
+    ) {
         let Some(call) = self.calls.get(&key) else {
             return;
         };
@@ -448,10 +492,10 @@ impl Manager {
             b.reason(code, cause);
             self.tx.send_response(now, a_tx, code, b.finish(None, &[]));
         }
-        if let Some(b_tx) = b_tx {
-            if let Some(c) = self.tx.send_cancel(now, b_tx) {
-                self.client_txs.insert(c, (key, ClientPurpose::Cancel));
-            }
+        if let Some(b_tx) = b_tx
+            && let Some(c) = self.tx.send_cancel(now, b_tx)
+        {
+            self.client_txs.insert(c, (key, ClientPurpose::Cancel));
         }
         if answered {
             // The trunk's 2xx arrived but the call cannot go on: hang up the trunk leg.
@@ -486,7 +530,9 @@ impl Manager {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        let Some(d) = call.dialog_mut(side) else { return };
+        let Some(d) = call.dialog_mut(side) else {
+            return;
+        };
         let transport = d.peer.transport;
         let peer = d.peer;
         let contact = super::contact_for(advertised, transport);

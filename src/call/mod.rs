@@ -20,7 +20,7 @@ use crate::dialog::Dialog;
 use crate::media::{Endpoints, MediaControl, MediaEvent, MediaId, Side};
 use crate::routing::Routing;
 use crate::sip::{Builder, Message, Method};
-use crate::transaction::{Peer, Timers, Transmit, TransactionLayer, TxEvent, TxId};
+use crate::transaction::{Peer, Timers, TransactionLayer, Transmit, TxEvent, TxId};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::SocketAddr;
@@ -287,12 +287,16 @@ impl Manager {
                     from,
                     local_tag,
                 } => self.handle_request(now, tx, request, from, local_tag),
-                TxEvent::Request { tx: None, request, .. } => self.handle_ack(now, request),
+                TxEvent::Request {
+                    tx: None, request, ..
+                } => self.handle_ack(now, request),
                 TxEvent::Response { tx, response } => self.handle_response(now, tx, response),
                 TxEvent::Cancelled { invite } => self.handle_cancel(now, invite),
                 TxEvent::Timeout { tx } => self.handle_client_timeout(now, tx),
                 TxEvent::AckTimeout { tx } => {
-                    if let Some((key, ServerPurpose::InitialInvite)) = self.server_txs.get(&tx).copied() {
+                    if let Some((key, ServerPurpose::InitialInvite)) =
+                        self.server_txs.get(&tx).copied()
+                    {
                         info!(call = %self.call_name(key), "caller never acknowledged the answer");
                         self.hangup(now, key, "no ACK from caller");
                     }
@@ -301,12 +305,27 @@ impl Manager {
         }
     }
 
-    fn handle_request(&mut self, now: Instant, tx: TxId, req: Message, from: Peer, local_tag: String) {
+    fn handle_request(
+        &mut self,
+        now: Instant,
+        tx: TxId,
+        req: Message,
+        from: Peer,
+        local_tag: String,
+    ) {
         if let Some(to_tag) = req.to_tag.clone() {
             let found = self.dialogs.get(&(req.call_id.clone(), to_tag)).copied();
             match found {
                 Some((key, side)) => self.handle_in_dialog(now, key, side, tx, req),
-                None => self.reply(now, tx, &req, 481, "Call/Transaction Does Not Exist", None, Some("no such dialog")),
+                None => self.reply(
+                    now,
+                    tx,
+                    &req,
+                    481,
+                    "Call/Transaction Does Not Exist",
+                    None,
+                    Some("no such dialog"),
+                ),
             }
             return;
         }
@@ -321,12 +340,24 @@ impl Manager {
                     .header("Server", &self.settings.user_agent);
                 self.tx.send_response(now, tx, 200, b.finish(None, &[]));
             }
-            Method::Bye | Method::Update | Method::Info | Method::Prack => {
-                self.reply(now, tx, &req, 481, "Call/Transaction Does Not Exist", Some(&local_tag), Some("no such dialog"))
-            }
-            Method::Extension(_) => {
-                self.reply(now, tx, &req, 501, "Not Implemented", Some(&local_tag), Some("unknown method"))
-            }
+            Method::Bye | Method::Update | Method::Info | Method::Prack => self.reply(
+                now,
+                tx,
+                &req,
+                481,
+                "Call/Transaction Does Not Exist",
+                Some(&local_tag),
+                Some("no such dialog"),
+            ),
+            Method::Extension(_) => self.reply(
+                now,
+                tx,
+                &req,
+                501,
+                "Not Implemented",
+                Some(&local_tag),
+                Some("unknown method"),
+            ),
             _ => {
                 let mut b = Builder::response_to(&req, 405, "Method Not Allowed", Some(&local_tag));
                 b.header("Allow", ALLOW);
@@ -366,9 +397,11 @@ impl Manager {
         };
         self.media.release(call.media);
         self.media_calls.remove(&call.media);
-        self.dialogs.remove(&(call.a.call_id.clone(), call.a.local_tag.clone()));
+        self.dialogs
+            .remove(&(call.a.call_id.clone(), call.a.local_tag.clone()));
         if let Some(b) = &call.b {
-            self.dialogs.remove(&(b.call_id.clone(), b.local_tag.clone()));
+            self.dialogs
+                .remove(&(b.call_id.clone(), b.local_tag.clone()));
         }
         let pending = &mut self.pending_requests;
         self.server_txs.retain(|tx, (k, _)| {
@@ -377,7 +410,9 @@ impl Manager {
             }
             *k != key
         });
-        self.client_txs.retain(|_, (k, p)| *k != key || matches!(p, ClientPurpose::Bye | ClientPurpose::Cancel));
+        self.client_txs.retain(|_, (k, p)| {
+            *k != key || matches!(p, ClientPurpose::Bye | ClientPurpose::Cancel)
+        });
         let talk = call.answered.map(|a| now.saturating_duration_since(a));
         if call.answered.is_some() {
             self.stats.calls_ended += 1;
@@ -395,7 +430,9 @@ impl Manager {
             number: call.number,
             code: outcome_code,
             cause: cause.to_string(),
-            setup: call.answered.map(|a| a.saturating_duration_since(call.started)),
+            setup: call
+                .answered
+                .map(|a| a.saturating_duration_since(call.started)),
             talk,
         });
         debug!(active = self.calls.len(), "calls in progress");

@@ -11,7 +11,7 @@ mod relay;
 pub mod sdp;
 
 pub use ports::PortPool;
-pub use relay::{RelayMedia, Path};
+pub use relay::{Path, RelayMedia};
 use std::net::SocketAddr;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

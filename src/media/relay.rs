@@ -26,7 +26,12 @@ pub enum Path {
 
 impl Path {
     /// The bytes to send on the other leg, or `None` to drop the packet.
-    fn forward<'a>(&mut self, _from: Side, packet: &'a [u8], _scratch: &'a mut [u8]) -> Option<&'a [u8]> {
+    fn forward<'a>(
+        &mut self,
+        _from: Side,
+        packet: &'a [u8],
+        _scratch: &'a mut [u8],
+    ) -> Option<&'a [u8]> {
         match self {
             Path::Relay => Some(packet),
         }
@@ -249,7 +254,8 @@ impl Relay {
             let (dest, socket) = if rtcp {
                 let oi = other.index();
                 // Send RTCP out of the socket the other leg sends its RTCP to.
-                let mux = self.remote[oi].rtcp.is_some() && self.remote[oi].rtcp == self.remote[oi].rtp;
+                let mux =
+                    self.remote[oi].rtcp.is_some() && self.remote[oi].rtcp == self.remote[oi].rtp;
                 let s = oi * 2 + usize::from(!mux);
                 (self.remote[oi].rtcp, s)
             } else {
@@ -261,10 +267,10 @@ impl Relay {
             } else {
                 self.path.forward(side, packet, &mut scratch)
             };
-            if let Some(out) = out {
-                if self.sockets[socket].try_send_to(out, dest).is_ok() {
-                    self.stats[side.index()].forwarded += 1;
-                }
+            if let Some(out) = out
+                && self.sockets[socket].try_send_to(out, dest).is_ok()
+            {
+                self.stats[side.index()].forwarded += 1;
             }
         }
         debug!(

@@ -108,13 +108,22 @@ pub fn rewrite(body: &[u8], local: SocketAddr) -> Result<(Vec<u8>, Remote), SdpE
         m.attributes.retain(|a| {
             !matches!(
                 a.key.as_str(),
-                "rtcp" | "candidate" | "end-of-candidates" | "ice-ufrag" | "ice-pwd" | "ice-options"
+                "rtcp"
+                    | "candidate"
+                    | "end-of-candidates"
+                    | "ice-ufrag"
+                    | "ice-pwd"
+                    | "ice-options"
                     | "remote-candidates"
             )
         });
     }
-    sd.attributes
-        .retain(|a| !matches!(a.key.as_str(), "ice-ufrag" | "ice-pwd" | "ice-options" | "ice-lite"));
+    sd.attributes.retain(|a| {
+        !matches!(
+            a.key.as_str(),
+            "ice-ufrag" | "ice-pwd" | "ice-options" | "ice-lite"
+        )
+    });
     Ok((sd.marshal().into_bytes(), remote))
 }
 

@@ -210,20 +210,28 @@ fn parse(bytes: &[u8], exact: bool) -> Result<Message, ParseError> {
 
     let start_line = parse_start(start)?;
     for name in ["From", "To", "Contact"] {
-        if let Some(h) = headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)) {
-            if !balanced(&h.value) {
-                return Err(ParseError::Unbalanced(static_name(name)));
-            }
+        if let Some(h) = headers.iter().find(|h| h.name.eq_ignore_ascii_case(name))
+            && !balanced(&h.value)
+        {
+            return Err(ParseError::Unbalanced(static_name(name)));
         }
     }
 
     // Hand rsip a canonical rendering: unfolded lines, expanded names, exact length.
     // rsip refuses extension methods; their token was checked above, so rsip checks the
     // rest of the message with OPTIONS standing in.
-    let extension = matches!(&start_line, StartLine::Request { method: Method::Extension(_), .. });
+    let extension = matches!(
+        &start_line,
+        StartLine::Request {
+            method: Method::Extension(_),
+            ..
+        }
+    );
     let mut canonical = String::with_capacity(end + 64);
     match (&start_line, extension) {
-        (StartLine::Request { uri, .. }, true) => canonical.push_str(&format!("OPTIONS {uri} SIP/2.0")),
+        (StartLine::Request { uri, .. }, true) => {
+            canonical.push_str(&format!("OPTIONS {uri} SIP/2.0"))
+        }
         _ => canonical.push_str(start),
     }
     canonical.push_str("\r\n");
@@ -308,9 +316,7 @@ fn extract(
     if call_id.is_empty() {
         return Err(ParseError::Invalid("Call-ID"));
     }
-    let from_h = sip
-        .from_header()
-        .map_err(|_| ParseError::Missing("From"))?;
+    let from_h = sip.from_header().map_err(|_| ParseError::Missing("From"))?;
     let from_typed = from_h.typed().map_err(|_| ParseError::Invalid("From"))?;
     let to_h = sip.to_header().map_err(|_| ParseError::Missing("To"))?;
     let to_typed = to_h.typed().map_err(|_| ParseError::Invalid("To"))?;
@@ -347,10 +353,10 @@ fn extract(
             .nth(1)
             .ok_or(ParseError::Invalid("CSeq"))?,
     );
-    if let StartLine::Request { method, .. } = &start {
-        if *method != cseq_method {
-            return Err(ParseError::CSeqMethod);
-        }
+    if let StartLine::Request { method, .. } = &start
+        && *method != cseq_method
+    {
+        return Err(ParseError::CSeqMethod);
     }
 
     let max_forwards = match headers
@@ -493,7 +499,10 @@ Content-Length: 4\r\n\r\nv=0\n";
     #[test]
     fn unfolds_folded_headers_and_compact_names() {
         let folded = INVITE
-            .replace("Max-Forwards: 70\r\n", "Subject: hello\r\n  world\r\nMax-Forwards: 70\r\n")
+            .replace(
+                "Max-Forwards: 70\r\n",
+                "Subject: hello\r\n  world\r\nMax-Forwards: 70\r\n",
+            )
             .replace("Call-ID:", "i:");
         let m = parse_datagram(folded.as_bytes()).unwrap();
         assert_eq!(m.header("Subject"), Some("hello world"));
@@ -503,15 +512,30 @@ Content-Length: 4\r\n\r\nv=0\n";
     #[test]
     fn refuses_what_rsip_lets_through() {
         let long = INVITE.replace("Content-Length: 4", "Content-Length: 400");
-        assert_eq!(parse_datagram(long.as_bytes()).unwrap_err(), ParseError::ContentLength);
+        assert_eq!(
+            parse_datagram(long.as_bytes()).unwrap_err(),
+            ParseError::ContentLength
+        );
         let neg = INVITE.replace("Content-Length: 4", "Content-Length: -4");
-        assert_eq!(parse_datagram(neg.as_bytes()).unwrap_err(), ParseError::ContentLength);
+        assert_eq!(
+            parse_datagram(neg.as_bytes()).unwrap_err(),
+            ParseError::ContentLength
+        );
         let cseq = INVITE.replace("CSeq: 1 INVITE", "CSeq: 1 BYE");
-        assert_eq!(parse_datagram(cseq.as_bytes()).unwrap_err(), ParseError::CSeqMethod);
+        assert_eq!(
+            parse_datagram(cseq.as_bytes()).unwrap_err(),
+            ParseError::CSeqMethod
+        );
         let big = INVITE.replace("CSeq: 1 INVITE", "CSeq: 4294967295 INVITE");
-        assert_eq!(parse_datagram(big.as_bytes()).unwrap_err(), ParseError::CSeqRange);
+        assert_eq!(
+            parse_datagram(big.as_bytes()).unwrap_err(),
+            ParseError::CSeqRange
+        );
         let quote = INVITE.replace("\"Alice\"", "\"Alice");
-        assert_eq!(parse_datagram(quote.as_bytes()).unwrap_err(), ParseError::Unbalanced("From"));
+        assert_eq!(
+            parse_datagram(quote.as_bytes()).unwrap_err(),
+            ParseError::Unbalanced("From")
+        );
     }
 
     #[test]
@@ -529,12 +553,22 @@ Content-Length: 4\r\n\r\nv=0\n";
     #[test]
     fn answers_garbage_statelessly() {
         let bad = INVITE.replace("CSeq: 1 INVITE", "CSeq: x INVITE");
-        let reply = stateless_reply_to_raw(bad.as_bytes(), 400, "Bad Request", "bad CSeq", "t1").unwrap();
+        let reply =
+            stateless_reply_to_raw(bad.as_bytes(), 400, "Bad Request", "bad CSeq", "t1").unwrap();
         let reply = String::from_utf8(reply).unwrap();
         assert!(reply.starts_with("SIP/2.0 400 Bad Request\r\n"));
         assert!(reply.contains("Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1;rport\r\n"));
         assert!(reply.contains("To: <sip:0212345678@127.0.0.1>;tag=t1\r\n"));
         assert!(reply.contains("Reason: SIP;cause=400;text=\"bad CSeq\""));
-        assert!(stateless_reply_to_raw(b"SIP/2.0 200 OK\r\nVia: x\r\n\r\n", 400, "Bad Request", "", "t").is_none());
+        assert!(
+            stateless_reply_to_raw(
+                b"SIP/2.0 200 OK\r\nVia: x\r\n\r\n",
+                400,
+                "Bad Request",
+                "",
+                "t"
+            )
+            .is_none()
+        );
     }
 }

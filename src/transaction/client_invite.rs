@@ -41,7 +41,8 @@ impl ClientInvite {
         if !peer.transport.is_reliable() {
             fx.timers.arm(id.0, TimerKind::Retransmit, now + timers.t1);
         }
-        fx.timers.arm(id.0, TimerKind::Timeout, now + timers.t1 * 64);
+        fx.timers
+            .arm(id.0, TimerKind::Timeout, now + timers.t1 * 64);
         ClientInvite {
             state: State::Calling,
             peer,
@@ -101,11 +102,17 @@ impl ClientInvite {
                             .arm(id.0, TimerKind::Linger, now + Duration::from_secs(32));
                     }
                 }
-                fx.events.push_back(TxEvent::Response { tx: id, response: resp });
+                fx.events.push_back(TxEvent::Response {
+                    tx: id,
+                    response: resp,
+                });
             }
             // A retransmitted 2xx: the transaction user must ACK it again.
             State::Accepted if (200..300).contains(&code) => {
-                fx.events.push_back(TxEvent::Response { tx: id, response: resp });
+                fx.events.push_back(TxEvent::Response {
+                    tx: id,
+                    response: resp,
+                });
             }
             State::Completed if code >= 300 => {
                 if let Some(ack) = &self.ack {
@@ -128,7 +135,8 @@ impl ClientInvite {
             (TimerKind::Retransmit, State::Calling) => {
                 fx.send(self.peer, self.bytes.clone());
                 self.interval *= 2;
-                fx.timers.arm(id.0, TimerKind::Retransmit, now + self.interval);
+                fx.timers
+                    .arm(id.0, TimerKind::Retransmit, now + self.interval);
             }
             (TimerKind::Timeout, State::Calling | State::Proceeding) => {
                 self.state = State::Terminated;

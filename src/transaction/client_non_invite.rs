@@ -37,7 +37,8 @@ impl ClientNonInvite {
         if !peer.transport.is_reliable() {
             fx.timers.arm(id.0, TimerKind::Retransmit, now + timers.t1);
         }
-        fx.timers.arm(id.0, TimerKind::Timeout, now + timers.t1 * 64);
+        fx.timers
+            .arm(id.0, TimerKind::Timeout, now + timers.t1 * 64);
         ClientNonInvite {
             state: State::Trying,
             peer,
@@ -79,7 +80,10 @@ impl ClientNonInvite {
                 fx.timers.arm(id.0, TimerKind::Linger, now + timers.t4);
             }
         }
-        fx.events.push_back(TxEvent::Response { tx: id, response: resp });
+        fx.events.push_back(TxEvent::Response {
+            tx: id,
+            response: resp,
+        });
     }
 
     pub fn handle_timer(
@@ -98,7 +102,8 @@ impl ClientNonInvite {
                 } else {
                     (self.interval * 2).min(timers.t2)
                 };
-                fx.timers.arm(id.0, TimerKind::Retransmit, now + self.interval);
+                fx.timers
+                    .arm(id.0, TimerKind::Retransmit, now + self.interval);
             }
             (TimerKind::Timeout, State::Trying | State::Proceeding) => {
                 self.state = State::Terminated;

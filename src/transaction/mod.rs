@@ -311,12 +311,11 @@ impl TransactionLayer {
         t.send_response(now, id, code, bytes, &self.timers, &mut self.fx);
         self.server_keys.insert(key.clone(), id);
         self.server.insert(id, (key, ServerTx::NonInvite(t)));
-        if let Some(invite) = invite {
-            if let Some((_, ServerTx::Invite(inv))) = self.server.get(&invite) {
-                if inv.is_proceeding() {
-                    self.fx.events.push_back(TxEvent::Cancelled { invite });
-                }
-            }
+        if let Some(invite) = invite
+            && let Some((_, ServerTx::Invite(inv))) = self.server.get(&invite)
+            && inv.is_proceeding()
+        {
+            self.fx.events.push_back(TxEvent::Cancelled { invite });
         }
     }
 
@@ -333,9 +332,7 @@ impl TransactionLayer {
         if let Some((_, tx)) = self.client.get_mut(&id) {
             match tx {
                 ClientTx::Invite(t) => t.handle_response(now, id, resp, &timers, &mut self.fx),
-                ClientTx::NonInvite(t) => {
-                    t.handle_response(now, id, resp, &timers, &mut self.fx)
-                }
+                ClientTx::NonInvite(t) => t.handle_response(now, id, resp, &timers, &mut self.fx),
             }
         }
         self.reap_client(id);
@@ -349,7 +346,14 @@ impl TransactionLayer {
             method: req.method.clone(),
         };
         let tx = if req.method == Method::Invite {
-            ClientTx::Invite(ClientInvite::start(now, id, peer, req, &self.timers, &mut self.fx))
+            ClientTx::Invite(ClientInvite::start(
+                now,
+                id,
+                peer,
+                req,
+                &self.timers,
+                &mut self.fx,
+            ))
         } else {
             ClientTx::NonInvite(ClientNonInvite::start(
                 now,
@@ -419,9 +423,7 @@ impl TransactionLayer {
             } else if let Some((_, tx)) = self.client.get_mut(&id) {
                 match tx {
                     ClientTx::Invite(t) => t.handle_timer(now, id, kind, &timers, &mut self.fx),
-                    ClientTx::NonInvite(t) => {
-                        t.handle_timer(now, id, kind, &timers, &mut self.fx)
-                    }
+                    ClientTx::NonInvite(t) => t.handle_timer(now, id, kind, &timers, &mut self.fx),
                 }
                 self.reap_client(id);
             }

@@ -58,7 +58,10 @@ impl ServerInvite {
     }
 
     pub fn handle_retransmission(&mut self, fx: &mut Effects) {
-        if matches!(self.state, State::Proceeding | State::Completed | State::Accepted) {
+        if matches!(
+            self.state,
+            State::Proceeding | State::Completed | State::Accepted
+        ) {
             fx.send(self.peer, self.last.clone());
         }
     }
@@ -83,7 +86,8 @@ impl ServerInvite {
                 if !self.peer.transport.is_reliable() {
                     fx.timers.arm(id.0, TimerKind::Retransmit, now + timers.t1);
                 }
-                fx.timers.arm(id.0, TimerKind::Timeout, now + timers.t1 * 64);
+                fx.timers
+                    .arm(id.0, TimerKind::Timeout, now + timers.t1 * 64);
                 self.state = if code < 300 {
                     State::Accepted
                 } else {
@@ -100,7 +104,13 @@ impl ServerInvite {
 
     /// An ACK with this transaction's branch. Returns false when the transaction user must
     /// see it (an ACK for our 2xx that reused the INVITE's branch).
-    pub fn handle_ack(&mut self, now: Instant, id: TxId, timers: &Timers, fx: &mut Effects) -> bool {
+    pub fn handle_ack(
+        &mut self,
+        now: Instant,
+        id: TxId,
+        timers: &Timers,
+        fx: &mut Effects,
+    ) -> bool {
         match self.state {
             State::Completed => {
                 fx.timers.disarm(id.0, TimerKind::Retransmit);
@@ -134,12 +144,14 @@ impl ServerInvite {
             (TimerKind::Retransmit, State::Completed) => {
                 fx.send(self.peer, self.last.clone());
                 self.interval = (self.interval * 2).min(timers.t2);
-                fx.timers.arm(id.0, TimerKind::Retransmit, now + self.interval);
+                fx.timers
+                    .arm(id.0, TimerKind::Retransmit, now + self.interval);
             }
             (TimerKind::Retransmit, State::Accepted) if !self.acked => {
                 fx.send(self.peer, self.last.clone());
                 self.interval = (self.interval * 2).min(timers.t2);
-                fx.timers.arm(id.0, TimerKind::Retransmit, now + self.interval);
+                fx.timers
+                    .arm(id.0, TimerKind::Retransmit, now + self.interval);
             }
             (TimerKind::Timeout, State::Completed) => self.state = State::Terminated,
             (TimerKind::Timeout, State::Accepted) => {

@@ -110,7 +110,9 @@ fn client_invite_acks_a_failure_once_per_retransmission() {
     assert_eq!(drain(&mut layer).len(), 1);
     let events: Vec<_> = std::iter::from_fn(|| layer.poll_event()).collect();
     assert_eq!(events.len(), 1);
-    assert!(matches!(&events[0], TxEvent::Response { tx: t, response } if *t == tx && response.status() == Some(486)));
+    assert!(
+        matches!(&events[0], TxEvent::Response { tx: t, response } if *t == tx && response.status() == Some(486))
+    );
     // Timer D ends it after 32 s, and nothing is sent meanwhile.
     assert!(run_until(&mut layer, t0, Duration::from_secs(33)).is_empty());
     assert!(layer.is_empty());
@@ -137,7 +139,10 @@ fn server_invite_answers_trying_and_absorbs_retransmissions() {
     let sent = run_until(&mut layer, t0, Duration::from_millis(12_000));
     assert_eq!(sent, vec![500, 1500, 3500, 7500, 11500]);
     layer.handle_message(t0, peer(), request("ACK", "z9hG4bKc", Some("x")));
-    assert!(layer.poll_event().is_none(), "ACK of a failure stays in the transaction");
+    assert!(
+        layer.poll_event().is_none(),
+        "ACK of a failure stays in the transaction"
+    );
     assert!(run_until(&mut layer, t0, Duration::from_secs(60)).is_empty());
     assert!(layer.is_empty());
 }
@@ -154,7 +159,11 @@ fn server_invite_resends_2xx_until_acked_and_reports_a_missing_ack() {
     layer.send_response(t0, tx, 200, Builder::response(200, "OK").finish(None, &[]));
     drain(&mut layer);
     let sent = run_until(&mut layer, t0, Duration::from_secs(40));
-    assert_eq!(sent.len(), 10, "resent at 0.5, 1.5, 3.5 and every 4 s until 32 s");
+    assert_eq!(
+        sent.len(),
+        10,
+        "resent at 0.5, 1.5, 3.5 and every 4 s until 32 s"
+    );
     assert!(matches!(layer.poll_event(), Some(TxEvent::AckTimeout { tx: t }) if t == tx));
 
     // With the ACK reported, the resends stop.

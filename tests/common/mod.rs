@@ -16,7 +16,8 @@ static MEDIA_BASE: AtomicU16 = AtomicU16::new(0);
 pub fn config(trunks: &[SocketAddr], sip_extra: &str, media_extra: &str, peers: &str) -> Config {
     // Each test's switch gets its own RTP range so parallel tests do not trip on each other.
     let slot = MEDIA_BASE.fetch_add(1, Ordering::Relaxed);
-    let port_min = 30000 + (u32::from(slot) % 60) as u16 * 400 + (std::process::id() % 2) as u16 * 200;
+    let port_min =
+        30000 + (u32::from(slot) % 60) as u16 * 400 + (std::process::id() % 2) as u16 * 200;
     let mut text = format!(
         "[sip]\nlisten = \"127.0.0.1:0\"\nt1_ms = 100\n{sip_extra}\n\
 [media]\naddress = \"127.0.0.1\"\nport_min = {port_min}\nport_max = {}\n{media_extra}\n\
@@ -29,7 +30,10 @@ pub fn config(trunks: &[SocketAddr], sip_extra: &str, media_extra: &str, peers: 
         names.push(format!("\"t{i}\""));
     }
     if !trunks.is_empty() {
-        text.push_str(&format!("[[routes]]\nprefix = \"\"\ntrunks = [{}]\n", names.join(", ")));
+        text.push_str(&format!(
+            "[[routes]]\nprefix = \"\"\ntrunks = [{}]\n",
+            names.join(", ")
+        ));
     }
     Config::from_toml(&text).expect("test config")
 }
