@@ -6,10 +6,30 @@ use std::path::Path;
 
 /// (module folder or file, modules it must not use)
 const RULES: &[(&str, &[&str])] = &[
-    ("sip", &["transaction", "dialog", "call", "media", "routing", "driver", "config"]),
-    ("transaction", &["dialog", "call", "media", "routing", "driver", "config"]),
-    ("dialog.rs", &["call", "media", "routing", "driver", "config"]),
-    ("media", &["sip", "transaction", "dialog", "call", "routing", "driver"]),
+    (
+        "sip",
+        &[
+            "transaction",
+            "dialog",
+            "call",
+            "media",
+            "routing",
+            "driver",
+            "config",
+        ],
+    ),
+    (
+        "transaction",
+        &["dialog", "call", "media", "routing", "driver", "config"],
+    ),
+    (
+        "dialog.rs",
+        &["call", "media", "routing", "driver", "config"],
+    ),
+    (
+        "media",
+        &["sip", "transaction", "dialog", "call", "routing", "driver"],
+    ),
     ("routing.rs", &["call", "media", "dialog", "driver"]),
     ("call", &["driver", "config"]),
 ];
@@ -20,7 +40,10 @@ fn sources(path: &Path, out: &mut Vec<(String, String)>) {
             sources(&entry.unwrap().path(), out);
         }
     } else if path.extension().is_some_and(|e| e == "rs") {
-        out.push((path.display().to_string(), fs::read_to_string(path).unwrap()));
+        out.push((
+            path.display().to_string(),
+            fs::read_to_string(path).unwrap(),
+        ));
     }
 }
 
@@ -35,12 +58,22 @@ fn layers_only_use_what_is_below_them() {
         for (file, text) in files {
             for (n, line) in text.lines().enumerate() {
                 for f in *forbidden {
-                    if line.contains(&format!("crate::{f}::")) || line.contains(&format!("crate::{f};")) {
-                        violations.push(format!("{file}:{}: {module} uses {f}: {}", n + 1, line.trim()));
+                    if line.contains(&format!("crate::{f}::"))
+                        || line.contains(&format!("crate::{f};"))
+                    {
+                        violations.push(format!(
+                            "{file}:{}: {module} uses {f}: {}",
+                            n + 1,
+                            line.trim()
+                        ));
                     }
                 }
             }
         }
     }
-    assert!(violations.is_empty(), "layering violations:\n{}", violations.join("\n"));
+    assert!(
+        violations.is_empty(),
+        "layering violations:\n{}",
+        violations.join("\n")
+    );
 }

@@ -1,0 +1,658 @@
+//! Load harness: the project's own load UAC and UAS drive calls through a real `freecall`
+//! process, and — in the same run — directly from UAC to UAS as the baseline.
+//!
+//! Prints figures; asserts nothing about speed (machines are shared and noisy).
+//!
+//! Scenarios (override with environment variables):
+//! 1. signalling: `FREECALL_BENCH_RATE` calls/s (1000) for `FREECALL_BENCH_SECS` (30) s,
+//!    each call held `FREECALL_BENCH_HOLD_MS` (1000) ms; INVITE/200/ACK … BYE/200.
+//! 2. media: `FREECALL_BENCH_RTP_CALLS` (500) concurrent calls with RTP at 50 packets/s
+//!    each way for `FREECALL_BENCH_RTP_SECS` (20) s; loss per direction.
+//!
+//! Every loop is bounded in count and time; traffic stays on 127.0.0.1.
+
+use freecall::sip::{Message, parse_datagram};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::net::UdpSocket;
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn now() -> Instant {
+    freecall::clock::now()
+}
+
+fn udp(addr: &str) -> UdpSocket {
+    let addr: SocketAddr = addr.parse().unwrap();
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+    // Bursts must not be lost in our own receive buffer (rmem_max allows 4 MiB here).
+    let _ = s.set_recv_buffer_size(4 << 20);
+    let _ = s.set_send_buffer_size(4 << 20);
+    s.set_nonblocking(true).unwrap();
+    s.bind(&addr.into()).unwrap();
+    UdpSocket::from_std(s.into()).unwrap()
+}
+
+// ---------------------------------------------------------------------------- the switch
+
+struct Switch {
+    child: Child,
+    pub sip: SocketAddr,
+    dir: std::path::PathBuf,
+}
+
+impl Switch {
+    fn start(trunk: SocketAddr, max_calls: u64) -> Switch {
+        let port = {
+            let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            s.local_addr().unwrap().port()
+        };
+        let dir = std::env::temp_dir().join(format!("freecall-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let conf = dir.join("bench.toml");
+        let mut f = std::fs::File::create(&conf).unwrap();
+        write!(
+            f,
+            "[sip]\nlisten = \"127.0.0.1:{port}\"\nmax_calls = {max_calls}\n\
+[media]\naddress = \"127.0.0.1\"\nport_min = 20000\nport_max = 60000\nrtp_timeout_secs = 120\n\
+[[peers]]\nname = \"bench\"\naddress = \"127.0.0.1\"\n\
+[[trunks]]\nname = \"uas\"\naddress = \"{trunk}\"\n[[routes]]\nprefix = \"\"\ntrunks = [\"uas\"]\n\
+[log]\nlevel = \"warn\"\n"
+        )
+        .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_freecall"))
+            .args(["serve", "--config", conf.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start freecall");
+        let sip: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        // Ready when it answers OPTIONS (bounded: 10 s).
+        let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        probe
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let me = probe.local_addr().unwrap();
+        for i in 0..100 {
+            let m = format!(
+                "OPTIONS sip:{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKb{i}\r\nMax-Forwards: 70\r\n\
+From: <sip:b@127.0.0.1>;tag=b\r\nTo: <sip:{sip}>\r\nCall-ID: ready{i}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+            );
+            let _ = probe.send_to(m.as_bytes(), sip);
+            let mut buf = [0u8; 2048];
+            if probe.recv_from(&mut buf).is_ok() {
+                return Switch { child, sip, dir };
+            }
+        }
+        panic!("switch did not start");
+    }
+
+    /// CPU seconds (user + system) the switch has used so far.
+    fn cpu_seconds(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        let after = stat.rsplit(')').next().unwrap_or("");
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        // Fields 14 and 15 of /proc/PID/stat; index 11 and 12 after the command name.
+        let ticks: f64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+            + fields
+                .get(12)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0);
+        ticks / 100.0
+    }
+
+    /// Peak resident memory (VmHWM) in MiB.
+    fn peak_mib(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 1024.0
+    }
+}
+
+impl Drop for Switch {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        for _ in 0..100 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn own_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    (f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0))
+        / 100.0
+}
+
+// ---------------------------------------------------------------------------- the UAS
+
+/// Answers every INVITE with 200 (SDP pointing at one of its RTP sockets), every BYE with
+/// 200; resends its 200 for retransmitted INVITEs. Reports ACKed calls' media targets.
+async fn uas(
+    sock: Arc<UdpSocket>,
+    rtp_addrs: Vec<SocketAddr>,
+    media: tokio::sync::mpsc::UnboundedSender<(String, SocketAddr)>,
+    stop: Arc<AtomicBool>,
+) {
+    let me = sock.local_addr().unwrap();
+    let mut answered: HashMap<String, (Vec<u8>, Option<SocketAddr>)> = HashMap::new();
+    let mut buf = vec![0u8; 65536];
+    let mut n_calls = 0usize;
+    while !stop.load(Ordering::Relaxed) {
+        let Ok(Ok((n, from))) =
+            tokio::time::timeout(Duration::from_millis(100), sock.recv_from(&mut buf)).await
+        else {
+            continue;
+        };
+        let Ok(m) = parse_datagram(&buf[..n]) else {
+            continue;
+        };
+        match m.method().map(|m| m.as_str()) {
+            Some("INVITE") => {
+                if let Some((ok, _)) = answered.get(&m.call_id) {
+                    let _ = sock.send_to(ok, from).await;
+                    continue;
+                }
+                n_calls += 1;
+                let rtp = rtp_addrs[n_calls % rtp_addrs.len()];
+                let sdp = sdp("uas", rtp);
+                let ok = response(&m, 200, "OK", &format!("u{n_calls}"), Some(&sdp), me);
+                let target = offer_target(&m);
+                let _ = sock.send_to(&ok, from).await;
+                answered.insert(m.call_id.clone(), (ok, target));
+            }
+            Some("ACK") => {
+                if let Some((_, Some(target))) = answered.get(&m.call_id) {
+                    let _ = media.send((m.call_id.clone(), *target));
+                }
+            }
+            Some("BYE") => {
+                let ok = response(&m, 200, "OK", "x", None, me);
+                let _ = sock.send_to(&ok, from).await;
+                answered.remove(&m.call_id);
+            }
+            Some(_) => {
+                let r = response(&m, 200, "OK", "x", None, me);
+                let _ = sock.send_to(&r, from).await;
+            }
+            None => {}
+        }
+    }
+}
+
+fn sdp(name: &str, rtp: SocketAddr) -> String {
+    format!(
+        "v=0\r\no={name} 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+m=audio {} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=ptime:20\r\n",
+        rtp.port()
+    )
+}
+
+/// Where the offer/answer in `m` says media goes.
+fn offer_target(m: &Message) -> Option<SocketAddr> {
+    let body = std::str::from_utf8(&m.body).ok()?;
+    let port = body
+        .lines()
+        .find(|l| l.starts_with("m=audio "))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+fn response(
+    req: &Message,
+    code: u16,
+    phrase: &str,
+    tag: &str,
+    sdp: Option<&str>,
+    me: SocketAddr,
+) -> Vec<u8> {
+    let mut t = format!("SIP/2.0 {code} {phrase}\r\n");
+    for v in req.headers_named("Via") {
+        t.push_str("Via: ");
+        t.push_str(v);
+        t.push_str("\r\n");
+    }
+    let to = if req.to_tag.is_some() {
+        req.to.clone()
+    } else {
+        format!("{};tag={tag}", req.to)
+    };
+    t.push_str(&format!(
+        "From: {}\r\nTo: {to}\r\nCall-ID: {}\r\nCSeq: {} {}\r\nContact: <sip:uas@{me}>\r\n",
+        req.from, req.call_id, req.cseq, req.cseq_method
+    ));
+    match sdp {
+        Some(s) => t.push_str(&format!(
+            "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{s}",
+            s.len()
+        )),
+        None => t.push_str("Content-Length: 0\r\n\r\n"),
+    }
+    t.into_bytes()
+}
+
+// ---------------------------------------------------------------------------- the UAC
+
+#[derive(Default)]
+struct UacReport {
+    attempted: u64,
+    completed: u64,
+    failed: u64,
+    latencies_us: Vec<u64>,
+    elapsed: Duration,
+}
+
+struct UacCall {
+    started: Instant,
+    from: String,
+    to: Option<String>,
+    contact: String,
+    bye_sent: Option<Instant>,
+}
+
+/// Place `total` calls at `rate`/s to `target`, hold each `hold`, then BYE.
+/// With `rtp`, every answered call's media target is reported and BYE waits for `release`.
+#[allow(clippy::too_many_arguments)]
+async fn uac(
+    target: SocketAddr,
+    rate: u64,
+    total: u64,
+    hold: Duration,
+    rtp_addrs: Vec<SocketAddr>,
+    media: Option<tokio::sync::mpsc::UnboundedSender<(String, SocketAddr)>>,
+    release: Option<tokio::sync::watch::Receiver<bool>>,
+    run: &str,
+) -> UacReport {
+    let sock = udp("127.0.0.1:0");
+    let me = sock.local_addr().unwrap();
+    let mut calls: HashMap<String, UacCall> = HashMap::new();
+    let mut byes: BinaryHeap<Reverse<(Instant, String)>> = BinaryHeap::new();
+    let mut report = UacReport::default();
+    let mut buf = vec![0u8; 65536];
+    let start = now();
+    let mut sent = 0u64;
+    let mut last_sweep = start;
+    let deadline = start
+        + Duration::from_secs_f64(total as f64 / rate as f64)
+        + hold
+        + Duration::from_secs(15);
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        let t = now();
+        if t > deadline || (sent == total && calls.is_empty()) {
+            break;
+        }
+        tokio::select! {
+            _ = tick.tick() => {
+                let due = ((t - start).as_secs_f64() * rate as f64) as u64;
+                while sent < due.min(total) {
+                    let call_id = format!("{run}-{sent}@bench");
+                    let rtp = rtp_addrs[sent as usize % rtp_addrs.len()];
+                    let sdp = sdp("uac", rtp);
+                    let inv = format!(
+                        "INVITE sip:02{sent:08}@{target} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{run}{sent};rport\r\n\
+        Max-Forwards: 70\r\nFrom: <sip:0311111111@127.0.0.1>;tag=c{sent}\r\nTo: <sip:02{sent:08}@{target}>\r\n\
+        Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:uac@{me}>\r\nContent-Type: application/sdp\r\n\
+        Content-Length: {}\r\n\r\n{sdp}",
+                        sdp.len()
+                    );
+                    let _ = sock.send_to(inv.as_bytes(), target).await;
+                    let from = format!("<sip:0311111111@127.0.0.1>;tag=c{sent}");
+                    calls.insert(call_id, UacCall { started: now(), from, to: None, contact: String::new(), bye_sent: None });
+                    sent += 1;
+                    report.attempted += 1;
+                }
+                // BYEs that are due (after the hold time, or once media is released).
+                let released = release.as_ref().map(|r| *r.borrow()).unwrap_or(true);
+                while let Some(Reverse((at, _))) = byes.peek() {
+                    if *at > t || !released {
+                        break;
+                    }
+                    let Some(Reverse((_, call_id))) = byes.pop() else { break };
+                    if let Some(c) = calls.get_mut(&call_id) {
+                        let bye = format!(
+                            "BYE {} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKbye{call_id};rport\r\nMax-Forwards: 70\r\n\
+        From: {}\r\nTo: {}\r\nCall-ID: {call_id}\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
+                            c.contact, c.from, c.to.clone().unwrap_or_default()
+                        );
+                        let _ = sock.send_to(bye.as_bytes(), target).await;
+                        c.bye_sent = Some(now());
+                    }
+                }
+                // Calls stuck for 8 s are failures (checked every 100 ms).
+                if t.duration_since(last_sweep) < Duration::from_millis(100) {
+                    continue;
+                }
+                last_sweep = t;
+                let stuck: Vec<String> = calls
+                    .iter()
+                    .filter(|(_, c)| {
+                        let since = c.bye_sent.unwrap_or(c.started);
+                        (c.to.is_none() || c.bye_sent.is_some()) && t.saturating_duration_since(since) > Duration::from_secs(8)
+                    })
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                for k in stuck {
+                    calls.remove(&k);
+                    report.failed += 1;
+                }
+            }
+            r = sock.recv_from(&mut buf) => {
+                let Ok((n, _)) = r else { continue };
+                let Ok(m) = parse_datagram(&buf[..n]) else { continue };
+                let code = m.status().unwrap_or(0);
+                if code == 0 || code == 100 {
+                    continue;
+                }
+                let is_invite = m.cseq_method.as_str() == "INVITE";
+                if is_invite && (200..300).contains(&code) {
+                    let Some(c) = calls.get_mut(&m.call_id) else { continue };
+                    let ack = format!(
+                        "ACK {} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKack{};rport\r\nMax-Forwards: 70\r\n\
+        From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
+                        m.contact_uri.clone().unwrap_or_default(), m.call_id, m.from, m.to, m.call_id
+                    );
+                    let _ = sock.send_to(ack.as_bytes(), target).await;
+                    if c.to.is_none() {
+                        report.latencies_us.push(now().duration_since(c.started).as_micros() as u64);
+                        c.to = Some(m.to.clone());
+                        c.contact = m.contact_uri.clone().unwrap_or_default();
+                        if let (Some(tx), Some(t)) = (&media, offer_target(&m)) {
+                            let _ = tx.send((m.call_id.clone(), t));
+                        }
+                        byes.push(Reverse((now() + hold, m.call_id.clone())));
+                    }
+                } else if is_invite && code >= 300 {
+                    if calls.remove(&m.call_id).is_some() {
+                        report.failed += 1;
+                    }
+                } else if m.cseq_method.as_str() == "BYE" && code == 200 {
+                    if calls.remove(&m.call_id).is_some() {
+                        report.completed += 1;
+                    }
+                }
+            }
+        }
+    }
+    report.failed += calls.len() as u64;
+    report.elapsed = now().duration_since(start);
+    report
+}
+
+fn percentile(v: &mut [u64], p: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_unstable();
+    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
+    v[i] as f64 / 1000.0
+}
+
+// ---------------------------------------------------------------------------- RTP load
+
+/// Sends one 20 ms PCMU packet per call every 20 ms (spread over the 20 ms), counting
+/// packets sent; stops when `stop` is set.
+async fn rtp_sender(
+    socks: Vec<Arc<UdpSocket>>,
+    mut targets: tokio::sync::mpsc::UnboundedReceiver<(String, SocketAddr)>,
+    sent: Arc<AtomicU64>,
+    go: tokio::sync::watch::Receiver<bool>,
+    stop: Arc<AtomicBool>,
+) {
+    let payload = freecall::testkit::tone_pcmu(1000.0, 160, 0);
+    let mut streams: Vec<(SocketAddr, u16, u32)> = Vec::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut n: u64 = 0;
+    let mut pkt = Vec::with_capacity(200);
+    while !stop.load(Ordering::Relaxed) {
+        tick.tick().await;
+        while let Ok((_, t)) = targets.try_recv() {
+            streams.push((t, 0, 0));
+        }
+        if !*go.borrow() {
+            continue;
+        }
+        let slot = (n % 20) as usize;
+        n += 1;
+        for (i, (dest, seq, ts)) in streams.iter_mut().enumerate() {
+            if i % 20 != slot {
+                continue;
+            }
+            pkt.clear();
+            pkt.extend_from_slice(&[0x80, 0x00]);
+            pkt.extend_from_slice(&seq.to_be_bytes());
+            pkt.extend_from_slice(&ts.to_be_bytes());
+            pkt.extend_from_slice(&(i as u32 + 1).to_be_bytes());
+            pkt.extend_from_slice(&payload);
+            *seq = seq.wrapping_add(1);
+            *ts = ts.wrapping_add(160);
+            let s = &socks[i % socks.len()];
+            if s.send_to(&pkt, *dest).await.is_ok() {
+                sent.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+async fn rtp_counter(sock: Arc<UdpSocket>, got: Arc<AtomicU64>, stop: Arc<AtomicBool>) {
+    let mut buf = [0u8; 2048];
+    while !stop.load(Ordering::Relaxed) {
+        if let Ok(Ok(_)) =
+            tokio::time::timeout(Duration::from_millis(100), sock.recv_from(&mut buf)).await
+        {
+            got.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+struct MediaReport {
+    calls_up: u64,
+    a_to_b: (u64, u64),
+    b_to_a: (u64, u64),
+    seconds: f64,
+}
+
+/// `calls` concurrent calls through `target` (the switch, or the UAS directly) carrying
+/// RTP both ways for `secs`.
+async fn media_run(
+    target: Option<SocketAddr>,
+    uas_sip: Arc<UdpSocket>,
+    calls: u64,
+    secs: u64,
+    run: &str,
+) -> MediaReport {
+    let uac_rtp: Vec<Arc<UdpSocket>> = (0..4).map(|_| Arc::new(udp("127.0.0.1:0"))).collect();
+    let uas_rtp: Vec<Arc<UdpSocket>> = (0..4).map(|_| Arc::new(udp("127.0.0.1:0"))).collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (a_sent, a_got, b_sent, b_got) = (
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+    );
+    let (uas_media_tx, uas_media_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (uac_media_tx, uac_media_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (go_tx, go_rx) = tokio::sync::watch::channel(false);
+    let (release_tx, release_rx) = tokio::sync::watch::channel(false);
+    let uas_stop = Arc::new(AtomicBool::new(false));
+    let uas_task = tokio::spawn(uas(
+        uas_sip.clone(),
+        uas_rtp.iter().map(|s| s.local_addr().unwrap()).collect(),
+        uas_media_tx,
+        uas_stop.clone(),
+    ));
+    for s in &uac_rtp {
+        tokio::spawn(rtp_counter(s.clone(), b_got.clone(), stop.clone()));
+    }
+    for s in &uas_rtp {
+        tokio::spawn(rtp_counter(s.clone(), a_got.clone(), stop.clone()));
+    }
+    tokio::spawn(rtp_sender(
+        uac_rtp.clone(),
+        uac_media_rx,
+        a_sent.clone(),
+        go_rx.clone(),
+        stop.clone(),
+    ));
+    tokio::spawn(rtp_sender(
+        uas_rtp.clone(),
+        uas_media_rx,
+        b_sent.clone(),
+        go_rx.clone(),
+        stop.clone(),
+    ));
+    let sip_target = target.unwrap_or(uas_sip.local_addr().unwrap());
+    let uac_addrs: Vec<SocketAddr> = uac_rtp.iter().map(|s| s.local_addr().unwrap()).collect();
+    let run = run.to_string();
+    let uac_task = tokio::spawn(async move {
+        uac(
+            sip_target,
+            100,
+            calls,
+            Duration::from_millis(1),
+            uac_addrs,
+            Some(uac_media_tx),
+            Some(release_rx),
+            &run,
+        )
+        .await
+    });
+    // Let every call come up (100 calls/s), then carry media.
+    tokio::time::sleep(Duration::from_secs_f64(calls as f64 / 100.0 + 2.0)).await;
+    let _ = go_tx.send(true);
+    let t0 = now();
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    let _ = go_tx.send(false);
+    let seconds = now().duration_since(t0).as_secs_f64();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    stop.store(true, Ordering::Relaxed);
+    let _ = release_tx.send(true);
+    let report = uac_task.await.unwrap();
+    uas_stop.store(true, Ordering::Relaxed);
+    let _ = uas_task.await;
+    MediaReport {
+        calls_up: report.latencies_us.len() as u64,
+        a_to_b: (
+            a_sent.load(Ordering::Relaxed),
+            a_got.load(Ordering::Relaxed),
+        ),
+        b_to_a: (
+            b_sent.load(Ordering::Relaxed),
+            b_got.load(Ordering::Relaxed),
+        ),
+        seconds,
+    }
+}
+
+// ---------------------------------------------------------------------------- main
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        // `cargo bench -- --list` and test runners probing for benchmarks.
+        return;
+    }
+    let rate = env_or("FREECALL_BENCH_RATE", 1000);
+    let secs = env_or("FREECALL_BENCH_SECS", 30);
+    let hold = Duration::from_millis(env_or("FREECALL_BENCH_HOLD_MS", 1000));
+    let rtp_calls = env_or("FREECALL_BENCH_RTP_CALLS", 500);
+    let rtp_secs = env_or("FREECALL_BENCH_RTP_SECS", 20);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        println!("freecall load harness: {} cores, generator and switch on the same machine", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+
+        // 1. Signalling: through the switch, then directly.
+        let uas_sip = Arc::new(udp("127.0.0.1:0"));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (mtx, _mrx) = tokio::sync::mpsc::unbounded_channel();
+        let uas_rtp = vec![uas_sip.local_addr().unwrap()];
+        let uas_task = tokio::spawn(uas(uas_sip.clone(), uas_rtp, mtx, stop.clone()));
+        let switch = Switch::start(uas_sip.local_addr().unwrap(), rate * (hold.as_secs() + 3) + 1000);
+        let total = rate * secs;
+        let cpu0 = switch.cpu_seconds();
+        let gen0 = own_cpu_seconds();
+        let mut via = uac(switch.sip, rate, total, hold, vec!["127.0.0.1:9".parse().unwrap()], None, None, "sw").await;
+        let switch_cpu = switch.cpu_seconds() - cpu0;
+        let gen_cpu = own_cpu_seconds() - gen0;
+        let peak = switch.peak_mib();
+        let gen1 = own_cpu_seconds();
+        let mut direct = uac(uas_sip.local_addr().unwrap(), rate, total, hold, vec!["127.0.0.1:9".parse().unwrap()], None, None, "direct").await;
+        let direct_gen_cpu = own_cpu_seconds() - gen1;
+        stop.store(true, Ordering::Relaxed);
+        let _ = uas_task.await;
+
+        let cps = |r: &UacReport| r.completed as f64 / (r.elapsed.as_secs_f64() - hold.as_secs_f64()).max(0.001);
+        println!("\n== signalling: {rate} calls/s offered for {secs} s, calls held {} ms (INVITE/100/200/ACK, BYE/200)", hold.as_millis());
+        println!("{:<16}{:>10}{:>10}{:>8}{:>12}{:>11}{:>11}{:>14}", "path", "attempted", "completed", "failed", "calls/s", "p50 ms", "p99 ms", "gen CPU s");
+        for (name, r, g) in [("via freecall", &mut via, gen_cpu), ("direct", &mut direct, direct_gen_cpu)] {
+            let (p50, p99) = (percentile(&mut r.latencies_us, 0.5), percentile(&mut r.latencies_us, 0.99));
+            println!("{name:<16}{:>10}{:>10}{:>8}{:>12.1}{:>11.2}{:>11.2}{:>14.2}", r.attempted, r.completed, r.failed, cps(r), p50, p99, g);
+        }
+        println!(
+            "switch: {switch_cpu:.2} CPU s ({:.1} % of one core, {:.0} µs per call), peak RSS {peak:.1} MiB; calls/s ratio via/direct = {:.3}",
+            100.0 * switch_cpu / via.elapsed.as_secs_f64(),
+            1e6 * switch_cpu / via.completed.max(1) as f64,
+            cps(&via) / cps(&direct)
+        );
+        drop(switch);
+
+        // 2. Media: concurrent calls with RTP both ways, through the switch, then directly.
+        let uas_sip = Arc::new(udp("127.0.0.1:0"));
+        let switch = Switch::start(uas_sip.local_addr().unwrap(), rtp_calls + 100);
+        let cpu0 = switch.cpu_seconds();
+        let via = media_run(Some(switch.sip), uas_sip.clone(), rtp_calls, rtp_secs, "rtp").await;
+        let media_cpu = switch.cpu_seconds() - cpu0;
+        let peak = switch.peak_mib();
+        drop(switch);
+        let uas_sip = Arc::new(udp("127.0.0.1:0"));
+        let direct = media_run(None, uas_sip, rtp_calls, rtp_secs, "rtpdirect").await;
+        println!("\n== media: {rtp_calls} concurrent calls, RTP PCMU 20 ms (50 packets/s) each way for {rtp_secs} s");
+        println!("{:<16}{:>9}{:>14}{:>14}{:>10}{:>14}{:>14}{:>10}", "path", "calls up", "A→B sent", "A→B recv", "loss %", "B→A sent", "B→A recv", "loss %");
+        for (name, r) in [("via freecall", &via), ("direct", &direct)] {
+            let loss = |(s, g): (u64, u64)| if s == 0 { f64::NAN } else { 100.0 * (s.saturating_sub(g)) as f64 / s as f64 };
+            println!("{name:<16}{:>9}{:>14}{:>14}{:>10.3}{:>14}{:>14}{:>10.3}", r.calls_up, r.a_to_b.0, r.a_to_b.1, loss(r.a_to_b), r.b_to_a.0, r.b_to_a.1, loss(r.b_to_a));
+        }
+        let pps = (via.a_to_b.1 + via.b_to_a.1) as f64 / via.seconds;
+        println!(
+            "switch: {media_cpu:.2} CPU s over the run ({:.1} % of one core during set-up, media and tear-down), {pps:.0} packets/s relayed, peak RSS {peak:.1} MiB",
+            100.0 * media_cpu / (via.seconds + rtp_calls as f64 / 100.0 + 3.0)
+        );
+    });
+}
