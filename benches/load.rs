@@ -78,6 +78,8 @@ impl Switch {
             .spawn()
             .expect("start freecall");
         let sip: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        // From here on Drop ends the process, whatever happens.
+        let switch = Switch { child, sip, dir };
         // Ready when it answers OPTIONS (bounded: 10 s).
         let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         probe
@@ -92,7 +94,7 @@ From: <sip:b@127.0.0.1>;tag=b\r\nTo: <sip:{sip}>\r\nCall-ID: ready{i}\r\nCSeq: 1
             let _ = probe.send_to(m.as_bytes(), sip);
             let mut buf = [0u8; 2048];
             if probe.recv_from(&mut buf).is_ok() {
-                return Switch { child, sip, dir };
+                return switch;
             }
         }
         panic!("switch did not start");
@@ -399,11 +401,10 @@ async fn uac(
                     if calls.remove(&m.call_id).is_some() {
                         report.failed += 1;
                     }
-                } else if m.cseq_method.as_str() == "BYE" && code == 200 {
-                    if calls.remove(&m.call_id).is_some() {
+                } else if m.cseq_method.as_str() == "BYE" && code == 200
+                    && calls.remove(&m.call_id).is_some() {
                         report.completed += 1;
                     }
-                }
             }
         }
     }
