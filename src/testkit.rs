@@ -23,6 +23,8 @@ pub struct Phone {
     pub addr: SocketAddr,
     pub rtp: UdpSocket,
     pub rtp_addr: SocketAddr,
+    /// RTCP on the port above RTP, as the SDP implies.
+    pub rtcp: UdpSocket,
     pub name: String,
 }
 
@@ -41,14 +43,25 @@ pub struct Leg {
 impl Phone {
     pub async fn bind(name: &str) -> Phone {
         let sip = UdpSocket::bind("127.0.0.1:0").await.expect("bind SIP");
-        let rtp = UdpSocket::bind("127.0.0.1:0").await.expect("bind RTP");
-        Phone {
-            addr: sip.local_addr().expect("addr"),
-            rtp_addr: rtp.local_addr().expect("addr"),
-            sip,
-            rtp,
-            name: name.to_string(),
+        // An even RTP port with RTCP free on the next one (bounded search).
+        for _ in 0..200 {
+            let rtp = UdpSocket::bind("127.0.0.1:0").await.expect("bind RTP");
+            let port = rtp.local_addr().expect("addr").port();
+            if port % 2 != 0 || port == u16::MAX {
+                continue;
+            }
+            if let Ok(rtcp) = UdpSocket::bind(("127.0.0.1", port + 1)).await {
+                return Phone {
+                    addr: sip.local_addr().expect("addr"),
+                    rtp_addr: rtp.local_addr().expect("addr"),
+                    sip,
+                    rtp,
+                    rtcp,
+                    name: name.to_string(),
+                };
+            }
         }
+        panic!("no free RTP/RTCP port pair on 127.0.0.1")
     }
 
     /// An SDP offer/answer for PCMU with our RTP address.

@@ -610,3 +610,134 @@ CSeq: {cseq} {method}\r\nContact: <sip:tcp@{me};transport=tcp>\r\n",
     }
     assert!(got.contains("SIP/2.0 200 OK"), "{got}");
 }
+
+#[tokio::test]
+async fn early_media_and_in_dialog_info_are_relayed() {
+    let caller = Phone::bind("alice").await;
+    let trunk = Phone::bind("pstn").await;
+    let switch = start(&config(&[trunk.addr], "", "", "127.0.0.1")).await;
+    let (invite, mut a_leg) = caller.invite(switch.sip_addr, "0212345678", &caller.sdp("sendrecv"));
+    caller.send(switch.sip_addr, &invite).await;
+    let (b_invite, from) = trunk.expect_request("INVITE", WAIT).await;
+    // 183 with SDP: early media (ringback, announcements) must reach the caller.
+    trunk
+        .send(
+            from,
+            &trunk.response(
+                &b_invite,
+                183,
+                "Session Progress",
+                "e1",
+                Some(&trunk.sdp("sendrecv")),
+            ),
+        )
+        .await;
+    let progress = caller.expect_status(&[183], WAIT).await;
+    let early_port = sdp_port(&progress);
+    assert_ne!(
+        early_port,
+        trunk.rtp_addr.port(),
+        "early media anchored too"
+    );
+    let switch_b = std::net::SocketAddr::from(([127, 0, 0, 1], sdp_port(&b_invite)));
+    let sent = trunk.send_rtp(switch_b, 0x3333, 1, 5, 425.0).await;
+    let got = caller.recv_rtp(5, WAIT).await;
+    assert_eq!(
+        got.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>(),
+        sent,
+        "ringback heard before answer"
+    );
+
+    trunk
+        .send(
+            from,
+            &trunk.response(&b_invite, 200, "OK", "e1", Some(&trunk.sdp("sendrecv"))),
+        )
+        .await;
+    let ok = caller.expect_status(&[200], WAIT).await;
+    Phone::update_leg(&mut a_leg, &ok);
+    caller.send(switch.sip_addr, &caller.ack(&a_leg, 1)).await;
+    trunk.expect_request("ACK", WAIT).await;
+
+    // INFO (e.g. SIP INFO DTMF) passes through with its body; the answer comes back.
+    let info = caller.request(
+        &mut a_leg,
+        "INFO",
+        Some(("application/dtmf-relay", "Signal=5\r\nDuration=160\r\n")),
+    );
+    caller.send(switch.sip_addr, &info).await;
+    let (b_info, from) = trunk.expect_request("INFO", WAIT).await;
+    assert_eq!(b_info.content_type(), Some("application/dtmf-relay"));
+    assert_eq!(b_info.body, b"Signal=5\r\nDuration=160\r\n");
+    assert_eq!(b_info.call_id, b_invite.call_id);
+    trunk
+        .send(from, &trunk.response(&b_info, 200, "OK", "e1", None))
+        .await;
+    let r = caller.expect_status(&[200], WAIT).await;
+    assert_eq!(r.cseq_method.as_str(), "INFO");
+
+    // A transfer attempt is refused: it would let a party make the switch dial anywhere.
+    let refer = caller.request(&mut a_leg, "REFER", None);
+    caller.send(switch.sip_addr, &refer).await;
+    caller.expect_status(&[403], WAIT).await;
+}
+
+#[tokio::test]
+async fn media_latches_onto_the_real_source_and_carries_rtcp() {
+    let c = answered_call("", "").await;
+    let switch_a = std::net::SocketAddr::from(([127, 0, 0, 1], sdp_port(&c.a_ok)));
+    let switch_b = std::net::SocketAddr::from(([127, 0, 0, 1], sdp_port(&c.b_invite)));
+    // The caller is behind NAT: its packets come from another port than its SDP says.
+    let nat = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let pkt = rtp_rs::RtpPacketBuilder::new()
+        .payload_type(0)
+        .ssrc(77)
+        .sequence(rtp_rs::Seq::from(1))
+        .timestamp(0)
+        .payload(&freecall::testkit::tone_pcmu(1000.0, 160, 0))
+        .build()
+        .unwrap();
+    nat.send_to(&pkt, switch_a).await.unwrap();
+    assert_eq!(c.trunk.recv_rtp(1, WAIT).await.len(), 1);
+    let sent = c.trunk.send_rtp(switch_b, 5, 1, 3, 1500.0).await;
+    let mut buf = [0u8; 2048];
+    for expected in &sent {
+        let (n, from) = tokio::time::timeout(WAIT, nat.recv_from(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            &buf[..n],
+            expected.as_slice(),
+            "media goes where the caller's packets come from"
+        );
+        assert_eq!(from, switch_a);
+    }
+    assert!(
+        c.caller
+            .recv_rtp(1, Duration::from_millis(200))
+            .await
+            .is_empty(),
+        "not to the SDP address any more"
+    );
+
+    // RTCP (a sender report) on RTP port + 1 reaches the trunk's RTCP port (its RTP port + 1).
+    let mut sr = vec![0x80u8, 200, 0, 6];
+    sr.extend_from_slice(&[0u8; 24]);
+    nat.send_to(
+        &sr,
+        std::net::SocketAddr::from(([127, 0, 0, 1], switch_a.port() + 1)),
+    )
+    .await
+    .unwrap();
+    let (n, from) = tokio::time::timeout(WAIT, c.trunk.rtcp.recv_from(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&buf[..n], sr.as_slice());
+    assert_eq!(
+        from.port(),
+        switch_b.port() + 1,
+        "RTCP leaves from the switch's RTCP port"
+    );
+}
