@@ -170,8 +170,13 @@ async fn run(
     let mut pending_tcp: HashMap<SocketAddr, Vec<Vec<u8>>> = HashMap::new();
     let mut buf = vec![0u8; 65_536];
     let mut drain_until: Option<std::time::Instant> = None;
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let watchdog = sd_notify::watchdog_enabled().is_some();
+    // systemd's watchdog wants a ping at least every WATCHDOG_USEC; ping at half of it.
+    let watchdog_every = sd_notify::watchdog_enabled();
+    let watchdog = watchdog_every.is_some();
+    let tick_every = watchdog_every
+        .map(|w| (w / 2).clamp(Duration::from_millis(50), Duration::from_secs(1)))
+        .unwrap_or(Duration::from_secs(1));
+    let mut tick = tokio::time::interval(tick_every);
     let mut finished: Vec<Outcome> = Vec::new();
     loop {
         let wake = manager

@@ -224,3 +224,95 @@ fn a_bad_configuration_is_refused_with_exit_64_naming_the_key() {
         "the shipped configuration is valid"
     );
 }
+
+/// The switch speaks systemd's notify protocol as `Type=notify` with `WatchdogSec=` expects:
+/// READY=1 once it listens, WATCHDOG=1 pings at half the interval, STOPPING=1 on SIGTERM.
+#[test]
+fn systemd_readiness_watchdog_and_stopping_are_notified() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = std::env::temp_dir().join(format!("freecall-notify-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("notify.sock");
+    let _ = std::fs::remove_file(&path);
+    let sock = UnixDatagram::bind(&path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let port = free_port();
+    let mut daemon = Daemon::spawn(
+        "conf/freecall.toml",
+        &[
+            ("NOTIFY_SOCKET", path.to_str().unwrap().to_string()),
+            // 1 s watchdog: pings expected about every 500 ms.
+            ("WATCHDOG_USEC", "1000000".to_string()),
+            ("FREECALL__SIP__LISTEN", format!("127.0.0.1:{port}")),
+            ("FREECALL__MEDIA__PORT_MIN", "47000".to_string()),
+            ("FREECALL__MEDIA__PORT_MAX", "47200".to_string()),
+        ],
+    );
+    let mut seen: Vec<String> = Vec::new();
+    let mut buf = [0u8; 512];
+    let mut ready_at = None;
+    for _ in 0..100 {
+        if let Ok(n) = sock.recv(&mut buf) {
+            let msg = String::from_utf8_lossy(&buf[..n]).to_string();
+            if msg.contains("READY=1") && ready_at.is_none() {
+                ready_at = Some(seen.len());
+                // Listening when READY arrives: OPTIONS answered at once.
+                wait_ready(format!("127.0.0.1:{port}").parse().unwrap());
+            }
+            seen.push(msg);
+        }
+        if ready_at.is_some() && seen.iter().filter(|m| m.contains("WATCHDOG=1")).count() >= 3 {
+            break;
+        }
+    }
+    assert!(ready_at.is_some(), "READY=1 was sent: {seen:?}");
+    let pings = seen.iter().filter(|m| m.contains("WATCHDOG=1")).count();
+    assert!(pings >= 3, "watchdog pings arrive: {seen:?}");
+    daemon.signal("-TERM");
+    let mut stopping = false;
+    for _ in 0..50 {
+        if let Ok(n) = sock.recv(&mut buf)
+            && String::from_utf8_lossy(&buf[..n]).contains("STOPPING=1")
+        {
+            stopping = true;
+            break;
+        }
+    }
+    assert!(stopping, "STOPPING=1 is sent on SIGTERM");
+    assert_eq!(daemon.wait_exit(Duration::from_secs(10)), Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `systemd-analyze verify` accepts the shipped unit (with the binary path pointed at the
+/// one just built, since nothing is installed under /usr/local/bin on a build machine).
+#[test]
+fn the_shipped_systemd_unit_verifies() {
+    let unit = std::fs::read_to_string(format!("{ROOT}/systemd/freecall.service")).unwrap();
+    for key in [
+        "Type=notify",
+        "WatchdogSec=",
+        "User=freecall",
+        "RestartPreventExitStatus=64",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+    ] {
+        assert!(unit.contains(key), "the unit sets {key}");
+    }
+    let dir = std::env::temp_dir().join(format!("freecall-unit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let local = unit.replace("/usr/local/bin/freecall", BIN).replace(
+        "/etc/freecall/freecall.toml",
+        &format!("{ROOT}/conf/freecall.toml"),
+    );
+    let path = dir.join("freecall.service");
+    std::fs::write(&path, local).unwrap();
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(&path)
+        .output()
+        .expect("systemd-analyze is installed (.ci/run installs the systemd package)");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && err.trim().is_empty(), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
