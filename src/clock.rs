@@ -29,3 +29,12 @@ impl NowForTests for Instant {
         now()
     }
 }
+
+/// Wall-clock milliseconds since the Unix epoch: what the ledger, reservations and
+/// heartbeats store (they must mean the same on every node and after a restart).
+pub fn unix_ms() -> i64 {
+    wall()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

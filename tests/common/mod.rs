@@ -1,6 +1,8 @@
 //! Shared set-up for the end-to-end tests: a switch on 127.0.0.1 with the given trunks.
 #![allow(dead_code)]
 
+pub mod stores;
+
 use freecall::config::Config;
 use freecall::driver::{self, SwitchHandle};
 use std::net::SocketAddr;

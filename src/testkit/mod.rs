@@ -5,6 +5,8 @@
 //! written as text here and only parsed with the switch's parser, so a test asserts what
 //! a real far end would see on the wire.
 
+pub mod pg;
+
 use crate::sip::{Message, parse_datagram};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,0 +1,12 @@
+DROP TABLE idempotency;
+DROP TABLE api_keys;
+DROP TABLE nodes;
+DROP TABLE reservations;
+DROP TABLE ledger;
+DROP TABLE cards;
+DROP TABLE issuers;
+DROP TABLE sale_items;
+DROP TABLE sales;
+DROP TABLE products;
+DROP TABLE members;
+DROP TABLE accounts;

@@ -1,0 +1,168 @@
+//! Money in the call path, as the call layer sees it: who pays (`Payer`), what a call may
+//! cost (`Tariffs`), and the answer to "may this call go ahead, and for how long"
+//! (`Authorization` or `Refusal`).
+//!
+//! Pure: no SIP, no database. The accounting service (`crate::accounting`) carries these
+//! requests to the store; the call layer turns a `Refusal` into a SIP status.
+
+pub mod tariff;
+
+use crate::auth::DigestProof;
+use crate::numbers::DestinationKind;
+use serde::Serialize;
+use std::collections::BTreeMap;
+pub use tariff::Tariff;
+
+/// What an account holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountKind {
+    /// A web shop member's mileage points.
+    Mileage,
+    /// A card issuer's prepaid balance, in the guild currency's minor units.
+    Guild,
+}
+
+impl AccountKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountKind::Mileage => "mileage",
+            AccountKind::Guild => "guild",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<AccountKind> {
+        match s {
+            "mileage" => Some(AccountKind::Mileage),
+            "guild" => Some(AccountKind::Guild),
+            _ => None,
+        }
+    }
+
+    /// What the caller is told when this account cannot pay.
+    pub fn exhausted(self) -> Refusal {
+        match self {
+            AccountKind::Mileage => Refusal::MileageExhausted,
+            AccountKind::Guild => Refusal::GuildExhausted,
+        }
+    }
+}
+
+/// The tariff table: one tariff per account kind and destination kind. A destination kind
+/// without a tariff cannot be called on that kind of account.
+#[derive(Clone, Debug, Default)]
+pub struct Tariffs {
+    table: BTreeMap<(AccountKind, DestinationKind), Tariff>,
+    /// No reservation covers more than this many seconds, however rich the account.
+    pub max_call_secs: i64,
+}
+
+impl Tariffs {
+    pub fn new(max_call_secs: i64) -> Tariffs {
+        Tariffs {
+            table: BTreeMap::new(),
+            max_call_secs,
+        }
+    }
+
+    pub fn insert(&mut self, kind: AccountKind, tariff: Tariff) {
+        self.table.insert((kind, tariff.destination), tariff);
+    }
+
+    pub fn get(&self, kind: AccountKind, dest: DestinationKind) -> Option<&Tariff> {
+        self.table.get(&(kind, dest))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (AccountKind, &Tariff)> {
+        self.table.iter().map(|((k, _), t)| (*k, t))
+    }
+}
+
+/// Who pays for a call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Payer {
+    /// A member's softphone, authenticated with SIP digest (the proof is checked against
+    /// the stored credentials before anything is reserved).
+    Member {
+        username: String,
+        proof: Box<DigestProof>,
+    },
+    /// A trusted peer named the account in a header.
+    Account(i64),
+    /// A trusted peer named a card: its issuer's guild pays, its call quota counts.
+    Card(i64),
+}
+
+/// A request to let one call go ahead.
+#[derive(Clone, Debug)]
+pub struct AuthorizeRequest {
+    /// Our call id; the reservation is keyed by it, so it is settled at most once.
+    pub call_id: String,
+    pub payer: Payer,
+    pub number: String,
+    pub destination: DestinationKind,
+}
+
+/// The call may go ahead for at most `max_secs` after answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Authorization {
+    pub reservation: i64,
+    pub account: i64,
+    pub max_secs: i64,
+    /// Said in the BYE when the limit is reached.
+    pub limit_reason: &'static str,
+}
+
+/// Why a call may not go ahead. The text is what the caller's phone shows (in `Reason`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("mileage exhausted")]
+    MileageExhausted,
+    #[error("guild exhausted")]
+    GuildExhausted,
+    #[error("call quota used up")]
+    QuotaUsedUp,
+    #[error("destination not allowed")]
+    DestinationNotAllowed,
+    #[error("unknown account")]
+    UnknownAccount,
+    #[error("authentication failed")]
+    BadCredentials,
+    /// The store could not be reached; nothing was reserved.
+    #[error("billing unavailable")]
+    Unavailable,
+}
+
+impl Refusal {
+    /// The SIP status for this refusal.
+    pub fn sip_status(&self) -> u16 {
+        match self {
+            Refusal::MileageExhausted | Refusal::GuildExhausted | Refusal::QuotaUsedUp => 402,
+            Refusal::DestinationNotAllowed | Refusal::UnknownAccount | Refusal::BadCredentials => {
+                403
+            }
+            Refusal::Unavailable => 503,
+        }
+    }
+}
+
+/// How a call ended, for settlement: times are wall-clock milliseconds since the epoch
+/// (persisted, so they survive a restart of the switch).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settlement {
+    pub reservation: i64,
+    pub call_id: String,
+    pub answered_ms: Option<i64>,
+    pub ended_ms: i64,
+    pub cause: String,
+}
+
+impl Settlement {
+    /// Talk time in whole seconds, rounded up (a started second is a billed second).
+    pub fn talk_secs(&self) -> i64 {
+        match self.answered_ms {
+            Some(a) if self.ended_ms > a => (self.ended_ms - a + 999) / 1000,
+            _ => 0,
+        }
+    }
+}

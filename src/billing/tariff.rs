@@ -1,0 +1,146 @@
+//! Rating: what a call of a given length costs, and how long a call a balance buys.
+//!
+//! Integer arithmetic only: amounts are in the account's unit (mileage points, or the
+//! guild's currency in minor units), durations in whole seconds.
+
+use crate::numbers::DestinationKind;
+use serde::Serialize;
+
+/// The price of one destination kind for one kind of account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Tariff {
+    pub destination: DestinationKind,
+    /// Units per minute of billed time.
+    pub per_minute: i64,
+    /// The first billing period in seconds ("30" in 30/6).
+    pub first_secs: i64,
+    /// Every later period in seconds ("6" in 30/6).
+    pub increment_secs: i64,
+    /// The least an answered call costs (units, connection charge excluded).
+    pub minimum: i64,
+    /// Charged once per answered call (units).
+    pub connection: i64,
+}
+
+/// The most any tariff may charge per minute: keeps every product below far from i64::MAX
+/// (1e9 units/min × 1e6 s stays under 2^63).
+pub const MAX_PER_MINUTE: i64 = 1_000_000_000;
+
+impl Tariff {
+    /// Parse "60/60", "30/6", "1/1".
+    pub fn parse_increment(s: &str) -> Option<(i64, i64)> {
+        let (a, b) = s.split_once('/')?;
+        let first: i64 = a.trim().parse().ok()?;
+        let next: i64 = b.trim().parse().ok()?;
+        (first >= 1 && next >= 1 && first <= 3600 && next <= 3600).then_some((first, next))
+    }
+
+    /// Seconds billed for a call that talked `secs` seconds: 0 for an unanswered call,
+    /// otherwise the first period and then whole increments.
+    pub fn billed_secs(&self, secs: i64) -> i64 {
+        if secs <= 0 {
+            return 0;
+        }
+        if secs <= self.first_secs {
+            return self.first_secs;
+        }
+        let rest = secs - self.first_secs;
+        let periods = (rest + self.increment_secs - 1) / self.increment_secs;
+        self.first_secs + periods * self.increment_secs
+    }
+
+    /// What a call that talked `secs` seconds costs.
+    pub fn cost(&self, secs: i64) -> i64 {
+        let billed = self.billed_secs(secs);
+        if billed == 0 {
+            return 0;
+        }
+        // Rounded up to a whole unit: never bill less than the tariff says.
+        let time = (self.per_minute * billed + 59) / 60;
+        self.connection + time.max(self.minimum)
+    }
+
+    /// The longest call (in seconds, on a period boundary) that `available` pays for,
+    /// at most `cap` seconds; `None` when not even the first period is affordable.
+    pub fn max_secs(&self, available: i64, cap: i64) -> Option<i64> {
+        if self.cost(1) > available || cap < 1 {
+            return None;
+        }
+        if self.cost(cap) <= available {
+            return Some(cap);
+        }
+        // cost() is monotonic in secs: binary search the last affordable second, then step
+        // back to the period boundary it belongs to (same cost, so still affordable).
+        let (mut lo, mut hi) = (1i64, cap);
+        while lo < hi {
+            let mid = lo + (hi - lo + 1) / 2;
+            if self.cost(mid) <= available {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        Some(self.billed_secs(lo).min(cap))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(per_minute: i64, first: i64, inc: i64) -> Tariff {
+        Tariff {
+            destination: DestinationKind::Mobile,
+            per_minute,
+            first_secs: first,
+            increment_secs: inc,
+            minimum: 0,
+            connection: 0,
+        }
+    }
+
+    #[test]
+    fn increments_round_up() {
+        let m = t(60, 60, 60);
+        assert_eq!(m.billed_secs(0), 0);
+        assert_eq!(m.billed_secs(1), 60);
+        assert_eq!(m.billed_secs(61), 120);
+        assert_eq!(m.cost(61), 120);
+        let s = t(120, 30, 6);
+        assert_eq!(s.billed_secs(31), 36);
+        assert_eq!(s.cost(31), 72);
+        let one = t(100, 1, 1);
+        assert_eq!(one.cost(7), 12); // 700/60 = 11.67 → 12
+    }
+
+    #[test]
+    fn minimum_and_connection_charge() {
+        let mut x = t(60, 1, 1);
+        x.minimum = 30;
+        x.connection = 5;
+        assert_eq!(x.cost(0), 0, "unanswered calls cost nothing");
+        assert_eq!(x.cost(10), 35);
+        assert_eq!(x.cost(100), 105);
+    }
+
+    #[test]
+    fn the_longest_affordable_call() {
+        let m = t(100, 60, 60);
+        assert_eq!(m.max_secs(99, 7200), None, "not even the first minute");
+        assert_eq!(m.max_secs(100, 7200), Some(60));
+        assert_eq!(m.max_secs(350, 7200), Some(180));
+        assert_eq!(m.max_secs(1_000_000, 7200), Some(7200), "capped");
+        let s = t(120, 30, 6);
+        let secs = s.max_secs(100, 7200).unwrap();
+        assert!(s.cost(secs) <= 100 && s.cost(secs + 1) > 100, "{secs}");
+        let free = t(0, 60, 60);
+        assert_eq!(free.max_secs(0, 3600), Some(3600));
+    }
+
+    #[test]
+    fn increments_parse() {
+        assert_eq!(Tariff::parse_increment("30/6"), Some((30, 6)));
+        assert_eq!(Tariff::parse_increment("0/6"), None);
+        assert_eq!(Tariff::parse_increment("60"), None);
+    }
+}

@@ -1,0 +1,389 @@
+//! Money in the call path: reserve before the call rings, note the answer, settle once.
+//!
+//! The reservation is one conditional statement
+//! (`UPDATE accounts SET reserved = reserved + a WHERE id = ? AND balance - reserved >= a`),
+//! so any number of calls on one account, on any number of nodes sharing the database, can
+//! never hold more than the balance. Settlement flips the reservation from `open` to
+//! `settled` in the same transaction as the debit, so it happens at most once per call.
+
+use super::accounts::{Entry, append};
+use super::schema::{accounts, cards, issuers, ledger, members, nodes, reservations};
+use super::{Result, Store, StoreError, in_tx, on_conn};
+use crate::billing::{AccountKind, Authorization, Payer, Refusal, Settlement, Tariff, Tariffs};
+use crate::clock;
+use crate::numbers::DestinationKind;
+use diesel::prelude::*;
+
+/// Who pays, after the payer was resolved (and a member authenticated).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Charge {
+    Account(i64),
+    Card(i64),
+}
+
+/// What settlement did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Settled {
+    Done {
+        billed_secs: i64,
+        cost: i64,
+        released: i64,
+    },
+    /// The reservation was settled before (a retry, or recovery got there first).
+    Already,
+}
+
+/// An open reservation being settled after a restart.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recovered {
+    pub call_id: String,
+    pub billed_secs: i64,
+    pub cost: i64,
+}
+
+/// account, card, amount, max_secs, per_minute, first, increment, minimum, connection, state
+type HeldRow = (i64, Option<i64>, i64, i64, i64, i64, i64, i64, i64, String);
+
+const MAX_RESERVE_ATTEMPTS: usize = 8;
+
+impl Store {
+    /// Resolve a payer to the account (and card) to charge. Members are looked up by SIP
+    /// user; checking their digest proof is the caller's job (`crate::accounting`).
+    pub fn charge_for(&self, payer: &Payer) -> Result<(Charge, i64, AccountKind)> {
+        on_conn!(self, c => {
+            let (charge, account) = match payer {
+                Payer::Member { username, .. } => {
+                    let account: i64 = members::table
+                        .filter(members::sip_user.eq(username))
+                        .select(members::account_id)
+                        .first(c)
+                        .optional()?
+                        .ok_or(StoreError::Refused(Refusal::BadCredentials))?;
+                    (Charge::Account(account), account)
+                }
+                Payer::Account(id) => (Charge::Account(*id), *id),
+                Payer::Card(card) => {
+                    let account: i64 = cards::table
+                        .inner_join(issuers::table)
+                        .filter(cards::id.eq(card))
+                        .select(issuers::account_id)
+                        .first(c)
+                        .optional()?
+                        .ok_or(StoreError::Refused(Refusal::UnknownAccount))?;
+                    (Charge::Card(*card), account)
+                }
+            };
+            let kind: String = accounts::table
+                .find(account)
+                .select(accounts::kind)
+                .first(c)
+                .optional()?
+                .ok_or(StoreError::Refused(Refusal::UnknownAccount))?;
+            let kind = AccountKind::parse(&kind)
+                .ok_or_else(|| StoreError::Invalid(format!("account kind '{kind}'")))?;
+            Ok((charge, account, kind))
+        })
+    }
+
+    /// Reserve what the longest affordable call costs (at most `tariffs.max_call_secs`)
+    /// and, for a card, one call of its quota. Refuses with the reason the caller hears.
+    pub fn reserve(
+        &self,
+        node: &str,
+        call_id: &str,
+        number: &str,
+        destination: DestinationKind,
+        charge: Charge,
+        tariffs: &Tariffs,
+    ) -> Result<Authorization> {
+        let (_, account, kind) = match charge {
+            Charge::Account(a) => self.charge_for(&Payer::Account(a))?,
+            Charge::Card(c) => self.charge_for(&Payer::Card(c))?,
+        };
+        let tariff: Tariff = *tariffs
+            .get(kind, destination)
+            .ok_or(StoreError::Refused(Refusal::DestinationNotAllowed))?;
+        let cap = tariffs.max_call_secs;
+        in_tx!(self, c => {
+            let mut attempt = 0;
+            let (max_secs, amount, after) = loop {
+                attempt += 1;
+                let (balance, reserved): (i64, i64) = accounts::table
+                    .find(account)
+                    .select((accounts::balance, accounts::reserved))
+                    .first(c)?;
+                let Some(max_secs) = tariff.max_secs(balance - reserved, cap) else {
+                    return Err(StoreError::Refused(kind.exhausted()));
+                };
+                let amount = tariff.cost(max_secs);
+                let after: Option<(i64, i64)> = diesel::update(
+                    accounts::table
+                        .filter(accounts::id.eq(account))
+                        .filter((accounts::balance - accounts::reserved).ge(amount)),
+                )
+                .set(accounts::reserved.eq(accounts::reserved + amount))
+                .returning((accounts::balance, accounts::reserved))
+                .get_result(c)
+                .optional()?;
+                match after {
+                    Some(after) => break (max_secs, amount, after),
+                    // Another call took some of the balance between the read and the
+                    // update: price again with what is left.
+                    None if attempt < MAX_RESERVE_ATTEMPTS => continue,
+                    None => return Err(StoreError::Refused(kind.exhausted())),
+                }
+            };
+            let card = match charge {
+                Charge::Card(card) => {
+                    let took = diesel::update(
+                        cards::table
+                            .filter(cards::id.eq(card))
+                            .filter((cards::quota_total - cards::quota_used - cards::quota_reserved).ge(1i64)),
+                    )
+                    .set(cards::quota_reserved.eq(cards::quota_reserved + 1))
+                    .execute(c)?;
+                    if took == 0 {
+                        return Err(StoreError::Refused(Refusal::QuotaUsedUp));
+                    }
+                    Some(card)
+                }
+                Charge::Account(_) => None,
+            };
+            let id: i64 = diesel::insert_into(reservations::table)
+                .values((
+                    reservations::call_id.eq(call_id),
+                    reservations::node.eq(node),
+                    reservations::account_id.eq(account),
+                    reservations::card_id.eq(card),
+                    reservations::number.eq(number),
+                    reservations::destination.eq(destination.as_str()),
+                    reservations::amount.eq(amount),
+                    reservations::max_secs.eq(max_secs),
+                    reservations::per_minute.eq(tariff.per_minute),
+                    reservations::first_secs.eq(tariff.first_secs),
+                    reservations::increment_secs.eq(tariff.increment_secs),
+                    reservations::minimum.eq(tariff.minimum),
+                    reservations::connection.eq(tariff.connection),
+                    reservations::created_ms.eq(clock::unix_ms()),
+                ))
+                .returning(reservations::id)
+                .get_result(c)?;
+            append!(c, Entry {
+                account,
+                card,
+                kind: "reserve",
+                amount,
+                calls: i64::from(card.is_some()),
+                after,
+                cause: "call",
+                reference: Some(call_id),
+            })?;
+            let limit_reason = if max_secs >= cap {
+                "maximum call duration reached"
+            } else {
+                match kind {
+                    AccountKind::Mileage => "mileage exhausted",
+                    AccountKind::Guild => "guild exhausted",
+                }
+            };
+            Ok(Authorization { reservation: id, account, max_secs, limit_reason })
+        })
+    }
+
+    /// Persist the answer time: after a crash the call is billed from here up to the
+    /// node's last heartbeat.
+    pub fn mark_answered(&self, reservation: i64, answered_ms: i64) -> Result<()> {
+        on_conn!(self, c => {
+            diesel::update(
+                reservations::table
+                    .filter(reservations::id.eq(reservation))
+                    .filter(reservations::state.eq("open")),
+            )
+            .set(reservations::answered_ms.eq(answered_ms))
+            .execute(c)?;
+            Ok(())
+        })
+    }
+
+    /// Debit the billed time and release the rest, once. A card call that was answered
+    /// uses one call of the quota; an unanswered one gives it back.
+    pub fn settle(&self, s: &Settlement) -> Result<Settled> {
+        in_tx!(self, c => {
+            let row: Option<HeldRow> = reservations::table
+                .find(s.reservation)
+                .select((
+                    reservations::account_id,
+                    reservations::card_id,
+                    reservations::amount,
+                    reservations::max_secs,
+                    reservations::per_minute,
+                    reservations::first_secs,
+                    reservations::increment_secs,
+                    reservations::minimum,
+                    reservations::connection,
+                    reservations::state,
+                ))
+                .first(c)
+                .optional()?;
+            let Some((account, card, amount, max_secs, per_minute, first_secs, increment_secs, minimum, connection, state)) = row else {
+                return Err(StoreError::NotFound("reservation"));
+            };
+            if state != "open" {
+                return Ok(Settled::Already);
+            }
+            let tariff = Tariff {
+                destination: DestinationKind::Other,
+                per_minute,
+                first_secs,
+                increment_secs,
+                minimum,
+                connection,
+            };
+            let talk = s.talk_secs().min(max_secs);
+            let answered = s.answered_ms.is_some();
+            let billed = tariff.billed_secs(talk);
+            // The reservation covered max_secs: never take more than was held.
+            let cost = tariff.cost(talk).min(amount);
+            let released = amount - cost;
+            let flipped = diesel::update(
+                reservations::table
+                    .filter(reservations::id.eq(s.reservation))
+                    .filter(reservations::state.eq("open")),
+            )
+            .set((
+                reservations::state.eq("settled"),
+                reservations::answered_ms.eq(s.answered_ms),
+                reservations::ended_ms.eq(s.ended_ms),
+                reservations::billed_secs.eq(billed),
+                reservations::cost.eq(cost),
+                reservations::cause.eq(&s.cause),
+            ))
+            .execute(c)?;
+            if flipped == 0 {
+                return Ok(Settled::Already);
+            }
+            let (mut balance, mut reserved): (i64, i64) = diesel::update(accounts::table.find(account))
+                .set((
+                    accounts::balance.eq(accounts::balance - cost),
+                    accounts::reserved.eq(accounts::reserved - amount),
+                ))
+                .returning((accounts::balance, accounts::reserved))
+                .get_result(c)?;
+            if let Some(card) = card {
+                let used = i64::from(answered);
+                diesel::update(cards::table.find(card))
+                    .set((
+                        cards::quota_reserved.eq(cards::quota_reserved - 1),
+                        cards::quota_used.eq(cards::quota_used + used),
+                    ))
+                    .execute(c)?;
+            }
+            // Entries in order: the debit out of the held amount, then the release of the
+            // rest, each with the account's state after it.
+            balance += cost;
+            reserved += amount;
+            if answered {
+                balance -= cost;
+                reserved -= cost;
+                append!(c, Entry {
+                    account,
+                    card,
+                    kind: "debit",
+                    amount: cost,
+                    calls: i64::from(card.is_some()),
+                    after: (balance, reserved),
+                    cause: "call",
+                    reference: Some(&s.call_id),
+                })?;
+            }
+            reserved -= released;
+            append!(c, Entry {
+                account,
+                card,
+                kind: "release",
+                amount: released,
+                calls: i64::from(card.is_some() && !answered),
+                after: (balance, reserved),
+                cause: "call",
+                reference: Some(&s.call_id),
+            })?;
+            Ok(Settled::Done { billed_secs: billed, cost, released })
+        })
+    }
+
+    /// The node is alive at `now_ms`.
+    pub fn heartbeat(&self, node: &str, now_ms: i64) -> Result<()> {
+        on_conn!(self, c => {
+            let n = diesel::update(nodes::table.find(node))
+                .set(nodes::heartbeat_ms.eq(now_ms))
+                .execute(c)?;
+            if n == 0 {
+                diesel::insert_into(nodes::table)
+                    .values((nodes::id.eq(node), nodes::heartbeat_ms.eq(now_ms)))
+                    .execute(c)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// After a restart: settle this node's open reservations, billing answered calls from
+    /// their persisted answer time up to the node's last heartbeat.
+    pub fn recover(&self, node: &str) -> Result<Vec<Recovered>> {
+        let (open, heartbeat) = on_conn!(self, c => {
+            let open: Vec<(i64, String, Option<i64>, i64)> = reservations::table
+                .filter(reservations::node.eq(node))
+                .filter(reservations::state.eq("open"))
+                .select((reservations::id, reservations::call_id, reservations::answered_ms, reservations::created_ms))
+                .order(reservations::id)
+                .load(c)?;
+            let hb: Option<i64> = nodes::table.find(node).select(nodes::heartbeat_ms).first(c).optional()?;
+            (open, hb)
+        });
+        let mut done = Vec::new();
+        for (id, call_id, answered_ms, created_ms) in open {
+            // Never before the answer: a heartbeat older than the answer bills nothing beyond it.
+            let ended_ms = heartbeat
+                .unwrap_or(created_ms)
+                .max(answered_ms.unwrap_or(i64::MIN));
+            let s = Settlement {
+                reservation: id,
+                call_id: call_id.clone(),
+                answered_ms,
+                ended_ms,
+                cause: "switch restarted: billed up to its last heartbeat".into(),
+            };
+            if let Settled::Done {
+                billed_secs, cost, ..
+            } = self.settle(&s)?
+            {
+                done.push(Recovered {
+                    call_id,
+                    billed_secs,
+                    cost,
+                });
+            }
+        }
+        Ok(done)
+    }
+
+    /// Reservations still open (all nodes): what an operator checks after an incident.
+    pub fn open_reservations(&self) -> Result<i64> {
+        on_conn!(self, c => {
+            Ok(reservations::table
+                .filter(reservations::state.eq("open"))
+                .count()
+                .get_result::<i64>(c)?)
+        })
+    }
+
+    /// Debits of a call (tests and audits: a call must have at most one).
+    pub fn debits_of_call(&self, call_id: &str) -> Result<Vec<i64>> {
+        on_conn!(self, c => {
+            Ok(ledger::table
+                .filter(ledger::reference.eq(call_id))
+                .filter(ledger::kind.eq("debit"))
+                .select(ledger::amount)
+                .load::<i64>(c)?)
+        })
+    }
+}

@@ -1,0 +1,215 @@
+//! The store: accounts, ledger, shop, cards, reservations, API keys — in SQLite (the
+//! embedded default, one file in WAL mode) or PostgreSQL (shared by several nodes).
+//!
+//! Every operation is written once and compiled for both backends (`on_conn!`/`in_tx!`
+//! expand the same diesel code for each connection type). Calls are blocking; async code
+//! goes through `Store::run`, which moves the work to tokio's blocking pool, bounded by the
+//! connection pool's size, so database work never runs on a SIP or RTP task.
+//!
+//! Files: `accounts.rs` (accounts, ledger, credits, idempotency, API keys), `shop.rs`
+//! (members, products, purchases), `cards.rs` (issuers, cards), `calls.rs` (reservation,
+//! answer, settlement, heartbeat and recovery).
+
+pub mod accounts;
+pub mod calls;
+pub mod cards;
+pub mod schema;
+pub mod shop;
+
+use diesel::connection::SimpleConnection;
+use diesel::pg::PgConnection;
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool as R2d2Pool};
+use diesel::sqlite::SqliteConnection;
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use std::sync::Arc;
+use std::time::Duration;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("sql/sqlite");
+const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("sql/postgres");
+
+pub(crate) enum Pool {
+    Sqlite(R2d2Pool<ConnectionManager<SqliteConnection>>),
+    Pg(R2d2Pool<ConnectionManager<PgConnection>>),
+}
+
+/// A handle on the database; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) pool: Arc<Pool>,
+    /// Bounds blocking tasks to the pool's size so a burst of calls queues here instead of
+    /// parking hundreds of threads on the pool.
+    permits: Arc<tokio::sync::Semaphore>,
+}
+
+/// What went wrong, and whether retrying could help.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found: {0}")]
+    NotFound(&'static str),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("invalid: {0}")]
+    Invalid(String),
+    /// The same Idempotency-Key was used with a different request.
+    #[error("the Idempotency-Key was already used with a different request")]
+    IdempotencyMismatch,
+    /// The call may not go ahead (no money, no quota, destination not allowed…).
+    #[error("{0}")]
+    Refused(crate::billing::Refusal),
+    /// The database cannot be reached or failed: retryable, nothing was written.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<diesel::result::Error> for StoreError {
+    fn from(e: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match e {
+            Error::NotFound => StoreError::NotFound("row"),
+            Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
+                StoreError::Conflict(info.message().to_string())
+            }
+            Error::DatabaseError(DatabaseErrorKind::CheckViolation, info) => {
+                StoreError::Invalid(info.message().to_string())
+            }
+            other => StoreError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+impl From<diesel::r2d2::PoolError> for StoreError {
+    fn from(e: diesel::r2d2::PoolError) -> Self {
+        StoreError::Unavailable(e.to_string())
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// Run `$body` with `$c` bound to a pooled connection of whichever backend this is.
+macro_rules! on_conn {
+    ($store:expr, $c:ident => $body:expr) => {
+        match &*$store.pool {
+            $crate::store::Pool::Sqlite(p) => {
+                let mut guard = p.get()?;
+                let $c: &mut diesel::sqlite::SqliteConnection = &mut guard;
+                $body
+            }
+            $crate::store::Pool::Pg(p) => {
+                let mut guard = p.get()?;
+                let $c: &mut diesel::pg::PgConnection = &mut guard;
+                $body
+            }
+        }
+    };
+}
+
+/// Run `$body` in a transaction. SQLite's is `BEGIN IMMEDIATE`: taking the write lock up
+/// front means a read-then-write transaction never fails half-way on a lock upgrade.
+macro_rules! in_tx {
+    ($store:expr, $c:ident => $body:expr) => {
+        match &*$store.pool {
+            $crate::store::Pool::Sqlite(p) => {
+                let mut guard = p.get()?;
+                let conn: &mut diesel::sqlite::SqliteConnection = &mut guard;
+                conn.immediate_transaction(|$c| $body)
+            }
+            $crate::store::Pool::Pg(p) => {
+                let mut guard = p.get()?;
+                let conn: &mut diesel::pg::PgConnection = &mut guard;
+                conn.transaction(|$c| $body)
+            }
+        }
+    };
+}
+pub(crate) use {in_tx, on_conn};
+
+#[derive(Debug)]
+struct SqlitePragmas;
+
+impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragmas {
+    fn on_acquire(
+        &self,
+        conn: &mut SqliteConnection,
+    ) -> std::result::Result<(), diesel::r2d2::Error> {
+        conn.batch_execute(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+             PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+        )
+        .map_err(diesel::r2d2::Error::QueryError)
+    }
+}
+
+impl Store {
+    /// Connect to `url`: `postgres://…` / `postgresql://…` for PostgreSQL, anything else is
+    /// an SQLite file path (`sqlite://` prefix allowed); its folder is created.
+    pub fn open(url: &str, pool_size: u32) -> Result<Store> {
+        let pool_size = pool_size.max(1);
+        let timeout = Duration::from_secs(10);
+        let pool = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let p = R2d2Pool::builder()
+                .max_size(pool_size)
+                .connection_timeout(timeout)
+                .build(ConnectionManager::<PgConnection>::new(url))?;
+            Pool::Pg(p)
+        } else {
+            let path = url.strip_prefix("sqlite://").unwrap_or(url);
+            if let Some(dir) = std::path::Path::new(path).parent()
+                && !dir.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    StoreError::Unavailable(format!("creating {}: {e}", dir.display()))
+                })?;
+            }
+            let p = R2d2Pool::builder()
+                .max_size(pool_size)
+                .connection_timeout(timeout)
+                .connection_customizer(Box::new(SqlitePragmas))
+                .build(ConnectionManager::<SqliteConnection>::new(path))?;
+            Pool::Sqlite(p)
+        };
+        Ok(Store {
+            pool: Arc::new(pool),
+            permits: Arc::new(tokio::sync::Semaphore::new(pool_size as usize)),
+        })
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match &*self.pool {
+            Pool::Sqlite(_) => "sqlite",
+            Pool::Pg(_) => "postgres",
+        }
+    }
+
+    /// Apply pending migrations; the names of those applied.
+    pub fn migrate(&self) -> Result<Vec<String>> {
+        let done = on_conn!(self, c => {
+            let migrations = match self.backend() {
+                "sqlite" => SQLITE_MIGRATIONS,
+                _ => PG_MIGRATIONS,
+            };
+            match c.run_pending_migrations(migrations) {
+                Ok(v) => v.iter().map(|m| m.to_string()).collect::<Vec<_>>(),
+                Err(e) => return Err(StoreError::Unavailable(format!("migrations: {e}"))),
+            }
+        });
+        Ok(done)
+    }
+
+    /// Run blocking store work off the async tasks.
+    pub async fn run<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&Store) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let _permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Unavailable("store closed".into()))?;
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("store task failed: {e}")))?
+    }
+}

@@ -1,0 +1,188 @@
+//! Tables as diesel sees them; kept by hand in step with `sql/{sqlite,postgres}/`.
+#![allow(missing_docs)]
+
+diesel::table! {
+    accounts (id) {
+        id -> BigInt,
+        kind -> Text,
+        balance -> BigInt,
+        reserved -> BigInt,
+        created_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    members (id) {
+        id -> BigInt,
+        login -> Text,
+        password_hash -> Text,
+        name -> Text,
+        address -> Text,
+        job -> Text,
+        phone -> Text,
+        email -> Text,
+        sip_user -> Text,
+        sip_ha1 -> Text,
+        account_id -> BigInt,
+        created_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    products (id) {
+        id -> BigInt,
+        name -> Text,
+        kind -> Text,
+        spec -> Text,
+        image_url -> Text,
+        features -> Text,
+        price -> BigInt,
+        supplier -> Text,
+        mileage_award -> BigInt,
+        created_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    sales (id) {
+        id -> BigInt,
+        member_id -> BigInt,
+        total_price -> BigInt,
+        mileage -> BigInt,
+        created_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    sale_items (id) {
+        id -> BigInt,
+        sale_id -> BigInt,
+        product_id -> BigInt,
+        quantity -> BigInt,
+        unit_price -> BigInt,
+        mileage -> BigInt,
+    }
+}
+
+diesel::table! {
+    issuers (id) {
+        id -> BigInt,
+        login -> Text,
+        password_hash -> Text,
+        name -> Text,
+        company -> Text,
+        account_id -> BigInt,
+        created_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    cards (id) {
+        id -> BigInt,
+        issuer_id -> BigInt,
+        language -> Text,
+        name -> Text,
+        title -> Text,
+        company -> Text,
+        text -> Text,
+        image_url -> Text,
+        video_url -> Text,
+        design -> Text,
+        phones -> Text,
+        quota_total -> BigInt,
+        quota_used -> BigInt,
+        quota_reserved -> BigInt,
+        created_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    ledger (id) {
+        id -> BigInt,
+        account_id -> BigInt,
+        card_id -> Nullable<BigInt>,
+        kind -> Text,
+        amount -> BigInt,
+        calls -> BigInt,
+        balance_after -> BigInt,
+        reserved_after -> BigInt,
+        cause -> Text,
+        reference -> Nullable<Text>,
+        created_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    reservations (id) {
+        id -> BigInt,
+        call_id -> Text,
+        node -> Text,
+        account_id -> BigInt,
+        card_id -> Nullable<BigInt>,
+        number -> Text,
+        destination -> Text,
+        amount -> BigInt,
+        max_secs -> BigInt,
+        per_minute -> BigInt,
+        first_secs -> BigInt,
+        increment_secs -> BigInt,
+        minimum -> BigInt,
+        connection -> BigInt,
+        state -> Text,
+        answered_ms -> Nullable<BigInt>,
+        ended_ms -> Nullable<BigInt>,
+        billed_secs -> Nullable<BigInt>,
+        cost -> Nullable<BigInt>,
+        cause -> Nullable<Text>,
+        created_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    nodes (id) {
+        id -> Text,
+        heartbeat_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    api_keys (id) {
+        id -> BigInt,
+        name -> Text,
+        key_hash -> Text,
+        scopes -> Text,
+        created_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    idempotency (id) {
+        id -> BigInt,
+        scope -> Text,
+        key -> Text,
+        request_hash -> Text,
+        status -> Integer,
+        response -> Text,
+        created_ms -> BigInt,
+    }
+}
+
+diesel::joinable!(cards -> issuers (issuer_id));
+diesel::joinable!(members -> accounts (account_id));
+diesel::joinable!(ledger -> accounts (account_id));
+diesel::joinable!(reservations -> accounts (account_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    accounts,
+    members,
+    products,
+    sales,
+    sale_items,
+    issuers,
+    cards,
+    ledger,
+    reservations,
+    nodes,
+    api_keys,
+    idempotency,
+);
