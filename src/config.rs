@@ -21,6 +21,163 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
     #[serde(default)]
     pub log: LogConfig,
+    #[serde(default)]
+    pub database: DatabaseConfig,
+    #[serde(default)]
+    pub billing: BillingConfig,
+    #[serde(default)]
+    pub tariffs: Vec<TariffConfig>,
+    #[serde(default)]
+    pub api: ApiConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// An SQLite file path (the embedded default) or `postgres://…` for a shared store.
+    #[serde(default = "default_db_url")]
+    pub url: String,
+    #[serde(default = "default_pool_size")]
+    pub pool_size: u32,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: default_db_url(),
+            pool_size: default_pool_size(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BillingConfig {
+    /// ISO 3166 country numbers are classified against (landline, mobile, international…).
+    #[serde(default = "default_home_country")]
+    pub home_country: String,
+    /// SIP digest realm members' phones authenticate in.
+    #[serde(default = "default_realm")]
+    pub realm: String,
+    /// Key for stateless digest nonces; nodes sharing a database should share it.
+    /// Unset: a random key per start (a phone then re-authenticates after a restart).
+    #[serde(default)]
+    pub nonce_secret: Option<String>,
+    #[serde(default = "default_nonce_lifetime")]
+    pub nonce_lifetime_secs: u64,
+    /// No call is reserved (and so allowed) for longer than this.
+    #[serde(default = "default_max_call_secs")]
+    pub max_call_secs: i64,
+    /// Destination kinds nobody may call, whoever pays (toll fraud).
+    #[serde(default = "default_blocked")]
+    pub blocked_destinations: Vec<String>,
+    #[serde(default)]
+    pub signup_bonus_mileage: i64,
+    #[serde(default)]
+    pub signup_bonus_guild: i64,
+    /// This node's name in reservations and heartbeats; unique per node on a shared store.
+    #[serde(default = "default_node_id")]
+    pub node_id: String,
+    #[serde(default = "default_heartbeat")]
+    pub heartbeat_secs: u64,
+}
+
+impl Default for BillingConfig {
+    fn default() -> Self {
+        BillingConfig {
+            home_country: default_home_country(),
+            realm: default_realm(),
+            nonce_secret: None,
+            nonce_lifetime_secs: default_nonce_lifetime(),
+            max_call_secs: default_max_call_secs(),
+            blocked_destinations: default_blocked(),
+            signup_bonus_mileage: 0,
+            signup_bonus_guild: 0,
+            node_id: default_node_id(),
+            heartbeat_secs: default_heartbeat(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TariffConfig {
+    /// "mileage" or "guild".
+    pub account: String,
+    /// landline, mobile, toll_free, premium_rate, internet, international, other.
+    pub destination: String,
+    /// Units per minute (mileage points, or guild minor units).
+    pub per_minute: i64,
+    /// Billing increment "first/next" in seconds: "60/60", "30/6", "1/1".
+    #[serde(default = "default_increment")]
+    pub increment: String,
+    /// The least an answered call costs.
+    #[serde(default)]
+    pub minimum: i64,
+    /// Charged once per answered call.
+    #[serde(default)]
+    pub connection: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// REST API address; unset (or "off") runs no API.
+    #[serde(default = "default_api_listen")]
+    pub listen: String,
+    /// Largest request body accepted.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            listen: default_api_listen(),
+            max_body_bytes: default_max_body(),
+        }
+    }
+}
+
+fn default_db_url() -> String {
+    "data/freecall.db".into()
+}
+fn default_pool_size() -> u32 {
+    8
+}
+fn default_home_country() -> String {
+    "KR".into()
+}
+fn default_realm() -> String {
+    "freecall".into()
+}
+fn default_nonce_lifetime() -> u64 {
+    300
+}
+fn default_max_call_secs() -> i64 {
+    3600
+}
+fn default_blocked() -> Vec<String> {
+    vec!["premium_rate".into()]
+}
+fn default_node_id() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "node1".into())
+}
+fn default_heartbeat() -> u64 {
+    5
+}
+fn default_increment() -> String {
+    "60/60".into()
+}
+fn default_api_listen() -> String {
+    "off".into()
+}
+fn default_max_body() -> usize {
+    64 * 1024
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -60,6 +217,19 @@ pub struct PeerConfig {
     pub name: String,
     /// An address or a network in CIDR notation allowed to send calls.
     pub address: String,
+    /// "unbilled" (calls are free) or "header" (charged to the account or card named in
+    /// `charge_header`: `account=42` or `card=7`).
+    #[serde(default = "default_peer_billing")]
+    pub billing: String,
+    #[serde(default = "default_charge_header")]
+    pub charge_header: String,
+}
+
+fn default_peer_billing() -> String {
+    "unbilled".into()
+}
+fn default_charge_header() -> String {
+    "X-Freecall-Charge".into()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -230,6 +400,83 @@ impl Config {
                 }
             }
         }
+        if let Err(e) = p_billing_ok(&self.peers) {
+            errors.extend(e);
+        }
+        if crate::numbers::Classifier::new(&self.billing.home_country).is_err() {
+            errors.push(format!(
+                "billing.home_country: '{}' is not an ISO 3166 country code",
+                self.billing.home_country
+            ));
+        }
+        if !(1..=86_400).contains(&self.billing.max_call_secs) {
+            errors.push("billing.max_call_secs: must be 1..=86400".into());
+        }
+        if self.billing.heartbeat_secs == 0 || self.billing.heartbeat_secs > 300 {
+            errors.push("billing.heartbeat_secs: must be 1..=300".into());
+        }
+        if self.billing.node_id.is_empty() {
+            errors.push("billing.node_id: must not be empty".into());
+        }
+        for (i, k) in self.billing.blocked_destinations.iter().enumerate() {
+            if let Err(e) = k.parse::<crate::numbers::DestinationKind>() {
+                errors.push(format!("billing.blocked_destinations[{i}]: {e}"));
+            }
+        }
+        if self.billing.signup_bonus_mileage < 0 || self.billing.signup_bonus_guild < 0 {
+            errors.push("billing.signup_bonus_*: must not be negative".into());
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, t) in self.tariffs.iter().enumerate() {
+            if crate::billing::AccountKind::parse(&t.account).is_none() {
+                errors.push(format!(
+                    "tariffs[{i}].account: '{}' is not mileage or guild",
+                    t.account
+                ));
+            }
+            if let Err(e) = t.destination.parse::<crate::numbers::DestinationKind>() {
+                errors.push(format!("tariffs[{i}].destination: {e}"));
+            }
+            if !(0..=crate::billing::tariff::MAX_PER_MINUTE).contains(&t.per_minute) {
+                errors.push(format!(
+                    "tariffs[{i}].per_minute: {} is outside 0..=1000000000",
+                    t.per_minute
+                ));
+            }
+            if crate::billing::Tariff::parse_increment(&t.increment).is_none() {
+                errors.push(format!(
+                    "tariffs[{i}].increment: '{}' is not like 60/60 or 30/6",
+                    t.increment
+                ));
+            }
+            if t.minimum < 0
+                || t.connection < 0
+                || t.minimum > crate::billing::tariff::MAX_PER_MINUTE
+                || t.connection > crate::billing::tariff::MAX_PER_MINUTE
+            {
+                errors.push(format!(
+                    "tariffs[{i}].minimum/connection: must be 0..=1000000000"
+                ));
+            }
+            if !seen.insert((t.account.clone(), t.destination.clone())) {
+                errors.push(format!(
+                    "tariffs[{i}]: a second tariff for {} calls to {}",
+                    t.account, t.destination
+                ));
+            }
+        }
+        if self.api.listen != "off" && self.api.listen.parse::<SocketAddr>().is_err() {
+            errors.push(format!(
+                "api.listen: '{}' is not an address:port (or \"off\")",
+                self.api.listen
+            ));
+        }
+        if self.database.url.is_empty() {
+            errors.push("database.url: must not be empty".into());
+        }
+        if self.database.pool_size == 0 || self.database.pool_size > 256 {
+            errors.push("database.pool_size: must be 1..=256".into());
+        }
         if let Err(e) = self
             .log
             .level
@@ -250,6 +497,62 @@ impl Config {
             self.sip.advertised_address.unwrap_or(self.sip.listen.ip()),
             self.sip.listen.port(),
         )
+    }
+}
+
+fn p_billing_ok(peers: &[PeerConfig]) -> Result<(), Vec<String>> {
+    let mut errors = Vec::new();
+    for (i, p) in peers.iter().enumerate() {
+        if !matches!(p.billing.as_str(), "unbilled" | "header") {
+            errors.push(format!(
+                "peers[{i}].billing: '{}' is not unbilled or header",
+                p.billing
+            ));
+        }
+        if p.charge_header.is_empty()
+            || !p
+                .charge_header
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            errors.push(format!(
+                "peers[{i}].charge_header: '{}' is not a header name",
+                p.charge_header
+            ));
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
+impl Config {
+    /// The tariff table the billing layer uses (the config is validated).
+    pub fn tariffs(&self) -> crate::billing::Tariffs {
+        let mut t = crate::billing::Tariffs::new(self.billing.max_call_secs);
+        for c in &self.tariffs {
+            let (Some(kind), Ok(destination), Some((first, next))) = (
+                crate::billing::AccountKind::parse(&c.account),
+                c.destination.parse::<crate::numbers::DestinationKind>(),
+                crate::billing::Tariff::parse_increment(&c.increment),
+            ) else {
+                continue;
+            };
+            t.insert(
+                kind,
+                crate::billing::Tariff {
+                    destination,
+                    per_minute: c.per_minute,
+                    first_secs: first,
+                    increment_secs: next,
+                    minimum: c.minimum,
+                    connection: c.connection,
+                },
+            );
+        }
+        t
     }
 }
 

@@ -6,10 +6,14 @@
 //! no locks and keeps every call flow deterministic for tests. Media, the per-packet work,
 //! is where parallelism pays, and it is spread over one task per call.
 
+use crate::accounting::Accounting;
+use crate::auth::NonceKey;
+use crate::billing::{BillingReply, BillingRequest, CallBilling};
 use crate::call::{Manager, Outcome, Settings, Stats};
 use crate::clock;
 use crate::config::Config;
 use crate::media::{MediaEvent, RelayMedia};
+use crate::numbers::Classifier;
 use crate::routing::Routing;
 use crate::sip::{self, Transport};
 use crate::transaction::{Peer, Timers, Transmit};
@@ -104,8 +108,14 @@ enum NetInput {
     },
 }
 
-/// Bind the sockets and start the switch in the current tokio runtime.
-pub async fn start(cfg: &Config, seed: u64) -> Result<SwitchHandle, StartError> {
+/// Bind the sockets and start the switch in the current tokio runtime. With
+/// `accounting`, calls are classified, members authenticated and calls paid for; without
+/// it the switch is a bare B2BUA for its allowed peers.
+pub async fn start(
+    cfg: &Config,
+    seed: u64,
+    accounting: Option<Accounting>,
+) -> Result<SwitchHandle, StartError> {
     let udp = UdpSocket::bind(cfg.sip.listen)
         .await
         .map_err(|source| StartError::Listen {
@@ -132,6 +142,7 @@ pub async fn start(cfg: &Config, seed: u64) -> Result<SwitchHandle, StartError> 
             ..Timers::default()
         },
         seed,
+        billing: accounting.as_ref().map(|_| call_billing(cfg, seed)),
     };
     settings.advertised.set_port(bound.port());
     let (media_tx, media_rx) = mpsc::unbounded_channel();
@@ -142,12 +153,35 @@ pub async fn start(cfg: &Config, seed: u64) -> Result<SwitchHandle, StartError> 
         Duration::from_secs(cfg.media.rtp_timeout_secs),
         media_tx,
     );
-    let manager = Manager::new(settings, Routing::from_config(cfg), Box::new(media));
+    let mut manager = Manager::new(settings, Routing::from_config(cfg), Box::new(media));
+    manager.set_wall_clock(clock::now(), clock::unix_ms());
+    let billing = match accounting {
+        Some(a) => {
+            let (tx, rx, task) = a.spawn();
+            Billing {
+                tx: Some(tx),
+                rx,
+                task: Some(task),
+                _idle: None,
+            }
+        }
+        None => {
+            let (idle, rx) = mpsc::unbounded_channel();
+            Billing {
+                tx: None,
+                rx,
+                task: None,
+                _idle: Some(idle),
+            }
+        }
+    };
     let (stop_tx, stop_rx) = watch::channel(Stop::Running);
     let (done_tx, done_rx) = oneshot::channel();
     let (query_tx, query_rx) = mpsc::unbounded_channel();
     info!(sip = %bound, "listening for SIP on UDP and TCP");
-    tokio::spawn(run(manager, udp, tcp, media_rx, stop_rx, query_rx, done_tx));
+    tokio::spawn(run(
+        manager, udp, tcp, media_rx, stop_rx, query_rx, done_tx, billing,
+    ));
     Ok(SwitchHandle {
         sip_addr: bound,
         stop: std::sync::Arc::new(stop_tx),
@@ -156,6 +190,42 @@ pub async fn start(cfg: &Config, seed: u64) -> Result<SwitchHandle, StartError> 
     })
 }
 
+/// The signalling task's link to the accounting service.
+struct Billing {
+    tx: Option<mpsc::UnboundedSender<BillingRequest>>,
+    rx: mpsc::UnboundedReceiver<BillingReply>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    /// Without accounting, keeps `rx` open (and silent).
+    _idle: Option<mpsc::UnboundedSender<BillingReply>>,
+}
+
+/// The call layer's billing settings from the configuration (validated already).
+fn call_billing(cfg: &Config, seed: u64) -> CallBilling {
+    let secret = match &cfg.billing.nonce_secret {
+        Some(s) => s.as_bytes().to_vec(),
+        None => {
+            use rand::Rng;
+            let mut rng = rand::rng();
+            (0..4)
+                .flat_map(|_| (rng.next_u64() ^ seed).to_le_bytes())
+                .collect()
+        }
+    };
+    CallBilling {
+        classifier: Classifier::new(&cfg.billing.home_country)
+            .unwrap_or_else(|_| Classifier::new("KR").expect("KR is in the metadata")),
+        blocked: cfg
+            .billing
+            .blocked_destinations
+            .iter()
+            .filter_map(|k| k.parse().ok())
+            .collect(),
+        realm: cfg.billing.realm.clone(),
+        nonces: NonceKey::new(&secret, cfg.billing.nonce_lifetime_secs),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn run(
     mut manager: Manager,
     udp: UdpSocket,
@@ -164,6 +234,7 @@ async fn run(
     mut stop_rx: watch::Receiver<Stop>,
     mut queries: mpsc::UnboundedReceiver<Query>,
     done: oneshot::Sender<Stats>,
+    mut billing: Billing,
 ) {
     let (net_tx, mut net_rx) = mpsc::unbounded_channel::<NetInput>();
     let mut conns: HashMap<SocketAddr, mpsc::UnboundedSender<Vec<u8>>> = HashMap::new();
@@ -220,6 +291,7 @@ async fn run(
                 tokio::spawn(connection(stream, peer, rx, net_tx.clone()));
             }
             Some(event) = media_rx.recv() => manager.handle_media_event(clock::now(), event),
+            Some(reply) = billing.rx.recv() => manager.handle_billing(clock::now(), reply),
             Some(q) = queries.recv() => match q {
                 Query::Active(reply) => { let _ = reply.send(manager.active_calls()); }
                 Query::Finished(reply) => { let _ = reply.send(std::mem::take(&mut finished)); }
@@ -248,6 +320,7 @@ async fn run(
             }
         }
         flush(&mut manager, &udp, &mut conns, &mut pending_tcp, &net_tx).await;
+        forward_billing(&mut manager, &billing);
         finished.extend(manager.take_finished());
         if finished.len() > 100_000 {
             // Nobody is collecting outcomes (the daemon logs them): keep memory bounded.
@@ -264,12 +337,33 @@ async fn run(
                 );
                 manager.hangup_all(clock::now(), "switch shutting down");
                 flush(&mut manager, &udp, &mut conns, &mut pending_tcp, &net_tx).await;
+                forward_billing(&mut manager, &billing);
                 break;
             }
         }
     }
     info!("signalling stopped");
+    // Every call has ended: let the accounting service write the last settlements.
+    billing.tx = None;
+    if let Some(task) = billing.task.take()
+        && tokio::time::timeout(Duration::from_secs(60), task)
+            .await
+            .is_err()
+    {
+        warn!("settlements still pending at exit: recovery settles them at the next start");
+    }
     let _ = done.send(manager.stats());
+}
+
+fn forward_billing(manager: &mut Manager, billing: &Billing) {
+    while let Some(req) = manager.poll_billing() {
+        match &billing.tx {
+            Some(tx) => {
+                let _ = tx.send(req);
+            }
+            None => debug!("billing request without accounting"),
+        }
+    }
 }
 
 fn handle_bytes(manager: &mut Manager, peer: Peer, bytes: &[u8], framed: bool) {

@@ -1,4 +1,5 @@
 //! freecall: a SIP softswitch (B2BUA) that connects calls someone else has paid for.
+pub mod accounting;
 pub mod auth;
 pub mod billing;
 pub mod call;

@@ -83,6 +83,32 @@ fn init_logging(cfg: &Config) {
     }
 }
 
+/// Open the configured database and bring its schema up to date.
+fn open_store(cfg: &Config) -> anyhow::Result<freecall::store::Store> {
+    let store = freecall::store::Store::open(&cfg.database.url, cfg.database.pool_size)
+        .with_context(|| format!("opening the database {}", redact(&cfg.database.url)))?;
+    let applied = store.migrate().context("migrating the database")?;
+    for m in &applied {
+        info!(migration = %m, "applied");
+    }
+    info!(backend = store.backend(), url = %redact(&cfg.database.url), "database ready");
+    Ok(store)
+}
+
+/// A database URL without its password, for logs.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
 fn serve(cfg: Config) -> anyhow::Result<()> {
     // Every call holds four RTP sockets; the default limit of 1024 descriptors would cap
     // the switch at a couple of hundred calls.
@@ -100,7 +126,21 @@ fn serve(cfg: Config) -> anyhow::Result<()> {
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0)
             ^ u64::from(std::process::id());
-        let handle = driver::start(&cfg, seed).await?;
+        let store = open_store(&cfg)?;
+        let accounting = freecall::accounting::Accounting::new(
+            store.clone(),
+            cfg.tariffs(),
+            cfg.billing.node_id.clone(),
+            Duration::from_secs(cfg.billing.heartbeat_secs),
+        );
+        let recovered = accounting
+            .recover()
+            .await
+            .context("settling calls left open by the last run")?;
+        if recovered > 0 {
+            warn!(recovered, "calls left open by the last run were settled");
+        }
+        let handle = driver::start(&cfg, seed, Some(accounting)).await?;
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
         info!(sip = %handle.sip_addr, trunks = cfg.trunks.len(), "freecall ready");
         let grace = Duration::from_secs(cfg.sip.shutdown_grace_secs);

@@ -62,6 +62,25 @@ pub struct Routing {
     pub acl: Acl,
     pub trunks: Vec<Trunk>,
     pub plan: DialPlan,
+    /// How each trusted peer's calls are paid for, by peer name.
+    pub peer_billing: std::collections::HashMap<String, PeerBilling>,
+}
+
+/// How a trusted peer's calls are paid for.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum PeerBilling {
+    /// Carried free (the quick start's localhost peer; internal test traffic).
+    #[default]
+    Unbilled,
+    /// Charged to the account or card the peer names in this header (a SIP proxy in front
+    /// of the switch authenticated the caller for us).
+    Header(String),
+}
+
+impl Routing {
+    pub fn billing_of(&self, peer: &str) -> PeerBilling {
+        self.peer_billing.get(peer).cloned().unwrap_or_default()
+    }
 }
 
 impl Routing {
@@ -96,10 +115,22 @@ impl Routing {
             })
             .collect();
         routes.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
+        let peer_billing = cfg
+            .peers
+            .iter()
+            .map(|p| {
+                let mode = match p.billing.as_str() {
+                    "header" => PeerBilling::Header(p.charge_header.clone()),
+                    _ => PeerBilling::Unbilled,
+                };
+                (p.name.clone(), mode)
+            })
+            .collect();
         Routing {
             acl,
             trunks,
             plan: DialPlan { routes },
+            peer_billing,
         }
     }
 }

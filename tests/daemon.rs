@@ -13,6 +13,8 @@ use std::time::Duration;
 const BIN: &str = env!("CARGO_BIN_EXE_freecall");
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
+static DAEMONS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
 /// Ends the daemon we started (and only it) if a test fails half-way.
 struct Daemon(Child);
 
@@ -31,6 +33,15 @@ impl Daemon {
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
+        // Each daemon gets its own database (and node name) unless the test says otherwise.
+        let n = DAEMONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let db = std::env::temp_dir().join(format!(
+            "freecall-daemon-{}-{n}/freecall.db",
+            std::process::id()
+        ));
+        cmd.env("FREECALL__DATABASE__URL", db.display().to_string())
+            .env("FREECALL__BILLING__NODE_ID", format!("daemon-test-{n}"))
+            .env("FREECALL__API__LISTEN", "off");
         for (k, v) in env {
             cmd.env(k, v);
         }

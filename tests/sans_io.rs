@@ -33,6 +33,7 @@ fn manager() -> Manager {
         ring_timeout: Duration::from_secs(180),
         timers: Timers::default(),
         seed: 42,
+        billing: None,
     };
     Manager::new(
         settings,

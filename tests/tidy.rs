@@ -31,7 +31,50 @@ const RULES: &[(&str, &[&str])] = &[
         &["sip", "transaction", "dialog", "call", "routing", "driver"],
     ),
     ("routing.rs", &["call", "media", "dialog", "driver"]),
-    ("call", &["driver", "config"]),
+    ("call", &["driver", "config", "store", "accounting", "api"]),
+    // Money knows nothing of SIP, media or the database.
+    (
+        "billing",
+        &[
+            "sip",
+            "transaction",
+            "dialog",
+            "call",
+            "media",
+            "driver",
+            "store",
+            "accounting",
+            "api",
+            "config",
+        ],
+    ),
+    (
+        "numbers.rs",
+        &["sip", "call", "media", "driver", "store", "api"],
+    ),
+    (
+        "auth.rs",
+        &["sip", "call", "media", "driver", "store", "api"],
+    ),
+    // The store holds domain data; it never reaches up into the call path or the API.
+    (
+        "store",
+        &[
+            "sip",
+            "transaction",
+            "dialog",
+            "call",
+            "media",
+            "driver",
+            "accounting",
+            "api",
+            "routing",
+        ],
+    ),
+    (
+        "accounting.rs",
+        &["sip", "transaction", "dialog", "call", "media", "api"],
+    ),
 ];
 
 fn sources(path: &Path, out: &mut Vec<(String, String)>) {

@@ -166,3 +166,32 @@ impl Settlement {
         }
     }
 }
+
+/// What the call layer asks of the accounting service (the driver carries it).
+#[derive(Clone, Debug)]
+pub enum BillingRequest {
+    /// May call `key` go ahead? Answered with a `BillingReply`.
+    Authorize { key: u64, request: AuthorizeRequest },
+    /// The call was answered at this wall-clock time.
+    Answered { reservation: i64, answered_ms: i64 },
+    /// The call ended: debit and release, once.
+    Settle(Settlement),
+}
+
+/// The accounting service's answer to `Authorize`.
+#[derive(Clone, Debug)]
+pub enum BillingReply {
+    Authorized { key: u64, auth: Authorization },
+    Refused { key: u64, refusal: Refusal },
+}
+
+/// The call layer's billing settings.
+#[derive(Clone, Debug)]
+pub struct CallBilling {
+    pub classifier: crate::numbers::Classifier,
+    /// Destination kinds refused whoever pays.
+    pub blocked: Vec<DestinationKind>,
+    /// Digest realm and nonce key for members' phones.
+    pub realm: String,
+    pub nonces: crate::auth::NonceKey,
+}

@@ -3,8 +3,12 @@
 
 use super::outcome::{map_trunk_failure, phrase};
 use super::{Call, CallTimer, ClientPurpose, Manager, ServerPurpose, State};
+use crate::auth::{self, NonceCheck};
+use crate::billing::{Authorization, AuthorizeRequest, BillingRequest, Payer, Refusal, Settlement};
 use crate::dialog::{Dialog, via};
 use crate::media::{Side, sdp};
+use crate::numbers::DestinationKind;
+use crate::routing::PeerBilling;
 use crate::routing::{NumberError, normalize_number};
 use crate::sip::{Builder, Message, Method, OutRequest};
 use crate::transaction::{Peer, TxId};
@@ -48,9 +52,13 @@ impl Manager {
         if looped {
             return refuse(self, 482, "loop detected");
         }
-        if self.routing.acl.allows(from.addr.ip()).is_none() {
-            return refuse(self, 403, "source address not allowed");
-        }
+        let payer = match self.payer_for(now, &req, from) {
+            Ok(p) => p,
+            Err(Gate::Refuse(code, why)) => return refuse(self, code, why),
+            Err(Gate::Challenge { stale }) => {
+                return self.challenge(now, tx, &req, &local_tag, stale);
+            }
+        };
         if self.calls.len() >= self.settings.max_calls {
             self.stats.calls_refused += 1;
             let mut b = Builder::response_to(&req, 503, "Service Unavailable", Some(&local_tag));
@@ -70,6 +78,20 @@ impl Manager {
             Err(NumberError::Empty) => return refuse(self, 484, "no number dialled"),
             Err(e) => return refuse(self, 484, &e.to_string()),
         };
+        let destination = self
+            .settings
+            .billing
+            .as_ref()
+            .map(|b| b.classifier.classify(&number))
+            .unwrap_or(DestinationKind::Other);
+        let blocked = self
+            .settings
+            .billing
+            .as_ref()
+            .is_some_and(|b| b.blocked.contains(&destination));
+        if blocked {
+            return refuse(self, 403, "destination not allowed");
+        }
         let Some(trunks) = self.routing.plan.lookup(&number).map(|t| t.to_vec()) else {
             return refuse(self, 404, "no route for this number");
         };
@@ -106,10 +128,14 @@ impl Manager {
             route_set: req.record_routes(),
             peer: from,
         };
-        info!(call = %id, number = %number, caller = ?req.from_user, source = %from.addr, "call offered");
+        info!(call = %id, number = %number, %destination, caller = ?req.from_user, source = %from.addr, "call offered");
         let call = Call {
             id,
-            state: State::Trying,
+            state: if payer.is_some() {
+                State::Authorizing
+            } else {
+                State::Trying
+            },
             number,
             a_invite_tx: tx,
             a_invite: req,
@@ -127,6 +153,7 @@ impl Manager {
             started: now,
             answered: None,
             pending_ack: [None, None],
+            paid: None,
         };
         self.dialogs.insert(
             (call.a.call_id.clone(), call.a.local_tag.clone()),
@@ -141,7 +168,131 @@ impl Manager {
             key,
             CallTimer::NoAnswer,
         )));
-        self.send_b_invite(now, key);
+        match payer {
+            Some(payer) => {
+                let call = &self.calls[&key];
+                self.billing_out.push_back(BillingRequest::Authorize {
+                    key,
+                    request: AuthorizeRequest {
+                        call_id: call.id.clone(),
+                        payer,
+                        number: call.number.clone(),
+                        destination,
+                    },
+                });
+            }
+            None => self.send_b_invite(now, key),
+        }
+    }
+
+    /// Who pays for a new call: `Ok(None)` for an unbilled peer, a payer, or the reason
+    /// it may not be placed (refused, or challenged for digest credentials).
+    fn payer_for(&self, now: Instant, req: &Message, from: Peer) -> Result<Option<Payer>, Gate> {
+        if let (Some(billing), Some(value)) =
+            (&self.settings.billing, req.header("Proxy-Authorization"))
+        {
+            let Some(proof) = auth::parse_digest(value, "INVITE") else {
+                return Err(Gate::Challenge { stale: false });
+            };
+            if proof.realm != billing.realm {
+                return Err(Gate::Challenge { stale: false });
+            }
+            // The proof covers the Request-URI: a captured one cannot dial another number.
+            if Some(proof.uri.as_str()) != req.request_uri() {
+                return Err(Gate::Refuse(403, "credentials are for another request"));
+            }
+            let unix_secs = (self.unix_ms(now) / 1000).max(0) as u64;
+            return match billing.nonces.check(&proof.nonce, unix_secs) {
+                NonceCheck::Valid => Ok(Some(Payer::Member {
+                    username: proof.username.clone(),
+                    proof: Box::new(proof),
+                })),
+                NonceCheck::Stale => Err(Gate::Challenge { stale: true }),
+                NonceCheck::Invalid => Err(Gate::Challenge { stale: false }),
+            };
+        }
+        if let Some(peer) = self.routing.acl.allows(from.addr.ip()) {
+            return match self.routing.billing_of(peer) {
+                PeerBilling::Unbilled => Ok(None),
+                PeerBilling::Header(name) => match req.header(&name).and_then(parse_charge) {
+                    Some(payer) => Ok(Some(payer)),
+                    None => Err(Gate::Refuse(
+                        403,
+                        "no account or card named in the charge header",
+                    )),
+                },
+            };
+        }
+        match self.settings.billing {
+            Some(_) => Err(Gate::Challenge { stale: false }),
+            None => Err(Gate::Refuse(403, "source address not allowed")),
+        }
+    }
+
+    /// 407 with a fresh nonce: the phone resends the INVITE with credentials.
+    fn challenge(&mut self, now: Instant, tx: TxId, req: &Message, local_tag: &str, stale: bool) {
+        let Some(billing) = &self.settings.billing else {
+            return;
+        };
+        let nonce = billing
+            .nonces
+            .issue((self.unix_ms(now) / 1000).max(0) as u64);
+        let value = auth::challenge(&billing.realm, &nonce, stale);
+        let mut b =
+            Builder::response_to(req, 407, "Proxy Authentication Required", Some(local_tag));
+        b.header("Proxy-Authenticate", &value)
+            .header("Server", &self.settings.user_agent);
+        self.stats.calls_challenged += 1;
+        self.tx.send_response(now, tx, 407, b.finish(None, &[]));
+    }
+
+    /// The accounting service reserved the call's money: dial the trunk.
+    pub(super) fn handle_authorized(&mut self, now: Instant, key: CallKey, auth: Authorization) {
+        match self.calls.get_mut(&key) {
+            Some(call) if call.state == State::Authorizing => {
+                info!(call = %call.id, max_secs = auth.max_secs, account = auth.account, "call authorized");
+                call.paid = Some(auth);
+                call.state = State::Trying;
+                self.send_b_invite(now, key);
+            }
+            _ => {
+                // The caller gave up while we were reserving: give the money back.
+                let ended_ms = self.unix_ms(now);
+                self.billing_out
+                    .push_back(BillingRequest::Settle(Settlement {
+                        reservation: auth.reservation,
+                        call_id: self
+                            .calls
+                            .get(&key)
+                            .map(|c| c.id.clone())
+                            .unwrap_or_default(),
+                        answered_ms: None,
+                        ended_ms,
+                        cause: "caller gave up before the call was placed".into(),
+                    }));
+            }
+        }
+    }
+
+    /// The accounting service refused the call: tell the caller why.
+    pub(super) fn handle_refused(&mut self, now: Instant, key: CallKey, refusal: Refusal) {
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
+        if call.state != State::Authorizing {
+            return;
+        }
+        let code = refusal.sip_status();
+        let text = refusal.to_string();
+        info!(call = %call.id, code, reason = %text, "call refused by billing");
+        let a_tx = call.a_invite_tx;
+        let mut b =
+            Builder::response_to(&call.a_invite, code, phrase(code), Some(&call.a.local_tag));
+        b.reason(code, &text)
+            .header("Server", &self.settings.user_agent);
+        self.tx.send_response(now, a_tx, code, b.finish(None, &[]));
+        self.stats.calls_refused += 1;
+        self.finish(now, key, code, &text);
     }
 
     /// Send the INVITE to the current trunk: a new dialog with its own Call-ID, tags, Via
@@ -334,6 +485,16 @@ impl Manager {
         let media = call.media;
         let a_tx = call.a_invite_tx;
         info!(call = %call.id, setup_ms = now.saturating_duration_since(call.started).as_millis() as u64, "call answered");
+        if let Some(paid) = &call.paid {
+            let limit = now + std::time::Duration::from_secs(paid.max_secs.max(0) as u64);
+            let reservation = paid.reservation;
+            self.timers.push(Reverse((limit, key, CallTimer::Limit)));
+            let answered_ms = self.unix_ms(now);
+            self.billing_out.push_back(BillingRequest::Answered {
+                reservation,
+                answered_ms,
+            });
+        }
         self.media.arm(media);
         let bytes = self.response_to_a(key, 200, "OK", body);
         self.tx.send_response(now, a_tx, 200, bytes);
@@ -516,7 +677,7 @@ impl Manager {
                 self.send_bye(now, key, Side::B, cause);
                 self.finish(now, key, 200, cause);
             }
-            State::Trying | State::Early => {
+            State::Authorizing | State::Trying | State::Early => {
                 self.abandon(now, key, 503, "Service Unavailable", cause)
             }
             State::Cancelling => self.finish(now, key, 487, cause),
@@ -547,3 +708,24 @@ impl Manager {
 }
 
 use super::CallKey;
+
+/// Why a new INVITE does not go ahead yet.
+enum Gate {
+    Refuse(u16, &'static str),
+    /// Answer 407 (with `stale=true` when the nonce merely expired).
+    Challenge {
+        stale: bool,
+    },
+}
+
+/// `account=42`, `card=7` or a bare account number.
+fn parse_charge(value: &str) -> Option<Payer> {
+    let v = value.trim();
+    let (kind, id) = v.split_once('=').unwrap_or(("account", v));
+    let id: i64 = id.trim().parse().ok().filter(|n| *n > 0)?;
+    match kind.trim().to_ascii_lowercase().as_str() {
+        "account" => Some(Payer::Account(id)),
+        "card" => Some(Payer::Card(id)),
+        _ => None,
+    }
+}

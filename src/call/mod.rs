@@ -16,13 +16,14 @@ mod outcome;
 
 pub use outcome::Outcome;
 
+use crate::billing::{Authorization, BillingReply, BillingRequest, CallBilling, Settlement};
 use crate::dialog::Dialog;
 use crate::media::{Endpoints, MediaControl, MediaEvent, MediaId, Side};
 use crate::routing::Routing;
 use crate::sip::{Builder, Message, Method};
 use crate::transaction::{Peer, Timers, TransactionLayer, Transmit, TxEvent, TxId};
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tracing::{debug, info};
@@ -39,12 +40,17 @@ pub struct Settings {
     pub timers: Timers,
     /// Seed for tags, branches and Call-IDs (fixed in tests for byte-stable output).
     pub seed: u64,
+    /// Classification, blocked destinations and digest authentication; `None` carries
+    /// calls from allowed peers unbilled and refuses everyone else (a bare B2BUA).
+    pub billing: Option<CallBilling>,
 }
 
 pub type CallKey = u64;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
+    /// Waiting for the accounting service to reserve the call's money.
+    Authorizing,
     /// INVITE sent to a trunk, nothing relayed to the caller yet.
     Trying,
     /// A provisional response (ringing, early media) relayed to the caller.
@@ -106,6 +112,8 @@ pub struct Call {
     answered: Option<Instant>,
     /// At most one relayed re-INVITE waits for its ACK per side (indexed by origin side).
     pending_ack: [Option<PendingAck>; 2],
+    /// The reservation that pays for the call (unbilled calls have none).
+    paid: Option<Authorization>,
 }
 
 impl Call {
@@ -121,6 +129,8 @@ impl Call {
 enum CallTimer {
     /// The B-leg rang too long.
     NoAnswer,
+    /// The reserved time is used up: hang up both legs.
+    Limit,
 }
 
 /// Counters for the operator (exported as metrics by a later layer).
@@ -129,6 +139,8 @@ pub struct Stats {
     pub calls_offered: u64,
     pub calls_answered: u64,
     pub calls_refused: u64,
+    /// INVITEs answered 407 (a member's phone asked for credentials).
+    pub calls_challenged: u64,
     pub calls_failed: u64,
     pub calls_ended: u64,
     pub malformed: u64,
@@ -152,6 +164,11 @@ pub struct Manager {
     finished: Vec<Outcome>,
     /// In-dialog requests being relayed, by their server transaction, to answer them.
     pending_requests: HashMap<TxId, Message>,
+    /// Work for the accounting service, drained by the driver.
+    billing_out: VecDeque<BillingRequest>,
+    /// A monotonic instant and the wall-clock milliseconds it corresponds to, so money
+    /// times can be persisted without the state machine reading a clock.
+    wall_anchor: Option<(Instant, i64)>,
 }
 
 impl Manager {
@@ -172,7 +189,36 @@ impl Manager {
             stats: Stats::default(),
             finished: Vec::new(),
             pending_requests: HashMap::new(),
+            billing_out: VecDeque::new(),
+            wall_anchor: None,
         }
+    }
+
+    /// Tell the manager which wall-clock time `now` is (the driver does so at start).
+    pub fn set_wall_clock(&mut self, now: Instant, unix_ms: i64) {
+        self.wall_anchor = Some((now, unix_ms));
+    }
+
+    fn unix_ms(&self, at: Instant) -> i64 {
+        match self.wall_anchor {
+            Some((i, ms)) if at >= i => ms + at.duration_since(i).as_millis() as i64,
+            Some((i, ms)) => ms - i.duration_since(at).as_millis() as i64,
+            None => 0,
+        }
+    }
+
+    /// Next request for the accounting service.
+    pub fn poll_billing(&mut self) -> Option<BillingRequest> {
+        self.billing_out.pop_front()
+    }
+
+    /// The accounting service answered an `Authorize`.
+    pub fn handle_billing(&mut self, now: Instant, reply: BillingReply) {
+        match reply {
+            BillingReply::Authorized { key, auth } => self.handle_authorized(now, key, auth),
+            BillingReply::Refused { key, refusal } => self.handle_refused(now, key, refusal),
+        }
+        self.process_tx_events(now);
     }
 
     pub fn active_calls(&self) -> usize {
@@ -230,11 +276,24 @@ impl Manager {
             }
             self.timers.pop();
             match timer {
+                CallTimer::Limit => {
+                    let reason = self
+                        .calls
+                        .get(&key)
+                        .filter(|c| c.state == State::Answered)
+                        .and_then(|c| c.paid.as_ref().map(|p| p.limit_reason));
+                    if let Some(reason) = reason {
+                        info!(call = %self.call_name(key), reason, "time limit reached, hanging up");
+                        self.hangup(now, key, reason);
+                    }
+                }
                 CallTimer::NoAnswer => {
                     let ringing = self
                         .calls
                         .get(&key)
-                        .map(|c| matches!(c.state, State::Trying | State::Early))
+                        .map(|c| {
+                            matches!(c.state, State::Authorizing | State::Trying | State::Early)
+                        })
                         .unwrap_or(false);
                     if ringing {
                         self.abandon(now, key, 480, "Temporarily Unavailable", "no answer");
@@ -414,6 +473,16 @@ impl Manager {
             *k != key || matches!(p, ClientPurpose::Bye | ClientPurpose::Cancel)
         });
         let talk = call.answered.map(|a| now.saturating_duration_since(a));
+        if let Some(paid) = &call.paid {
+            self.billing_out
+                .push_back(BillingRequest::Settle(Settlement {
+                    reservation: paid.reservation,
+                    call_id: call.id.clone(),
+                    answered_ms: call.answered.map(|a| self.unix_ms(a)),
+                    ended_ms: self.unix_ms(now),
+                    cause: cause.to_string(),
+                }));
+        }
         if call.answered.is_some() {
             self.stats.calls_ended += 1;
         }

@@ -44,15 +44,20 @@ pub struct Leg {
 
 impl Phone {
     pub async fn bind(name: &str) -> Phone {
-        let sip = UdpSocket::bind("127.0.0.1:0").await.expect("bind SIP");
+        Phone::bind_on("127.0.0.1", name).await
+    }
+
+    /// A phone on another loopback address (127.0.0.2 …), to be a different source.
+    pub async fn bind_on(ip: &str, name: &str) -> Phone {
+        let sip = UdpSocket::bind((ip, 0)).await.expect("bind SIP");
         // An even RTP port with RTCP free on the next one (bounded search).
         for _ in 0..200 {
-            let rtp = UdpSocket::bind("127.0.0.1:0").await.expect("bind RTP");
+            let rtp = UdpSocket::bind((ip, 0)).await.expect("bind RTP");
             let port = rtp.local_addr().expect("addr").port();
             if port % 2 != 0 || port == u16::MAX {
                 continue;
             }
-            if let Ok(rtcp) = UdpSocket::bind(("127.0.0.1", port + 1)).await {
+            if let Ok(rtcp) = UdpSocket::bind((ip, port + 1)).await {
                 return Phone {
                     addr: sip.local_addr().expect("addr"),
                     rtp_addr: rtp.local_addr().expect("addr"),
@@ -192,6 +197,78 @@ Contact: <sip:{name}@{me}>\r\nContent-Type: application/sdp\r\nContent-Length: {
             invite_branch: branch,
         };
         (text.into_bytes(), leg)
+    }
+
+    /// The ACK for a final non-2xx response to our INVITE (same branch, RFC 3261 17.1.1.3).
+    pub fn ack_failure(&self, leg: &Leg, resp: &Message) -> Vec<u8> {
+        format!(
+            "ACK {} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch={};rport\r\nMax-Forwards: 70\r\n\
+From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {} ACK\r\nContent-Length: 0\r\n\r\n",
+            leg.request_uri,
+            self.addr,
+            leg.invite_branch,
+            leg.local,
+            resp.to,
+            leg.call_id,
+            leg.cseq
+        )
+        .into_bytes()
+    }
+
+    /// Answer a 407 the way a softphone does: the same INVITE again (same Call-ID and tag,
+    /// next CSeq, new branch) with a digest `Proxy-Authorization` for `user`/`password`.
+    pub fn invite_with_credentials(
+        &self,
+        leg: &mut Leg,
+        challenge: &Message,
+        sdp: &str,
+        user: &str,
+        password: &str,
+    ) -> Vec<u8> {
+        let value = challenge.header("Proxy-Authenticate").unwrap_or_default();
+        let param = |name: &str| -> String {
+            let key = format!("{name}=\"");
+            value
+                .find(&key)
+                .map(|i| &value[i + key.len()..])
+                .and_then(|rest| rest.split('"').next())
+                .unwrap_or_default()
+                .to_string()
+        };
+        let (realm, nonce) = (param("realm"), param("nonce"));
+        let cnonce = unique("cn");
+        let proof = crate::auth::DigestProof {
+            username: user.into(),
+            realm: realm.clone(),
+            nonce: nonce.clone(),
+            uri: leg.request_uri.clone(),
+            response: String::new(),
+            method: "INVITE".into(),
+            qop: Some("auth".into()),
+            nc: Some("00000001".into()),
+            cnonce: Some(cnonce.clone()),
+        };
+        let response =
+            crate::auth::digest_response(&crate::auth::ha1(user, &realm, password), &proof);
+        leg.cseq += 1;
+        leg.invite_branch = unique("z9hG4bK-test-");
+        format!(
+            "INVITE {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch={branch};rport\r\nMax-Forwards: 70\r\n\
+From: {local}\r\nTo: {remote}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} INVITE\r\n\
+Contact: <sip:{name}@{me}>\r\nProxy-Authorization: Digest username=\"{user}\", realm=\"{realm}\", \
+nonce=\"{nonce}\", uri=\"{uri}\", response=\"{response}\", algorithm=MD5, qop=auth, nc=00000001, cnonce=\"{cnonce}\"\r\n\
+Content-Type: application/sdp\r\nContent-Length: {len}\r\n\r\n{sdp}",
+            uri = leg.request_uri,
+            me = self.addr,
+            branch = leg.invite_branch,
+            local = leg.local,
+            remote = leg.remote,
+            call_id = leg.call_id,
+            cseq = leg.cseq,
+            name = self.name,
+            len = sdp.len()
+        )
+        .into_bytes()
     }
 
     /// A response to `req` with our tag, Contact and optional SDP.

@@ -45,5 +45,23 @@ pub async fn start(cfg: &Config) -> SwitchHandle {
         .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
         .with_test_writer()
         .try_init();
-    driver::start(cfg, 7).await.expect("switch starts")
+    driver::start(cfg, 7, None).await.expect("switch starts")
+}
+
+/// A switch that bills: its accounting service runs on `store` with the config's tariffs.
+pub async fn start_billed(cfg: &Config, store: freecall::store::Store) -> SwitchHandle {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_test_writer()
+        .try_init();
+    let accounting = freecall::accounting::Accounting::new(
+        store,
+        cfg.tariffs(),
+        cfg.billing.node_id.clone(),
+        Duration::from_secs(cfg.billing.heartbeat_secs),
+    );
+    accounting.recover().await.expect("recovery");
+    driver::start(cfg, 7, Some(accounting))
+        .await
+        .expect("switch starts")
 }

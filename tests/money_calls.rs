@@ -1,0 +1,437 @@
+//! Money in the call path, end to end over real sockets, on SQLite and on PostgreSQL:
+//! a member's phone is challenged and authenticates with SIP digest, the call is reserved,
+//! cut at the limit with BYE on both legs, and settled with exactly one debit; refusals
+//! carry a Reason the caller's phone can show; a trusted peer charges a card by header.
+
+mod common;
+
+use freecall::auth;
+use freecall::config::Config;
+use freecall::store::Store;
+use freecall::store::cards::{NewCard, NewIssuer};
+use freecall::store::shop::NewMember;
+use freecall::testkit::{Leg, Phone};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(5);
+static SLOT: AtomicU16 = AtomicU16::new(0);
+
+/// A billed switch: no unbilled peer; 127.0.0.3 is a proxy that names the payer in
+/// `X-Freecall-Charge`. Mobile calls on mileage cost 6000 points a minute (100 a second,
+/// 1/1 billing) so a few hundred points make a call of a few seconds.
+fn money_config(trunk: SocketAddr) -> Config {
+    let slot = SLOT.fetch_add(1, Ordering::Relaxed);
+    let port_min = 50000 + slot * 200;
+    let text = format!(
+        r#"
+[sip]
+listen = "127.0.0.1:0"
+t1_ms = 100
+[media]
+address = "127.0.0.1"
+port_min = {port_min}
+port_max = {port_max}
+[[peers]]
+name = "proxy"
+address = "127.0.0.3"
+billing = "header"
+[[trunks]]
+name = "pstn"
+address = "{trunk}"
+[[routes]]
+prefix = ""
+trunks = ["pstn"]
+[billing]
+home_country = "KR"
+realm = "freecall"
+node_id = "test-node-{slot}"
+max_call_secs = 600
+[[tariffs]]
+account = "mileage"
+destination = "mobile"
+per_minute = 6000
+increment = "1/1"
+[[tariffs]]
+account = "guild"
+destination = "landline"
+per_minute = 60
+increment = "1/1"
+"#,
+        port_max = port_min + 198
+    );
+    Config::from_toml(&text).expect("money config")
+}
+
+fn member(store: &Store, login: &str, password: &str, bonus: i64) -> i64 {
+    store
+        .create_member(
+            &NewMember {
+                login: login.into(),
+                password_hash: auth::hash_password(password).unwrap(),
+                name: "Kim Minji".into(),
+                address: "Seoul".into(),
+                job: "designer".into(),
+                phone: "01099998888".into(),
+                email: "minji@example.com".into(),
+                sip_ha1: auth::ha1(login, "freecall", password),
+            },
+            bonus,
+        )
+        .unwrap()
+        .account_id
+}
+
+/// INVITE, 407, ACK, INVITE with credentials; the final (or first non-100) response.
+async fn call_as(
+    phone: &Phone,
+    sip: SocketAddr,
+    number: &str,
+    user: &str,
+    password: &str,
+) -> (freecall::sip::Message, Leg) {
+    let sdp = phone.sdp("sendrecv");
+    let (invite, mut leg) = phone.invite(sip, number, &sdp);
+    phone.send(sip, &invite).await;
+    let challenge = phone.expect_status(&[407], WAIT).await;
+    assert!(
+        challenge
+            .header("Proxy-Authenticate")
+            .unwrap()
+            .contains("realm=\"freecall\"")
+    );
+    phone.send(sip, &phone.ack_failure(&leg, &challenge)).await;
+    let again = phone.invite_with_credentials(&mut leg, &challenge, &sdp, user, password);
+    phone.send(sip, &again).await;
+    let resp = phone
+        .expect_status(&[180, 183, 200, 402, 403, 404, 407, 486, 503], WAIT)
+        .await;
+    (resp, leg)
+}
+
+/// The trunk answers the next INVITE; returns its leg.
+async fn trunk_answers(trunk: &Phone) -> (freecall::sip::Message, SocketAddr) {
+    let (inv, from) = trunk.expect_request("INVITE", WAIT).await;
+    trunk
+        .send(
+            from,
+            &trunk.response(&inv, 200, "OK", "tk", Some(&trunk.sdp("sendrecv"))),
+        )
+        .await;
+    (inv, from)
+}
+
+fn run(f: impl std::future::Future<Output = ()>) {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+on_both_stores!(
+    a_member_calls_until_the_mileage_runs_out,
+    |store: Store, _url| run(async move {
+        // 300 points at 100 a second: the call is cut after three seconds.
+        let account = member(&store, "minji", "s3cret", 300);
+        let trunk = Phone::bind("pstn").await;
+        let caller = Phone::bind_on("127.0.0.2", "minji").await;
+        let cfg = money_config(trunk.addr);
+        let switch = common::start_billed(&cfg, store.clone()).await;
+        let sip = switch.sip_addr;
+
+        let (ok, mut leg) = {
+            let (resp, leg) = {
+                let sdp = caller.sdp("sendrecv");
+                let (invite, mut leg) = caller.invite(sip, "01012345678", &sdp);
+                caller.send(sip, &invite).await;
+                let challenge = caller.expect_status(&[407], WAIT).await;
+                caller
+                    .send(sip, &caller.ack_failure(&leg, &challenge))
+                    .await;
+                let again =
+                    caller.invite_with_credentials(&mut leg, &challenge, &sdp, "minji", "s3cret");
+                caller.send(sip, &again).await;
+                let (b_invite, _) = trunk_answers(&trunk).await;
+                assert!(
+                    b_invite.header("Proxy-Authorization").is_none(),
+                    "credentials never reach the trunk"
+                );
+                (caller.expect_status(&[200], WAIT).await, leg)
+            };
+            (resp, leg)
+        };
+        Phone::update_leg(&mut leg, &ok);
+        caller.send(sip, &caller.ack(&leg, leg.cseq)).await;
+        trunk.expect_request("ACK", WAIT).await;
+        let a = store.account(account).unwrap();
+        assert_eq!(
+            (a.balance, a.reserved),
+            (300, 300),
+            "the whole balance is held while the call lasts"
+        );
+
+        // At the limit both legs get a BYE saying why.
+        let (a_bye, a_from) = caller.expect_request("BYE", Duration::from_secs(6)).await;
+        caller
+            .send(a_from, &caller.response(&a_bye, 200, "OK", "x", None))
+            .await;
+        let (b_bye, b_from) = trunk.expect_request("BYE", WAIT).await;
+        trunk
+            .send(b_from, &trunk.response(&b_bye, 200, "OK", "x", None))
+            .await;
+        assert!(
+            a_bye
+                .header("Reason")
+                .unwrap()
+                .contains("mileage exhausted"),
+            "{:?}",
+            a_bye.header("Reason")
+        );
+        assert!(
+            b_bye
+                .header("Reason")
+                .unwrap()
+                .contains("mileage exhausted")
+        );
+
+        // Settlement: exactly one debit, of exactly the billed three seconds.
+        let mut settled = false;
+        for _ in 0..50 {
+            if store.open_reservations().unwrap() == 0 {
+                settled = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(settled, "the call was settled");
+        let a = store.account(account).unwrap();
+        assert_eq!((a.balance, a.reserved), (0, 0));
+        let debits: Vec<_> = store
+            .ledger(account, 0, 100)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.kind == "debit")
+            .collect();
+        assert_eq!(debits.len(), 1, "{debits:?}");
+        assert_eq!(debits[0].amount, 300);
+        assert!(store.audit().unwrap().is_empty());
+
+        // No mileage left: the next call is refused before anything rings.
+        let (refused, leg) = call_as(&caller, sip, "01012345678", "minji", "s3cret").await;
+        assert_eq!(refused.status(), Some(402));
+        assert!(
+            refused
+                .header("Reason")
+                .unwrap()
+                .contains("mileage exhausted")
+        );
+        caller.send(sip, &caller.ack_failure(&leg, &refused)).await;
+        trunk.expect_silence(Duration::from_millis(300)).await;
+        switch.stop(freecall::driver::Stop::Now);
+        switch.join().await;
+    })
+);
+
+on_both_stores!(
+    the_caller_hangs_up_and_is_billed_for_the_time_talked,
+    |store: Store, _url| run(async move {
+        let account = member(&store, "jisoo", "pw", 100_000);
+        let trunk = Phone::bind("pstn").await;
+        let caller = Phone::bind_on("127.0.0.2", "jisoo").await;
+        let cfg = money_config(trunk.addr);
+        let switch = common::start_billed(&cfg, store.clone()).await;
+        let sip = switch.sip_addr;
+        let sdp = caller.sdp("sendrecv");
+        let (invite, mut leg) = caller.invite(sip, "010-1234-5678", &sdp);
+        caller.send(sip, &invite).await;
+        let challenge = caller.expect_status(&[407], WAIT).await;
+        caller
+            .send(sip, &caller.ack_failure(&leg, &challenge))
+            .await;
+        caller
+            .send(
+                sip,
+                &caller.invite_with_credentials(&mut leg, &challenge, &sdp, "jisoo", "pw"),
+            )
+            .await;
+        let (_, trunk_from) = trunk_answers(&trunk).await;
+        let ok = caller.expect_status(&[200], WAIT).await;
+        Phone::update_leg(&mut leg, &ok);
+        caller.send(sip, &caller.ack(&leg, leg.cseq)).await;
+        trunk.expect_request("ACK", WAIT).await;
+        let max = 600; // max_call_secs caps the hold at ten minutes: 60 000 points
+        assert_eq!(store.account(account).unwrap().reserved, max * 100);
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        caller
+            .send(sip, &caller.request(&mut leg, "BYE", None))
+            .await;
+        caller.expect_status(&[200], WAIT).await;
+        let (bye, _) = trunk.expect_request("BYE", WAIT).await;
+        trunk
+            .send(trunk_from, &trunk.response(&bye, 200, "OK", "tk", None))
+            .await;
+        for _ in 0..50 {
+            if store.open_reservations().unwrap() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let entries = store.ledger(account, 0, 100).unwrap();
+        let debits: Vec<_> = entries.iter().filter(|e| e.kind == "debit").collect();
+        assert_eq!(debits.len(), 1);
+        // 1.5 s of talk is billed as two started seconds (three if the machine is slow).
+        assert!(
+            matches!(debits[0].amount, 200 | 300),
+            "{}",
+            debits[0].amount
+        );
+        let a = store.account(account).unwrap();
+        assert_eq!((a.balance + debits[0].amount, a.reserved), (100_000, 0));
+        assert!(store.audit().unwrap().is_empty());
+        switch.stop(freecall::driver::Stop::Now);
+        switch.join().await;
+    })
+);
+
+on_both_stores!(refusals_say_why, |store: Store, _url| run(async move {
+    member(&store, "hana", "right", 10_000);
+    let trunk = Phone::bind("pstn").await;
+    let caller = Phone::bind_on("127.0.0.2", "hana").await;
+    let cfg = money_config(trunk.addr);
+    let switch = common::start_billed(&cfg, store.clone()).await;
+    let sip = switch.sip_addr;
+
+    // A wrong password.
+    let (resp, leg) = call_as(&caller, sip, "01012345678", "hana", "wrong").await;
+    assert_eq!(resp.status(), Some(403));
+    assert!(
+        resp.header("Reason")
+            .unwrap()
+            .contains("authentication failed")
+    );
+    caller.send(sip, &caller.ack_failure(&leg, &resp)).await;
+    // An unknown member.
+    let (resp, leg) = call_as(&caller, sip, "01012345678", "nobody", "x").await;
+    assert_eq!(resp.status(), Some(403));
+    caller.send(sip, &caller.ack_failure(&leg, &resp)).await;
+    // Premium rate (060) is refused whoever pays: toll fraud.
+    let (resp, leg) = call_as(&caller, sip, "0602345678", "hana", "right").await;
+    assert_eq!(resp.status(), Some(403));
+    assert!(
+        resp.header("Reason")
+            .unwrap()
+            .contains("destination not allowed")
+    );
+    caller.send(sip, &caller.ack_failure(&leg, &resp)).await;
+    // A landline: no mileage tariff for it in this configuration.
+    let (resp, leg) = call_as(&caller, sip, "0212345678", "hana", "right").await;
+    assert_eq!(resp.status(), Some(403));
+    assert!(
+        resp.header("Reason")
+            .unwrap()
+            .contains("destination not allowed")
+    );
+    caller.send(sip, &caller.ack_failure(&leg, &resp)).await;
+    // Nothing reached the trunk, nothing was held.
+    trunk.expect_silence(Duration::from_millis(300)).await;
+    assert_eq!(store.open_reservations().unwrap(), 0);
+    assert!(store.audit().unwrap().is_empty());
+    switch.stop(freecall::driver::Stop::Now);
+    switch.join().await;
+}));
+
+on_both_stores!(
+    a_proxy_charges_a_card_and_its_quota_runs_out,
+    |store: Store, _url| run(async move {
+        let issuer = store
+            .create_issuer(
+                &NewIssuer {
+                    login: "acme".into(),
+                    password_hash: "x".into(),
+                    name: "Acme".into(),
+                    company: "Acme Co".into(),
+                },
+                5_000,
+            )
+            .unwrap();
+        let card = store
+            .create_card(&NewCard {
+                issuer_id: issuer.id,
+                language: "ko".into(),
+                name: "Kim".into(),
+                title: "CEO".into(),
+                company: "Acme".into(),
+                text: "".into(),
+                image_url: "".into(),
+                video_url: "".into(),
+                design: "".into(),
+                phones: "[]".into(),
+                quota: 1,
+            })
+            .unwrap();
+        let trunk = Phone::bind("pstn").await;
+        let proxy = Phone::bind_on("127.0.0.3", "proxy").await;
+        let cfg = money_config(trunk.addr);
+        let switch = common::start_billed(&cfg, store.clone()).await;
+        let sip = switch.sip_addr;
+        let with_charge = |invite: Vec<u8>, value: &str| -> Vec<u8> {
+            let text = String::from_utf8(invite).unwrap();
+            text.replacen(
+                "Max-Forwards: 70\r\n",
+                &format!("Max-Forwards: 70\r\nX-Freecall-Charge: {value}\r\n"),
+                1,
+            )
+            .into_bytes()
+        };
+        // Without the header the proxy's call is refused.
+        let (invite, leg) = proxy.invite(sip, "0212345678", &proxy.sdp("sendrecv"));
+        proxy.send(sip, &invite).await;
+        let resp = proxy.expect_status(&[403], WAIT).await;
+        proxy.send(sip, &proxy.ack_failure(&leg, &resp)).await;
+        // With it: the issuer's guild pays, one call of quota.
+        let (invite, mut leg) = proxy.invite(sip, "0212345678", &proxy.sdp("sendrecv"));
+        proxy
+            .send(sip, &with_charge(invite, &format!("card={}", card.id)))
+            .await;
+        let (_, trunk_from) = trunk_answers(&trunk).await;
+        let ok = proxy.expect_status(&[200], WAIT).await;
+        Phone::update_leg(&mut leg, &ok);
+        proxy.send(sip, &proxy.ack(&leg, 1)).await;
+        assert_eq!(store.card(card.id).unwrap().quota_reserved, 1);
+        // The quota is held: a second call is refused while the first goes on.
+        let (invite2, leg2) = proxy.invite(sip, "0212345678", &proxy.sdp("sendrecv"));
+        proxy
+            .send(sip, &with_charge(invite2, &format!("card={}", card.id)))
+            .await;
+        let resp = proxy.expect_status(&[402], WAIT).await;
+        assert!(
+            resp.header("Reason")
+                .unwrap()
+                .contains("call quota used up")
+        );
+        proxy.send(sip, &proxy.ack_failure(&leg2, &resp)).await;
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        proxy.send(sip, &proxy.request(&mut leg, "BYE", None)).await;
+        proxy.expect_status(&[200], WAIT).await;
+        let (bye, _) = trunk.expect_request("BYE", WAIT).await;
+        trunk
+            .send(trunk_from, &trunk.response(&bye, 200, "OK", "tk", None))
+            .await;
+        for _ in 0..50 {
+            if store.open_reservations().unwrap() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let c = store.card(card.id).unwrap();
+        assert_eq!((c.quota_used, c.quota_reserved, c.quota_left()), (1, 0, 0));
+        let a = store.account(issuer.account_id).unwrap();
+        assert!(a.balance < 5_000 && a.reserved == 0, "{a:?}");
+        assert!(store.audit().unwrap().is_empty());
+        switch.stop(freecall::driver::Stop::Now);
+        switch.join().await;
+    })
+);
