@@ -1,5 +1,6 @@
 //! freecall: a SIP softswitch (B2BUA) that connects calls someone else has paid for.
 pub mod accounting;
+pub mod api;
 pub mod auth;
 pub mod billing;
 pub mod call;

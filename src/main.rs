@@ -22,6 +22,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Bring the database schema up to date and exit.
+    Migrate {
+        #[arg(long, default_value = "conf/freecall.toml")]
+        config: PathBuf,
+    },
+    /// API keys for the REST API.
+    Apikey {
+        #[command(subcommand)]
+        command: ApikeyCommand,
+    },
     /// Run the switch.
     Serve {
         #[arg(long, default_value = "conf/freecall.toml")]
@@ -32,12 +42,103 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum ApikeyCommand {
+    /// Create a key; it is printed once and stored hashed.
+    Create {
+        #[arg(long, default_value = "conf/freecall.toml")]
+        config: PathBuf,
+        /// admin (everything), credit (members, purchases, credits) or read (the GETs);
+        /// repeat for several.
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+        /// A name to recognise the key by (e.g. the shop's name).
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+}
+
 /// EX_CONFIG from sysexits.h: the configuration is wrong.
 const EXIT_CONFIG: u8 = 64;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Migrate { config } => {
+            let cfg = match Config::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("freecall: {}: {e}", config.display());
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
+            match freecall::store::Store::open(&cfg.database.url, 1).and_then(|s| s.migrate()) {
+                Ok(applied) if applied.is_empty() => {
+                    println!("database is up to date");
+                    ExitCode::SUCCESS
+                }
+                Ok(applied) => {
+                    for m in applied {
+                        println!("applied {m}");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("freecall: migrate: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Apikey {
+            command:
+                ApikeyCommand::Create {
+                    config,
+                    scopes,
+                    name,
+                },
+        } => {
+            let cfg = match Config::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("freecall: {}: {e}", config.display());
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
+            for s in &scopes {
+                if freecall::api::Scope::parse(s).is_none() {
+                    eprintln!("freecall: unknown scope '{s}' (admin, credit or read)");
+                    return ExitCode::from(64);
+                }
+            }
+            let key = {
+                use rand::Rng;
+                let mut rng = rand::rng();
+                let bytes: Vec<u8> = (0..4).flat_map(|_| rng.next_u64().to_le_bytes()).collect();
+                format!("fc_{}", hex_encode(&bytes))
+            };
+            let result = freecall::store::Store::open(&cfg.database.url, 1).and_then(|s| {
+                s.migrate()?;
+                s.create_api_key(
+                    &name,
+                    &freecall::auth::api_key_hash(&key),
+                    &scopes.join(" "),
+                )
+            });
+            match result {
+                Ok(id) => {
+                    eprintln!(
+                        "API key {id} created with scopes: {} (it is shown only now)",
+                        scopes.join(" ")
+                    );
+                    println!("{key}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("freecall: apikey create: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Serve {
             config,
             check_config,
@@ -64,6 +165,10 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+fn hex_encode(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn init_logging(cfg: &Config) {
@@ -140,7 +245,26 @@ fn serve(cfg: Config) -> anyhow::Result<()> {
         if recovered > 0 {
             warn!(recovered, "calls left open by the last run were settled");
         }
+        let tariffs = accounting.tariffs.clone();
         let handle = driver::start(&cfg, seed, Some(accounting)).await?;
+        let api = match cfg.api.listen.parse::<std::net::SocketAddr>() {
+            Ok(addr) => {
+                let state = freecall::api::ApiState {
+                    store: store.clone(),
+                    tariffs,
+                    realm: cfg.billing.realm.clone(),
+                    signup_bonus_mileage: cfg.billing.signup_bonus_mileage,
+                    signup_bonus_guild: cfg.billing.signup_bonus_guild,
+                };
+                let (server, addr) = freecall::api::serve(state, addr, cfg.api.max_body_bytes)
+                    .with_context(|| format!("cannot listen for the API on {addr}"))?;
+                let api_handle = server.handle();
+                tokio::spawn(server);
+                info!(api = %addr, "REST API listening");
+                Some(api_handle)
+            }
+            Err(_) => None,
+        };
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
         info!(sip = %handle.sip_addr, trunks = cfg.trunks.len(), "freecall ready");
         let grace = Duration::from_secs(cfg.sip.shutdown_grace_secs);
@@ -173,6 +297,9 @@ fn serve(cfg: Config) -> anyhow::Result<()> {
         });
         if let Some(stats) = handle.join().await {
             info!(?stats, "stopped");
+        }
+        if let Some(api) = api {
+            api.stop(true).await;
         }
         Ok::<(), anyhow::Error>(())
     })

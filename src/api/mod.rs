@@ -1,0 +1,200 @@
+//! The REST API under `/v1` (actix-web): members, products, purchases, issuers, cards,
+//! account credits, balances, ledgers and tariffs, for the web shop and operators.
+//!
+//! - Auth: `Authorization: Bearer <key>`; keys are stored hashed, each with scopes
+//!   (`admin`: everything; `credit`: members, purchases and credits; `read`: the GETs).
+//! - Errors are `application/problem+json` with a stable `type` (`urn:freecall:problem:…`).
+//! - Bodies are validated before anything is written: unknown fields, negative or absurd
+//!   amounts, oversized or non-UTF-8 bodies are refused with 4xx.
+//! - Anything that credits money needs an `Idempotency-Key`: a retry with the same key and
+//!   body gets the original answer; the same key with another body is refused.
+//! - DTOs live here (serde and OpenAPI stay at the edge); the store speaks domain types.
+//!
+//! Files: one per resource (`members.rs`, `products.rs`, `purchases.rs`, `issuers.rs`,
+//! `cards.rs`, `accounts.rs`, `tariffs.rs`), `problem.rs` (errors), `openapi.rs`.
+
+pub mod accounts;
+pub mod cards;
+pub mod issuers;
+pub mod members;
+pub mod openapi;
+pub mod problem;
+pub mod products;
+pub mod purchases;
+pub mod tariffs;
+
+use crate::billing::Tariffs;
+use crate::store::Store;
+use actix_web::{App, HttpRequest, HttpServer, web};
+pub use problem::Problem;
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct ApiState {
+    pub store: Store,
+    /// Shared with the accounting service, so a reload shows here at once.
+    pub tariffs: Arc<RwLock<Arc<Tariffs>>>,
+    pub realm: String,
+    pub signup_bonus_mileage: i64,
+    pub signup_bonus_guild: i64,
+}
+
+impl ApiState {
+    pub fn tariffs(&self) -> Arc<Tariffs> {
+        self.tariffs
+            .read()
+            .map(|t| t.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+}
+
+/// What an API key may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    Admin,
+    Credit,
+    Read,
+}
+
+impl Scope {
+    pub fn parse(s: &str) -> Option<Scope> {
+        match s {
+            "admin" => Some(Scope::Admin),
+            "credit" => Some(Scope::Credit),
+            "read" => Some(Scope::Read),
+            _ => None,
+        }
+    }
+}
+
+/// Check the bearer key; `Ok` when it holds one of `allowed` (admin may do anything).
+pub async fn authorize(
+    state: &ApiState,
+    req: &HttpRequest,
+    allowed: &[Scope],
+) -> Result<(), Problem> {
+    let header = req
+        .headers()
+        .get("Authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let Some(key) = header
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+    else {
+        return Err(Problem::unauthorized());
+    };
+    let hash = crate::auth::api_key_hash(key);
+    let scopes = state
+        .store
+        .run(move |s| s.api_key_scopes(&hash))
+        .await
+        .map_err(Problem::from_store)?;
+    let Some(scopes) = scopes else {
+        return Err(Problem::unauthorized());
+    };
+    let held: Vec<Scope> = scopes.split_whitespace().filter_map(Scope::parse).collect();
+    if held.contains(&Scope::Admin) || allowed.iter().any(|s| held.contains(s)) {
+        Ok(())
+    } else {
+        Err(Problem::forbidden(allowed))
+    }
+}
+
+/// The `Idempotency-Key` header, required on requests that credit money.
+pub fn idempotency_key(req: &HttpRequest) -> Result<String, Problem> {
+    let key = req
+        .headers()
+        .get("Idempotency-Key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .unwrap_or("");
+    if key.is_empty() {
+        return Err(Problem::new(
+            400,
+            "idempotency-key-missing",
+            "Idempotency-Key required",
+            "requests that credit money need an Idempotency-Key header",
+        ));
+    }
+    if key.len() > 200 || !key.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(Problem::validation(
+            "Idempotency-Key must be 1-200 visible ASCII characters",
+        ));
+    }
+    Ok(key.to_string())
+}
+
+/// SHA-256 of the validated request (canonical JSON): what a retry must match.
+pub fn request_hash<T: serde::Serialize>(body: &T) -> String {
+    use sha2::Digest;
+    let json = serde_json::to_vec(body).unwrap_or_default();
+    hex::encode(sha2::Sha256::digest(&json))
+}
+
+/// Routes and extractor settings, shared by the server and in-process tests.
+pub fn configure(state: ApiState, max_body: usize) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg: &mut web::ServiceConfig| {
+        cfg.app_data(web::Data::new(state))
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(max_body)
+                    .error_handler(problem::json_error),
+            )
+            .app_data(web::PathConfig::default().error_handler(problem::path_error))
+            .app_data(web::QueryConfig::default().error_handler(problem::query_error))
+            .route("/v1/openapi.json", web::get().to(openapi::document))
+            .route("/v1/members", web::post().to(members::create))
+            .route("/v1/products", web::post().to(products::create))
+            .route("/v1/products", web::get().to(products::list))
+            .route("/v1/purchases", web::post().to(purchases::create))
+            .route("/v1/issuers", web::post().to(issuers::create))
+            .route("/v1/cards", web::post().to(cards::create))
+            .route("/v1/accounts/{id}", web::get().to(accounts::show))
+            .route("/v1/accounts/{id}/ledger", web::get().to(accounts::ledger))
+            .route(
+                "/v1/accounts/{id}/credits",
+                web::post().to(accounts::credit),
+            )
+            .route("/v1/tariffs", web::get().to(tariffs::list));
+    }
+}
+
+/// Every route `configure` registers (method, path): the OpenAPI test holds the document
+/// and the server to this list.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("get", "/v1/openapi.json"),
+    ("post", "/v1/members"),
+    ("post", "/v1/products"),
+    ("get", "/v1/products"),
+    ("post", "/v1/purchases"),
+    ("post", "/v1/issuers"),
+    ("post", "/v1/cards"),
+    ("get", "/v1/accounts/{id}"),
+    ("get", "/v1/accounts/{id}/ledger"),
+    ("post", "/v1/accounts/{id}/credits"),
+    ("get", "/v1/tariffs"),
+];
+
+/// Serve the API on `addr` (port 0 picks one) until the returned server is stopped; the
+/// address it listens on.
+pub fn serve(
+    state: ApiState,
+    addr: SocketAddr,
+    max_body: usize,
+) -> std::io::Result<(actix_web::dev::Server, SocketAddr)> {
+    let server = HttpServer::new(move || {
+        App::new()
+            .configure(configure(state.clone(), max_body))
+            .default_service(web::to(problem::not_found))
+    })
+    .workers(2)
+    .disable_signals()
+    .shutdown_timeout(5)
+    .bind(addr)?;
+    let bound = server.addrs().first().copied().unwrap_or(addr);
+    Ok((server.run(), bound))
+}

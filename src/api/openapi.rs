@@ -1,0 +1,51 @@
+//! `GET /v1/openapi.json`: the OpenAPI document, generated from the handlers' annotations
+//! (a test checks that it lists exactly the routes `configure` registers).
+
+use actix_web::HttpResponse;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "freecall",
+        description = "REST control plane of the freecall softswitch: members, products, purchases, card issuers, cards, account credits, balances, ledgers and tariffs. Errors are application/problem+json."
+    ),
+    paths(
+        super::members::create,
+        super::products::create,
+        super::products::list,
+        super::purchases::create,
+        super::issuers::create,
+        super::cards::create,
+        super::accounts::show,
+        super::accounts::ledger,
+        super::accounts::credit,
+        super::tariffs::list,
+    ),
+    modifiers(&Bearer)
+)]
+pub struct ApiDoc;
+
+struct Bearer;
+
+impl Modify for Bearer {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        if let Some(c) = openapi.components.as_mut() {
+            c.add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+        }
+    }
+}
+
+pub fn json() -> String {
+    ApiDoc::openapi().to_pretty_json().unwrap_or_default()
+}
+
+pub async fn document() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(json())
+}
