@@ -1,0 +1,367 @@
+//! The ledger's promises with the real daemon: `kill -9` during an answered call, then a
+//! restart, leaves exactly one debit and a balance that adds up (SQLite and PostgreSQL);
+//! two daemons sharing one PostgreSQL, racing on one account, never overdraw it.
+
+mod common;
+
+use common::daemon::{Daemon, free_port, wait_ready};
+use freecall::auth;
+use freecall::store::Store;
+use freecall::store::shop::NewMember;
+use freecall::testkit::Phone;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(5);
+
+fn write_config(
+    dir: &std::path::Path,
+    name: &str,
+    port: u16,
+    media: u16,
+    trunk: SocketAddr,
+    db: &str,
+    node: &str,
+) -> String {
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+[sip]
+listen = "127.0.0.1:{port}"
+shutdown_grace_secs = 1
+[media]
+address = "127.0.0.1"
+port_min = {media}
+port_max = {media_max}
+[[peers]]
+name = "proxy"
+address = "127.0.0.3"
+billing = "header"
+[[trunks]]
+name = "pstn"
+address = "{trunk}"
+[[routes]]
+prefix = ""
+trunks = ["pstn"]
+[database]
+url = "{db}"
+[billing]
+node_id = "{node}"
+heartbeat_secs = 1
+max_call_secs = 60
+nonce_secret = "shared by the nodes"
+[[tariffs]]
+account = "mileage"
+destination = "mobile"
+per_minute = 60
+increment = "1/1"
+[api]
+listen = "off"
+"#,
+            media_max = media + 398
+        ),
+    )
+    .unwrap();
+    path.display().to_string()
+}
+
+/// A trunk that answers every INVITE and every BYE with 200 (until the test ends).
+fn auto_trunk(trunk: Phone) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let Some((m, from)) = trunk.recv(Duration::from_secs(60)).await else {
+                return;
+            };
+            match m.method().map(|x| x.as_str().to_string()).as_deref() {
+                Some("INVITE") => {
+                    let sdp = trunk.sdp("sendrecv");
+                    trunk
+                        .send(from, &trunk.response(&m, 200, "OK", "auto", Some(&sdp)))
+                        .await;
+                }
+                Some("BYE") | Some("CANCEL") | Some("OPTIONS") => {
+                    trunk
+                        .send(from, &trunk.response(&m, 200, "OK", "auto", None))
+                        .await;
+                }
+                _ => {}
+            }
+        }
+    })
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("freecall-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn kill_9_then_restart(store: Store, url: String) {
+    let account = store
+        .create_member(
+            &NewMember {
+                login: "crash".into(),
+                password_hash: "x".into(),
+                name: "Crash Test".into(),
+                address: "".into(),
+                job: "".into(),
+                phone: "".into(),
+                email: "".into(),
+                sip_ha1: auth::ha1("crash", "freecall", "pw"),
+            },
+            100_000,
+        )
+        .unwrap()
+        .account_id;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let dir = temp_dir(&format!("crash-{}", store.backend()));
+        let trunk = Phone::bind("pstn").await;
+        let trunk_addr = trunk.addr;
+        let _answering = auto_trunk(trunk);
+        let port = free_port();
+        let media = if store.backend() == "sqlite" {
+            40000
+        } else {
+            40400
+        };
+        let conf = write_config(&dir, "node", port, media, trunk_addr, &url, "crashy");
+        let sip: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let mut daemon = Daemon::spawn(
+            &conf,
+            &[
+                ("FREECALL__DATABASE__URL", url.clone()),
+                ("FREECALL__BILLING__NODE_ID", "crashy".into()),
+            ],
+        );
+        tokio::task::spawn_blocking(move || wait_ready(sip))
+            .await
+            .unwrap();
+
+        // A member's digest call, answered.
+        let caller = Phone::bind_on("127.0.0.2", "crash").await;
+        let sdp = caller.sdp("sendrecv");
+        let (invite, mut leg) = caller.invite(sip, "01012345678", &sdp);
+        caller.send(sip, &invite).await;
+        let challenge = caller.expect_status(&[407], WAIT).await;
+        caller
+            .send(sip, &caller.ack_failure(&leg, &challenge))
+            .await;
+        caller
+            .send(
+                sip,
+                &caller.invite_with_credentials(&mut leg, &challenge, &sdp, "crash", "pw"),
+            )
+            .await;
+        let ok = caller.expect_status(&[200], WAIT).await;
+        Phone::update_leg(&mut leg, &ok);
+        caller.send(sip, &caller.ack(&leg, leg.cseq)).await;
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        assert_eq!(
+            store.open_reservations().unwrap(),
+            1,
+            "the call holds its reservation"
+        );
+
+        // kill -9: no settlement, no goodbye.
+        daemon.signal("-KILL");
+        let _ = tokio::task::spawn_blocking(move || {
+            daemon.wait_exit(Duration::from_secs(5));
+        })
+        .await;
+        assert_eq!(
+            store.open_reservations().unwrap(),
+            1,
+            "nothing settled the call"
+        );
+        assert!(
+            store
+                .ledger(account, 0, 100)
+                .unwrap()
+                .iter()
+                .all(|e| e.kind != "debit")
+        );
+
+        // Restart: the open call is billed from its answer up to the last heartbeat.
+        let mut daemon = Daemon::spawn(
+            &conf,
+            &[
+                ("FREECALL__DATABASE__URL", url.clone()),
+                ("FREECALL__BILLING__NODE_ID", "crashy".into()),
+            ],
+        );
+        tokio::task::spawn_blocking(move || wait_ready(sip))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.open_reservations().unwrap(),
+            0,
+            "recovered at start-up"
+        );
+        let entries = store.ledger(account, 0, 100).unwrap();
+        let debits: Vec<_> = entries.iter().filter(|e| e.kind == "debit").collect();
+        assert_eq!(debits.len(), 1, "{entries:?}");
+        // About 2.5 s talked, heartbeats every second: 1 to 3 seconds billed, 1 point each.
+        assert!((1..=3).contains(&debits[0].amount), "{}", debits[0].amount);
+        let a = store.account(account).unwrap();
+        assert_eq!((a.balance + debits[0].amount, a.reserved), (100_000, 0));
+        assert!(store.audit().unwrap().is_empty());
+        daemon.signal("-TERM");
+        tokio::task::spawn_blocking(move || daemon.wait_exit(Duration::from_secs(10)))
+            .await
+            .unwrap();
+        // A second restart settles nothing again.
+        assert_eq!(
+            store
+                .ledger(account, 0, 100)
+                .unwrap()
+                .iter()
+                .filter(|e| e.kind == "debit")
+                .count(),
+            1
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    });
+}
+
+on_both_stores!(
+    kill_9_during_an_answered_call_then_restart_bills_once,
+    |store: Store, url: String| kill_9_then_restart(store, url)
+);
+
+/// Two nodes on one PostgreSQL, 20 calls at once on an account that pays for three
+/// one-minute calls: exactly three are connected, the rest refused, nothing overdrawn.
+#[test]
+fn two_daemons_on_one_postgres_race_on_one_account() {
+    let url = common::stores::pg_url();
+    let store = common::stores::open(&url);
+    let account = store
+        .create_member(
+            &NewMember {
+                login: "race".into(),
+                password_hash: "x".into(),
+                name: "Race".into(),
+                address: "".into(),
+                job: "".into(),
+                phone: "".into(),
+                email: "".into(),
+                sip_ha1: "x".into(),
+            },
+            180, // three minutes at one point a second
+        )
+        .unwrap()
+        .account_id;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let dir = temp_dir("race");
+        let trunk = Phone::bind("pstn").await;
+        let trunk_addr = trunk.addr;
+        let _answering = auto_trunk(trunk);
+        let mut nodes = Vec::new();
+        for (i, media) in [(0, 41000u16), (1, 41400u16)] {
+            let port = free_port();
+            let conf = write_config(
+                &dir,
+                &format!("node{i}"),
+                port,
+                media,
+                trunk_addr,
+                &url,
+                &format!("node-{i}"),
+            );
+            let d = Daemon::spawn(
+                &conf,
+                &[
+                    ("FREECALL__DATABASE__URL", url.clone()),
+                    ("FREECALL__BILLING__NODE_ID", format!("node-{i}")),
+                ],
+            );
+            let sip: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+            tokio::task::spawn_blocking(move || wait_ready(sip))
+                .await
+                .unwrap();
+            nodes.push((d, sip));
+        }
+        let sips: Vec<SocketAddr> = nodes.iter().map(|(_, s)| *s).collect();
+        let mut calls = Vec::new();
+        for i in 0..20 {
+            let sip = sips[i % 2];
+            calls.push(tokio::spawn(async move {
+                let proxy = Phone::bind_on("127.0.0.3", &format!("p{i}")).await;
+                let (invite, leg) = proxy.invite(sip, "01012345678", &proxy.sdp("sendrecv"));
+                let text = String::from_utf8(invite).unwrap().replacen(
+                    "Max-Forwards: 70\r\n",
+                    &format!("Max-Forwards: 70\r\nX-Freecall-Charge: account={account}\r\n"),
+                    1,
+                );
+                proxy.send(sip, text.as_bytes()).await;
+                let resp = proxy
+                    .expect_status(&[200, 402, 503], Duration::from_secs(10))
+                    .await;
+                (proxy, leg, resp, sip)
+            }));
+        }
+        let mut answered = Vec::new();
+        let mut refused = 0;
+        for c in calls {
+            let (proxy, mut leg, resp, sip) = c.await.unwrap();
+            match resp.status() {
+                Some(200) => {
+                    Phone::update_leg(&mut leg, &resp);
+                    proxy.send(sip, &proxy.ack(&leg, 1)).await;
+                    answered.push((proxy, leg, sip));
+                }
+                Some(402) => {
+                    assert!(resp.header("Reason").unwrap().contains("mileage exhausted"));
+                    proxy.send(sip, &proxy.ack_failure(&leg, &resp)).await;
+                    refused += 1;
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(
+            answered.len(),
+            3,
+            "three one-minute calls fit in 180 points"
+        );
+        assert_eq!(refused, 17);
+        let a = store.account(account).unwrap();
+        assert_eq!((a.balance, a.reserved), (180, 180));
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        for (proxy, mut leg, sip) in answered {
+            proxy.send(sip, &proxy.request(&mut leg, "BYE", None)).await;
+            proxy.expect_status(&[200], WAIT).await;
+        }
+        for _ in 0..50 {
+            if store.open_reservations().unwrap() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(store.open_reservations().unwrap(), 0);
+        let a = store.account(account).unwrap();
+        assert!(a.balance >= 0 && a.reserved == 0, "{a:?}");
+        let debits: Vec<_> = store
+            .ledger(account, 0, 1000)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.kind == "debit")
+            .collect();
+        assert_eq!(debits.len(), 3);
+        assert_eq!(
+            a.balance + debits.iter().map(|d| d.amount).sum::<i64>(),
+            180
+        );
+        assert!(store.audit().unwrap().is_empty());
+        for (mut d, _) in nodes {
+            d.signal("-TERM");
+            tokio::task::spawn_blocking(move || d.wait_exit(Duration::from_secs(10)))
+                .await
+                .unwrap();
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    });
+}
