@@ -435,3 +435,85 @@ on_both_stores!(
         switch.join().await;
     })
 );
+
+/// The database goes away during an answered call: the call goes on and ends normally,
+/// new calls are refused with a clear reason, and when the database is back the ended
+/// call is settled — exactly once. Nothing is lost.
+#[test]
+fn a_database_that_goes_away_loses_nothing() {
+    let cluster = freecall::testkit::pg::PgCluster::start();
+    let url = cluster.create_db("gone");
+    let store = common::stores::open(&url);
+    let account = member(&store, "sora", "pw", 100_000);
+    run(async move {
+        let trunk = Phone::bind("pstn").await;
+        let caller = Phone::bind_on("127.0.0.2", "sora").await;
+        let cfg = money_config(trunk.addr);
+        let switch = common::start_billed(&cfg, store.clone()).await;
+        let sip = switch.sip_addr;
+        let sdp = caller.sdp("sendrecv");
+        let (invite, mut leg) = caller.invite(sip, "01012345678", &sdp);
+        caller.send(sip, &invite).await;
+        let challenge = caller.expect_status(&[407], WAIT).await;
+        caller
+            .send(sip, &caller.ack_failure(&leg, &challenge))
+            .await;
+        caller
+            .send(
+                sip,
+                &caller.invite_with_credentials(&mut leg, &challenge, &sdp, "sora", "pw"),
+            )
+            .await;
+        let (_, trunk_from) = trunk_answers(&trunk).await;
+        let ok = caller.expect_status(&[200], WAIT).await;
+        Phone::update_leg(&mut leg, &ok);
+        caller.send(sip, &caller.ack(&leg, leg.cseq)).await;
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+
+        cluster.stop();
+        // The call in progress is not affected: it ends normally.
+        caller
+            .send(sip, &caller.request(&mut leg, "BYE", None))
+            .await;
+        caller.expect_status(&[200], WAIT).await;
+        let (bye, _) = trunk.expect_request("BYE", WAIT).await;
+        trunk
+            .send(trunk_from, &trunk.response(&bye, 200, "OK", "tk", None))
+            .await;
+        // A new call cannot be paid for: refused, saying why.
+        let (resp, leg2) = call_as(&caller, sip, "01012345678", "sora", "pw").await;
+        assert_eq!(resp.status(), Some(503));
+        assert!(
+            resp.header("Reason")
+                .unwrap()
+                .contains("billing unavailable")
+        );
+        caller.send(sip, &caller.ack_failure(&leg2, &resp)).await;
+
+        cluster.start_server();
+        let mut settled = false;
+        for _ in 0..300 {
+            if store.open_reservations().map(|n| n == 0).unwrap_or(false) {
+                settled = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(settled, "the call was settled once the database was back");
+        let debits: Vec<_> = store
+            .ledger(account, 0, 100)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.kind == "debit")
+            .collect();
+        assert_eq!(debits.len(), 1);
+        assert!(
+            (100..=300).contains(&debits[0].amount),
+            "about 1.2 s at 100 a second: {}",
+            debits[0].amount
+        );
+        assert!(store.audit().unwrap().is_empty());
+        switch.stop(freecall::driver::Stop::Now);
+        switch.join().await;
+    });
+}

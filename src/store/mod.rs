@@ -144,7 +144,8 @@ impl Store {
     /// an SQLite file path (`sqlite://` prefix allowed); its folder is created.
     pub fn open(url: &str, pool_size: u32) -> Result<Store> {
         let pool_size = pool_size.max(1);
-        let timeout = Duration::from_secs(10);
+        // A database that is gone must refuse calls quickly, not after a long wait.
+        let timeout = Duration::from_secs(3);
         let pool = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let p = R2d2Pool::builder()
                 .max_size(pool_size)

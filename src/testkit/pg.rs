@@ -126,6 +126,32 @@ impl PgCluster {
         cluster
     }
 
+    /// `pg_ctl start` (again, after `stop`).
+    pub fn start_server(&self) {
+        let data = self.dir.join("data");
+        let opts = format!(
+            "-c listen_addresses=127.0.0.1 -c port={} -c unix_socket_directories={} -c fsync=off -c max_connections=200",
+            self.port,
+            self.dir.display()
+        );
+        let log = self.dir.join("postgres.log");
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-o",
+                &opts,
+                "-l",
+                log.to_str().unwrap(),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+        );
+    }
+
     fn run(&self, tool: &str, args: &[&str]) {
         let exe = self.bin.join(tool);
         let mut cmd = if self.as_postgres {
