@@ -53,7 +53,10 @@ struct Switch {
 }
 
 impl Switch {
-    fn start(trunk: SocketAddr, max_calls: u64) -> Switch {
+    /// `money`: `None` runs the switch as a bare B2BUA for the 127.0.0.1 peer (unbilled);
+    /// `Some(url)` runs the full money path on that database: callers must authenticate
+    /// as members (digest), calls are classified, reserved and settled.
+    fn start(trunk: SocketAddr, max_calls: u64, money: Option<&str>) -> Switch {
         let port = {
             let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
             s.local_addr().unwrap().port()
@@ -62,12 +65,23 @@ impl Switch {
         std::fs::create_dir_all(&dir).unwrap();
         let conf = dir.join("bench.toml");
         let mut f = std::fs::File::create(&conf).unwrap();
+        let (db, peers) = match money {
+            Some(url) => (url.to_string(), String::new()),
+            None => (
+                dir.join("unused.db").display().to_string(),
+                "[[peers]]\nname = \"bench\"\naddress = \"127.0.0.1\"\n".to_string(),
+            ),
+        };
         write!(
             f,
             "[sip]\nlisten = \"127.0.0.1:{port}\"\nmax_calls = {max_calls}\n\
 [media]\naddress = \"127.0.0.1\"\nport_min = 20000\nport_max = 60000\nrtp_timeout_secs = 120\n\
-[[peers]]\nname = \"bench\"\naddress = \"127.0.0.1\"\n\
+{peers}\
 [[trunks]]\nname = \"uas\"\naddress = \"{trunk}\"\n[[routes]]\nprefix = \"\"\ntrunks = [\"uas\"]\n\
+[database]\nurl = \"{db}\"\n\
+[billing]\nnode_id = \"bench\"\nnonce_secret = \"bench\"\nmax_call_secs = 600\n\
+[[tariffs]]\naccount = \"mileage\"\ndestination = \"landline\"\nper_minute = 10\nincrement = \"1/1\"\n\
+[api]\nlisten = \"off\"\n\
 [log]\nlevel = \"warn\"\n"
         )
         .unwrap();
@@ -277,6 +291,10 @@ struct UacReport {
 }
 
 struct UacCall {
+    /// The call's number in the run (member and branch derive from it).
+    seq: u64,
+    /// CSeq of the INVITE in flight (2 after a 407).
+    cseq: u32,
     started: Instant,
     from: String,
     to: Option<String>,
@@ -296,6 +314,7 @@ async fn uac(
     media: Option<tokio::sync::mpsc::UnboundedSender<(String, SocketAddr)>>,
     release: Option<tokio::sync::watch::Receiver<bool>>,
     run: &str,
+    members: Option<u64>,
 ) -> UacReport {
     let sock = udp("127.0.0.1:0");
     let me = sock.local_addr().unwrap();
@@ -312,6 +331,45 @@ async fn uac(
         + Duration::from_secs(15);
     let mut tick = tokio::time::interval(Duration::from_millis(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    // Like a softphone with authentication caching: once challenged, later INVITEs carry
+    // credentials for the nonce it was given (a fresh cnonce each time).
+    let mut nonce: Option<String> = None;
+    let invite = |seq: u64, cseq: u32, rtp: SocketAddr, nonce: Option<&str>| -> String {
+        let call_id = format!("{run}-{seq}@bench");
+        let sdp = sdp("uac", rtp);
+        // Seoul landlines, 02-2000-0000 onwards: numbers the classifier knows as landline.
+        let number = 220_000_000 + seq % 70_000_000;
+        let uri = format!("sip:0{number}@{target}");
+        let auth = match (members, nonce) {
+            (Some(m), Some(nonce)) => {
+                let user = format!("m{}", seq % m);
+                let proof = freecall::auth::DigestProof {
+                    username: user.clone(),
+                    realm: "freecall".into(),
+                    nonce: nonce.to_string(),
+                    uri: uri.clone(),
+                    response: String::new(),
+                    method: "INVITE".into(),
+                    qop: Some("auth".into()),
+                    nc: Some("00000001".into()),
+                    cnonce: Some(format!("c{seq}x{cseq}")),
+                };
+                let response = freecall::auth::digest_response(&freecall::auth::ha1(&user, "freecall", "pw"), &proof);
+                format!(
+                    "Proxy-Authorization: Digest username=\"{user}\", realm=\"freecall\", nonce=\"{nonce}\", uri=\"{uri}\", \
+response=\"{response}\", algorithm=MD5, qop=auth, nc=00000001, cnonce=\"c{seq}x{cseq}\"\r\n"
+                )
+            }
+            _ => String::new(),
+        };
+        format!(
+            "INVITE {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{run}{seq}c{cseq};rport\r\n\
+Max-Forwards: 70\r\nFrom: <sip:0311111111@127.0.0.1>;tag=c{seq}\r\nTo: <{uri}>\r\n\
+Call-ID: {call_id}\r\nCSeq: {cseq} INVITE\r\nContact: <sip:uac@{me}>\r\n{auth}Content-Type: application/sdp\r\n\
+Content-Length: {}\r\n\r\n{sdp}",
+            sdp.len()
+        )
+    };
     loop {
         let t = now();
         if t > deadline || (sent == total && calls.is_empty()) {
@@ -323,17 +381,10 @@ async fn uac(
                 while sent < due.min(total) {
                     let call_id = format!("{run}-{sent}@bench");
                     let rtp = rtp_addrs[sent as usize % rtp_addrs.len()];
-                    let sdp = sdp("uac", rtp);
-                    let inv = format!(
-                        "INVITE sip:02{sent:08}@{target} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{run}{sent};rport\r\n\
-        Max-Forwards: 70\r\nFrom: <sip:0311111111@127.0.0.1>;tag=c{sent}\r\nTo: <sip:02{sent:08}@{target}>\r\n\
-        Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:uac@{me}>\r\nContent-Type: application/sdp\r\n\
-        Content-Length: {}\r\n\r\n{sdp}",
-                        sdp.len()
-                    );
+                    let inv = invite(sent, 1, rtp, nonce.as_deref());
                     let _ = sock.send_to(inv.as_bytes(), target).await;
                     let from = format!("<sip:0311111111@127.0.0.1>;tag=c{sent}");
-                    calls.insert(call_id, UacCall { started: now(), from, to: None, contact: String::new(), bye_sent: None });
+                    calls.insert(call_id, UacCall { seq: sent, cseq: 1, started: now(), from, to: None, contact: String::new(), bye_sent: None });
                     sent += 1;
                     report.attempted += 1;
                 }
@@ -347,8 +398,8 @@ async fn uac(
                     if let Some(c) = calls.get_mut(&call_id) {
                         let bye = format!(
                             "BYE {} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKbye{call_id};rport\r\nMax-Forwards: 70\r\n\
-        From: {}\r\nTo: {}\r\nCall-ID: {call_id}\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
-                            c.contact, c.from, c.to.clone().unwrap_or_default()
+        From: {}\r\nTo: {}\r\nCall-ID: {call_id}\r\nCSeq: {} BYE\r\nContent-Length: 0\r\n\r\n",
+                            c.contact, c.from, c.to.clone().unwrap_or_default(), c.cseq + 1
                         );
                         let _ = sock.send_to(bye.as_bytes(), target).await;
                         c.bye_sent = Some(now());
@@ -384,8 +435,8 @@ async fn uac(
                     let Some(c) = calls.get_mut(&m.call_id) else { continue };
                     let ack = format!(
                         "ACK {} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKack{};rport\r\nMax-Forwards: 70\r\n\
-        From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
-                        m.contact_uri.clone().unwrap_or_default(), m.call_id, m.from, m.to, m.call_id
+        From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {} ACK\r\nContent-Length: 0\r\n\r\n",
+                        m.contact_uri.clone().unwrap_or_default(), m.call_id, m.from, m.to, m.call_id, m.cseq
                     );
                     let _ = sock.send_to(ack.as_bytes(), target).await;
                     if c.to.is_none() {
@@ -397,6 +448,33 @@ async fn uac(
                         }
                         byes.push(Reverse((now() + hold, m.call_id.clone())));
                     }
+                } else if is_invite && code == 407 && members.is_some() {
+                    // ACK the challenge (same branch as the INVITE), then again with credentials.
+                    let Some(c) = calls.get_mut(&m.call_id) else { continue };
+                    if m.cseq != c.cseq {
+                        continue;
+                    }
+                    let ack = format!(
+                        "ACK sip:0{number}@{target} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{run}{seq}c{cseq};rport\r\nMax-Forwards: 70\r\n\
+        From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} ACK\r\nContent-Length: 0\r\n\r\n",
+                        m.from, m.to, m.call_id, seq = c.seq, cseq = c.cseq, number = 220_000_000 + c.seq % 70_000_000
+                    );
+                    let _ = sock.send_to(ack.as_bytes(), target).await;
+                    let challenge = m.header("Proxy-Authenticate").unwrap_or_default();
+                    nonce = challenge
+                        .split("nonce=\"")
+                        .nth(1)
+                        .and_then(|r| r.split('"').next())
+                        .map(str::to_string);
+                    if c.cseq >= 3 || nonce.is_none() {
+                        calls.remove(&m.call_id);
+                        report.failed += 1;
+                        continue;
+                    }
+                    c.cseq += 1;
+                    let rtp = rtp_addrs[c.seq as usize % rtp_addrs.len()];
+                    let inv = invite(c.seq, c.cseq, rtp, nonce.as_deref());
+                    let _ = sock.send_to(inv.as_bytes(), target).await;
                 } else if is_invite && code >= 300 {
                     if calls.remove(&m.call_id).is_some() {
                         report.failed += 1;
@@ -549,6 +627,7 @@ async fn media_run(
             Some(uac_media_tx),
             Some(release_rx),
             &run,
+            None,
         )
         .await
     });
@@ -605,16 +684,17 @@ fn main() {
         let (mtx, _mrx) = tokio::sync::mpsc::unbounded_channel();
         let uas_rtp = vec![uas_sip.local_addr().unwrap()];
         let uas_task = tokio::spawn(uas(uas_sip.clone(), uas_rtp, mtx, stop.clone()));
-        let switch = Switch::start(uas_sip.local_addr().unwrap(), rate * (hold.as_secs() + 3) + 1000);
+        let max_calls = rate * (hold.as_secs() + 3) + 1000;
+        let switch = Switch::start(uas_sip.local_addr().unwrap(), max_calls, None);
         let total = rate * secs;
         let cpu0 = switch.cpu_seconds();
         let gen0 = own_cpu_seconds();
-        let mut via = uac(switch.sip, rate, total, hold, vec!["127.0.0.1:9".parse().unwrap()], None, None, "sw").await;
+        let mut via = uac(switch.sip, rate, total, hold, vec!["127.0.0.1:9".parse().unwrap()], None, None, "sw", None).await;
         let switch_cpu = switch.cpu_seconds() - cpu0;
         let gen_cpu = own_cpu_seconds() - gen0;
         let peak = switch.peak_mib();
         let gen1 = own_cpu_seconds();
-        let mut direct = uac(uas_sip.local_addr().unwrap(), rate, total, hold, vec!["127.0.0.1:9".parse().unwrap()], None, None, "direct").await;
+        let mut direct = uac(uas_sip.local_addr().unwrap(), rate, total, hold, vec!["127.0.0.1:9".parse().unwrap()], None, None, "direct", None).await;
         let direct_gen_cpu = own_cpu_seconds() - gen1;
         stop.store(true, Ordering::Relaxed);
         let _ = uas_task.await;
@@ -634,9 +714,77 @@ fn main() {
         );
         drop(switch);
 
+        // 1b. The same load through the full money path, on SQLite and on PostgreSQL.
+        let bare_cps = cps(&via);
+        println!("\n== money path: the same load, every call a member's (digest auth with a cached nonce, classification, reservation, answer time, settlement)");
+        println!("{:<22}{:>10}{:>10}{:>8}{:>12}{:>9}{:>9}{:>10}{:>11}{:>9}{:>10}", "store", "attempted", "completed", "failed", "calls/s", "p50 ms", "p99 ms", "switch s", "vs bare", "debits", "balanced");
+        let pg = if std::env::var("FREECALL_BENCH_SKIP_PG").is_ok() { None } else { Some(freecall::testkit::pg::PgCluster::start()) };
+        let dir = std::env::temp_dir().join(format!("freecall-bench-money-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut urls = vec![("sqlite (WAL)", dir.join("bench.db").display().to_string())];
+        if let Some(pg) = &pg {
+            urls.push(("postgresql 15", pg.create_db("bench")));
+        }
+        for (name, url) in urls {
+            let members = (rate * (hold.as_secs() + 2)).clamp(100, 5000);
+            let store = freecall::store::Store::open(&url, 4).expect("bench store");
+            store.migrate().expect("migrate");
+            for i in 0..members {
+                store
+                    .create_member(
+                        &freecall::store::shop::NewMember {
+                            login: format!("m{i}"),
+                            password_hash: "-".into(),
+                            name: format!("Member {i}"),
+                            address: String::new(),
+                            job: String::new(),
+                            phone: String::new(),
+                            email: String::new(),
+                            sip_ha1: freecall::auth::ha1(&format!("m{i}"), "freecall", "pw"),
+                        },
+                        1_000_000_000,
+                    )
+                    .expect("bench member");
+            }
+            let uas_sip = Arc::new(udp("127.0.0.1:0"));
+            let stop = Arc::new(AtomicBool::new(false));
+            let (mtx, _mrx) = tokio::sync::mpsc::unbounded_channel();
+            let uas_task = tokio::spawn(uas(uas_sip.clone(), vec![uas_sip.local_addr().unwrap()], mtx, stop.clone()));
+            let switch = Switch::start(uas_sip.local_addr().unwrap(), max_calls, Some(&url));
+            let cpu0 = switch.cpu_seconds();
+            let mut r = uac(switch.sip, rate, total, hold, vec!["127.0.0.1:9".parse().unwrap()], None, None, "money", Some(members)).await;
+            // Settlements trail the last BYE: wait (bounded) until none is open.
+            for _ in 0..300 {
+                if store.open_reservations().map(|n| n == 0).unwrap_or(false) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let cpu = switch.cpu_seconds() - cpu0;
+            drop(switch);
+            stop.store(true, Ordering::Relaxed);
+            let _ = uas_task.await;
+            let open = store.open_reservations().unwrap_or(-1);
+            let problems = store.audit().map(|p| p.len()).unwrap_or(usize::MAX);
+            let debits: u64 = (0..members.min(5000))
+                .map(|i| store.ledger(i as i64 + 1, 0, 100_000).map(|e| e.iter().filter(|e| e.kind == "debit").count() as u64).unwrap_or(0))
+                .sum();
+            let (p50, p99) = (percentile(&mut r.latencies_us, 0.5), percentile(&mut r.latencies_us, 0.99));
+            println!(
+                "{name:<22}{:>10}{:>10}{:>8}{:>12.1}{:>9.2}{:>9.2}{:>10.2}{:>10.1}%{:>9}{:>10}",
+                r.attempted, r.completed, r.failed, cps(&r), p50, p99, cpu, 100.0 * cps(&r) / bare_cps, debits,
+                if problems == 0 && open == 0 { "yes" } else { "NO" }
+            );
+            if open != 0 || problems != 0 {
+                println!("  open reservations: {open}, accounts whose ledger does not add up: {problems}");
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        drop(pg);
+
         // 2. Media: concurrent calls with RTP both ways, through the switch, then directly.
         let uas_sip = Arc::new(udp("127.0.0.1:0"));
-        let switch = Switch::start(uas_sip.local_addr().unwrap(), rtp_calls + 100);
+        let switch = Switch::start(uas_sip.local_addr().unwrap(), rtp_calls + 100, None);
         let cpu0 = switch.cpu_seconds();
         let via = media_run(Some(switch.sip), uas_sip.clone(), rtp_calls, rtp_secs, "rtp").await;
         let media_cpu = switch.cpu_seconds() - cpu0;

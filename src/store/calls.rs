@@ -41,8 +41,70 @@ pub struct Recovered {
     pub cost: i64,
 }
 
-/// account, card, amount, max_secs, per_minute, first, increment, minimum, connection, state
-type HeldRow = (i64, Option<i64>, i64, i64, i64, i64, i64, i64, i64, String);
+/// PostgreSQL, an account pays: read the balance, then reserve in one statement (retried
+/// when another call took part of the balance in between).
+fn reserve_pg(
+    c: &mut diesel::pg::PgConnection,
+    node: &str,
+    call_id: &str,
+    number: &str,
+    destination: DestinationKind,
+    account: i64,
+    tariffs: &Tariffs,
+) -> Result<Authorization> {
+    let cap = tariffs.max_call_secs;
+    for _ in 0..MAX_RESERVE_ATTEMPTS {
+        let row: Option<(String, i64, i64)> = accounts::table
+            .find(account)
+            .select((accounts::kind, accounts::balance, accounts::reserved))
+            .first(c)
+            .optional()?;
+        let (kind, balance, reserved) = row.ok_or(StoreError::Refused(Refusal::UnknownAccount))?;
+        let kind = AccountKind::parse(&kind)
+            .ok_or_else(|| StoreError::Invalid(format!("account kind '{kind}'")))?;
+        let tariff = *tariffs
+            .get(kind, destination)
+            .ok_or(StoreError::Refused(Refusal::DestinationNotAllowed))?;
+        let Some(max_secs) = tariff.max_secs(balance - reserved, cap) else {
+            return Err(StoreError::Refused(kind.exhausted()));
+        };
+        let amount = tariff.cost(max_secs);
+        if let Some(reservation) = super::pg_fast::reserve_account(
+            c,
+            node,
+            call_id,
+            number,
+            destination.as_str(),
+            account,
+            amount,
+            max_secs,
+            &tariff,
+            clock::unix_ms(),
+        )? {
+            return Ok(Authorization {
+                reservation,
+                account,
+                max_secs,
+                limit_reason: limit_reason(kind, max_secs, cap),
+            });
+        }
+    }
+    Err(StoreError::Refused(Refusal::MileageExhausted))
+}
+
+fn limit_reason(kind: AccountKind, max_secs: i64, cap: i64) -> &'static str {
+    if max_secs >= cap {
+        "maximum call duration reached"
+    } else {
+        match kind {
+            AccountKind::Mileage => "mileage exhausted",
+            AccountKind::Guild => "guild exhausted",
+        }
+    }
+}
+
+/// account, card, amount, max_secs, per_minute, first, increment, minimum, connection
+type HeldRow = (i64, Option<i64>, i64, i64, i64, i64, i64, i64, i64);
 
 const MAX_RESERVE_ATTEMPTS: usize = 8;
 
@@ -96,15 +158,33 @@ impl Store {
         charge: Charge,
         tariffs: &Tariffs,
     ) -> Result<Authorization> {
-        let (_, account, kind) = match charge {
-            Charge::Account(a) => self.charge_for(&Payer::Account(a))?,
-            Charge::Card(c) => self.charge_for(&Payer::Card(c))?,
-        };
-        let tariff: Tariff = *tariffs
-            .get(kind, destination)
-            .ok_or(StoreError::Refused(Refusal::DestinationNotAllowed))?;
         let cap = tariffs.max_call_secs;
+        if let (super::Pool::Pg(p), Charge::Account(account)) = (&*self.pool, charge) {
+            let mut guard = p.get()?;
+            let c: &mut diesel::pg::PgConnection = &mut guard;
+            return reserve_pg(c, node, call_id, number, destination, account, tariffs);
+        }
         in_tx!(self, c => {
+            // Who pays, and in what: one query inside the transaction.
+            let found: Option<(i64, String)> = match charge {
+                Charge::Account(a) => accounts::table
+                    .find(a)
+                    .select((accounts::id, accounts::kind))
+                    .first(c)
+                    .optional()?,
+                Charge::Card(card) => cards::table
+                    .inner_join(issuers::table.inner_join(accounts::table))
+                    .filter(cards::id.eq(card))
+                    .select((accounts::id, accounts::kind))
+                    .first(c)
+                    .optional()?,
+            };
+            let (account, kind) = found.ok_or(StoreError::Refused(Refusal::UnknownAccount))?;
+            let kind = AccountKind::parse(&kind)
+                .ok_or_else(|| StoreError::Invalid(format!("account kind '{kind}'")))?;
+            let tariff: Tariff = *tariffs
+                .get(kind, destination)
+                .ok_or(StoreError::Refused(Refusal::DestinationNotAllowed))?;
             let mut attempt = 0;
             let (max_secs, amount, after) = loop {
                 attempt += 1;
@@ -178,22 +258,26 @@ impl Store {
                 cause: "call",
                 reference: Some(call_id),
             })?;
-            let limit_reason = if max_secs >= cap {
-                "maximum call duration reached"
-            } else {
-                match kind {
-                    AccountKind::Mileage => "mileage exhausted",
-                    AccountKind::Guild => "guild exhausted",
-                }
-            };
-            Ok(Authorization { reservation: id, account, max_secs, limit_reason })
+            Ok(Authorization { reservation: id, account, max_secs, limit_reason: limit_reason(kind, max_secs, cap) })
         })
     }
 
     /// Persist the answer time: after a crash the call is billed from here up to the
     /// node's last heartbeat.
     pub fn mark_answered(&self, reservation: i64, answered_ms: i64) -> Result<()> {
-        on_conn!(self, c => {
+        if let super::Pool::Pg(p) = &*self.pool {
+            let mut guard = p.get()?;
+            let c: &mut diesel::pg::PgConnection = &mut guard;
+            diesel::update(
+                reservations::table
+                    .filter(reservations::id.eq(reservation))
+                    .filter(reservations::state.eq("open")),
+            )
+            .set(reservations::answered_ms.eq(answered_ms))
+            .execute(c)?;
+            return Ok(());
+        }
+        in_tx!(self, c => {
             diesel::update(
                 reservations::table
                     .filter(reservations::id.eq(reservation))
@@ -208,44 +292,16 @@ impl Store {
     /// Debit the billed time and release the rest, once. A card call that was answered
     /// uses one call of the quota; an unanswered one gives it back.
     pub fn settle(&self, s: &Settlement) -> Result<Settled> {
+        if let super::Pool::Pg(p) = &*self.pool {
+            let mut guard = p.get()?;
+            let c: &mut diesel::pg::PgConnection = &mut guard;
+            return super::pg_fast::settle(c, s, clock::unix_ms());
+        }
         in_tx!(self, c => {
-            let row: Option<HeldRow> = reservations::table
-                .find(s.reservation)
-                .select((
-                    reservations::account_id,
-                    reservations::card_id,
-                    reservations::amount,
-                    reservations::max_secs,
-                    reservations::per_minute,
-                    reservations::first_secs,
-                    reservations::increment_secs,
-                    reservations::minimum,
-                    reservations::connection,
-                    reservations::state,
-                ))
-                .first(c)
-                .optional()?;
-            let Some((account, card, amount, max_secs, per_minute, first_secs, increment_secs, minimum, connection, state)) = row else {
-                return Err(StoreError::NotFound("reservation"));
-            };
-            if state != "open" {
-                return Ok(Settled::Already);
-            }
-            let tariff = Tariff {
-                destination: DestinationKind::Other,
-                per_minute,
-                first_secs,
-                increment_secs,
-                minimum,
-                connection,
-            };
-            let talk = s.talk_secs().min(max_secs);
-            let answered = s.answered_ms.is_some();
-            let billed = tariff.billed_secs(talk);
-            // The reservation covered max_secs: never take more than was held.
-            let cost = tariff.cost(talk).min(amount);
-            let released = amount - cost;
-            let flipped = diesel::update(
+            // Flip open → settled and read what was held, in one statement: a second
+            // settlement of the same call finds nothing to flip.
+            let talk_hint = s.talk_secs();
+            let row: Option<HeldRow> = diesel::update(
                 reservations::table
                     .filter(reservations::id.eq(s.reservation))
                     .filter(reservations::state.eq("open")),
@@ -254,14 +310,49 @@ impl Store {
                 reservations::state.eq("settled"),
                 reservations::answered_ms.eq(s.answered_ms),
                 reservations::ended_ms.eq(s.ended_ms),
-                reservations::billed_secs.eq(billed),
-                reservations::cost.eq(cost),
                 reservations::cause.eq(&s.cause),
             ))
-            .execute(c)?;
-            if flipped == 0 {
-                return Ok(Settled::Already);
-            }
+            .returning((
+                reservations::account_id,
+                reservations::card_id,
+                reservations::amount,
+                reservations::max_secs,
+                reservations::per_minute,
+                reservations::first_secs,
+                reservations::increment_secs,
+                reservations::minimum,
+                reservations::connection,
+            ))
+            .get_result(c)
+            .optional()?;
+            let Some((account, card, amount, max_secs, per_minute, first_secs, increment_secs, minimum, connection)) = row else {
+                let exists: Option<i64> = reservations::table
+                    .find(s.reservation)
+                    .select(reservations::id)
+                    .first(c)
+                    .optional()?;
+                return match exists {
+                    Some(_) => Ok(Settled::Already),
+                    None => Err(StoreError::NotFound("reservation")),
+                };
+            };
+            let tariff = Tariff {
+                destination: DestinationKind::Other,
+                per_minute,
+                first_secs,
+                increment_secs,
+                minimum,
+                connection,
+            };
+            let talk = talk_hint.min(max_secs);
+            let answered = s.answered_ms.is_some();
+            let billed = tariff.billed_secs(talk);
+            // The reservation covered max_secs: never take more than was held.
+            let cost = tariff.cost(talk).min(amount);
+            let released = amount - cost;
+            diesel::update(reservations::table.find(s.reservation))
+                .set((reservations::billed_secs.eq(billed), reservations::cost.eq(cost)))
+                .execute(c)?;
             let (mut balance, mut reserved): (i64, i64) = diesel::update(accounts::table.find(account))
                 .set((
                     accounts::balance.eq(accounts::balance - cost),
@@ -313,7 +404,7 @@ impl Store {
 
     /// The node is alive at `now_ms`.
     pub fn heartbeat(&self, node: &str, now_ms: i64) -> Result<()> {
-        on_conn!(self, c => {
+        in_tx!(self, c => {
             let n = diesel::update(nodes::table.find(node))
                 .set(nodes::heartbeat_ms.eq(now_ms))
                 .execute(c)?;

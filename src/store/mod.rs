@@ -13,6 +13,7 @@
 pub mod accounts;
 pub mod calls;
 pub mod cards;
+mod pg_fast;
 pub mod schema;
 pub mod shop;
 
@@ -39,6 +40,9 @@ pub struct Store {
     /// Bounds blocking tasks to the pool's size so a burst of calls queues here instead of
     /// parking hundreds of threads on the pool.
     permits: Arc<tokio::sync::Semaphore>,
+    /// SQLite has one writer at a time; queueing writers here, in the process, is far
+    /// cheaper than SQLite's busy handler, which sleeps and polls.
+    pub(crate) sqlite_writer: Arc<std::sync::Mutex<()>>,
 }
 
 /// What went wrong, and whether retrying could help.
@@ -110,6 +114,10 @@ macro_rules! in_tx {
         match &*$store.pool {
             $crate::store::Pool::Sqlite(p) => {
                 let mut guard = p.get()?;
+                let _writer = $store
+                    .sqlite_writer
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
                 let conn: &mut diesel::sqlite::SqliteConnection = &mut guard;
                 conn.immediate_transaction(|$c| $body)
             }
@@ -131,9 +139,11 @@ impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragma
         &self,
         conn: &mut SqliteConnection,
     ) -> std::result::Result<(), diesel::r2d2::Error> {
+        // busy_timeout first: every later statement (even switching to WAL) then waits
+        // for a lock instead of failing with "database is locked".
         conn.batch_execute(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-             PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+            "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
+             PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
         )
         .map_err(diesel::r2d2::Error::QueryError)
     }
@@ -147,9 +157,12 @@ impl Store {
         // A database that is gone must refuse calls quickly, not after a long wait.
         let timeout = Duration::from_secs(3);
         let pool = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            // No test query on every checkout: a broken connection fails its statement,
+            // is dropped by the pool, and the caller's retry (or refusal) handles it.
             let p = R2d2Pool::builder()
                 .max_size(pool_size)
                 .connection_timeout(timeout)
+                .test_on_check_out(false)
                 .build(ConnectionManager::<PgConnection>::new(url))?;
             Pool::Pg(p)
         } else {
@@ -164,6 +177,7 @@ impl Store {
             let p = R2d2Pool::builder()
                 .max_size(pool_size)
                 .connection_timeout(timeout)
+                .test_on_check_out(false)
                 .connection_customizer(Box::new(SqlitePragmas))
                 .build(ConnectionManager::<SqliteConnection>::new(path))?;
             Pool::Sqlite(p)
@@ -171,6 +185,7 @@ impl Store {
         Ok(Store {
             pool: Arc::new(pool),
             permits: Arc::new(tokio::sync::Semaphore::new(pool_size as usize)),
+            sqlite_writer: Arc::new(std::sync::Mutex::new(())),
         })
     }
 

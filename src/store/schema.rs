@@ -168,6 +168,7 @@ diesel::table! {
 }
 
 diesel::joinable!(cards -> issuers (issuer_id));
+diesel::joinable!(issuers -> accounts (account_id));
 diesel::joinable!(members -> accounts (account_id));
 diesel::joinable!(ledger -> accounts (account_id));
 diesel::joinable!(reservations -> accounts (account_id));
