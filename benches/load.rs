@@ -354,7 +354,10 @@ async fn uac(
                     nc: Some("00000001".into()),
                     cnonce: Some(format!("c{seq}x{cseq}")),
                 };
-                let response = freecall::auth::digest_response(&freecall::auth::ha1(&user, "freecall", "pw"), &proof);
+                let response = freecall::auth::digest_response(
+                    &freecall::auth::ha1(&user, "freecall", "pw"),
+                    &proof,
+                );
                 format!(
                     "Proxy-Authorization: Digest username=\"{user}\", realm=\"freecall\", nonce=\"{nonce}\", uri=\"{uri}\", \
 response=\"{response}\", algorithm=MD5, qop=auth, nc=00000001, cnonce=\"c{seq}x{cseq}\"\r\n"

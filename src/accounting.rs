@@ -3,8 +3,9 @@
 //!
 //! - `Authorize` → verify a member's digest proof against the stored HA1, then reserve
 //!   (one conditional statement). Answered with a `BillingReply`.
-//! - `Answered` → persist the answer time (what crash recovery bills from).
-//! - `Settle` → debit and release once; retried with back-off while the database is away,
+//! - `Answered` → persist the answer time (what crash recovery bills from), in batches.
+//! - `Settle` → debit and release once, in batches (group commit); retried with back-off
+//!   while the database is away,
 //!   so a short outage loses nothing (and what a long one leaves open, recovery settles).
 //! - A heartbeat every `billing.heartbeat_secs`: after a crash, open calls are billed up
 //!   to the last one.
@@ -22,6 +23,11 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
+
+/// How long answer times and settlements wait to be written together.
+const FLUSH_EVERY: Duration = Duration::from_millis(20);
+/// A batch is written at once when it reaches this size.
+const MAX_BATCH: usize = 500;
 
 /// What the accounting service needs; `tariffs` may be swapped at run time (reload).
 #[derive(Clone)]
@@ -85,16 +91,52 @@ impl Accounting {
         let task = tokio::spawn(async move {
             let mut work = JoinSet::new();
             let mut beat = tokio::time::interval(self.heartbeat);
+            // Answer times and settlements are written in batches (group commit): one
+            // transaction per batch instead of one per call. Nobody waits for them, and a
+            // batch is at most FLUSH_EVERY old, well inside the heartbeat's error bound.
+            let mut flush = tokio::time::interval(FLUSH_EVERY);
+            flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut answers: Vec<(i64, i64)> = Vec::new();
+            let mut settles: Vec<Settlement> = Vec::new();
             loop {
                 tokio::select! {
                     req = req_rx.recv() => match req {
-                        Some(req) => {
+                        Some(BillingRequest::Authorize { key, request }) => {
                             let me = self.clone();
                             let reply_tx = reply_tx.clone();
-                            work.spawn(async move { me.handle(req, reply_tx).await });
+                            work.spawn(async move {
+                                let answer = match me.authorize(request).await {
+                                    Ok(auth) => BillingReply::Authorized { key, auth },
+                                    Err(refusal) => BillingReply::Refused { key, refusal },
+                                };
+                                let _ = reply_tx.send(answer);
+                            });
+                        }
+                        Some(BillingRequest::Answered { reservation, answered_ms }) => {
+                            answers.push((reservation, answered_ms));
+                        }
+                        Some(BillingRequest::Settle(s)) => {
+                            settles.push(s);
+                            if settles.len() >= MAX_BATCH {
+                                let me = self.clone();
+                                let batch = std::mem::take(&mut settles);
+                                work.spawn(async move { me.settle_batch(batch).await });
+                            }
                         }
                         None => break,
                     },
+                    _ = flush.tick() => {
+                        if !answers.is_empty() {
+                            let me = self.clone();
+                            let batch = std::mem::take(&mut answers);
+                            work.spawn(async move { me.answered_batch(batch).await });
+                        }
+                        if !settles.is_empty() {
+                            let me = self.clone();
+                            let batch = std::mem::take(&mut settles);
+                            work.spawn(async move { me.settle_batch(batch).await });
+                        }
+                    }
                     _ = beat.tick() => {
                         let node = self.node.clone();
                         if let Err(e) = self.store.run(move |s| s.heartbeat(&node, clock::unix_ms())).await {
@@ -104,7 +146,10 @@ impl Accounting {
                     Some(_) = work.join_next(), if !work.is_empty() => {}
                 }
             }
-            // Shutting down: finish the settlements in flight, then a last heartbeat.
+            // Shutting down: write what is pending, finish what is in flight, then a last
+            // heartbeat.
+            self.answered_batch(std::mem::take(&mut answers)).await;
+            self.settle_batch(std::mem::take(&mut settles)).await;
             while work.join_next().await.is_some() {}
             let node = self.node.clone();
             let _ = self
@@ -114,37 +159,6 @@ impl Accounting {
             info!("accounting stopped");
         });
         (req_tx, reply_rx, task)
-    }
-
-    async fn handle(&self, req: BillingRequest, reply: mpsc::UnboundedSender<BillingReply>) {
-        match req {
-            BillingRequest::Authorize { key, request } => {
-                let answer = match self.authorize(request).await {
-                    Ok(auth) => BillingReply::Authorized { key, auth },
-                    Err(refusal) => BillingReply::Refused { key, refusal },
-                };
-                let _ = reply.send(answer);
-            }
-            BillingRequest::Answered {
-                reservation,
-                answered_ms,
-            } => {
-                for attempt in 0..5u32 {
-                    match self
-                        .store
-                        .run(move |s| s.mark_answered(reservation, answered_ms))
-                        .await
-                    {
-                        Ok(()) => break,
-                        Err(e) => {
-                            warn!(reservation, error = %e, "answer time not written yet");
-                            tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
-                        }
-                    }
-                }
-            }
-            BillingRequest::Settle(s) => self.settle(s).await,
-        }
     }
 
     /// Verify who pays and reserve the call's money.
@@ -188,33 +202,64 @@ impl Accounting {
         }
     }
 
-    /// Settle, retrying while the database is unavailable (up to about ten minutes; an
-    /// open reservation left after that is settled by recovery at the next start).
-    async fn settle(&self, s: Settlement) {
+    /// Persist answer times (a few attempts: settlement carries the answer time too, so
+    /// this only matters if the switch dies before the call ends).
+    async fn answered_batch(&self, batch: Vec<(i64, i64)>) {
+        if batch.is_empty() {
+            return;
+        }
+        for attempt in 0..5u32 {
+            let b = batch.clone();
+            match self.store.run(move |s| s.mark_answered_many(&b)).await {
+                Ok(()) => return,
+                Err(e) => {
+                    warn!(calls = batch.len(), error = %e, "answer times not written yet");
+                    tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+                }
+            }
+        }
+    }
+
+    /// Settle a batch, retrying while the database is unavailable (up to about ten
+    /// minutes; what is still open after that is settled by recovery at the next start).
+    async fn settle_batch(&self, batch: Vec<Settlement>) {
+        if batch.is_empty() {
+            return;
+        }
         let mut delay = Duration::from_millis(100);
         for _ in 0..40 {
-            let s2 = s.clone();
-            match self.store.run(move |st| st.settle(&s2)).await {
-                Ok(Settled::Done {
-                    billed_secs,
-                    cost,
-                    released,
-                }) => {
-                    info!(call = %s.call_id, billed_secs, cost, released, "call settled");
+            let b = batch.clone();
+            match self.store.run(move |st| st.settle_many(&b)).await {
+                Ok(results) => {
+                    for (s, r) in batch.iter().zip(results) {
+                        match r {
+                            Ok(Settled::Done {
+                                billed_secs,
+                                cost,
+                                released,
+                            }) => {
+                                info!(call = %s.call_id, billed_secs, cost, released, "call settled");
+                            }
+                            Ok(Settled::Already) => {}
+                            Err(e) => error!(call = %s.call_id, error = %e, "settlement failed"),
+                        }
+                    }
                     return;
                 }
-                Ok(Settled::Already) => return,
                 Err(StoreError::Unavailable(e)) => {
-                    warn!(call = %s.call_id, error = %e, ?delay, "settlement postponed");
+                    warn!(calls = batch.len(), error = %e, ?delay, "settlement postponed");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(15));
                 }
                 Err(e) => {
-                    error!(call = %s.call_id, error = %e, "settlement failed");
+                    error!(calls = batch.len(), error = %e, "settlement failed");
                     return;
                 }
             }
         }
-        error!(call = %s.call_id, "settlement still failing: recovery settles it at the next start");
+        error!(
+            calls = batch.len(),
+            "settlement still failing: recovery settles these at the next start"
+        );
     }
 }

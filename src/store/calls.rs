@@ -292,114 +292,72 @@ impl Store {
     /// Debit the billed time and release the rest, once. A card call that was answered
     /// uses one call of the quota; an unanswered one gives it back.
     pub fn settle(&self, s: &Settlement) -> Result<Settled> {
-        if let super::Pool::Pg(p) = &*self.pool {
-            let mut guard = p.get()?;
-            let c: &mut diesel::pg::PgConnection = &mut guard;
-            return super::pg_fast::settle(c, s, clock::unix_ms());
+        Ok(self
+            .settle_many(std::slice::from_ref(s))?
+            .pop()
+            .unwrap_or(Err(StoreError::NotFound("reservation")))?)
+    }
+
+    /// Settle several calls in one transaction (one round trip on PostgreSQL): a result
+    /// per settlement, in order. Only a database failure fails the whole batch (and then
+    /// nothing of it was written).
+    pub fn settle_many(&self, batch: &[Settlement]) -> Result<Vec<Result<Settled>>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
         }
-        in_tx!(self, c => {
-            // Flip open → settled and read what was held, in one statement: a second
-            // settlement of the same call finds nothing to flip.
-            let talk_hint = s.talk_secs();
-            let row: Option<HeldRow> = diesel::update(
-                reservations::table
-                    .filter(reservations::id.eq(s.reservation))
-                    .filter(reservations::state.eq("open")),
-            )
-            .set((
-                reservations::state.eq("settled"),
-                reservations::answered_ms.eq(s.answered_ms),
-                reservations::ended_ms.eq(s.ended_ms),
-                reservations::cause.eq(&s.cause),
-            ))
-            .returning((
-                reservations::account_id,
-                reservations::card_id,
-                reservations::amount,
-                reservations::max_secs,
-                reservations::per_minute,
-                reservations::first_secs,
-                reservations::increment_secs,
-                reservations::minimum,
-                reservations::connection,
-            ))
-            .get_result(c)
-            .optional()?;
-            let Some((account, card, amount, max_secs, per_minute, first_secs, increment_secs, minimum, connection)) = row else {
-                let exists: Option<i64> = reservations::table
-                    .find(s.reservation)
-                    .select(reservations::id)
-                    .first(c)
-                    .optional()?;
-                return match exists {
-                    Some(_) => Ok(Settled::Already),
-                    None => Err(StoreError::NotFound("reservation")),
-                };
-            };
-            let tariff = Tariff {
-                destination: DestinationKind::Other,
-                per_minute,
-                first_secs,
-                increment_secs,
-                minimum,
-                connection,
-            };
-            let talk = talk_hint.min(max_secs);
-            let answered = s.answered_ms.is_some();
-            let billed = tariff.billed_secs(talk);
-            // The reservation covered max_secs: never take more than was held.
-            let cost = tariff.cost(talk).min(amount);
-            let released = amount - cost;
-            diesel::update(reservations::table.find(s.reservation))
-                .set((reservations::billed_secs.eq(billed), reservations::cost.eq(cost)))
-                .execute(c)?;
-            let (mut balance, mut reserved): (i64, i64) = diesel::update(accounts::table.find(account))
-                .set((
-                    accounts::balance.eq(accounts::balance - cost),
-                    accounts::reserved.eq(accounts::reserved - amount),
-                ))
-                .returning((accounts::balance, accounts::reserved))
-                .get_result(c)?;
-            if let Some(card) = card {
-                let used = i64::from(answered);
-                diesel::update(cards::table.find(card))
-                    .set((
-                        cards::quota_reserved.eq(cards::quota_reserved - 1),
-                        cards::quota_used.eq(cards::quota_used + used),
-                    ))
-                    .execute(c)?;
+        match &*self.pool {
+            super::Pool::Pg(p) => {
+                let mut guard = p.get()?;
+                super::pg_fast::settle_many(&mut guard, batch, clock::unix_ms())
             }
-            // Entries in order: the debit out of the held amount, then the release of the
-            // rest, each with the account's state after it.
-            balance += cost;
-            reserved += amount;
-            if answered {
-                balance -= cost;
-                reserved -= cost;
-                append!(c, Entry {
-                    account,
-                    card,
-                    kind: "debit",
-                    amount: cost,
-                    calls: i64::from(card.is_some()),
-                    after: (balance, reserved),
-                    cause: "call",
-                    reference: Some(&s.call_id),
-                })?;
+            super::Pool::Sqlite(p) => {
+                let mut guard = p.get()?;
+                let _writer = self.sqlite_writer.lock().unwrap_or_else(|e| e.into_inner());
+                let c: &mut diesel::sqlite::SqliteConnection = &mut guard;
+                c.immediate_transaction(|c| {
+                    let mut out = Vec::with_capacity(batch.len());
+                    for s in batch {
+                        out.push(match settle_sqlite(c, s) {
+                            Err(StoreError::Unavailable(e)) => {
+                                return Err(StoreError::Unavailable(e));
+                            }
+                            other => other,
+                        });
+                    }
+                    Ok(out)
+                })
             }
-            reserved -= released;
-            append!(c, Entry {
-                account,
-                card,
-                kind: "release",
-                amount: released,
-                calls: i64::from(card.is_some() && !answered),
-                after: (balance, reserved),
-                cause: "call",
-                reference: Some(&s.call_id),
-            })?;
-            Ok(Settled::Done { billed_secs: billed, cost, released })
-        })
+        }
+    }
+
+    /// Persist several answer times in one transaction (one statement on PostgreSQL).
+    pub fn mark_answered_many(&self, batch: &[(i64, i64)]) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        match &*self.pool {
+            super::Pool::Pg(p) => {
+                let mut guard = p.get()?;
+                super::pg_fast::mark_answered_many(&mut guard, batch)
+            }
+            super::Pool::Sqlite(p) => {
+                let mut guard = p.get()?;
+                let _writer = self.sqlite_writer.lock().unwrap_or_else(|e| e.into_inner());
+                let c: &mut diesel::sqlite::SqliteConnection = &mut guard;
+                c.immediate_transaction(|c| {
+                    for &(reservation, answered_ms) in batch {
+                        diesel::update(
+                            reservations::table
+                                .filter(reservations::id.eq(reservation))
+                                .filter(reservations::state.eq("open")),
+                        )
+                        .set(reservations::answered_ms.eq(answered_ms))
+                        .execute(c)?;
+                    }
+                    Ok(())
+                })
+            }
+        }
     }
 
     /// The node is alive at `now_ms`.
@@ -477,4 +435,133 @@ impl Store {
                 .load::<i64>(c)?)
         })
     }
+}
+
+/// Settle one call on SQLite (inside the caller's transaction).
+fn settle_sqlite(c: &mut diesel::sqlite::SqliteConnection, s: &Settlement) -> Result<Settled> {
+    // Flip open → settled and read what was held, in one statement: a second
+    // settlement of the same call finds nothing to flip.
+    let talk_hint = s.talk_secs();
+    let row: Option<HeldRow> = diesel::update(
+        reservations::table
+            .filter(reservations::id.eq(s.reservation))
+            .filter(reservations::state.eq("open")),
+    )
+    .set((
+        reservations::state.eq("settled"),
+        reservations::answered_ms.eq(s.answered_ms),
+        reservations::ended_ms.eq(s.ended_ms),
+        reservations::cause.eq(&s.cause),
+    ))
+    .returning((
+        reservations::account_id,
+        reservations::card_id,
+        reservations::amount,
+        reservations::max_secs,
+        reservations::per_minute,
+        reservations::first_secs,
+        reservations::increment_secs,
+        reservations::minimum,
+        reservations::connection,
+    ))
+    .get_result(c)
+    .optional()?;
+    let Some((
+        account,
+        card,
+        amount,
+        max_secs,
+        per_minute,
+        first_secs,
+        increment_secs,
+        minimum,
+        connection,
+    )) = row
+    else {
+        let exists: Option<i64> = reservations::table
+            .find(s.reservation)
+            .select(reservations::id)
+            .first(c)
+            .optional()?;
+        return match exists {
+            Some(_) => Ok(Settled::Already),
+            None => Err(StoreError::NotFound("reservation")),
+        };
+    };
+    let tariff = Tariff {
+        destination: DestinationKind::Other,
+        per_minute,
+        first_secs,
+        increment_secs,
+        minimum,
+        connection,
+    };
+    let talk = talk_hint.min(max_secs);
+    let answered = s.answered_ms.is_some();
+    let billed = tariff.billed_secs(talk);
+    // The reservation covered max_secs: never take more than was held.
+    let cost = tariff.cost(talk).min(amount);
+    let released = amount - cost;
+    diesel::update(reservations::table.find(s.reservation))
+        .set((
+            reservations::billed_secs.eq(billed),
+            reservations::cost.eq(cost),
+        ))
+        .execute(c)?;
+    let (mut balance, mut reserved): (i64, i64) = diesel::update(accounts::table.find(account))
+        .set((
+            accounts::balance.eq(accounts::balance - cost),
+            accounts::reserved.eq(accounts::reserved - amount),
+        ))
+        .returning((accounts::balance, accounts::reserved))
+        .get_result(c)?;
+    if let Some(card) = card {
+        let used = i64::from(answered);
+        diesel::update(cards::table.find(card))
+            .set((
+                cards::quota_reserved.eq(cards::quota_reserved - 1),
+                cards::quota_used.eq(cards::quota_used + used),
+            ))
+            .execute(c)?;
+    }
+    // Entries in order: the debit out of the held amount, then the release of the
+    // rest, each with the account's state after it.
+    balance += cost;
+    reserved += amount;
+    if answered {
+        balance -= cost;
+        reserved -= cost;
+        append!(
+            c,
+            Entry {
+                account,
+                card,
+                kind: "debit",
+                amount: cost,
+                calls: i64::from(card.is_some()),
+                after: (balance, reserved),
+                cause: "call",
+                reference: Some(&s.call_id),
+            }
+        )?;
+    }
+    reserved -= released;
+    append!(
+        c,
+        Entry {
+            account,
+            card,
+            kind: "release",
+            amount: released,
+            calls: i64::from(card.is_some() && !answered),
+            after: (balance, reserved),
+            cause: "call",
+            reference: Some(&s.call_id),
+        }
+    )?;
+    Ok(Settled::Done {
+        billed_secs: billed,
+        cost,
+        released,
+    })
 }

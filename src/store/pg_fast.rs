@@ -57,7 +57,9 @@ pub(crate) fn reserve_account(
 }
 
 #[derive(QueryableByName)]
-struct SettleRow {
+struct SettleManyRow {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
     #[diesel(sql_type = Text)]
     outcome: String,
     #[diesel(sql_type = BigInt)]
@@ -68,26 +70,67 @@ struct SettleRow {
     released: i64,
 }
 
-/// Settle in one call of `freecall_settle` (sql/postgres/…_call_functions).
-pub(crate) fn settle(c: &mut PgConnection, s: &Settlement, now_ms: i64) -> Result<Settled> {
-    let row: SettleRow = diesel::sql_query(
-        "SELECT outcome, billed, cost, released FROM freecall_settle($1, $2, $3, $4, $5, $6, $7)",
+/// Settle a batch in one statement (each `freecall_settle` is atomic; the statement is one
+/// transaction, so a database failure writes none of them).
+pub(crate) fn settle_many(
+    c: &mut PgConnection,
+    batch: &[Settlement],
+    now_ms: i64,
+) -> Result<Vec<Result<Settled>>> {
+    use diesel::sql_types::Array;
+    let ids: Vec<i64> = batch.iter().map(|s| s.reservation).collect();
+    let talk: Vec<i64> = batch.iter().map(|s| s.talk_secs()).collect();
+    let answered: Vec<Option<i64>> = batch.iter().map(|s| s.answered_ms).collect();
+    let ended: Vec<i64> = batch.iter().map(|s| s.ended_ms).collect();
+    let causes: Vec<&str> = batch.iter().map(|s| s.cause.as_str()).collect();
+    let calls: Vec<&str> = batch.iter().map(|s| s.call_id.as_str()).collect();
+    let rows: Vec<SettleManyRow> = diesel::sql_query(
+        "SELECT u.n, f.outcome, f.billed, f.cost, f.released
+           FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::text[])
+                WITH ORDINALITY AS u(id, talk, answered, ended, cause, call, n),
+                LATERAL freecall_settle(u.id, u.talk, u.answered, u.ended, u.cause, u.call, $7) f
+          ORDER BY u.n",
     )
-    .bind::<BigInt, _>(s.reservation)
-    .bind::<BigInt, _>(s.talk_secs())
-    .bind::<Nullable<BigInt>, _>(s.answered_ms)
-    .bind::<BigInt, _>(s.ended_ms)
-    .bind::<Text, _>(&s.cause)
-    .bind::<Text, _>(&s.call_id)
+    .bind::<Array<BigInt>, _>(&ids)
+    .bind::<Array<BigInt>, _>(&talk)
+    .bind::<Array<Nullable<BigInt>>, _>(&answered)
+    .bind::<Array<BigInt>, _>(&ended)
+    .bind::<Array<Text>, _>(&causes)
+    .bind::<Array<Text>, _>(&calls)
     .bind::<BigInt, _>(now_ms)
-    .get_result(c)?;
-    match row.outcome.as_str() {
-        "missing" => Err(StoreError::NotFound("reservation")),
-        "already" => Ok(Settled::Already),
-        _ => Ok(Settled::Done {
-            billed_secs: row.billed,
-            cost: row.cost,
-            released: row.released,
-        }),
+    .load(c)?;
+    let mut out: Vec<Result<Settled>> = (0..batch.len())
+        .map(|_| Err(StoreError::NotFound("reservation")))
+        .collect();
+    for r in rows {
+        let i = (r.n - 1) as usize;
+        if i < out.len() {
+            out[i] = match r.outcome.as_str() {
+                "missing" => Err(StoreError::NotFound("reservation")),
+                "already" => Ok(Settled::Already),
+                _ => Ok(Settled::Done {
+                    billed_secs: r.billed,
+                    cost: r.cost,
+                    released: r.released,
+                }),
+            };
+        }
     }
+    Ok(out)
+}
+
+/// Persist a batch of answer times in one statement.
+pub(crate) fn mark_answered_many(c: &mut PgConnection, batch: &[(i64, i64)]) -> Result<()> {
+    use diesel::sql_types::Array;
+    let ids: Vec<i64> = batch.iter().map(|b| b.0).collect();
+    let at: Vec<i64> = batch.iter().map(|b| b.1).collect();
+    diesel::sql_query(
+        "UPDATE reservations r SET answered_ms = u.at
+           FROM unnest($1::bigint[], $2::bigint[]) AS u(id, at)
+          WHERE r.id = u.id AND r.state = 'open'",
+    )
+    .bind::<Array<BigInt>, _>(&ids)
+    .bind::<Array<BigInt>, _>(&at)
+    .execute(c)?;
+    Ok(())
 }
