@@ -292,10 +292,9 @@ impl Store {
     /// Debit the billed time and release the rest, once. A card call that was answered
     /// uses one call of the quota; an unanswered one gives it back.
     pub fn settle(&self, s: &Settlement) -> Result<Settled> {
-        Ok(self
-            .settle_many(std::slice::from_ref(s))?
+        self.settle_many(std::slice::from_ref(s))?
             .pop()
-            .unwrap_or(Err(StoreError::NotFound("reservation")))?)
+            .unwrap_or(Err(StoreError::NotFound("reservation")))
     }
 
     /// Settle several calls in one transaction (one round trip on PostgreSQL): a result
