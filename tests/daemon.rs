@@ -236,3 +236,163 @@ fn the_shipped_systemd_unit_verifies() {
     assert!(out.status.success() && err.trim().is_empty(), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The whole story with independent parts: a web shop signs a member up over REST, the
+/// member's softphone (pjsua2, its own digest implementation) is challenged and
+/// authenticates, the call reaches the trunk with audio both ways, and afterwards the REST
+/// API shows exactly one debit for the billed minute and the balance that remains.
+#[test]
+fn a_member_signed_up_over_rest_calls_with_pjsua2_and_is_billed() {
+    let probe = Command::new("python3")
+        .args(["-c", "import pjsua2"])
+        .status();
+    assert!(
+        matches!(probe, Ok(s) if s.success()),
+        "pjsua2 is missing: install it with `pip install pjsua2-python` (.ci/run does)"
+    );
+    let dir = std::env::temp_dir().join(format!("freecall-member-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (sip_port, trunk_port, api_port) = (free_port(), free_port(), free_port());
+    let db = dir.join("freecall.db").display().to_string();
+    // The shipped configuration (tariffs, signup bonus 300, mobile 20 a minute on 60/60),
+    // with this test's ports and no unbilled peer: everyone must authenticate.
+    let shipped = std::fs::read_to_string(format!("{ROOT}/conf/freecall.toml")).unwrap();
+    let conf = shipped
+        .replace(
+            "listen = \"127.0.0.1:5060\"",
+            &format!("listen = \"127.0.0.1:{sip_port}\""),
+        )
+        .replace(
+            "address = \"127.0.0.1:5080\"",
+            &format!("address = \"127.0.0.1:{trunk_port}\""),
+        )
+        .replace(
+            "listen = \"127.0.0.1:8080\"",
+            &format!("listen = \"127.0.0.1:{api_port}\""),
+        )
+        .replace("port_min = 20000", "port_min = 44000")
+        .replace("port_max = 29999", "port_max = 44999")
+        .replace(
+            "address = \"127.0.0.1\"\n# How this peer",
+            "address = \"127.0.0.254\"\n# How this peer",
+        );
+    assert!(
+        conf.contains("127.0.0.254"),
+        "the peer was moved out of the way"
+    );
+    let conf_path = dir.join("freecall.toml");
+    std::fs::write(&conf_path, conf).unwrap();
+    let conf_path = conf_path.display().to_string();
+    let env = [
+        ("FREECALL__DATABASE__URL", db.clone()),
+        ("FREECALL__API__LISTEN", format!("127.0.0.1:{api_port}")),
+    ];
+    let key = Command::new(BIN)
+        .args([
+            "apikey", "create", "--config", &conf_path, "--scope", "admin", "--name", "shop",
+        ])
+        .env("FREECALL__DATABASE__URL", &db)
+        .output()
+        .unwrap();
+    assert!(
+        key.status.success(),
+        "{}",
+        String::from_utf8_lossy(&key.stderr)
+    );
+    let key = String::from_utf8(key.stdout).unwrap().trim().to_string();
+    let mut daemon = Daemon::spawn(&conf_path, &env);
+    wait_ready(format!("127.0.0.1:{sip_port}").parse().unwrap());
+    let api: SocketAddr = format!("127.0.0.1:{api_port}").parse().unwrap();
+    let r = common::http::call(
+        api,
+        "POST",
+        "/v1/members",
+        Some(&key),
+        &[],
+        Some(serde_json::json!({
+            "login": "minji", "password": "correct horse", "name": "Kim Minji", "phone": "010-9999-8888"
+        })),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let account = r.json()["account_id"].as_i64().unwrap();
+
+    let out = Command::new("python3")
+        .args([
+            "tests/interop/pjsua_call.py",
+            "--switch",
+            &format!("127.0.0.1:{sip_port}"),
+            "--number",
+            "01012345678",
+            "--callee-port",
+            &trunk_port.to_string(),
+            "--caller-address",
+            "127.0.0.2",
+            "--caller-user",
+            "minji",
+            "--auth-user",
+            "minji",
+            "--auth-password",
+            "correct horse",
+            "--caller-rtp-port",
+            "45000",
+            "--callee-rtp-port",
+            "46000",
+            "--seconds",
+            "2",
+        ])
+        .current_dir(ROOT)
+        .output()
+        .expect("run pjsua2");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "pjsua2 call failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    assert_eq!(report["ok"], serde_json::Value::Bool(true), "{report}");
+
+    // Settlement is written within a moment of the BYE.
+    let mut view = serde_json::Value::Null;
+    for _ in 0..50 {
+        view = common::http::call(
+            api,
+            "GET",
+            &format!("/v1/accounts/{account}"),
+            Some(&key),
+            &[],
+            None,
+        )
+        .json();
+        if view["reserved"] == 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        view["balance"], 280,
+        "300 signup mileage − one minute to a mobile at 20: {view}"
+    );
+    assert_eq!(view["reserved"], 0);
+    let ledger = common::http::call(
+        api,
+        "GET",
+        &format!("/v1/accounts/{account}/ledger"),
+        Some(&key),
+        &[],
+        None,
+    )
+    .json();
+    let debits: Vec<_> = ledger["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "debit")
+        .collect();
+    assert_eq!(debits.len(), 1, "{ledger}");
+    assert_eq!(debits[0]["amount"], 20);
+    daemon.signal("-TERM");
+    assert_eq!(daemon.wait_exit(Duration::from_secs(10)), Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -176,6 +176,11 @@ def parse_args(argv):
     ap.add_argument("--caller-user", default="0311111111", help="user part of the caller's From/Contact")
     ap.add_argument("--callee-port", type=int, default=5062, help="callee (trunk) UDP port on 127.0.0.1")
     ap.add_argument("--caller-port", type=int, default=0, help="caller UDP port (0 = any free port)")
+    ap.add_argument("--caller-address", default="127.0.0.1",
+                    help="loopback address the caller binds (another source than the trunk's)")
+    ap.add_argument("--auth-user", default=None, help="SIP digest user name (answer 401/407 challenges)")
+    ap.add_argument("--auth-password", default=None, help="SIP digest password")
+    ap.add_argument("--auth-realm", default="*", help="digest realm the credentials are for (* = any)")
     ap.add_argument("--caller-rtp-port", type=int, default=21000, help="first RTP port tried by the caller")
     ap.add_argument("--callee-rtp-port", type=int, default=23000, help="first RTP port tried by the callee")
     ap.add_argument("--seconds", type=float, default=3.0, help="talk time before hang-up (default 3)")
@@ -202,6 +207,8 @@ def parse_args(argv):
         ap.error("--switch must be host:port")
     if not (host.startswith("127.") or host == "localhost"):
         ap.error("--switch must be an IPv4 loopback address (127.0.0.0/8 or localhost)")
+    if not a.caller_address.startswith("127."):
+        ap.error("--caller-address must be an IPv4 loopback address (127.0.0.0/8)")
     if a.seconds <= 0 or a.seconds > 300:
         ap.error("--seconds must be in (0, 300]")
     return a
@@ -456,12 +463,12 @@ def main(argv=None):
         except pj.Error as e:
             raise RuntimeError("cannot bind callee UDP 127.0.0.1:%d: %s" % (args.callee_port, e.info()))
         tc = pj.TransportConfig()
-        tc.boundAddress = "127.0.0.1"
+        tc.boundAddress = args.caller_address
         tc.port = args.caller_port
         try:
             tid_caller = ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tc)
         except pj.Error as e:
-            raise RuntimeError("cannot bind caller UDP 127.0.0.1:%d: %s" % (args.caller_port, e.info()))
+            raise RuntimeError("cannot bind caller UDP %s:%d: %s" % (args.caller_address, args.caller_port, e.info()))
         caller_port = ep.transportGetInfo(tid_caller).localName
         caller.local_addr = caller_port
         callee.local_addr = ep.transportGetInfo(tid_callee).localName
@@ -505,8 +512,12 @@ def main(argv=None):
                                   args.callee_rtp_port), True)
         ep.callee_acc_id = acc_callee.getId()
         acc_caller = CallerAccount()
-        acc_caller.create(acc_cfg("sip:%s@%s" % (args.caller_user, caller_port), tid_caller,
-                                  args.caller_rtp_port), False)
+        caller_cfg = acc_cfg("sip:%s@%s" % (args.caller_user, caller_port), tid_caller,
+                             args.caller_rtp_port)
+        if args.auth_user is not None:
+            caller_cfg.sipConfig.authCreds.append(
+                pj.AuthCredInfo("digest", args.auth_realm, args.auth_user, 0, args.auth_password or ""))
+        acc_caller.create(caller_cfg, False)
 
         for leg in (caller, callee):
             leg.player = pj.AudioMediaPlayer()
