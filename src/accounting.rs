@@ -26,8 +26,11 @@ use tracing::{error, info, warn};
 
 /// How long answer times and settlements wait to be written together.
 const FLUSH_EVERY: Duration = Duration::from_millis(20);
-/// A batch is written at once when it reaches this size.
+/// Most settlements in one statement.
 const MAX_BATCH: usize = 500;
+/// At shutdown, how long the writer keeps trying a database that is away before it
+/// spools the settlements to a file.
+const SHUTDOWN_WRITE_LIMIT: Duration = Duration::from_secs(10);
 
 /// What the accounting service needs; `tariffs` may be swapped at run time (reload).
 #[derive(Clone)]
@@ -36,15 +39,24 @@ pub struct Accounting {
     pub tariffs: Arc<RwLock<Arc<Tariffs>>>,
     pub node: String,
     pub heartbeat: Duration,
+    /// Where settlements go when the service stops with the database away.
+    pub spool: std::path::PathBuf,
 }
 
 impl Accounting {
-    pub fn new(store: Store, tariffs: Tariffs, node: String, heartbeat: Duration) -> Accounting {
+    pub fn new(
+        store: Store,
+        tariffs: Tariffs,
+        node: String,
+        heartbeat: Duration,
+        spool: std::path::PathBuf,
+    ) -> Accounting {
         Accounting {
             store,
             tariffs: Arc::new(RwLock::new(Arc::new(tariffs))),
             node,
             heartbeat,
+            spool,
         }
     }
 
@@ -62,9 +74,22 @@ impl Accounting {
             .unwrap_or_else(|p| p.into_inner().clone())
     }
 
-    /// Settle what this node left open when it last stopped (killed, crashed), then write
-    /// a first heartbeat. Run before taking calls.
+    /// Settle what the last run could not write (the spool) and what this node left open
+    /// when it last stopped (killed, crashed), then write a first heartbeat. Run before
+    /// taking calls.
     pub async fn recover(&self) -> Result<usize, StoreError> {
+        let spooled = read_spool(&self.spool);
+        if !spooled.is_empty() {
+            let n = spooled.len();
+            let results = self.store.run(move |s| s.settle_many(&spooled)).await?;
+            for r in results {
+                if let Err(e) = r {
+                    warn!(error = %e, "a spooled settlement could not be applied");
+                }
+            }
+            let _ = std::fs::remove_file(&self.spool);
+            warn!(calls = n, spool = %self.spool.display(), "settled calls spooled by the last run");
+        }
         let node = self.node.clone();
         let recovered = self.store.run(move |s| s.recover(&node)).await?;
         for r in &recovered {
@@ -78,7 +103,7 @@ impl Accounting {
     }
 
     /// Start the service: requests in, replies out. The task ends when the request
-    /// channel closes and every settlement in flight has been written.
+    /// channel closes and every settlement has been written (or spooled).
     pub fn spawn(
         self,
     ) -> (
@@ -91,13 +116,8 @@ impl Accounting {
         let task = tokio::spawn(async move {
             let mut work = JoinSet::new();
             let mut beat = tokio::time::interval(self.heartbeat);
-            // Answer times and settlements are written in batches (group commit): one
-            // transaction per batch instead of one per call. Nobody waits for them, and a
-            // batch is at most FLUSH_EVERY old, well inside the heartbeat's error bound.
-            let mut flush = tokio::time::interval(FLUSH_EVERY);
-            flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut answers: Vec<(i64, i64)> = Vec::new();
-            let mut settles: Vec<Settlement> = Vec::new();
+            let (write_tx, write_rx) = mpsc::unbounded_channel::<Write>();
+            let writer = tokio::spawn(self.clone().writer(write_rx));
             loop {
                 tokio::select! {
                     req = req_rx.recv() => match req {
@@ -113,30 +133,13 @@ impl Accounting {
                             });
                         }
                         Some(BillingRequest::Answered { reservation, answered_ms }) => {
-                            answers.push((reservation, answered_ms));
+                            let _ = write_tx.send(Write::Answered(reservation, answered_ms));
                         }
                         Some(BillingRequest::Settle(s)) => {
-                            settles.push(s);
-                            if settles.len() >= MAX_BATCH {
-                                let me = self.clone();
-                                let batch = std::mem::take(&mut settles);
-                                work.spawn(async move { me.settle_batch(batch).await });
-                            }
+                            let _ = write_tx.send(Write::Settle(s));
                         }
                         None => break,
                     },
-                    _ = flush.tick() => {
-                        if !answers.is_empty() {
-                            let me = self.clone();
-                            let batch = std::mem::take(&mut answers);
-                            work.spawn(async move { me.answered_batch(batch).await });
-                        }
-                        if !settles.is_empty() {
-                            let me = self.clone();
-                            let batch = std::mem::take(&mut settles);
-                            work.spawn(async move { me.settle_batch(batch).await });
-                        }
-                    }
                     _ = beat.tick() => {
                         let node = self.node.clone();
                         if let Err(e) = self.store.run(move |s| s.heartbeat(&node, clock::unix_ms())).await {
@@ -146,11 +149,11 @@ impl Accounting {
                     Some(_) = work.join_next(), if !work.is_empty() => {}
                 }
             }
-            // Shutting down: write what is pending, finish what is in flight, then a last
-            // heartbeat.
-            self.answered_batch(std::mem::take(&mut answers)).await;
-            self.settle_batch(std::mem::take(&mut settles)).await;
+            // Shutting down: authorizations in flight finish, the writer writes (or spools)
+            // what is queued, then a last heartbeat.
             while work.join_next().await.is_some() {}
+            drop(write_tx);
+            let _ = writer.await;
             let node = self.node.clone();
             let _ = self
                 .store
@@ -159,6 +162,155 @@ impl Accounting {
             info!("accounting stopped");
         });
         (req_tx, reply_rx, task)
+    }
+
+    /// The one writer of answer times and settlements. They are written in batches (group
+    /// commit: one transaction, on PostgreSQL one statement, per batch), sorted by
+    /// reservation so concurrent writers can never deadlock, and only one batch is in
+    /// flight. Nothing is dropped: while the database is away the queue is kept and retried
+    /// with back-off; when the service stops with the database still away, settlements are
+    /// spooled to a file that the next start applies first.
+    async fn writer(self, mut rx: mpsc::UnboundedReceiver<Write>) {
+        let mut answers: Vec<(i64, i64)> = Vec::new();
+        let mut settles: Vec<Settlement> = Vec::new();
+        let mut closed = false;
+        let mut closed_at: Option<std::time::Instant> = None;
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            if !closed {
+                if answers.is_empty() && settles.is_empty() {
+                    match rx.recv().await {
+                        Some(w) => w.into(&mut answers, &mut settles),
+                        None => closed = true,
+                    }
+                }
+                // Let a batch gather (bounded), then take everything queued.
+                tokio::time::sleep(FLUSH_EVERY).await;
+                loop {
+                    match rx.try_recv() {
+                        Ok(w) => w.into(&mut answers, &mut settles),
+                        Err(mpsc::error::TryRecvError::Empty) => break,
+                        Err(mpsc::error::TryRecvError::Disconnected) => {
+                            closed = true;
+                            break;
+                        }
+                    }
+                }
+            }
+            if closed && answers.is_empty() && settles.is_empty() {
+                return;
+            }
+            if closed && closed_at.is_none() {
+                closed_at = Some(clock::now());
+            }
+            match self.write(&mut answers, &mut settles).await {
+                Ok(()) => backoff = Duration::from_millis(100),
+                Err(e) => {
+                    if let Some(at) = closed_at
+                        && clock::now().duration_since(at) > SHUTDOWN_WRITE_LIMIT
+                    {
+                        self.spool_out(&settles);
+                        return;
+                    }
+                    warn!(settlements = settles.len(), answers = answers.len(), error = %e, ?backoff, "database unavailable: writes postponed");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(15));
+                }
+            }
+        }
+    }
+
+    /// Write what is queued. Written items leave the queues; on `Err` (database
+    /// unavailable) what could not be written stays queued.
+    async fn write(
+        &self,
+        answers: &mut Vec<(i64, i64)>,
+        settles: &mut Vec<Settlement>,
+    ) -> Result<(), StoreError> {
+        if !answers.is_empty() {
+            answers.sort_unstable();
+            let batch = answers.clone();
+            match self.store.run(move |s| s.mark_answered_many(&batch)).await {
+                Ok(()) => answers.clear(),
+                Err(StoreError::Unavailable(e)) => return Err(StoreError::Unavailable(e)),
+                Err(e) => {
+                    error!(calls = answers.len(), error = %e, "answer times not written");
+                    answers.clear();
+                }
+            }
+        }
+        settles.sort_by_key(|s| s.reservation);
+        while !settles.is_empty() {
+            let n = settles.len().min(MAX_BATCH);
+            let batch: Vec<Settlement> = settles[..n].to_vec();
+            let b = batch.clone();
+            match self.store.run(move |st| st.settle_many(&b)).await {
+                Ok(results) => {
+                    for (s, r) in batch.iter().zip(results) {
+                        log_settled(s, r);
+                    }
+                    settles.drain(..n);
+                }
+                Err(StoreError::Unavailable(e)) => {
+                    // On PostgreSQL a failing row fails its whole statement: find it by
+                    // writing the batch one at a time before calling the database gone.
+                    if n > 1 && self.store.backend() == "postgres" {
+                        for s in batch {
+                            let one = s.clone();
+                            match self.store.run(move |st| st.settle(&one)).await {
+                                Err(StoreError::Unavailable(e)) => {
+                                    return Err(StoreError::Unavailable(e));
+                                }
+                                r => log_settled(&s, r),
+                            }
+                            settles.remove(0);
+                        }
+                        continue;
+                    }
+                    return Err(StoreError::Unavailable(e));
+                }
+                Err(e) => {
+                    error!(calls = n, error = %e, "settlement batch refused");
+                    settles.drain(..n);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn spool_out(&self, settles: &[Settlement]) {
+        if settles.is_empty() {
+            return;
+        }
+        use std::io::Write as _;
+        if let Some(dir) = self.spool.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.spool);
+        match file {
+            Ok(mut f) => {
+                for s in settles {
+                    let line = serde_json::json!({
+                        "reservation": s.reservation,
+                        "call_id": s.call_id,
+                        "answered_ms": s.answered_ms,
+                        "ended_ms": s.ended_ms,
+                        "cause": s.cause,
+                    });
+                    let _ = writeln!(f, "{line}");
+                }
+                let _ = f.sync_all();
+                error!(calls = settles.len(), spool = %self.spool.display(), "database unavailable at shutdown: settlements spooled for the next start");
+            }
+            Err(e) => {
+                error!(calls = settles.len(), error = %e, "settlements could not be spooled: recovery bills them up to the last heartbeat");
+            }
+        }
     }
 
     /// Verify who pays and reserve the call's money.
@@ -201,65 +353,64 @@ impl Accounting {
             }
         }
     }
+}
 
-    /// Persist answer times (a few attempts: settlement carries the answer time too, so
-    /// this only matters if the switch dies before the call ends).
-    async fn answered_batch(&self, batch: Vec<(i64, i64)>) {
-        if batch.is_empty() {
-            return;
-        }
-        for attempt in 0..5u32 {
-            let b = batch.clone();
-            match self.store.run(move |s| s.mark_answered_many(&b)).await {
-                Ok(()) => return,
-                Err(e) => {
-                    warn!(calls = batch.len(), error = %e, "answer times not written yet");
-                    tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
-                }
-            }
+/// Work for the writer.
+enum Write {
+    Answered(i64, i64),
+    Settle(Settlement),
+}
+
+impl Write {
+    fn into(self, answers: &mut Vec<(i64, i64)>, settles: &mut Vec<Settlement>) {
+        match self {
+            Write::Answered(r, at) => answers.push((r, at)),
+            Write::Settle(s) => settles.push(s),
         }
     }
+}
 
-    /// Settle a batch, retrying while the database is unavailable (up to about ten
-    /// minutes; what is still open after that is settled by recovery at the next start).
-    async fn settle_batch(&self, batch: Vec<Settlement>) {
-        if batch.is_empty() {
-            return;
+fn log_settled(s: &Settlement, r: Result<Settled, StoreError>) {
+    match r {
+        Ok(Settled::Done {
+            billed_secs,
+            cost,
+            released,
+        }) => info!(call = %s.call_id, billed_secs, cost, released, "call settled"),
+        Ok(Settled::Already) => {}
+        Err(e) => {
+            error!(call = %s.call_id, reservation = s.reservation, error = %e, "settlement failed")
         }
-        let mut delay = Duration::from_millis(100);
-        for _ in 0..40 {
-            let b = batch.clone();
-            match self.store.run(move |st| st.settle_many(&b)).await {
-                Ok(results) => {
-                    for (s, r) in batch.iter().zip(results) {
-                        match r {
-                            Ok(Settled::Done {
-                                billed_secs,
-                                cost,
-                                released,
-                            }) => {
-                                info!(call = %s.call_id, billed_secs, cost, released, "call settled");
-                            }
-                            Ok(Settled::Already) => {}
-                            Err(e) => error!(call = %s.call_id, error = %e, "settlement failed"),
-                        }
-                    }
-                    return;
-                }
-                Err(StoreError::Unavailable(e)) => {
-                    warn!(calls = batch.len(), error = %e, ?delay, "settlement postponed");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(15));
-                }
-                Err(e) => {
-                    error!(calls = batch.len(), error = %e, "settlement failed");
-                    return;
-                }
-            }
-        }
-        error!(
-            calls = batch.len(),
-            "settlement still failing: recovery settles these at the next start"
-        );
     }
+}
+
+/// Settlements a previous run spooled (unreadable lines are reported and skipped).
+fn read_spool(path: &std::path::Path) -> Vec<Settlement> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value = match serde_json::from_str(line) {
+            Ok(v) => v,
+            Err(e) => {
+                error!(error = %e, "unreadable line in the settlement spool");
+                continue;
+            }
+        };
+        let (Some(reservation), Some(ended_ms)) =
+            (v["reservation"].as_i64(), v["ended_ms"].as_i64())
+        else {
+            error!(%line, "incomplete line in the settlement spool");
+            continue;
+        };
+        out.push(Settlement {
+            reservation,
+            call_id: v["call_id"].as_str().unwrap_or_default().to_string(),
+            answered_ms: v["answered_ms"].as_i64(),
+            ended_ms,
+            cause: v["cause"].as_str().unwrap_or("spooled").to_string(),
+        });
+    }
+    out
 }

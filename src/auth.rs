@@ -46,13 +46,11 @@ pub fn digest_response(ha1: &str, p: &DigestProof) -> String {
 /// Does the proof match the stored HA1? (Constant-time comparison.)
 pub fn verify(ha1: &str, p: &DigestProof) -> bool {
     let want = digest_response(ha1, p);
-    let got = p.response.to_ascii_lowercase();
-    want.len() == got.len()
-        && want
-            .bytes()
-            .zip(got.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+    constant_time_eq(want.as_bytes(), p.response.to_ascii_lowercase().as_bytes())
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Parse `Digest username="…", realm="…", …` (the value of `Proxy-Authorization`).
@@ -144,7 +142,7 @@ impl NonceKey {
         let Some((issued, mac)) = nonce.split_once('.') else {
             return NonceCheck::Invalid;
         };
-        if self.mac(issued) != mac {
+        if !constant_time_eq(self.mac(issued).as_bytes(), mac.as_bytes()) {
             return NonceCheck::Invalid;
         }
         let Ok(t) = u64::from_str_radix(issued, 16) else {

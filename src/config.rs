@@ -80,6 +80,14 @@ pub struct BillingConfig {
     pub node_id: String,
     #[serde(default = "default_heartbeat")]
     pub heartbeat_secs: u64,
+    /// Where settlements are kept if the switch stops while the database is away; the next
+    /// start applies them first.
+    #[serde(default = "default_spool")]
+    pub spool_file: String,
+}
+
+fn default_spool() -> String {
+    "data/unsettled-calls.jsonl".into()
 }
 
 impl Default for BillingConfig {
@@ -95,6 +103,7 @@ impl Default for BillingConfig {
             signup_bonus_guild: 0,
             node_id: default_node_id(),
             heartbeat_secs: default_heartbeat(),
+            spool_file: default_spool(),
         }
     }
 }

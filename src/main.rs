@@ -237,6 +237,7 @@ fn serve(cfg: Config) -> anyhow::Result<()> {
             cfg.tariffs(),
             cfg.billing.node_id.clone(),
             Duration::from_secs(cfg.billing.heartbeat_secs),
+            cfg.billing.spool_file.clone().into(),
         );
         let recovered = accounting
             .recover()

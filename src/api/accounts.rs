@@ -230,14 +230,14 @@ pub async fn credit(
     id: web::Path<String>,
     body: web::Json<CreditIn>,
 ) -> Result<HttpResponse, Problem> {
-    authorize(&state, &req, &[Scope::Credit]).await?;
+    let api_key = authorize(&state, &req, &[Scope::Credit]).await?;
     let id = account_id(&id)?;
     let key = idempotency_key(&req)?;
     let b = body.into_inner();
     check_amount("amount", b.amount, false)?;
     check_text("cause", &b.cause, 200, true)?;
     let idem = Idempotent {
-        scope: format!("credit:{id}"),
+        scope: format!("credit:{api_key}:{id}"),
         key,
         request_hash: request_hash(&b),
     };

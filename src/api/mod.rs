@@ -69,12 +69,13 @@ impl Scope {
     }
 }
 
-/// Check the bearer key; `Ok` when it holds one of `allowed` (admin may do anything).
+/// Check the bearer key; the key's id when it holds one of `allowed` (admin may do
+/// anything). Idempotency keys are scoped by it: two shops' "order-1" never collide.
 pub async fn authorize(
     state: &ApiState,
     req: &HttpRequest,
     allowed: &[Scope],
-) -> Result<(), Problem> {
+) -> Result<i64, Problem> {
     let header = req
         .headers()
         .get("Authorization")
@@ -93,12 +94,12 @@ pub async fn authorize(
         .run(move |s| s.api_key_scopes(&hash))
         .await
         .map_err(Problem::from_store)?;
-    let Some(scopes) = scopes else {
+    let Some((key_id, scopes)) = scopes else {
         return Err(Problem::unauthorized());
     };
     let held: Vec<Scope> = scopes.split_whitespace().filter_map(Scope::parse).collect();
     if held.contains(&Scope::Admin) || allowed.iter().any(|s| held.contains(s)) {
-        Ok(())
+        Ok(key_id)
     } else {
         Err(Problem::forbidden(allowed))
     }

@@ -63,7 +63,7 @@ pub async fn create(
     req: HttpRequest,
     body: web::Json<PurchaseIn>,
 ) -> Result<HttpResponse, Problem> {
-    authorize(&state, &req, &[Scope::Credit]).await?;
+    let api_key = authorize(&state, &req, &[Scope::Credit]).await?;
     let key = idempotency_key(&req)?;
     let b = body.into_inner();
     if b.items.is_empty() || b.items.len() > 100 {
@@ -80,7 +80,7 @@ pub async fn create(
         }
     }
     let idem = Idempotent {
-        scope: "purchase".into(),
+        scope: format!("purchase:{api_key}"),
         key,
         request_hash: request_hash(&b),
     };

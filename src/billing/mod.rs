@@ -107,6 +107,8 @@ pub struct AuthorizeRequest {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Authorization {
     pub reservation: i64,
+    /// The call id the reservation is keyed by (the ledger's reference for the call).
+    pub call_id: String,
     pub account: i64,
     pub max_secs: i64,
     /// Said in the BYE when the limit is reached.

@@ -195,7 +195,12 @@ impl Manager {
                 return Err(Gate::Challenge { stale: false });
             };
             if proof.realm != billing.realm {
-                return Err(Gate::Challenge { stale: false });
+                // A trusted proxy may pass on credentials meant for another realm: its
+                // calls are then paid as the peer's configuration says.
+                if self.routing.acl.allows(from.addr.ip()).is_none() {
+                    return Err(Gate::Challenge { stale: false });
+                }
+                return self.peer_payer(req, from);
             }
             // The proof covers the Request-URI: a captured one cannot dial another number.
             if Some(proof.uri.as_str()) != req.request_uri() {
@@ -211,6 +216,11 @@ impl Manager {
                 NonceCheck::Invalid => Err(Gate::Challenge { stale: false }),
             };
         }
+        self.peer_payer(req, from)
+    }
+
+    /// A trusted peer's call: unbilled or charged by header; anyone else is challenged.
+    fn peer_payer(&self, req: &Message, from: Peer) -> Result<Option<Payer>, Gate> {
         if let Some(peer) = self.routing.acl.allows(from.addr.ip()) {
             return match self.routing.billing_of(peer) {
                 PeerBilling::Unbilled => Ok(None),
@@ -307,7 +317,20 @@ impl Manager {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        let trunk = &self.routing.trunks[call.trunks[call.trunk_pos]];
+        // Indices are into the routing the call started with; a reload may have shrunk it.
+        let Some(trunk) = call
+            .trunks
+            .get(call.trunk_pos)
+            .and_then(|&i| self.routing.trunks.get(i))
+        else {
+            return self.abandon(
+                now,
+                key,
+                503,
+                "Service Unavailable",
+                "trunk no longer configured",
+            );
+        };
         let caller = call
             .a_invite
             .from_user
@@ -613,6 +636,11 @@ impl Manager {
         }
         info!(call = %call.id, "caller cancelled");
         call.state = State::Cancelling;
+        // A trunk that never answers the CANCEL must not hold the call (and its money)
+        // for ever: give it 64×T1, as RFC 3261 gives a transaction (section 9.1).
+        let give_up = now + self.settings.timers.t1 * 64;
+        self.timers
+            .push(Reverse((give_up, key, CallTimer::NoAnswer)));
         let b_tx = call.b_tx;
         let provisional = call.b_provisional;
         let bytes = self.response_to_a(key, 487, "Request Terminated", None);

@@ -288,13 +288,16 @@ impl Manager {
                     }
                 }
                 CallTimer::NoAnswer => {
-                    let ringing = self
-                        .calls
-                        .get(&key)
-                        .map(|c| {
-                            matches!(c.state, State::Authorizing | State::Trying | State::Early)
-                        })
-                        .unwrap_or(false);
+                    let state = self.calls.get(&key).map(|c| c.state);
+                    if state == Some(State::Cancelling) {
+                        info!(call = %self.call_name(key), "trunk never confirmed the CANCEL");
+                        self.finish(now, key, 487, "caller cancelled");
+                        continue;
+                    }
+                    let ringing = matches!(
+                        state,
+                        Some(State::Authorizing | State::Trying | State::Early)
+                    );
                     if ringing {
                         self.abandon(now, key, 480, "Temporarily Unavailable", "no answer");
                     }

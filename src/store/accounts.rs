@@ -6,6 +6,9 @@ use crate::billing::AccountKind;
 use crate::clock;
 use diesel::prelude::*;
 
+/// No balance may exceed this (units): far from i64 overflow whatever is credited.
+pub const MAX_BALANCE: i64 = 1_000_000_000_000_000;
+
 /// An account as an operator or a shop sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Account {
@@ -225,33 +228,54 @@ impl Store {
         idem: &Idempotent,
         render: impl Fn(&Credited) -> String,
     ) -> Result<Answer> {
-        if amount <= 0 {
+        if amount <= 0 || amount > MAX_BALANCE {
             return Err(StoreError::Invalid("amount must be positive".into()));
         }
-        in_tx!(self, c => {
-            if let Some(answer) = replay!(c, idem) {
-                return Ok(answer);
-            }
-            let after: Option<(i64, i64)> = diesel::update(accounts::table.find(account))
+        // Two requests with the same new key at once: the loser's insert of the key fails
+        // and rolls back; run it again and it replays the winner's answer.
+        for attempt in 0..2 {
+            let result = in_tx!(self, c => {
+                if let Some(answer) = replay!(c, idem) {
+                    return Ok(answer);
+                }
+                let after: Option<(i64, i64)> = diesel::update(
+                    accounts::table
+                        .filter(accounts::id.eq(account))
+                        .filter(accounts::balance.le(MAX_BALANCE - amount)),
+                )
                 .set(accounts::balance.eq(accounts::balance + amount))
                 .returning((accounts::balance, accounts::reserved))
                 .get_result(c)
                 .optional()?;
-            let after = after.ok_or(StoreError::NotFound("account"))?;
-            let entry = append!(c, Entry {
-                account,
-                card: None,
-                kind: "credit",
-                amount,
-                calls: 0,
-                after,
-                cause,
-                reference: Some(&idem.key),
-            })?;
-            let body = render(&Credited { account, amount, balance: after.0, entry });
-            remember!(c, idem, 201u16, body)?;
-            Ok(Answer { status: 201, body, replayed: false })
-        })
+                let Some(after) = after else {
+                    let exists: Option<i64> = accounts::table.find(account).select(accounts::id).first(c).optional()?;
+                    return Err(match exists {
+                        Some(_) => StoreError::Invalid(format!("the balance would exceed {MAX_BALANCE}")),
+                        None => StoreError::NotFound("account"),
+                    });
+                };
+                let entry = append!(c, Entry {
+                    account,
+                    card: None,
+                    kind: "credit",
+                    amount,
+                    calls: 0,
+                    after,
+                    cause,
+                    reference: Some(&idem.key),
+                })?;
+                let body = render(&Credited { account, amount, balance: after.0, entry });
+                remember!(c, idem, 201u16, body)?;
+                Ok(Answer { status: 201, body, replayed: false })
+            });
+            match result {
+                Err(StoreError::Conflict(_)) if attempt == 0 => continue,
+                other => return other,
+            }
+        }
+        Err(StoreError::Conflict(
+            "the Idempotency-Key is in use by a request in flight".into(),
+        ))
     }
 
     /// Store a new API key's hash; scopes are space-separated.
@@ -269,13 +293,13 @@ impl Store {
         })
     }
 
-    /// The scopes of the key with this hash, if it exists.
-    pub fn api_key_scopes(&self, key_hash: &str) -> Result<Option<String>> {
+    /// The id and scopes of the key with this hash, if it exists.
+    pub fn api_key_scopes(&self, key_hash: &str) -> Result<Option<(i64, String)>> {
         on_conn!(self, c => {
             Ok(api_keys::table
                 .filter(api_keys::key_hash.eq(key_hash))
-                .select(api_keys::scopes)
-                .first::<String>(c)
+                .select((api_keys::id, api_keys::scopes))
+                .first::<(i64, String)>(c)
                 .optional()?)
         })
     }

@@ -53,6 +53,7 @@ fn reserve_pg(
     tariffs: &Tariffs,
 ) -> Result<Authorization> {
     let cap = tariffs.max_call_secs;
+    let mut exhausted = Refusal::MileageExhausted;
     for _ in 0..MAX_RESERVE_ATTEMPTS {
         let row: Option<(String, i64, i64)> = accounts::table
             .find(account)
@@ -62,6 +63,7 @@ fn reserve_pg(
         let (kind, balance, reserved) = row.ok_or(StoreError::Refused(Refusal::UnknownAccount))?;
         let kind = AccountKind::parse(&kind)
             .ok_or_else(|| StoreError::Invalid(format!("account kind '{kind}'")))?;
+        exhausted = kind.exhausted();
         let tariff = *tariffs
             .get(kind, destination)
             .ok_or(StoreError::Refused(Refusal::DestinationNotAllowed))?;
@@ -83,13 +85,14 @@ fn reserve_pg(
         )? {
             return Ok(Authorization {
                 reservation,
+                call_id: call_id.to_string(),
                 account,
                 max_secs,
                 limit_reason: limit_reason(kind, max_secs, cap),
             });
         }
     }
-    Err(StoreError::Refused(Refusal::MileageExhausted))
+    Err(StoreError::Refused(exhausted))
 }
 
 fn limit_reason(kind: AccountKind, max_secs: i64, cap: i64) -> &'static str {
@@ -258,7 +261,7 @@ impl Store {
                 cause: "call",
                 reference: Some(call_id),
             })?;
-            Ok(Authorization { reservation: id, account, max_secs, limit_reason: limit_reason(kind, max_secs, cap) })
+            Ok(Authorization { reservation: id, call_id: call_id.to_string(), account, max_secs, limit_reason: limit_reason(kind, max_secs, cap) })
         })
     }
 
@@ -316,7 +319,8 @@ impl Store {
                 c.immediate_transaction(|c| {
                     let mut out = Vec::with_capacity(batch.len());
                     for s in batch {
-                        out.push(match settle_sqlite(c, s) {
+                        // A savepoint each: one that fails leaves nothing half-written.
+                        out.push(match c.transaction(|c| settle_sqlite(c, s)) {
                             Err(StoreError::Unavailable(e)) => {
                                 return Err(StoreError::Unavailable(e));
                             }

@@ -193,84 +193,106 @@ impl Store {
                 "a purchase needs at least one item".into(),
             ));
         }
-        in_tx!(self, c => {
-            if let Some(answer) = replay!(c, idem) {
-                return Ok(answer);
-            }
-            let account: i64 = members::table
-                .find(member)
-                .select(members::account_id)
-                .first(c)
-                .optional()?
-                .ok_or(StoreError::NotFound("member"))?;
-            let mut lines = Vec::with_capacity(items.len());
-            let (mut total, mut mileage) = (0i64, 0i64);
-            for &(product, quantity) in items {
-                let (price, award): (i64, i64) = products::table
-                    .find(product)
-                    .select((products::price, products::mileage_award))
+        // Two requests with the same new key at once: the loser's insert of the key fails
+        // and rolls back; run it again and it replays the winner's answer.
+        for attempt in 0..2 {
+            let result = in_tx!(self, c => {
+                if let Some(answer) = replay!(c, idem) {
+                    return Ok(answer);
+                }
+                let account: i64 = members::table
+                    .find(member)
+                    .select(members::account_id)
                     .first(c)
                     .optional()?
-                    .ok_or(StoreError::NotFound("product"))?;
-                let line_price = price.checked_mul(quantity);
-                let line_mileage = award.checked_mul(quantity);
-                let (Some(lp), Some(lm)) = (line_price, line_mileage) else {
-                    return Err(StoreError::Invalid("quantity too large".into()));
-                };
-                total = total.checked_add(lp).ok_or(StoreError::Invalid("total too large".into()))?;
-                mileage = mileage.checked_add(lm).ok_or(StoreError::Invalid("mileage too large".into()))?;
-                lines.push((product, quantity, price, lm));
-            }
-            let now = clock::unix_ms();
-            let sale: i64 = diesel::insert_into(sales::table)
-                .values((
-                    sales::member_id.eq(member),
-                    sales::total_price.eq(total),
-                    sales::mileage.eq(mileage),
-                    sales::created_ms.eq(now),
-                ))
-                .returning(sales::id)
-                .get_result(c)?;
-            for &(product, quantity, price, m) in &lines {
-                diesel::insert_into(sale_items::table)
+                    .ok_or(StoreError::NotFound("member"))?;
+                let mut lines = Vec::with_capacity(items.len());
+                let (mut total, mut mileage) = (0i64, 0i64);
+                for &(product, quantity) in items {
+                    let (price, award): (i64, i64) = products::table
+                        .find(product)
+                        .select((products::price, products::mileage_award))
+                        .first(c)
+                        .optional()?
+                        .ok_or(StoreError::NotFound("product"))?;
+                    let line_price = price.checked_mul(quantity);
+                    let line_mileage = award.checked_mul(quantity);
+                    let (Some(lp), Some(lm)) = (line_price, line_mileage) else {
+                        return Err(StoreError::Invalid("quantity too large".into()));
+                    };
+                    total = total.checked_add(lp).ok_or(StoreError::Invalid("total too large".into()))?;
+                    mileage = mileage.checked_add(lm).ok_or(StoreError::Invalid("mileage too large".into()))?;
+                    lines.push((product, quantity, price, lm));
+                }
+                let now = clock::unix_ms();
+                let sale: i64 = diesel::insert_into(sales::table)
                     .values((
-                        sale_items::sale_id.eq(sale),
-                        sale_items::product_id.eq(product),
-                        sale_items::quantity.eq(quantity),
-                        sale_items::unit_price.eq(price),
-                        sale_items::mileage.eq(m),
+                        sales::member_id.eq(member),
+                        sales::total_price.eq(total),
+                        sales::mileage.eq(mileage),
+                        sales::created_ms.eq(now),
                     ))
-                    .execute(c)?;
-            }
-            let (balance, reserved): (i64, i64) = diesel::update(accounts::table.find(account))
+                    .returning(sales::id)
+                    .get_result(c)?;
+                for &(product, quantity, price, m) in &lines {
+                    diesel::insert_into(sale_items::table)
+                        .values((
+                            sale_items::sale_id.eq(sale),
+                            sale_items::product_id.eq(product),
+                            sale_items::quantity.eq(quantity),
+                            sale_items::unit_price.eq(price),
+                            sale_items::mileage.eq(m),
+                        ))
+                        .execute(c)?;
+                }
+                if mileage > super::accounts::MAX_BALANCE {
+                    return Err(StoreError::Invalid("mileage too large".into()));
+                }
+                let after: Option<(i64, i64)> = diesel::update(
+                    accounts::table
+                        .filter(accounts::id.eq(account))
+                        .filter(accounts::balance.le(super::accounts::MAX_BALANCE - mileage)),
+                )
                 .set(accounts::balance.eq(accounts::balance + mileage))
                 .returning((accounts::balance, accounts::reserved))
-                .get_result(c)?;
-            if mileage > 0 {
-                let reference = format!("sale {sale}");
-                append!(c, Entry {
-                    account,
-                    card: None,
-                    kind: "credit",
-                    amount: mileage,
-                    calls: 0,
-                    after: (balance, reserved),
-                    cause: "purchase",
-                    reference: Some(&reference),
+                .get_result(c)
+                .optional()?;
+                let (balance, reserved) = after.ok_or_else(|| {
+                    StoreError::Invalid("the member's balance would exceed the maximum".into())
                 })?;
-            }
-            let body = render(&Sale {
-                id: sale,
-                member_id: member,
-                account_id: account,
-                items: lines,
-                total_price: total,
-                mileage,
-                balance,
-                created_ms: now,
+                if mileage > 0 {
+                    let reference = format!("sale {sale}");
+                    append!(c, Entry {
+                        account,
+                        card: None,
+                        kind: "credit",
+                        amount: mileage,
+                        calls: 0,
+                        after: (balance, reserved),
+                        cause: "purchase",
+                        reference: Some(&reference),
+                    })?;
+                }
+                let body = render(&Sale {
+                    id: sale,
+                    member_id: member,
+                    account_id: account,
+                    items: lines,
+                    total_price: total,
+                    mileage,
+                    balance,
+                    created_ms: now,
+                });
+                remember!(c, idem, 201u16, body)?;
+                Ok(Answer { status: 201, body, replayed: false })
             });
-            remember!(c, idem, 201u16, body)?;
-            Ok(Answer { status: 201, body, replayed: false })
-        })
+            match result {
+                Err(StoreError::Conflict(_)) if attempt == 0 => continue,
+                other => return other,
+            }
+        }
+        Err(StoreError::Conflict(
+            "the Idempotency-Key is in use by a request in flight".into(),
+        ))
     }
 }

@@ -61,6 +61,11 @@ pub async fn start_billed(cfg: &Config, store: freecall::store::Store) -> Switch
         cfg.tariffs(),
         cfg.billing.node_id.clone(),
         Duration::from_secs(cfg.billing.heartbeat_secs),
+        std::env::temp_dir().join(format!(
+            "freecall-spool-{}-{}.jsonl",
+            std::process::id(),
+            cfg.billing.node_id
+        )),
     );
     accounting.recover().await.expect("recovery");
     driver::start(cfg, 7, Some(accounting))
