@@ -116,12 +116,10 @@ pub async fn start(
     seed: u64,
     accounting: Option<Accounting>,
 ) -> Result<SwitchHandle, StartError> {
-    let udp = UdpSocket::bind(cfg.sip.listen)
-        .await
-        .map_err(|source| StartError::Listen {
-            addr: cfg.sip.listen,
-            source,
-        })?;
+    let udp = bind_udp(cfg.sip.listen).map_err(|source| StartError::Listen {
+        addr: cfg.sip.listen,
+        source,
+    })?;
     let bound = udp.local_addr().map_err(|source| StartError::Listen {
         addr: cfg.sip.listen,
         source,
@@ -188,6 +186,19 @@ pub async fn start(
         done: done_rx,
         queries: query_tx,
     })
+}
+
+/// The SIP UDP socket, with buffers large enough that a burst of requests (a thousand
+/// calls a second arrive in clumps) waits in the kernel instead of being dropped while
+/// the signalling task is busy. The kernel caps them at net.core.rmem_max/wmem_max.
+fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, None)?;
+    let _ = s.set_recv_buffer_size(4 << 20);
+    let _ = s.set_send_buffer_size(4 << 20);
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    UdpSocket::from_std(s.into())
 }
 
 /// The signalling task's link to the accounting service.
