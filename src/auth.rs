@@ -125,24 +125,28 @@ impl NonceKey {
         }
     }
 
-    fn mac(&self, issued: &str) -> String {
+    fn mac(&self, issued: &str, client: &str) -> String {
         // HMAC accepts keys of any length: new_from_slice cannot fail.
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret).expect("any key length");
         mac.update(issued.as_bytes());
+        mac.update(b"|");
+        mac.update(client.as_bytes());
         hex::encode(&mac.finalize().into_bytes()[..16])
     }
 
-    pub fn issue(&self, now_unix: u64) -> String {
+    /// A nonce for `client` (the source address it was sent to): a proof captured from
+    /// one address is worthless from another.
+    pub fn issue(&self, now_unix: u64, client: &str) -> String {
         let issued = format!("{now_unix:x}");
-        let mac = self.mac(&issued);
+        let mac = self.mac(&issued, client);
         format!("{issued}.{mac}")
     }
 
-    pub fn check(&self, nonce: &str, now_unix: u64) -> NonceCheck {
+    pub fn check(&self, nonce: &str, now_unix: u64, client: &str) -> NonceCheck {
         let Some((issued, mac)) = nonce.split_once('.') else {
             return NonceCheck::Invalid;
         };
-        if !constant_time_eq(self.mac(issued).as_bytes(), mac.as_bytes()) {
+        if !constant_time_eq(self.mac(issued, client).as_bytes(), mac.as_bytes()) {
             return NonceCheck::Invalid;
         }
         let Ok(t) = u64::from_str_radix(issued, 16) else {
@@ -153,6 +157,46 @@ impl NonceKey {
         } else {
             NonceCheck::Valid
         }
+    }
+}
+
+/// Remembers the proofs used while their nonce is valid: the same (nonce, cnonce, nc,
+/// response) twice is a replay. Memory is bounded by calls per nonce lifetime (about
+/// 100 bytes a call: 30 MB at 1,000 calls/s and a 300 s lifetime).
+#[derive(Debug, Default)]
+pub struct ReplayGuard {
+    seen: std::collections::HashSet<String>,
+    order: std::collections::VecDeque<(std::time::Instant, String)>,
+}
+
+impl ReplayGuard {
+    /// `true` the first time this proof is seen (and remembers it until `now + keep`).
+    pub fn first_use(
+        &mut self,
+        p: &DigestProof,
+        now: std::time::Instant,
+        keep: std::time::Duration,
+    ) -> bool {
+        while let Some((until, _)) = self.order.front() {
+            if *until > now {
+                break;
+            }
+            if let Some((_, k)) = self.order.pop_front() {
+                self.seen.remove(&k);
+            }
+        }
+        let key = format!(
+            "{}:{}:{}:{}",
+            p.nonce,
+            p.cnonce.as_deref().unwrap_or(""),
+            p.nc.as_deref().unwrap_or(""),
+            p.response
+        );
+        if !self.seen.insert(key.clone()) {
+            return false;
+        }
+        self.order.push_back((now + keep, key));
+        true
     }
 }
 

@@ -517,3 +517,65 @@ fn a_database_that_goes_away_loses_nothing() {
         switch.join().await;
     });
 }
+
+/// Digest credentials cannot be reused: the same proof again is challenged, and a nonce
+/// issued to one address is worthless from another.
+#[test]
+fn captured_credentials_cannot_be_replayed() {
+    let url = common::stores::sqlite_url();
+    let store = common::stores::open(&url);
+    member(&store, "yuna", "pw", 100_000);
+    run(async move {
+        let trunk = Phone::bind("pstn").await;
+        let caller = Phone::bind_on("127.0.0.2", "yuna").await;
+        let thief = Phone::bind_on("127.0.0.4", "thief").await;
+        let cfg = money_config(trunk.addr);
+        let switch = common::start_billed(&cfg, store.clone()).await;
+        let sip = switch.sip_addr;
+        let sdp = caller.sdp("sendrecv");
+        let (invite, mut leg) = caller.invite(sip, "01012345678", &sdp);
+        caller.send(sip, &invite).await;
+        let challenge = caller.expect_status(&[407], WAIT).await;
+        caller
+            .send(sip, &caller.ack_failure(&leg, &challenge))
+            .await;
+        let good = caller.invite_with_credentials(&mut leg, &challenge, &sdp, "yuna", "pw");
+        let credentials = String::from_utf8(good.clone())
+            .unwrap()
+            .lines()
+            .find(|l| l.starts_with("Proxy-Authorization:"))
+            .unwrap()
+            .to_string();
+        caller.send(sip, &good).await;
+        trunk_answers(&trunk).await;
+        caller.expect_status(&[200], WAIT).await;
+
+        // Replayed from the caller's own address, in a new call to the same number.
+        let (again, leg2) = caller.invite(sip, "01012345678", &sdp);
+        let again = String::from_utf8(again).unwrap().replacen(
+            "Max-Forwards: 70\r\n",
+            &format!("Max-Forwards: 70\r\n{credentials}\r\n"),
+            1,
+        );
+        let again = again.replace(&leg2.request_uri, &leg.request_uri);
+        caller.send(sip, again.as_bytes()).await;
+        let r = caller.expect_status(&[200, 407], WAIT).await;
+        assert_eq!(r.status(), Some(407), "a replayed proof is challenged");
+        // From another address.
+        let (stolen, _) = thief.invite(sip, "01012345678", &sdp);
+        let stolen = String::from_utf8(stolen).unwrap().replacen(
+            "Max-Forwards: 70\r\n",
+            &format!("Max-Forwards: 70\r\n{credentials}\r\n"),
+            1,
+        );
+        thief.send(sip, stolen.as_bytes()).await;
+        let r = thief.expect_status(&[200, 407], WAIT).await;
+        assert_eq!(
+            r.status(),
+            Some(407),
+            "a nonce is bound to the address it was given to"
+        );
+        switch.stop(freecall::driver::Stop::Now);
+        switch.join().await;
+    });
+}

@@ -56,7 +56,7 @@ impl Manager {
             Ok(p) => p,
             Err(Gate::Refuse(code, why)) => return refuse(self, code, why),
             Err(Gate::Challenge { stale }) => {
-                return self.challenge(now, tx, &req, &local_tag, stale);
+                return self.challenge(now, tx, &req, &local_tag, stale, from);
             }
         };
         if self.calls.len() >= self.settings.max_calls {
@@ -187,7 +187,12 @@ impl Manager {
 
     /// Who pays for a new call: `Ok(None)` for an unbilled peer, a payer, or the reason
     /// it may not be placed (refused, or challenged for digest credentials).
-    fn payer_for(&self, now: Instant, req: &Message, from: Peer) -> Result<Option<Payer>, Gate> {
+    fn payer_for(
+        &mut self,
+        now: Instant,
+        req: &Message,
+        from: Peer,
+    ) -> Result<Option<Payer>, Gate> {
         if let (Some(billing), Some(value)) =
             (&self.settings.billing, req.header("Proxy-Authorization"))
         {
@@ -207,7 +212,14 @@ impl Manager {
                 return Err(Gate::Refuse(403, "credentials are for another request"));
             }
             let unix_secs = (self.unix_ms(now) / 1000).max(0) as u64;
-            return match billing.nonces.check(&proof.nonce, unix_secs) {
+            let client = from.addr.ip().to_string();
+            let lifetime = std::time::Duration::from_secs(billing.nonces.lifetime_secs);
+            return match billing.nonces.check(&proof.nonce, unix_secs, &client) {
+                NonceCheck::Valid if !self.replays.first_use(&proof, now, lifetime) => {
+                    // The same proof twice is a replay (a retransmission never gets here:
+                    // the transaction layer absorbs it).
+                    Err(Gate::Challenge { stale: false })
+                }
                 NonceCheck::Valid => Ok(Some(Payer::Member {
                     username: proof.username.clone(),
                     proof: Box::new(proof),
@@ -240,13 +252,22 @@ impl Manager {
     }
 
     /// 407 with a fresh nonce: the phone resends the INVITE with credentials.
-    fn challenge(&mut self, now: Instant, tx: TxId, req: &Message, local_tag: &str, stale: bool) {
+    fn challenge(
+        &mut self,
+        now: Instant,
+        tx: TxId,
+        req: &Message,
+        local_tag: &str,
+        stale: bool,
+        from: Peer,
+    ) {
         let Some(billing) = &self.settings.billing else {
             return;
         };
-        let nonce = billing
-            .nonces
-            .issue((self.unix_ms(now) / 1000).max(0) as u64);
+        let nonce = billing.nonces.issue(
+            (self.unix_ms(now) / 1000).max(0) as u64,
+            &from.addr.ip().to_string(),
+        );
         let value = auth::challenge(&billing.realm, &nonce, stale);
         let mut b =
             Builder::response_to(req, 407, "Proxy Authentication Required", Some(local_tag));

@@ -166,6 +166,8 @@ pub struct Manager {
     pending_requests: HashMap<TxId, Message>,
     /// Work for the accounting service, drained by the driver.
     billing_out: VecDeque<BillingRequest>,
+    /// Digest proofs already used (replays are challenged again).
+    replays: crate::auth::ReplayGuard,
     /// A monotonic instant and the wall-clock milliseconds it corresponds to, so money
     /// times can be persisted without the state machine reading a clock.
     wall_anchor: Option<(Instant, i64)>,
@@ -190,6 +192,7 @@ impl Manager {
             finished: Vec::new(),
             pending_requests: HashMap::new(),
             billing_out: VecDeque::new(),
+            replays: crate::auth::ReplayGuard::default(),
             wall_anchor: None,
         }
     }
