@@ -275,13 +275,21 @@ mod tests {
     #[test]
     fn nonces_expire_and_cannot_be_forged() {
         let k = NonceKey::new(b"secret", 300);
-        let n = k.issue(1_000_000);
-        assert_eq!(k.check(&n, 1_000_100), NonceCheck::Valid);
-        assert_eq!(k.check(&n, 1_000_400), NonceCheck::Stale);
-        let forged = format!("{:x}.{}", 1_000_000u64, "0".repeat(32));
-        assert_eq!(k.check(&forged, 1_000_100), NonceCheck::Invalid);
+        let n = k.issue(1_000_000, "127.0.0.2");
+        assert_eq!(k.check(&n, 1_000_100, "127.0.0.2"), NonceCheck::Valid);
+        assert_eq!(k.check(&n, 1_000_400, "127.0.0.2"), NonceCheck::Stale);
         assert_eq!(
-            NonceKey::new(b"other", 300).check(&n, 1_000_100),
+            k.check(&n, 1_000_100, "10.9.9.9"),
+            NonceCheck::Invalid,
+            "bound to the client"
+        );
+        let forged = format!("{:x}.{}", 1_000_000u64, "0".repeat(32));
+        assert_eq!(
+            k.check(&forged, 1_000_100, "127.0.0.2"),
+            NonceCheck::Invalid
+        );
+        assert_eq!(
+            NonceKey::new(b"other", 300).check(&n, 1_000_100, "127.0.0.2"),
             NonceCheck::Invalid
         );
     }
