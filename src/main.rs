@@ -239,6 +239,11 @@ fn serve(cfg: Config) -> anyhow::Result<()> {
             Duration::from_secs(cfg.billing.heartbeat_secs),
             cfg.billing.spool_file.clone().into(),
         );
+        // Only one process per node id: recovery settles this node's open calls, which
+        // must not be another live switch's.
+        let _node_lock = store
+            .lock_node(&cfg.database.url, &cfg.billing.node_id)
+            .with_context(|| format!("taking the lock of node '{}'", cfg.billing.node_id))?;
         let recovered = accounting
             .recover()
             .await

@@ -365,3 +365,32 @@ fn two_daemons_on_one_postgres_race_on_one_account() {
         let _ = std::fs::remove_dir_all(&dir);
     });
 }
+
+/// A second switch started with a node id that is in use refuses to start (it would
+/// settle the running switch's live calls as if they had been left open by a crash).
+#[test]
+fn a_node_id_in_use_is_refused() {
+    let dir = temp_dir("nodelock");
+    let url = dir.join("freecall.db").display().to_string();
+    let trunk: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let (p1, p2) = (free_port(), free_port());
+    let c1 = write_config(&dir, "a", p1, 42000, trunk, &url, "same");
+    let c2 = write_config(&dir, "b", p2, 42400, trunk, &url, "same");
+    let env = [
+        ("FREECALL__DATABASE__URL", url.clone()),
+        ("FREECALL__BILLING__NODE_ID", "same".to_string()),
+    ];
+    let mut first = Daemon::spawn(&c1, &env);
+    wait_ready(format!("127.0.0.1:{p1}").parse().unwrap());
+    let mut second = Daemon::spawn(&c2, &env);
+    let code = second.wait_exit(Duration::from_secs(10));
+    assert!(
+        matches!(code, Some(c) if c != 0),
+        "the second switch must not start: {code:?}"
+    );
+    // The first one is unaffected.
+    wait_ready(format!("127.0.0.1:{p1}").parse().unwrap());
+    first.signal("-TERM");
+    assert_eq!(first.wait_exit(Duration::from_secs(10)), Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -229,3 +229,70 @@ impl Store {
             .map_err(|e| StoreError::Unavailable(format!("store task failed: {e}")))?
     }
 }
+
+/// Held while this process acts as a node: a second process with the same node id would
+/// settle the first one's live calls as if they had been left open by a crash.
+pub enum NodeLock {
+    /// A session-level advisory lock, held by its own connection.
+    Pg(Box<PgConnection>),
+    /// An exclusive lock on a file next to the database.
+    File(std::fs::File),
+}
+
+impl Store {
+    /// Take this node's lock, or say who holds it.
+    pub fn lock_node(&self, url: &str, node: &str) -> Result<NodeLock> {
+        match &*self.pool {
+            Pool::Pg(_) => {
+                use diesel::{Connection, RunQueryDsl};
+                #[derive(diesel::QueryableByName)]
+                struct Got {
+                    #[diesel(sql_type = diesel::sql_types::Bool)]
+                    locked: bool,
+                }
+                let mut c = PgConnection::establish(url)
+                    .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                let got: Got = diesel::sql_query(
+                    "SELECT pg_try_advisory_lock(hashtext('freecall node ' || $1)) AS locked",
+                )
+                .bind::<diesel::sql_types::Text, _>(node)
+                .get_result(&mut c)?;
+                if !got.locked {
+                    return Err(StoreError::Conflict(format!(
+                        "node id '{node}' is in use by another running switch on this database"
+                    )));
+                }
+                Ok(NodeLock::Pg(Box::new(c)))
+            }
+            Pool::Sqlite(_) => {
+                let path = url.strip_prefix("sqlite://").unwrap_or(url);
+                let safe: String = node
+                    .chars()
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                            c
+                        } else {
+                            '_'
+                        }
+                    })
+                    .collect();
+                let lock_path = format!("{path}.node-{safe}.lock");
+                let f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(&lock_path)
+                    .map_err(|e| StoreError::Unavailable(format!("{lock_path}: {e}")))?;
+                match f.try_lock() {
+                    Ok(()) => Ok(NodeLock::File(f)),
+                    Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Conflict(format!(
+                        "node id '{node}' is in use by another running switch on this database"
+                    ))),
+                    Err(std::fs::TryLockError::Error(e)) => {
+                        Err(StoreError::Unavailable(format!("{lock_path}: {e}")))
+                    }
+                }
+            }
+        }
+    }
+}
