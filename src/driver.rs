@@ -354,6 +354,20 @@ async fn run(
         }
     }
     info!("signalling stopped");
+    // Authorizations still in flight belong to calls that are gone: take their answers
+    // so what they reserved is released (bounded: the store answers or times out).
+    let wait_until = clock::now() + Duration::from_secs(15);
+    while manager.pending_authorizations() > 0 && clock::now() < wait_until {
+        let left = wait_until.saturating_duration_since(clock::now());
+        match tokio::time::timeout(left, billing.rx.recv()).await {
+            Ok(Some(reply)) => {
+                manager.handle_billing(clock::now(), reply);
+                flush(&mut manager, &udp, &mut conns, &mut pending_tcp, &net_tx).await;
+                forward_billing(&mut manager, &billing);
+            }
+            _ => break,
+        }
+    }
     // Every call has ended: let the accounting service write the last settlements.
     billing.tx = None;
     if let Some(task) = billing.task.take()

@@ -171,6 +171,7 @@ impl Manager {
         match payer {
             Some(payer) => {
                 let call = &self.calls[&key];
+                self.authorizing += 1;
                 self.billing_out.push_back(BillingRequest::Authorize {
                     key,
                     request: AuthorizeRequest {

@@ -168,6 +168,9 @@ pub struct Manager {
     billing_out: VecDeque<BillingRequest>,
     /// Digest proofs already used (replays are challenged again).
     replays: crate::auth::ReplayGuard,
+    /// Authorizations asked for and not yet answered: at shutdown the driver waits for
+    /// them, so a reservation made for a call that is gone is released, not left open.
+    authorizing: usize,
     /// A monotonic instant and the wall-clock milliseconds it corresponds to, so money
     /// times can be persisted without the state machine reading a clock.
     wall_anchor: Option<(Instant, i64)>,
@@ -193,6 +196,7 @@ impl Manager {
             pending_requests: HashMap::new(),
             billing_out: VecDeque::new(),
             replays: crate::auth::ReplayGuard::default(),
+            authorizing: 0,
             wall_anchor: None,
         }
     }
@@ -215,8 +219,14 @@ impl Manager {
         self.billing_out.pop_front()
     }
 
+    /// Authorizations still awaited from the accounting service.
+    pub fn pending_authorizations(&self) -> usize {
+        self.authorizing
+    }
+
     /// The accounting service answered an `Authorize`.
     pub fn handle_billing(&mut self, now: Instant, reply: BillingReply) {
+        self.authorizing = self.authorizing.saturating_sub(1);
         match reply {
             BillingReply::Authorized { key, auth } => self.handle_authorized(now, key, auth),
             BillingReply::Refused { key, refusal } => self.handle_refused(now, key, refusal),
