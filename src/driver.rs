@@ -116,20 +116,30 @@ pub async fn start(
     seed: u64,
     accounting: Option<Accounting>,
 ) -> Result<SwitchHandle, StartError> {
-    let udp = bind_udp(cfg.sip.listen).map_err(|source| StartError::Listen {
-        addr: cfg.sip.listen,
-        source,
-    })?;
-    let bound = udp.local_addr().map_err(|source| StartError::Listen {
-        addr: cfg.sip.listen,
-        source,
-    })?;
-    let tcp = TcpListener::bind(bound)
-        .await
-        .map_err(|source| StartError::Listen {
-            addr: bound,
+    // UDP and TCP on the same port. With port 0 (tests, benchmarks) the port the kernel
+    // picks for UDP may be taken for TCP: pick again (bounded).
+    let mut attempt = 0;
+    let (udp, tcp, bound) = loop {
+        attempt += 1;
+        let udp = bind_udp(cfg.sip.listen).map_err(|source| StartError::Listen {
+            addr: cfg.sip.listen,
             source,
         })?;
+        let bound = udp.local_addr().map_err(|source| StartError::Listen {
+            addr: cfg.sip.listen,
+            source,
+        })?;
+        match TcpListener::bind(bound).await {
+            Ok(tcp) => break (udp, tcp, bound),
+            Err(_) if cfg.sip.listen.port() == 0 && attempt < 20 => continue,
+            Err(source) => {
+                return Err(StartError::Listen {
+                    addr: bound,
+                    source,
+                });
+            }
+        }
+    };
     let mut settings = Settings {
         advertised: cfg.advertised_sip(),
         user_agent: cfg.sip.user_agent.clone(),
