@@ -16,18 +16,19 @@ use crate::billing::{
     Tariffs,
 };
 use crate::clock;
-use crate::store::calls::{Charge, Settled};
+use crate::store::calls::{Charge, ReserveItem, Settled};
 use crate::store::{Store, StoreError};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
 /// How long answer times and settlements wait to be written together.
 const FLUSH_EVERY: Duration = Duration::from_millis(20);
 /// Most settlements in one statement.
 const MAX_BATCH: usize = 500;
+/// Most authorizations in one batch.
+const MAX_AUTH_BATCH: usize = 200;
 /// At shutdown, how long the writer keeps trying a database that is away before it
 /// spools the settlements to a file.
 const SHUTDOWN_WRITE_LIMIT: Duration = Duration::from_secs(10);
@@ -114,23 +115,16 @@ impl Accounting {
         let (req_tx, mut req_rx) = mpsc::unbounded_channel::<BillingRequest>();
         let (reply_tx, reply_rx) = mpsc::unbounded_channel();
         let task = tokio::spawn(async move {
-            let mut work = JoinSet::new();
             let mut beat = tokio::time::interval(self.heartbeat);
             let (write_tx, write_rx) = mpsc::unbounded_channel::<Write>();
             let writer = tokio::spawn(self.clone().writer(write_rx));
+            let (auth_tx, auth_rx) = mpsc::unbounded_channel::<(u64, AuthorizeRequest)>();
+            let authorizer = tokio::spawn(self.clone().authorizer(auth_rx, reply_tx.clone()));
             loop {
                 tokio::select! {
                     req = req_rx.recv() => match req {
                         Some(BillingRequest::Authorize { key, request }) => {
-                            let me = self.clone();
-                            let reply_tx = reply_tx.clone();
-                            work.spawn(async move {
-                                let answer = match me.authorize(request).await {
-                                    Ok(auth) => BillingReply::Authorized { key, auth },
-                                    Err(refusal) => BillingReply::Refused { key, refusal },
-                                };
-                                let _ = reply_tx.send(answer);
-                            });
+                            let _ = auth_tx.send((key, request));
                         }
                         Some(BillingRequest::Answered { reservation, answered_ms }) => {
                             let _ = write_tx.send(Write::Answered(reservation, answered_ms));
@@ -146,12 +140,12 @@ impl Accounting {
                             warn!(error = %e, "heartbeat not written");
                         }
                     }
-                    Some(_) = work.join_next(), if !work.is_empty() => {}
                 }
             }
             // Shutting down: authorizations in flight finish, the writer writes (or spools)
             // what is queued, then a last heartbeat.
-            while work.join_next().await.is_some() {}
+            drop(auth_tx);
+            let _ = authorizer.await;
             drop(write_tx);
             let _ = writer.await;
             let node = self.node.clone();
@@ -309,6 +303,106 @@ impl Accounting {
             }
             Err(e) => {
                 error!(calls = settles.len(), error = %e, "settlements could not be spooled: recovery bills them up to the last heartbeat");
+            }
+        }
+    }
+
+    /// Authorizations, batched opportunistically: whatever queued while the previous batch
+    /// was in the database goes in the next one (no added wait at low load; under load
+    /// the calls share statements and commits). One batch at a time.
+    async fn authorizer(
+        self,
+        mut rx: mpsc::UnboundedReceiver<(u64, AuthorizeRequest)>,
+        reply: mpsc::UnboundedSender<BillingReply>,
+    ) {
+        while let Some(first) = rx.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < MAX_AUTH_BATCH {
+                match rx.try_recv() {
+                    Ok(x) => batch.push(x),
+                    Err(_) => break,
+                }
+            }
+            let keys: Vec<u64> = batch.iter().map(|(k, _)| *k).collect();
+            let requests: Vec<AuthorizeRequest> = batch.into_iter().map(|(_, r)| r).collect();
+            let results = self.authorize_many(requests).await;
+            for (key, r) in keys.into_iter().zip(results) {
+                let _ = reply.send(match r {
+                    Ok(auth) => BillingReply::Authorized { key, auth },
+                    Err(refusal) => BillingReply::Refused { key, refusal },
+                });
+            }
+        }
+    }
+
+    /// Verify who pays and reserve, for a batch of calls: one answer each, in order.
+    pub async fn authorize_many(
+        &self,
+        requests: Vec<AuthorizeRequest>,
+    ) -> Vec<Result<Authorization, Refusal>> {
+        let n = requests.len();
+        let tariffs = self.tariffs();
+        let node = self.node.clone();
+        let result = self
+            .store
+            .run(move |s| {
+                let users: Vec<String> = requests
+                    .iter()
+                    .filter_map(|r| match &r.payer {
+                        Payer::Member { username, .. } => Some(username.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                let creds = s.sip_credentials_many(&users)?;
+                let mut refused: Vec<Option<Refusal>> = vec![None; requests.len()];
+                let mut items = Vec::new();
+                let mut index = Vec::new();
+                for (i, r) in requests.iter().enumerate() {
+                    let charge = match &r.payer {
+                        Payer::Member { username, proof } => match creds.get(username) {
+                            Some((account, ha1)) if auth::verify(ha1, proof) => {
+                                Charge::Account(*account)
+                            }
+                            _ => {
+                                refused[i] = Some(Refusal::BadCredentials);
+                                continue;
+                            }
+                        },
+                        Payer::Account(a) => Charge::Account(*a),
+                        Payer::Card(c) => Charge::Card(*c),
+                    };
+                    index.push(i);
+                    items.push(ReserveItem {
+                        call_id: r.call_id.clone(),
+                        number: r.number.clone(),
+                        destination: r.destination,
+                        charge,
+                    });
+                }
+                let reserved = s.reserve_many(&node, &items, &tariffs)?;
+                let mut out: Vec<Result<Authorization, Refusal>> = refused
+                    .into_iter()
+                    .map(|r| Err(r.unwrap_or(Refusal::Unavailable)))
+                    .collect();
+                for (i, r) in index.into_iter().zip(reserved) {
+                    out[i] = match r {
+                        Ok(a) => Ok(a),
+                        Err(StoreError::Refused(r)) => Err(r),
+                        Err(StoreError::NotFound(_)) => Err(Refusal::UnknownAccount),
+                        Err(e) => {
+                            error!(error = %e, "cannot reserve: refusing the call");
+                            Err(Refusal::Unavailable)
+                        }
+                    };
+                }
+                Ok(out)
+            })
+            .await;
+        match result {
+            Ok(v) => v,
+            Err(e) => {
+                error!(error = %e, calls = n, "cannot reserve: refusing the calls");
+                (0..n).map(|_| Err(Refusal::Unavailable)).collect()
             }
         }
     }

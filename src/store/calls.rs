@@ -41,6 +41,144 @@ pub struct Recovered {
     pub cost: i64,
 }
 
+/// One call to reserve for, in a batch.
+#[derive(Clone, Debug)]
+pub struct ReserveItem {
+    pub call_id: String,
+    pub number: String,
+    pub destination: DestinationKind,
+    pub charge: Charge,
+}
+
+impl Store {
+    /// SIP digest credentials of several members in one query: user → (account, HA1).
+    pub fn sip_credentials_many(
+        &self,
+        users: &[String],
+    ) -> Result<std::collections::HashMap<String, (i64, String)>> {
+        if users.is_empty() {
+            return Ok(Default::default());
+        }
+        on_conn!(self, c => {
+            let rows: Vec<(String, i64, String)> = members::table
+                .filter(members::sip_user.eq_any(users))
+                .select((members::sip_user, members::account_id, members::sip_ha1))
+                .load(c)?;
+            Ok(rows.into_iter().map(|(u, a, h)| (u, (a, h))).collect())
+        })
+    }
+
+    /// Reserve for several calls: a result each, in order. On PostgreSQL, calls charged to
+    /// accounts take two statements for the whole batch (read the balances, then one
+    /// `freecall_reserve` per row of an `unnest`), so the critical path's commits are
+    /// shared; anything that does not fit (cards, a balance that moved) goes one by one.
+    pub fn reserve_many(
+        &self,
+        node: &str,
+        items: &[ReserveItem],
+        tariffs: &Tariffs,
+    ) -> Result<Vec<Result<Authorization>>> {
+        let mut out: Vec<Option<Result<Authorization>>> = (0..items.len()).map(|_| None).collect();
+        if let super::Pool::Pg(p) = &*self.pool {
+            let mut guard = p.get()?;
+            let c: &mut diesel::pg::PgConnection = &mut guard;
+            let ids: Vec<i64> = items
+                .iter()
+                .filter_map(|i| match i.charge {
+                    Charge::Account(a) => Some(a),
+                    Charge::Card(_) => None,
+                })
+                .collect();
+            let rows: Vec<(i64, String, i64, i64)> = accounts::table
+                .filter(accounts::id.eq_any(&ids))
+                .select((
+                    accounts::id,
+                    accounts::kind,
+                    accounts::balance,
+                    accounts::reserved,
+                ))
+                .load(c)?;
+            let mut available: std::collections::HashMap<i64, (AccountKind, i64)> = rows
+                .into_iter()
+                .filter_map(|(id, k, b, r)| AccountKind::parse(&k).map(|k| (id, (k, b - r))))
+                .collect();
+            let cap = tariffs.max_call_secs;
+            let mut batch = Vec::new();
+            for (n, item) in items.iter().enumerate() {
+                let Charge::Account(account) = item.charge else {
+                    continue;
+                };
+                let Some((kind, avail)) = available.get_mut(&account) else {
+                    out[n] = Some(Err(StoreError::Refused(Refusal::UnknownAccount)));
+                    continue;
+                };
+                let Some(tariff) = tariffs.get(*kind, item.destination).copied() else {
+                    out[n] = Some(Err(StoreError::Refused(Refusal::DestinationNotAllowed)));
+                    continue;
+                };
+                let Some(max_secs) = tariff.max_secs(*avail, cap) else {
+                    out[n] = Some(Err(StoreError::Refused(kind.exhausted())));
+                    continue;
+                };
+                let amount = tariff.cost(max_secs);
+                // Later calls on the same account in this batch see what this one holds.
+                *avail -= amount;
+                batch.push(super::pg_fast::ReserveRow {
+                    n,
+                    account,
+                    amount,
+                    max_secs,
+                    tariff,
+                    limit_reason: limit_reason(*kind, max_secs, cap),
+                });
+            }
+            if !batch.is_empty() {
+                match super::pg_fast::reserve_many(c, node, items, &batch, clock::unix_ms()) {
+                    Ok(ids) => {
+                        for (row, id) in batch.iter().zip(ids) {
+                            if let Some(reservation) = id {
+                                out[row.n] = Some(Ok(Authorization {
+                                    reservation,
+                                    call_id: items[row.n].call_id.clone(),
+                                    account: row.account,
+                                    max_secs: row.max_secs,
+                                    limit_reason: row.limit_reason,
+                                }));
+                            }
+                        }
+                    }
+                    Err(diesel::result::Error::DatabaseError(
+                        diesel::result::DatabaseErrorKind::ClosedConnection,
+                        info,
+                    )) => return Err(StoreError::Unavailable(info.message().to_string())),
+                    // A failing row (a constraint) or a deadlock with a settlement fails the
+                    // statement: every row goes one by one below, and only a bad one is
+                    // refused.
+                    Err(e) => tracing::debug!(error = %e, "batch reservation retried one by one"),
+                }
+            }
+        }
+        let mut results = Vec::with_capacity(items.len());
+        for (n, item) in items.iter().enumerate() {
+            results.push(match out[n].take() {
+                Some(r) => r,
+                None => match self.reserve(
+                    node,
+                    &item.call_id,
+                    &item.number,
+                    item.destination,
+                    item.charge,
+                    tariffs,
+                ) {
+                    Err(StoreError::Unavailable(e)) => return Err(StoreError::Unavailable(e)),
+                    r => r,
+                },
+            });
+        }
+        Ok(results)
+    }
+}
+
 /// PostgreSQL, an account pays: read the balance, then reserve in one statement (retried
 /// when another call took part of the balance in between).
 fn reserve_pg(

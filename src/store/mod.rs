@@ -174,6 +174,15 @@ impl Store {
                     StoreError::Unavailable(format!("creating {}: {e}", dir.display()))
                 })?;
             }
+            // Switch the file to WAL once, alone: the pool opens its connections at the
+            // same time, and a journal-mode change racing with them reports "locked".
+            {
+                use diesel::Connection;
+                let mut c = SqliteConnection::establish(path)
+                    .map_err(|e| StoreError::Unavailable(format!("{path}: {e}")))?;
+                c.batch_execute("PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL;")
+                    .map_err(|e| StoreError::Unavailable(format!("{path}: {e}")))?;
+            }
             let p = R2d2Pool::builder()
                 .max_size(pool_size)
                 .connection_timeout(timeout)

@@ -134,3 +134,78 @@ pub(crate) fn mark_answered_many(c: &mut PgConnection, batch: &[(i64, i64)]) -> 
     .execute(c)?;
     Ok(())
 }
+
+/// One reservation of a batch: the item's index, what to hold, and the tariff.
+pub(crate) struct ReserveRow {
+    pub n: usize,
+    pub account: i64,
+    pub amount: i64,
+    pub max_secs: i64,
+    pub tariff: crate::billing::Tariff,
+    pub limit_reason: &'static str,
+}
+
+#[derive(QueryableByName)]
+struct ReservedMany {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    reservation: Option<i64>,
+}
+
+/// Reserve a batch in one statement; a reservation id per row, `None` where the balance
+/// no longer covered it.
+pub(crate) fn reserve_many(
+    c: &mut PgConnection,
+    node: &str,
+    items: &[super::calls::ReserveItem],
+    rows: &[ReserveRow],
+    now_ms: i64,
+) -> diesel::QueryResult<Vec<Option<i64>>> {
+    use diesel::sql_types::Array;
+    let col = |f: &dyn Fn(&ReserveRow) -> i64| -> Vec<i64> { rows.iter().map(f).collect() };
+    let accounts = col(&|r| r.account);
+    let amounts = col(&|r| r.amount);
+    let max = col(&|r| r.max_secs);
+    let pm = col(&|r| r.tariff.per_minute);
+    let first = col(&|r| r.tariff.first_secs);
+    let inc = col(&|r| r.tariff.increment_secs);
+    let min = col(&|r| r.tariff.minimum);
+    let conn = col(&|r| r.tariff.connection);
+    let calls: Vec<&str> = rows.iter().map(|r| items[r.n].call_id.as_str()).collect();
+    let numbers: Vec<&str> = rows.iter().map(|r| items[r.n].number.as_str()).collect();
+    let dests: Vec<&str> = rows
+        .iter()
+        .map(|r| items[r.n].destination.as_str())
+        .collect();
+    let got: Vec<ReservedMany> = diesel::sql_query(
+        "SELECT u.n, freecall_reserve(u.account, u.amount, u.call, $12, u.number, u.dest, u.max,
+                                      u.pm, u.first, u.inc, u.min, u.conn, $13) AS reservation
+           FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[],
+                       $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[])
+                WITH ORDINALITY AS u(account, amount, call, number, dest, max, pm, first, inc, min, conn, n)
+          ORDER BY u.n",
+    )
+    .bind::<Array<BigInt>, _>(&accounts)
+    .bind::<Array<BigInt>, _>(&amounts)
+    .bind::<Array<Text>, _>(&calls)
+    .bind::<Array<Text>, _>(&numbers)
+    .bind::<Array<Text>, _>(&dests)
+    .bind::<Array<BigInt>, _>(&max)
+    .bind::<Array<BigInt>, _>(&pm)
+    .bind::<Array<BigInt>, _>(&first)
+    .bind::<Array<BigInt>, _>(&inc)
+    .bind::<Array<BigInt>, _>(&min)
+    .bind::<Array<BigInt>, _>(&conn)
+    .bind::<Text, _>(node)
+    .bind::<BigInt, _>(now_ms)
+    .load(c)?;
+    let mut out = vec![None; rows.len()];
+    for g in got {
+        let i = (g.n - 1) as usize;
+        if i < out.len() {
+            out[i] = g.reservation;
+        }
+    }
+    Ok(out)
+}
