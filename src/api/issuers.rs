@@ -1,6 +1,6 @@
 //! `POST /v1/issuers`: a business-card issuer (C1) with its guild account.
 
-use super::problem::check_text;
+use super::problem::{check_login, check_password, check_text, hash_password};
 use super::{ApiState, Problem, Scope, authorize};
 use crate::store::cards::NewIssuer;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -49,25 +49,11 @@ pub async fn create(
 ) -> Result<HttpResponse, Problem> {
     authorize(&state, &req, &[Scope::Admin]).await?;
     let b = body.into_inner();
-    let login_ok = (3..=64).contains(&b.login.len())
-        && b.login
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'));
-    if !login_ok {
-        return Err(Problem::validation(
-            "login must be 3-64 characters of a-z, 0-9, '.', '_' or '-'",
-        ));
-    }
-    if !(8..=256).contains(&b.password.chars().count()) {
-        return Err(Problem::validation("password must be 8-256 characters"));
-    }
+    check_login(&b.login)?;
+    check_password("password", &b.password)?;
     check_text("name", &b.name, 200, true)?;
     check_text("company", &b.company, 200, false)?;
-    let password = b.password.clone();
-    let password_hash = web::block(move || crate::auth::hash_password(&password))
-        .await
-        .map_err(|_| Problem::new(500, "internal", "Internal error", "hashing failed"))?
-        .map_err(|e| Problem::new(500, "internal", "Internal error", &e))?;
+    let password_hash = hash_password(b.password.clone()).await?;
     let new = NewIssuer {
         login: b.login,
         password_hash,

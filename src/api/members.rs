@@ -1,7 +1,7 @@
 //! `POST /v1/members`: a web shop member signs up (M1) and gets SIP digest credentials
 //! for a softphone (M2) and a mileage account with the signup bonus.
 
-use super::problem::check_text;
+use super::problem::{check_login, check_password, check_text, hash_password};
 use super::{ApiState, Problem, Scope, authorize};
 use crate::store::shop::{Member, NewMember};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -64,26 +64,10 @@ pub fn view(m: Member, realm: &str) -> MemberView {
 }
 
 fn validate(b: &MemberSignup) -> Result<(), Problem> {
-    let login_ok = (3..=64).contains(&b.login.len())
-        && b.login
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'));
-    if !login_ok {
-        return Err(Problem::validation(
-            "login must be 3-64 characters of a-z, 0-9, '.', '_' or '-'",
-        ));
-    }
-    for (field, pw) in [
-        ("password", Some(&b.password)),
-        ("sip_password", b.sip_password.as_ref()),
-    ] {
-        if let Some(pw) = pw
-            && !(8..=256).contains(&pw.chars().count())
-        {
-            return Err(Problem::validation(&format!(
-                "{field} must be 8-256 characters"
-            )));
-        }
+    check_login(&b.login)?;
+    check_password("password", &b.password)?;
+    if let Some(pw) = &b.sip_password {
+        check_password("sip_password", pw)?;
     }
     check_text("name", &b.name, 200, true)?;
     check_text("address", &b.address, 500, false)?;
@@ -115,12 +99,7 @@ pub async fn create(
     validate(&b)?;
     let realm = state.realm.clone();
     let sip_pw = b.sip_password.clone().unwrap_or_else(|| b.password.clone());
-    let password = b.password.clone();
-    // Argon2 costs tens of milliseconds: off the async workers.
-    let password_hash = web::block(move || crate::auth::hash_password(&password))
-        .await
-        .map_err(|_| Problem::new(500, "internal", "Internal error", "hashing failed"))?
-        .map_err(|e| Problem::new(500, "internal", "Internal error", &e))?;
+    let password_hash = hash_password(b.password.clone()).await?;
     let new = NewMember {
         sip_ha1: crate::auth::ha1(&b.login, &realm, &sip_pw),
         login: b.login,

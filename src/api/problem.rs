@@ -183,3 +183,36 @@ pub fn check_amount(field: &str, value: i64, allow_zero: bool) -> Result<(), Pro
     }
     Ok(())
 }
+
+/// A login: 3-64 characters of a-z, 0-9, '.', '_' or '-' (also a SIP user name).
+pub fn check_login(login: &str) -> Result<(), Problem> {
+    let ok = (3..=64).contains(&login.len())
+        && login
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Problem::validation(
+            "login must be 3-64 characters of a-z, 0-9, '.', '_' or '-'",
+        ))
+    }
+}
+
+pub fn check_password(field: &str, password: &str) -> Result<(), Problem> {
+    if (8..=256).contains(&password.chars().count()) {
+        Ok(())
+    } else {
+        Err(Problem::validation(&format!(
+            "{field} must be 8-256 characters"
+        )))
+    }
+}
+
+/// Argon2id costs tens of milliseconds: hash off the async workers.
+pub async fn hash_password(password: String) -> Result<String, Problem> {
+    actix_web::web::block(move || crate::auth::hash_password(&password))
+        .await
+        .map_err(|_| Problem::new(500, "internal", "Internal error", "hashing failed"))?
+        .map_err(|e| Problem::new(500, "internal", "Internal error", &e))
+}

@@ -168,6 +168,16 @@ macro_rules! remember {
 }
 pub(crate) use remember;
 
+/// Two requests with the same new Idempotency-Key at once: the loser's insert of the key
+/// fails (unique) and its transaction rolls back; run it again and it replays the
+/// winner's answer (or is refused if its body differs).
+pub(crate) fn replay_on_race(mut once: impl FnMut() -> Result<Answer>) -> Result<Answer> {
+    match once() {
+        Err(StoreError::Conflict(_)) => once(),
+        other => other,
+    }
+}
+
 /// What a credit did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Credited {
@@ -233,8 +243,8 @@ impl Store {
         }
         // Two requests with the same new key at once: the loser's insert of the key fails
         // and rolls back; run it again and it replays the winner's answer.
-        for attempt in 0..2 {
-            let result = in_tx!(self, c => {
+        super::accounts::replay_on_race(|| {
+            in_tx!(self, c => {
                 if let Some(answer) = replay!(c, idem) {
                     return Ok(answer);
                 }
@@ -267,15 +277,8 @@ impl Store {
                 let body = render(&Credited { account, amount, balance: after.0, entry });
                 remember!(c, idem, 201u16, body)?;
                 Ok(Answer { status: 201, body, replayed: false })
-            });
-            match result {
-                Err(StoreError::Conflict(_)) if attempt == 0 => continue,
-                other => return other,
-            }
-        }
-        Err(StoreError::Conflict(
-            "the Idempotency-Key is in use by a request in flight".into(),
-        ))
+            })
+        })
     }
 
     /// Store a new API key's hash; scopes are space-separated.

@@ -195,8 +195,8 @@ impl Store {
         }
         // Two requests with the same new key at once: the loser's insert of the key fails
         // and rolls back; run it again and it replays the winner's answer.
-        for attempt in 0..2 {
-            let result = in_tx!(self, c => {
+        super::accounts::replay_on_race(|| {
+            in_tx!(self, c => {
                 if let Some(answer) = replay!(c, idem) {
                     return Ok(answer);
                 }
@@ -285,14 +285,7 @@ impl Store {
                 });
                 remember!(c, idem, 201u16, body)?;
                 Ok(Answer { status: 201, body, replayed: false })
-            });
-            match result {
-                Err(StoreError::Conflict(_)) if attempt == 0 => continue,
-                other => return other,
-            }
-        }
-        Err(StoreError::Conflict(
-            "the Idempotency-Key is in use by a request in flight".into(),
-        ))
+            })
+        })
     }
 }
