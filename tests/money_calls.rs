@@ -122,6 +122,32 @@ async fn trunk_answers(trunk: &Phone) -> (freecall::sip::Message, SocketAddr) {
     (inv, from)
 }
 
+/// A member's call, answered: INVITE, 407, ACK, INVITE with credentials, the trunk
+/// answers, 200, ACK. The caller's leg, the trunk's INVITE, and where that came from.
+async fn answered_call(
+    caller: &Phone,
+    trunk: &Phone,
+    sip: SocketAddr,
+    number: &str,
+    user: &str,
+    password: &str,
+) -> (Leg, freecall::sip::Message, SocketAddr) {
+    let sdp = caller.sdp("sendrecv");
+    let (invite, mut leg) = caller.invite(sip, number, &sdp);
+    caller.send(sip, &invite).await;
+    let challenge = caller.expect_status(&[407], WAIT).await;
+    caller
+        .send(sip, &caller.ack_failure(&leg, &challenge))
+        .await;
+    let again = caller.invite_with_credentials(&mut leg, &challenge, &sdp, user, password);
+    caller.send(sip, &again).await;
+    let (b_invite, trunk_from) = trunk_answers(trunk).await;
+    let ok = caller.expect_status(&[200], WAIT).await;
+    Phone::update_leg(&mut leg, &ok);
+    caller.send(sip, &caller.ack(&leg, leg.cseq)).await;
+    (leg, b_invite, trunk_from)
+}
+
 fn run(f: impl std::future::Future<Output = ()>) {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -142,29 +168,12 @@ on_both_stores!(
         let switch = common::start_billed(&cfg, store.clone()).await;
         let sip = switch.sip_addr;
 
-        let (ok, mut leg) = {
-            let (resp, leg) = {
-                let sdp = caller.sdp("sendrecv");
-                let (invite, mut leg) = caller.invite(sip, "01012345678", &sdp);
-                caller.send(sip, &invite).await;
-                let challenge = caller.expect_status(&[407], WAIT).await;
-                caller
-                    .send(sip, &caller.ack_failure(&leg, &challenge))
-                    .await;
-                let again =
-                    caller.invite_with_credentials(&mut leg, &challenge, &sdp, "minji", "s3cret");
-                caller.send(sip, &again).await;
-                let (b_invite, _) = trunk_answers(&trunk).await;
-                assert!(
-                    b_invite.header("Proxy-Authorization").is_none(),
-                    "credentials never reach the trunk"
-                );
-                (caller.expect_status(&[200], WAIT).await, leg)
-            };
-            (resp, leg)
-        };
-        Phone::update_leg(&mut leg, &ok);
-        caller.send(sip, &caller.ack(&leg, leg.cseq)).await;
+        let (_leg, b_invite, _) =
+            answered_call(&caller, &trunk, sip, "01012345678", "minji", "s3cret").await;
+        assert!(
+            b_invite.header("Proxy-Authorization").is_none(),
+            "credentials never reach the trunk"
+        );
         trunk.expect_request("ACK", WAIT).await;
         let a = store.account(account).unwrap();
         assert_eq!(
@@ -244,23 +253,8 @@ on_both_stores!(
         let cfg = money_config(trunk.addr);
         let switch = common::start_billed(&cfg, store.clone()).await;
         let sip = switch.sip_addr;
-        let sdp = caller.sdp("sendrecv");
-        let (invite, mut leg) = caller.invite(sip, "010-1234-5678", &sdp);
-        caller.send(sip, &invite).await;
-        let challenge = caller.expect_status(&[407], WAIT).await;
-        caller
-            .send(sip, &caller.ack_failure(&leg, &challenge))
-            .await;
-        caller
-            .send(
-                sip,
-                &caller.invite_with_credentials(&mut leg, &challenge, &sdp, "jisoo", "pw"),
-            )
-            .await;
-        let (_, trunk_from) = trunk_answers(&trunk).await;
-        let ok = caller.expect_status(&[200], WAIT).await;
-        Phone::update_leg(&mut leg, &ok);
-        caller.send(sip, &caller.ack(&leg, leg.cseq)).await;
+        let (mut leg, _, trunk_from) =
+            answered_call(&caller, &trunk, sip, "010-1234-5678", "jisoo", "pw").await;
         trunk.expect_request("ACK", WAIT).await;
         let max = 600; // max_call_secs caps the hold at ten minutes: 60 000 points
         assert_eq!(store.account(account).unwrap().reserved, max * 100);
@@ -451,23 +445,8 @@ fn a_database_that_goes_away_loses_nothing() {
         let cfg = money_config(trunk.addr);
         let switch = common::start_billed(&cfg, store.clone()).await;
         let sip = switch.sip_addr;
-        let sdp = caller.sdp("sendrecv");
-        let (invite, mut leg) = caller.invite(sip, "01012345678", &sdp);
-        caller.send(sip, &invite).await;
-        let challenge = caller.expect_status(&[407], WAIT).await;
-        caller
-            .send(sip, &caller.ack_failure(&leg, &challenge))
-            .await;
-        caller
-            .send(
-                sip,
-                &caller.invite_with_credentials(&mut leg, &challenge, &sdp, "sora", "pw"),
-            )
-            .await;
-        let (_, trunk_from) = trunk_answers(&trunk).await;
-        let ok = caller.expect_status(&[200], WAIT).await;
-        Phone::update_leg(&mut leg, &ok);
-        caller.send(sip, &caller.ack(&leg, leg.cseq)).await;
+        let (mut leg, _, trunk_from) =
+            answered_call(&caller, &trunk, sip, "01012345678", "sora", "pw").await;
         tokio::time::sleep(Duration::from_millis(1200)).await;
 
         cluster.stop();
