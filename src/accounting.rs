@@ -406,47 +406,6 @@ impl Accounting {
             }
         }
     }
-
-    /// Verify who pays and reserve the call's money.
-    pub async fn authorize(&self, req: AuthorizeRequest) -> Result<Authorization, Refusal> {
-        let tariffs = self.tariffs();
-        let node = self.node.clone();
-        let result = self
-            .store
-            .run(move |s| {
-                let charge = match &req.payer {
-                    Payer::Member { username, proof } => {
-                        let Some((_, account, ha1)) = s.sip_credentials(username)? else {
-                            return Err(StoreError::Refused(Refusal::BadCredentials));
-                        };
-                        if !auth::verify(&ha1, proof) {
-                            return Err(StoreError::Refused(Refusal::BadCredentials));
-                        }
-                        Charge::Account(account)
-                    }
-                    Payer::Account(a) => Charge::Account(*a),
-                    Payer::Card(c) => Charge::Card(*c),
-                };
-                s.reserve(
-                    &node,
-                    &req.call_id,
-                    &req.number,
-                    req.destination,
-                    charge,
-                    &tariffs,
-                )
-            })
-            .await;
-        match result {
-            Ok(a) => Ok(a),
-            Err(StoreError::Refused(r)) => Err(r),
-            Err(StoreError::NotFound(_)) => Err(Refusal::UnknownAccount),
-            Err(e) => {
-                error!(error = %e, "cannot reserve: refusing the call");
-                Err(Refusal::Unavailable)
-            }
-        }
-    }
 }
 
 /// Work for the writer.

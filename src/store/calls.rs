@@ -9,7 +9,7 @@
 use super::accounts::{Entry, append};
 use super::schema::{accounts, cards, issuers, ledger, members, nodes, reservations};
 use super::{Result, Store, StoreError, in_tx, on_conn};
-use crate::billing::{AccountKind, Authorization, Payer, Refusal, Settlement, Tariff, Tariffs};
+use crate::billing::{AccountKind, Authorization, Refusal, Settlement, Tariff, Tariffs};
 use crate::clock;
 use crate::numbers::DestinationKind;
 use diesel::prelude::*;
@@ -250,44 +250,6 @@ type HeldRow = (i64, Option<i64>, i64, i64, i64, i64, i64, i64, i64);
 const MAX_RESERVE_ATTEMPTS: usize = 8;
 
 impl Store {
-    /// Resolve a payer to the account (and card) to charge. Members are looked up by SIP
-    /// user; checking their digest proof is the caller's job (`crate::accounting`).
-    pub fn charge_for(&self, payer: &Payer) -> Result<(Charge, i64, AccountKind)> {
-        on_conn!(self, c => {
-            let (charge, account) = match payer {
-                Payer::Member { username, .. } => {
-                    let account: i64 = members::table
-                        .filter(members::sip_user.eq(username))
-                        .select(members::account_id)
-                        .first(c)
-                        .optional()?
-                        .ok_or(StoreError::Refused(Refusal::BadCredentials))?;
-                    (Charge::Account(account), account)
-                }
-                Payer::Account(id) => (Charge::Account(*id), *id),
-                Payer::Card(card) => {
-                    let account: i64 = cards::table
-                        .inner_join(issuers::table)
-                        .filter(cards::id.eq(card))
-                        .select(issuers::account_id)
-                        .first(c)
-                        .optional()?
-                        .ok_or(StoreError::Refused(Refusal::UnknownAccount))?;
-                    (Charge::Card(*card), account)
-                }
-            };
-            let kind: String = accounts::table
-                .find(account)
-                .select(accounts::kind)
-                .first(c)
-                .optional()?
-                .ok_or(StoreError::Refused(Refusal::UnknownAccount))?;
-            let kind = AccountKind::parse(&kind)
-                .ok_or_else(|| StoreError::Invalid(format!("account kind '{kind}'")))?;
-            Ok((charge, account, kind))
-        })
-    }
-
     /// Reserve what the longest affordable call costs (at most `tariffs.max_call_secs`)
     /// and, for a card, one call of its quota. Refuses with the reason the caller hears.
     pub fn reserve(

@@ -137,28 +137,6 @@ impl Store {
         })
     }
 
-    /// For SIP digest: the member's id, account and HA1, by SIP user name.
-    pub fn sip_credentials(&self, sip_user: &str) -> Result<Option<(i64, i64, String)>> {
-        on_conn!(self, c => {
-            Ok(members::table
-                .filter(members::sip_user.eq(sip_user))
-                .select((members::id, members::account_id, members::sip_ha1))
-                .first(c)
-                .optional()?)
-        })
-    }
-
-    /// The Argon2 hash of a member's web password, by login (M2).
-    pub fn member_password(&self, login: &str) -> Result<Option<(i64, String)>> {
-        on_conn!(self, c => {
-            Ok(members::table
-                .filter(members::login.eq(login))
-                .select((members::id, members::password_hash))
-                .first(c)
-                .optional()?)
-        })
-    }
-
     pub fn create_product(&self, p: &NewProduct) -> Result<Product> {
         on_conn!(self, c => {
             let id: i64 = diesel::insert_into(products::table)

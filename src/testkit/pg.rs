@@ -83,27 +83,7 @@ impl PgCluster {
                 "UTF8",
             ],
         );
-        let opts = format!(
-            "-c listen_addresses=127.0.0.1 -c port={} -c unix_socket_directories={} -c fsync=off -c max_connections=200",
-            cluster.port,
-            cluster.dir.display()
-        );
-        let log = cluster.dir.join("postgres.log");
-        cluster.run(
-            "pg_ctl",
-            &[
-                "-D",
-                data.to_str().unwrap(),
-                "-o",
-                &opts,
-                "-l",
-                log.to_str().unwrap(),
-                "-w",
-                "-t",
-                "60",
-                "start",
-            ],
-        );
+        cluster.start_server();
         // Stop the cluster when this process goes away, however it goes.
         let stop = format!(
             "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {prefix}{pg_ctl} -D {data} -m immediate stop >/dev/null 2>&1; rm -rf {dir}",
