@@ -218,6 +218,57 @@ pub struct MediaConfig {
     pub port_max: u16,
     #[serde(default = "default_rtp_timeout")]
     pub rtp_timeout_secs: u64,
+    /// Folder of prompts (`<name>.wav`, 16-bit mono 8 kHz) the switch plays: refusal
+    /// reasons, "one minute left", "please hold". Relative to the working directory;
+    /// empty plays none (refusals are then a bare SIP status).
+    #[serde(default)]
+    pub prompts_dir: String,
+    /// Answer a ringing trunk's 180 with our own early media: "please hold", then the
+    /// ringback tone (the trunk's own early media replaces it when it sends some).
+    #[serde(default)]
+    pub local_ringback: bool,
+    /// Folder for recordings (`<call id>.wav`) of routes with `record = true`.
+    #[serde(default = "default_recordings_dir")]
+    pub recordings_dir: String,
+    #[serde(default)]
+    pub opus: OpusConfig,
+}
+
+/// How the switch encodes Opus when it transcodes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OpusConfig {
+    /// Bits per second (narrowband speech: 12000–24000 is plenty).
+    pub bitrate: i32,
+    /// libopus complexity 0–10.
+    pub complexity: u8,
+    /// Expected loss in percent, for in-band FEC when the far end asks for it.
+    pub loss_percent: u8,
+}
+
+impl Default for OpusConfig {
+    fn default() -> Self {
+        let d = crate::media::codec::OpusSettings::default();
+        OpusConfig {
+            bitrate: d.bitrate,
+            complexity: d.complexity,
+            loss_percent: d.loss_percent,
+        }
+    }
+}
+
+impl OpusConfig {
+    pub fn settings(&self) -> crate::media::codec::OpusSettings {
+        crate::media::codec::OpusSettings {
+            bitrate: self.bitrate,
+            complexity: self.complexity,
+            loss_percent: self.loss_percent,
+        }
+    }
+}
+
+fn default_recordings_dir() -> String {
+    "data/recordings".into()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -248,6 +299,10 @@ pub struct TrunkConfig {
     pub address: SocketAddr,
     #[serde(default = "default_transport")]
     pub transport: String,
+    /// Codecs the trunk takes, in order of preference (`PCMA`, `PCMU`, `opus`). Empty:
+    /// whatever the caller offered is passed on, untranscoded.
+    #[serde(default)]
+    pub codecs: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -257,6 +312,9 @@ pub struct RouteConfig {
     pub prefix: String,
     /// Trunk names, tried in order (failover on 408, 5xx and timeouts).
     pub trunks: Vec<String>,
+    /// Record calls on this route (both voices mixed, under `media.recordings_dir`).
+    #[serde(default)]
+    pub record: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -369,6 +427,18 @@ impl Config {
         if self.media.rtp_timeout_secs == 0 {
             errors.push("media.rtp_timeout_secs: must be at least 1".into());
         }
+        if !(6000..=128_000).contains(&self.media.opus.bitrate) {
+            errors.push(format!(
+                "media.opus.bitrate: {} is outside 6000..=128000",
+                self.media.opus.bitrate
+            ));
+        }
+        if self.media.opus.complexity > 10 {
+            errors.push("media.opus.complexity: must be 0..=10".into());
+        }
+        if self.media.opus.loss_percent > 100 {
+            errors.push("media.opus.loss_percent: must be 0..=100".into());
+        }
         for (i, p) in self.peers.iter().enumerate() {
             if parse_net(&p.address).is_none() {
                 errors.push(format!(
@@ -387,6 +457,13 @@ impl Config {
                     "trunks[{i}].transport: '{}' is not udp or tcp",
                     t.transport
                 ));
+            }
+            for c in &t.codecs {
+                if crate::media::codec::Codec::from_name(c).is_none() {
+                    errors.push(format!(
+                        "trunks[{i}].codecs: '{c}' is not PCMU, PCMA or opus"
+                    ));
+                }
             }
         }
         for (i, r) in self.routes.iter().enumerate() {

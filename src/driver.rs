@@ -9,16 +9,17 @@
 use crate::accounting::Accounting;
 use crate::auth::NonceKey;
 use crate::billing::{BillingReply, BillingRequest, CallBilling};
-use crate::call::{Manager, Outcome, Settings, Stats};
+use crate::call::{CallMedia, Manager, Outcome, Settings, Stats};
 use crate::clock;
 use crate::config::Config;
-use crate::media::{MediaEvent, RelayMedia};
+use crate::media::{MediaEvent, MediaOptions, Prompts, RelayMedia};
 use crate::numbers::Classifier;
 use crate::routing::Routing;
 use crate::sip::{self, Transport};
 use crate::transaction::{Peer, Timers, Transmit};
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -87,6 +88,8 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("{0}")]
+    Prompts(#[from] crate::media::prompts::PromptError),
 }
 
 enum NetInput {
@@ -116,6 +119,15 @@ pub async fn start(
     seed: u64,
     accounting: Option<Accounting>,
 ) -> Result<SwitchHandle, StartError> {
+    let prompts = match cfg.media.prompts_dir.as_str() {
+        "" => Prompts::default(),
+        dir => Prompts::load(std::path::Path::new(dir))?,
+    };
+    if !prompts.is_empty() {
+        let mut names: Vec<&str> = prompts.names().collect();
+        names.sort_unstable();
+        info!(prompts = ?names, "prompts loaded");
+    }
     // UDP and TCP on the same port. With port 0 (tests, benchmarks) the port the kernel
     // picks for UDP may be taken for TCP: pick again (bounded).
     let mut attempt = 0;
@@ -151,6 +163,11 @@ pub async fn start(
         },
         seed,
         billing: accounting.as_ref().map(|_| call_billing(cfg, seed)),
+        media: CallMedia {
+            announce: !prompts.is_empty(),
+            local_ringback: cfg.media.local_ringback,
+            recordings: cfg.media.recordings_dir.clone().into(),
+        },
     };
     settings.advertised.set_port(bound.port());
     let (media_tx, media_rx) = mpsc::unbounded_channel();
@@ -160,7 +177,11 @@ pub async fn start(
         cfg.media.port_max,
         Duration::from_secs(cfg.media.rtp_timeout_secs),
         media_tx,
-    );
+    )
+    .with_options(MediaOptions {
+        opus: cfg.media.opus.settings(),
+        prompts: Arc::new(RwLock::new(Arc::new(prompts))),
+    });
     let mut manager = Manager::new(settings, Routing::from_config(cfg), Box::new(media));
     manager.set_wall_clock(clock::now(), clock::unix_ms());
     let billing = match accounting {

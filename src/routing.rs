@@ -38,21 +38,30 @@ impl Acl {
 pub struct Trunk {
     pub name: String,
     pub peer: Peer,
+    /// Codecs the trunk takes (empty: the caller's offer passes unchanged).
+    pub codecs: Vec<crate::media::codec::Codec>,
 }
 
 /// Longest-prefix dial plan: number → ordered trunk indices.
 #[derive(Debug, Clone, Default)]
 pub struct DialPlan {
     /// Sorted by prefix length, longest first.
-    routes: Vec<(String, Vec<usize>)>,
+    routes: Vec<Route>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub prefix: String,
+    pub trunks: Vec<usize>,
+    /// Calls on this route are recorded.
+    pub record: bool,
 }
 
 impl DialPlan {
-    pub fn lookup(&self, number: &str) -> Option<&[usize]> {
+    pub fn lookup(&self, number: &str) -> Option<&Route> {
         self.routes
             .iter()
-            .find(|(prefix, _)| number.starts_with(prefix.as_str()))
-            .map(|(_, trunks)| trunks.as_slice())
+            .find(|r| number.starts_with(r.prefix.as_str()))
     }
 }
 
@@ -100,21 +109,27 @@ impl Routing {
                     transport: parse_transport(&t.transport).unwrap_or(Transport::Udp),
                     addr: t.address,
                 },
+                codecs: t
+                    .codecs
+                    .iter()
+                    .filter_map(|c| crate::media::codec::Codec::from_name(c))
+                    .collect(),
             })
             .collect();
-        let mut routes: Vec<(String, Vec<usize>)> = cfg
+        let mut routes: Vec<Route> = cfg
             .routes
             .iter()
-            .map(|r| {
-                let idx = r
+            .map(|r| Route {
+                prefix: r.prefix.clone(),
+                trunks: r
                     .trunks
                     .iter()
                     .filter_map(|n| trunks.iter().position(|t| &t.name == n))
-                    .collect();
-                (r.prefix.clone(), idx)
+                    .collect(),
+                record: r.record,
             })
             .collect();
-        routes.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
+        routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
         let peer_billing = cfg
             .peers
             .iter()
@@ -176,16 +191,18 @@ mod tests {
 
     #[test]
     fn longest_prefix_wins() {
-        let plan = DialPlan {
-            routes: vec![
-                ("0082".into(), vec![2]),
-                ("00".into(), vec![1]),
-                ("".into(), vec![0]),
-            ],
+        let route = |prefix: &str, t: usize| Route {
+            prefix: prefix.into(),
+            trunks: vec![t],
+            record: false,
         };
-        assert_eq!(plan.lookup("0082212345"), Some(&[2][..]));
-        assert_eq!(plan.lookup("0044123"), Some(&[1][..]));
-        assert_eq!(plan.lookup("0212345678"), Some(&[0][..]));
+        let plan = DialPlan {
+            routes: vec![route("0082", 2), route("00", 1), route("", 0)],
+        };
+        let trunks = |n: &str| plan.lookup(n).map(|r| r.trunks.clone());
+        assert_eq!(trunks("0082212345"), Some(vec![2]));
+        assert_eq!(trunks("0044123"), Some(vec![1]));
+        assert_eq!(trunks("0212345678"), Some(vec![0]));
     }
 
     #[test]

@@ -34,6 +34,7 @@ fn manager() -> Manager {
         timers: Timers::default(),
         seed: 42,
         billing: None,
+        media: Default::default(),
     };
     Manager::new(
         settings,

@@ -1,12 +1,12 @@
 //! New calls: admission, routing, the B-leg INVITE, failover, answer, CANCEL, and the
 //! switch's own hang-ups.
 
-use super::outcome::{map_trunk_failure, phrase};
+use super::outcome::{map_trunk_failure, phrase, refusal_prompt};
 use super::{Call, CallTimer, ClientPurpose, Manager, ServerPurpose, State};
 use crate::auth::{self, NonceCheck};
 use crate::billing::{Authorization, AuthorizeRequest, BillingRequest, Payer, Refusal, Settlement};
 use crate::dialog::{Dialog, via};
-use crate::media::{Side, sdp};
+use crate::media::{Play, Side, sdp};
 use crate::numbers::DestinationKind;
 use crate::routing::PeerBilling;
 use crate::routing::{NumberError, normalize_number};
@@ -92,12 +92,22 @@ impl Manager {
         if blocked {
             return refuse(self, 403, "destination not allowed");
         }
-        let Some(trunks) = self.routing.plan.lookup(&number).map(|t| t.to_vec()) else {
+        let Some((trunks, record)) = self
+            .routing
+            .plan
+            .lookup(&number)
+            .map(|r| (r.trunks.clone(), r.record))
+        else {
             return refuse(self, 404, "no route for this number");
         };
         if !req.has_sdp() {
             return refuse(self, 488, "an SDP offer is required in the INVITE");
         }
+        let a_formats = match sdp::formats(&req.body) {
+            Ok(f) if !f.is_empty() => f,
+            Ok(_) => return refuse(self, 488, "the offer names no audio format"),
+            Err(e) => return refuse(self, 488, &e.to_string()),
+        };
         let (media, endpoints) = match self.media.allocate() {
             Ok(m) => m,
             Err(e) => return refuse(self, 503, &e.to_string()),
@@ -154,6 +164,11 @@ impl Manager {
             answered: None,
             pending_ack: [None, None],
             paid: None,
+            a_formats,
+            a_format: None,
+            local_media: false,
+            refusal: None,
+            record,
         };
         self.dialogs.insert(
             (call.a.call_id.clone(), call.a.local_tag.clone()),
@@ -317,14 +332,65 @@ impl Manager {
         let code = refusal.sip_status();
         let text = refusal.to_string();
         info!(call = %call.id, code, reason = %text, "call refused by billing");
+        let playable = sdp::caller_playable(&call.a_formats);
+        if self.settings.media.announce
+            && let (Some(prompt), Some(format)) = (refusal_prompt(&refusal), playable)
+        {
+            // Tell the caller why, as early media, then the final status.
+            let Ok((body, _)) = sdp::rewrite_formats(
+                &call.a_invite.body,
+                call.endpoints.a,
+                &sdp::answer_formats(&format),
+            ) else {
+                return self.send_refusal(now, key, code, &text);
+            };
+            let media = call.media;
+            let bytes = self.response_to_a(key, 183, "Session Progress", Some(body));
+            let Some(call) = self.calls.get_mut(&key) else {
+                return;
+            };
+            call.state = State::Announcing;
+            call.refusal = Some((code, text));
+            call.a_format = Some(format.clone());
+            let a_tx = call.a_invite_tx;
+            self.tx.send_response(now, a_tx, 183, bytes);
+            self.media.set_format(media, Side::A, format);
+            self.media.play(media, Side::A, Play::Prompt(prompt.into()));
+            self.timers.push(Reverse((
+                now + std::time::Duration::from_secs(20),
+                key,
+                CallTimer::AnnounceEnd,
+            )));
+            return;
+        }
+        self.send_refusal(now, key, code, &text);
+    }
+
+    /// The announcement of a refusal ended (or took too long): the final status.
+    pub(super) fn end_announcement(&mut self, now: Instant, key: CallKey) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if call.state != State::Announcing {
+            return;
+        }
+        if let Some((code, text)) = call.refusal.take() {
+            self.send_refusal(now, key, code, &text);
+        }
+    }
+
+    fn send_refusal(&mut self, now: Instant, key: CallKey, code: u16, text: &str) {
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
         let a_tx = call.a_invite_tx;
         let mut b =
             Builder::response_to(&call.a_invite, code, phrase(code), Some(&call.a.local_tag));
-        b.reason(code, &text)
+        b.reason(code, text)
             .header("Server", &self.settings.user_agent);
         self.tx.send_response(now, a_tx, code, b.finish(None, &[]));
         self.stats.calls_refused += 1;
-        self.finish(now, key, code, &text);
+        self.finish(now, key, code, text);
     }
 
     /// Send the INVITE to the current trunk: a new dialog with its own Call-ID, tags, Via
@@ -353,6 +419,33 @@ impl Manager {
                 "trunk no longer configured",
             );
         };
+        let offer = if trunk.codecs.is_empty() {
+            // The caller's offer as it is: the trunk picks, media is relayed untouched.
+            sdp::rewrite(&call.a_invite.body, call.endpoints.b).map(|(b, _)| b)
+        } else {
+            sdp::offer_for_trunk(&call.a_formats, &trunk.codecs).and_then(|formats| {
+                sdp::rewrite_formats(&call.a_invite.body, call.endpoints.b, &formats)
+                    .map(|(b, _)| b)
+            })
+        };
+        let offer = match offer {
+            Ok(o) => o,
+            Err(e) => {
+                info!(call = %call.id, trunk = %trunk.name, error = %e, "no codec in common with trunk");
+                if call.trunk_pos + 1 < call.trunks.len() {
+                    call.trunk_pos += 1;
+                    return self.send_b_invite(now, key);
+                }
+                return self.abandon(
+                    now,
+                    key,
+                    488,
+                    "Not Acceptable Here",
+                    "no codec in common with the trunk",
+                );
+            }
+        };
+        call.b_offer = offer;
         let caller = call
             .a_invite
             .from_user
@@ -447,14 +540,40 @@ impl Manager {
                 b.remote_tag = Some(tag.clone());
                 b.remote = resp.to.clone();
             }
-            let body = self.answer_sdp(key, &resp);
+            let mut body = self.answer_sdp(key, &resp);
+            let mut code_to_a = code;
+            let mut phrase_to_a = resp.reason_phrase().to_string();
             let Some(call) = self.calls.get_mut(&key) else {
                 return;
             };
+            if body.is_none() && call.local_media {
+                // Our ringback already plays: the caller knows it rings.
+                return;
+            }
+            if body.is_none()
+                && self.settings.media.local_ringback
+                && call.a_format.is_none()
+                && let Some(format) = sdp::caller_playable(&call.a_formats)
+                && let Ok((ours, _)) = sdp::rewrite_formats(
+                    &call.a_invite.body,
+                    call.endpoints.a,
+                    &sdp::answer_formats(&format),
+                )
+            {
+                call.local_media = true;
+                call.a_format = Some(format.clone());
+                self.media.set_format(call.media, Side::A, format);
+                self.media
+                    .play(call.media, Side::A, Play::Prompt("please-hold".into()));
+                self.media.play(call.media, Side::A, Play::Ringback);
+                body = Some(ours);
+                code_to_a = 183;
+                phrase_to_a = "Session Progress".into();
+            }
             call.state = State::Early;
-            let bytes = self.response_to_a(key, code, resp.reason_phrase(), body);
+            let bytes = self.response_to_a(key, code_to_a, &phrase_to_a, body);
             let a_tx = self.calls[&key].a_invite_tx;
-            self.tx.send_response(now, a_tx, code, bytes);
+            self.tx.send_response(now, a_tx, code_to_a, bytes);
             return;
         }
         if code < 300 {
@@ -529,16 +648,29 @@ impl Manager {
         self.stats.calls_answered += 1;
         let media = call.media;
         let a_tx = call.a_invite_tx;
+        let recording = call.record.then(|| {
+            self.settings
+                .media
+                .recordings
+                .join(format!("{}.wav", call.id))
+        });
         info!(call = %call.id, setup_ms = now.saturating_duration_since(call.started).as_millis() as u64, "call answered");
         if let Some(paid) = &call.paid {
             let limit = now + std::time::Duration::from_secs(paid.max_secs.max(0) as u64);
             let reservation = paid.reservation;
             self.timers.push(Reverse((limit, key, CallTimer::Limit)));
+            if self.settings.media.announce && paid.max_secs > 90 {
+                let warn = limit - std::time::Duration::from_secs(60);
+                self.timers.push(Reverse((warn, key, CallTimer::Warn)));
+            }
             let answered_ms = self.unix_ms(now);
             self.billing_out.push_back(BillingRequest::Answered {
                 reservation,
                 answered_ms,
             });
+        }
+        if let Some(file) = recording {
+            self.media.record(media, file);
         }
         self.media.arm(media);
         let bytes = self.response_to_a(key, 200, "OK", body);
@@ -550,10 +682,30 @@ impl Manager {
         if !resp.has_sdp() {
             return None;
         }
-        let call = self.calls.get(&key)?;
-        match sdp::rewrite(&resp.body, call.endpoints.a) {
+        let call = self.calls.get_mut(&key)?;
+        let trunk = sdp::formats(&resp.body).ok().and_then(|f| sdp::chosen(&f));
+        let caller = match (&call.a_format, &trunk) {
+            (Some(f), _) => Some(f.clone()),
+            (None, Some(t)) => sdp::caller_format(&call.a_formats, t),
+            (None, None) => None,
+        };
+        let rewritten = match &caller {
+            Some(f) => sdp::rewrite_formats(&resp.body, call.endpoints.a, &sdp::answer_formats(f)),
+            None => sdp::rewrite(&resp.body, call.endpoints.a),
+        };
+        match rewritten {
             Ok((body, remote)) => {
+                if call.local_media {
+                    // The trunk's own early media or answer replaces our ringback.
+                    call.local_media = false;
+                    self.media.stop_playing(call.media, Side::A);
+                }
                 self.media.set_remote(call.media, Side::B, remote);
+                if let (Some(a), Some(b)) = (caller, trunk) {
+                    call.a_format = Some(a.clone());
+                    self.media.set_format(call.media, Side::A, a);
+                    self.media.set_format(call.media, Side::B, b);
+                }
                 Some(body)
             }
             Err(e) => {
@@ -731,6 +883,7 @@ impl Manager {
                 self.abandon(now, key, 503, "Service Unavailable", cause)
             }
             State::Cancelling => self.finish(now, key, 487, cause),
+            State::Announcing => self.end_announcement(now, key),
         }
     }
 

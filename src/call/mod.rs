@@ -18,7 +18,7 @@ pub use outcome::Outcome;
 
 use crate::billing::{Authorization, BillingReply, BillingRequest, CallBilling, Settlement};
 use crate::dialog::Dialog;
-use crate::media::{Endpoints, MediaControl, MediaEvent, MediaId, Side};
+use crate::media::{Endpoints, MediaControl, MediaEvent, MediaId, Play, Side};
 use crate::routing::Routing;
 use crate::sip::{Builder, Message, Method};
 use crate::transaction::{Peer, Timers, TransactionLayer, Transmit, TxEvent, TxId};
@@ -43,6 +43,19 @@ pub struct Settings {
     /// Classification, blocked destinations and digest authentication; `None` carries
     /// calls from allowed peers unbilled and refuses everyone else (a bare B2BUA).
     pub billing: Option<CallBilling>,
+    pub media: CallMedia,
+}
+
+/// What the switch plays and records itself.
+#[derive(Clone, Debug, Default)]
+pub struct CallMedia {
+    /// Play prompts: the refusal reason as early media before a money refusal, "one
+    /// minute left" before a paid call's limit.
+    pub announce: bool,
+    /// Answer a trunk's ringing with "please hold" and the ringback tone as early media.
+    pub local_ringback: bool,
+    /// Where recordings of routes with `record = true` are written.
+    pub recordings: std::path::PathBuf,
 }
 
 pub type CallKey = u64;
@@ -58,6 +71,8 @@ enum State {
     Answered,
     /// The caller cancelled; waiting for the trunk to confirm.
     Cancelling,
+    /// Refused: the reason is being played as early media, the final status follows.
+    Announcing,
 }
 
 /// What a server transaction is for, so its events find their call.
@@ -114,6 +129,15 @@ pub struct Call {
     pending_ack: [Option<PendingAck>; 2],
     /// The reservation that pays for the call (unbilled calls have none).
     paid: Option<Authorization>,
+    /// The caller's offered formats, and the one its leg uses once chosen.
+    a_formats: Vec<crate::media::Format>,
+    a_format: Option<crate::media::LegFormat>,
+    /// The switch is playing its own early media (ringback) to the caller.
+    local_media: bool,
+    /// The final status to send once the refusal's announcement ends.
+    refusal: Option<(u16, String)>,
+    /// The route asks for a recording.
+    record: bool,
 }
 
 impl Call {
@@ -131,6 +155,10 @@ enum CallTimer {
     NoAnswer,
     /// The reserved time is used up: hang up both legs.
     Limit,
+    /// A minute before `Limit`: tell the caller.
+    Warn,
+    /// The refusal announcement has had its time: send the final status.
+    AnnounceEnd,
 }
 
 /// Counters for the operator (exported as metrics by a later layer).
@@ -300,6 +328,19 @@ impl Manager {
                         self.hangup(now, key, reason);
                     }
                 }
+                CallTimer::Warn => {
+                    let answered = self
+                        .calls
+                        .get(&key)
+                        .filter(|c| c.state == State::Answered)
+                        .map(|c| c.media);
+                    if let Some(media) = answered {
+                        info!(call = %self.call_name(key), "one minute left");
+                        self.media
+                            .play(media, Side::A, Play::Prompt("one-minute-left".into()));
+                    }
+                }
+                CallTimer::AnnounceEnd => self.end_announcement(now, key),
                 CallTimer::NoAnswer => {
                     let state = self.calls.get(&key).map(|c| c.state);
                     if state == Some(State::Cancelling) {
@@ -326,6 +367,17 @@ impl Manager {
                 if let Some(key) = self.media_calls.get(&id).copied() {
                     info!(call = %self.call_name(key), "no RTP, hanging up");
                     self.hangup(now, key, "media timeout");
+                }
+            }
+            MediaEvent::PlayDone(id, Side::A) => {
+                if let Some(key) = self.media_calls.get(&id).copied() {
+                    self.end_announcement(now, key);
+                }
+            }
+            MediaEvent::PlayDone(..) => {}
+            MediaEvent::Digit(id, side, digit) => {
+                if let Some(key) = self.media_calls.get(&id).copied() {
+                    info!(call = %self.call_name(key), ?side, %digit, "digit pressed");
                 }
             }
         }
@@ -470,6 +522,7 @@ impl Manager {
         let Some(call) = self.calls.remove(&key) else {
             return;
         };
+        let media = self.media.stats(call.media);
         self.media.release(call.media);
         self.media_calls.remove(&call.media);
         self.dialogs
@@ -519,6 +572,7 @@ impl Manager {
                 .answered
                 .map(|a| a.saturating_duration_since(call.started)),
             talk,
+            media,
         });
         debug!(active = self.calls.len(), "calls in progress");
     }

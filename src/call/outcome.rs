@@ -14,6 +14,22 @@ pub struct Outcome {
     /// INVITE received → answer, for answered calls.
     pub setup: Option<Duration>,
     pub talk: Option<Duration>,
+    /// Codecs, packets, loss and jitter per leg (none for a call refused before media).
+    pub media: Option<crate::media::MediaStats>,
+}
+
+/// The prompt that tells a caller why billing refused the call. Refusals that would help
+/// an attacker (unknown account, bad credentials) get no voice.
+pub fn refusal_prompt(refusal: &crate::billing::Refusal) -> Option<&'static str> {
+    use crate::billing::Refusal::*;
+    match refusal {
+        MileageExhausted => Some("mileage-exhausted"),
+        GuildExhausted => Some("guild-exhausted"),
+        QuotaUsedUp => Some("quota-used-up"),
+        DestinationNotAllowed => Some("destination-not-allowed"),
+        Unavailable => Some("billing-unavailable"),
+        UnknownAccount | BadCredentials => None,
+    }
 }
 
 /// What the caller is told when the trunk side fails with `code`: the status to send and

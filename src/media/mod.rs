@@ -6,13 +6,20 @@
 //! one tokio task per call) and sans-IO tests plug in `NullMedia`. Media knows nothing of
 //! SIP or money.
 
+pub mod codec;
 mod ports;
+pub mod prompts;
+mod recorder;
 mod relay;
 pub mod sdp;
 
 pub use ports::PortPool;
-pub use relay::{Path, RelayMedia};
+pub use prompts::Prompts;
+pub use relay::{MediaOptions, RelayMedia};
+pub use sdp::{Format, LegFormat};
+use serde::Serialize;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Side {
@@ -76,13 +83,81 @@ pub enum MediaError {
 pub enum MediaEvent {
     /// No RTP in either direction for the configured time on an answered call.
     RtpTimeout(MediaId),
+    /// Everything queued with `play` for that leg has been played (or could not be).
+    PlayDone(MediaId, Side),
+    /// The leg sent an RFC 4733 digit (reported once, when the key is released).
+    Digit(MediaId, Side, char),
+}
+
+/// What the switch can play to a leg itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Play {
+    /// A prompt from the prompts folder, by file name without `.wav`.
+    Prompt(String),
+    /// The ringback tone, until stopped.
+    Ringback,
+    /// DTMF digits as RFC 4733 telephone-events (0-9, *, #, A-D).
+    Digits(String),
+}
+
+/// What one leg sent the switch, and what the switch sent it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct LegStats {
+    pub codec: String,
+    /// RTP packets received from the leg.
+    pub received: u64,
+    /// RTP packets the switch sent to the leg (relayed or transcoded).
+    pub sent: u64,
+    /// Packets the leg's sequence numbers say never arrived (RFC 3550 A.3).
+    pub lost: u64,
+    /// Packets that arrived after a later one (reordered or duplicated).
+    pub late: u64,
+    /// Datagrams on the RTP port that were not RTP.
+    pub invalid: u64,
+    #[serde(skip)]
+    pub jitter_q4: i64,
+    #[serde(skip)]
+    pub clock: u32,
+    #[serde(skip)]
+    pub first_seq: u64,
+    #[serde(skip)]
+    pub highest_seq: u64,
+}
+
+impl LegStats {
+    /// Interarrival jitter (RFC 3550 A.8) in microseconds.
+    pub fn jitter_us(&self) -> u64 {
+        if self.clock == 0 {
+            return 0;
+        }
+        (self.jitter_q4.max(0) as u64 / 16) * 1_000_000 / self.clock as u64
+    }
+}
+
+/// A call's media as its record shows it: per leg (A, B), whether it was transcoded, and
+/// the recording's file.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct MediaStats {
+    pub legs: [LegStats; 2],
+    pub transcoded: bool,
+    pub recording: Option<String>,
 }
 
 pub trait MediaControl: Send {
     fn allocate(&mut self) -> Result<(MediaId, Endpoints), MediaError>;
     fn set_remote(&mut self, id: MediaId, side: Side, remote: Remote);
+    /// The negotiated format of one leg; with both known, media decides per direction
+    /// whether to relay untouched or transcode.
+    fn set_format(&mut self, id: MediaId, side: Side, format: LegFormat);
     /// The call is answered: start watching for the RTP timeout.
     fn arm(&mut self, id: MediaId);
+    /// Queue something for the switch to play to `side` (it replaces the other leg's audio
+    /// towards that side while it plays); `MediaEvent::PlayDone` follows.
+    fn play(&mut self, id: MediaId, side: Side, what: Play);
+    fn stop_playing(&mut self, id: MediaId, side: Side);
+    /// Record both legs, mixed, into a WAV file at `path` from now on.
+    fn record(&mut self, id: MediaId, path: PathBuf);
+    fn stats(&self, id: MediaId) -> Option<MediaStats>;
     fn release(&mut self, id: MediaId);
 }
 
@@ -116,6 +191,13 @@ impl MediaControl for NullMedia {
         ))
     }
     fn set_remote(&mut self, _: MediaId, _: Side, _: Remote) {}
+    fn set_format(&mut self, _: MediaId, _: Side, _: LegFormat) {}
     fn arm(&mut self, _: MediaId) {}
+    fn play(&mut self, _: MediaId, _: Side, _: Play) {}
+    fn stop_playing(&mut self, _: MediaId, _: Side) {}
+    fn record(&mut self, _: MediaId, _: PathBuf) {}
+    fn stats(&self, _: MediaId) -> Option<MediaStats> {
+        None
+    }
     fn release(&mut self, _: MediaId) {}
 }

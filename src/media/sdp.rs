@@ -5,9 +5,16 @@
 //! are removed (they would name the far end's addresses); direction attributes
 //! (sendonly/recvonly/inactive for hold) pass through untouched. Only the first audio
 //! stream is anchored: other streams are refused with port 0.
+//!
+//! Codec negotiation per leg (`Format`, `offer_for_trunk`, `answer_for_caller`): the B-leg
+//! is offered what the caller offered that the trunk takes, then the codecs the switch can
+//! transcode to; the caller is answered with the trunk's codec when it offered it (the
+//! relay then leaves packets untouched) or with its own preferred codec (transcoded).
 
 use super::Remote;
+use super::codec::{Codec, OpusFmtp};
 use sdp::SessionDescription;
+use sdp::description::common::Attribute;
 use std::io::Cursor;
 use std::net::{IpAddr, SocketAddr};
 
@@ -19,6 +26,261 @@ pub enum SdpError {
     NoAudio,
     #[error("SDP connection address is not an IP address")]
     Address,
+    #[error("no common codec")]
+    NoCodec,
+}
+
+/// One payload format on the audio stream: `m=` entry with its rtpmap and fmtp.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Format {
+    pub pt: u8,
+    /// Encoding name as written (`PCMU`, `opus`, `telephone-event`, `G722`, …).
+    pub name: String,
+    pub clock: u32,
+    /// The rtpmap's encoding parameters (channels), if any.
+    pub params: Option<String>,
+    pub fmtp: Option<String>,
+}
+
+impl Format {
+    pub fn codec(&self) -> Option<Codec> {
+        Codec::from_rtpmap(&self.name, self.clock)
+    }
+    pub fn is_dtmf(&self) -> bool {
+        self.name.eq_ignore_ascii_case("telephone-event")
+    }
+    /// The same encoding (name and clock), whatever the payload type.
+    pub fn same_encoding(&self, other: &Format) -> bool {
+        self.name.eq_ignore_ascii_case(&other.name) && self.clock == other.clock
+    }
+    fn of_codec(codec: Codec, pt: u8) -> Format {
+        Format {
+            pt,
+            name: codec.name().into(),
+            clock: codec.clock(),
+            params: (codec == Codec::Opus).then(|| "2".into()),
+            // We receive narrowband and can use FEC the far end sends.
+            fmtp: (codec == Codec::Opus)
+                .then(|| "useinbandfec=1;maxplaybackrate=8000;sprop-maxcapturerate=8000".into()),
+        }
+    }
+    fn dtmf(pt: u8, clock: u32) -> Format {
+        Format {
+            pt,
+            name: "telephone-event".into(),
+            clock,
+            params: None,
+            fmtp: Some("0-16".into()),
+        }
+    }
+}
+
+/// What one leg sends and receives once negotiated: its audio format and, if it agreed to
+/// RFC 4733, the telephone-event payload type at the same clock.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LegFormat {
+    pub audio: Format,
+    pub dtmf: Option<u8>,
+}
+
+impl LegFormat {
+    pub fn codec(&self) -> Option<Codec> {
+        self.audio.codec()
+    }
+    pub fn opus(&self) -> OpusFmtp {
+        self.audio
+            .fmtp
+            .as_deref()
+            .map(OpusFmtp::parse)
+            .unwrap_or_default()
+    }
+    /// The codec's name for records and logs.
+    pub fn name(&self) -> String {
+        self.audio.name.clone()
+    }
+    fn from_list(formats: &[Format], audio: &Format) -> LegFormat {
+        LegFormat {
+            audio: audio.clone(),
+            dtmf: formats
+                .iter()
+                .find(|f| f.is_dtmf() && f.clock == audio.clock)
+                .map(|f| f.pt),
+        }
+    }
+}
+
+/// The formats of the first audio stream, in the order given. Static payload types
+/// without an rtpmap get their RFC 3551 names.
+pub fn formats(body: &[u8]) -> Result<Vec<Format>, SdpError> {
+    let sd = SessionDescription::unmarshal(&mut Cursor::new(body))
+        .map_err(|e| SdpError::Parse(e.to_string()))?;
+    let m = sd
+        .media_descriptions
+        .iter()
+        .find(|m| m.media_name.media == "audio" && m.media_name.port.value > 0)
+        .ok_or(SdpError::NoAudio)?;
+    let attr = |key: &str, pt: u8| {
+        m.attributes
+            .iter()
+            .filter(|a| a.key == key)
+            .filter_map(|a| a.value.as_deref())
+            .find_map(|v| {
+                let (p, rest) = v.split_once(' ')?;
+                (p.trim().parse::<u8>().ok()? == pt).then(|| rest.trim().to_string())
+            })
+    };
+    let mut out = Vec::new();
+    for f in &m.media_name.formats {
+        let Ok(pt) = f.parse::<u8>() else { continue };
+        let (name, clock, params) = match attr("rtpmap", pt) {
+            Some(map) => {
+                let mut parts = map.split('/');
+                let name = parts.next().unwrap_or_default().to_string();
+                let clock = parts.next().and_then(|c| c.parse().ok()).unwrap_or(8000);
+                (name, clock, parts.next().map(str::to_string))
+            }
+            None => match pt {
+                0 => ("PCMU".into(), 8000, None),
+                8 => ("PCMA".into(), 8000, None),
+                9 => ("G722".into(), 8000, None),
+                18 => ("G729".into(), 8000, None),
+                _ => continue,
+            },
+        };
+        out.push(Format {
+            pt,
+            name,
+            clock,
+            params,
+            fmtp: attr("fmtp", pt),
+        });
+    }
+    Ok(out)
+}
+
+/// The B-leg's offer. `trunk` lists the codecs the trunk takes (empty: anything the caller
+/// offered, passed through). First what the caller offered that the trunk takes (payload
+/// types kept, so the relay can leave those packets untouched), then the trunk's codecs
+/// the switch can transcode to from one the caller offered, then telephone-event at every
+/// clock rate in the offer.
+pub fn offer_for_trunk(caller: &[Format], trunk: &[Codec]) -> Result<Vec<Format>, SdpError> {
+    let takes = |f: &Format| trunk.is_empty() || f.codec().is_some_and(|c| trunk.contains(&c));
+    let mut out: Vec<Format> = caller
+        .iter()
+        .filter(|f| !f.is_dtmf() && takes(f))
+        .cloned()
+        .collect();
+    let transcodable = caller.iter().any(|f| f.codec().is_some());
+    if transcodable {
+        for &codec in trunk {
+            if out.iter().any(|f| f.codec() == Some(codec)) {
+                continue;
+            }
+            let pt = codec
+                .static_pt()
+                .unwrap_or_else(|| free_pt(caller, &out, 111));
+            out.push(Format::of_codec(codec, pt));
+        }
+    }
+    if out.is_empty() {
+        return Err(SdpError::NoCodec);
+    }
+    let clocks: Vec<u32> = out.iter().map(|f| f.clock).collect();
+    for clock in clocks {
+        if out.iter().any(|f| f.is_dtmf() && f.clock == clock) {
+            continue;
+        }
+        let dtmf = match caller.iter().find(|f| f.is_dtmf() && f.clock == clock) {
+            Some(f) => f.clone(),
+            None => Format::dtmf(free_pt(caller, &out, 101), clock),
+        };
+        out.push(dtmf);
+    }
+    Ok(out)
+}
+
+/// A dynamic payload type used by neither list, `preferred` if it is free.
+fn free_pt(a: &[Format], b: &[Format], preferred: u8) -> u8 {
+    let used = |pt: u8| a.iter().chain(b).any(|f| f.pt == pt);
+    if !used(preferred) {
+        return preferred;
+    }
+    (96..=127).find(|&pt| !used(pt)).unwrap_or(preferred)
+}
+
+/// What the trunk chose: the first audio format of its answer.
+pub fn chosen(answer: &[Format]) -> Option<LegFormat> {
+    let audio = answer.iter().find(|f| !f.is_dtmf())?;
+    Some(LegFormat::from_list(answer, audio))
+}
+
+/// The caller's side of the call once the trunk has chosen `trunk`: the trunk's encoding
+/// if the caller offered it (relayed untouched), else the caller's first codec the switch
+/// can transcode — `None` when there is neither.
+pub fn caller_format(caller: &[Format], trunk: &LegFormat) -> Option<LegFormat> {
+    let audio = caller
+        .iter()
+        .find(|f| !f.is_dtmf() && f.same_encoding(&trunk.audio))
+        .or_else(|| {
+            trunk.codec()?;
+            caller.iter().find(|f| f.codec().is_some())
+        })?;
+    Some(LegFormat::from_list(caller, audio))
+}
+
+/// The caller's preferred codec the switch can play to it (for announcements before the
+/// trunk has answered).
+pub fn caller_playable(caller: &[Format]) -> Option<LegFormat> {
+    let audio = caller.iter().find(|f| f.codec().is_some())?;
+    Some(LegFormat::from_list(caller, audio))
+}
+
+/// The formats an answer on a leg lists: its chosen audio and its telephone-event.
+pub fn answer_formats(leg: &LegFormat) -> Vec<Format> {
+    let mut out = vec![leg.audio.clone()];
+    if let Some(pt) = leg.dtmf {
+        out.push(Format::dtmf(pt, leg.audio.clock));
+    }
+    out
+}
+
+/// `rewrite`, and the audio stream's formats replaced by `formats` (rtpmap and fmtp
+/// rewritten to match).
+pub fn rewrite_formats(
+    body: &[u8],
+    local: SocketAddr,
+    formats: &[Format],
+) -> Result<(Vec<u8>, Remote), SdpError> {
+    let (rewritten, remote) = rewrite(body, local)?;
+    let mut sd = SessionDescription::unmarshal(&mut Cursor::new(&rewritten[..]))
+        .map_err(|e| SdpError::Parse(e.to_string()))?;
+    let Some(m) = sd
+        .media_descriptions
+        .iter_mut()
+        .find(|m| m.media_name.media == "audio" && m.media_name.port.value > 0)
+    else {
+        return Err(SdpError::NoAudio);
+    };
+    m.media_name.formats = formats.iter().map(|f| f.pt.to_string()).collect();
+    m.attributes
+        .retain(|a| a.key != "rtpmap" && a.key != "fmtp");
+    let mut attrs = Vec::new();
+    for f in formats {
+        let map = match &f.params {
+            Some(p) => format!("{} {}/{}/{}", f.pt, f.name, f.clock, p),
+            None => format!("{} {}/{}", f.pt, f.name, f.clock),
+        };
+        attrs.push(Attribute::new("rtpmap".into(), Some(map)));
+        if let Some(fmtp) = &f.fmtp {
+            attrs.push(Attribute::new(
+                "fmtp".into(),
+                Some(format!("{} {fmtp}", f.pt)),
+            ));
+        }
+    }
+    attrs.append(&mut m.attributes);
+    m.attributes = attrs;
+    Ok((sd.marshal().into_bytes(), remote))
 }
 
 /// Parse `body`, return the rewritten SDP (pointing at `local`) and the far end's media
@@ -149,6 +411,95 @@ m=video 5000 RTP/AVP 96\r\n";
         assert!(out.contains("m=video 0 RTP/AVP 96\r\n"));
         assert!(out.contains("a=sendrecv"));
         assert!(!out.contains("10.0.0.5"), "no far-end address leaks: {out}");
+    }
+
+    fn opus_phone() -> Vec<Format> {
+        let sdp = "v=0\r\no=- 1 1 IN IP4 10.0.0.7\r\ns=-\r\nc=IN IP4 10.0.0.7\r\nt=0 0\r\n\
+m=audio 4000 RTP/AVP 111 101\r\na=rtpmap:111 opus/48000/2\r\n\
+a=fmtp:111 useinbandfec=1\r\na=rtpmap:101 telephone-event/48000\r\n";
+        formats(sdp.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn reads_formats_with_static_defaults() {
+        let f = formats(OFFER.as_bytes()).unwrap();
+        let names: Vec<_> = f.iter().map(|f| (f.pt, f.name.as_str(), f.clock)).collect();
+        assert_eq!(
+            names,
+            [
+                (0, "PCMU", 8000),
+                (8, "PCMA", 8000),
+                (101, "telephone-event", 8000)
+            ]
+        );
+        let o = opus_phone();
+        assert_eq!(o[0].codec(), Some(Codec::Opus));
+        assert_eq!(o[0].fmtp.as_deref(), Some("useinbandfec=1"));
+    }
+
+    #[test]
+    fn an_opus_phone_to_an_alaw_trunk_is_offered_alaw_and_transcoded() {
+        let caller = opus_phone();
+        let offer = offer_for_trunk(&caller, &[Codec::Pcma]).unwrap();
+        let list: Vec<_> = offer
+            .iter()
+            .map(|f| (f.pt, f.name.as_str(), f.clock))
+            .collect();
+        assert_eq!(list, [(8, "PCMA", 8000), (96, "telephone-event", 8000)]);
+        let trunk = chosen(&offer).unwrap();
+        assert_eq!(trunk.dtmf, Some(96));
+        let mine = caller_format(&caller, &trunk).unwrap();
+        assert_eq!(
+            (mine.audio.pt, mine.codec(), mine.dtmf),
+            (111, Some(Codec::Opus), Some(101))
+        );
+        assert!(mine.opus().useinbandfec);
+    }
+
+    #[test]
+    fn a_codec_both_speak_is_passed_through() {
+        let caller = formats(OFFER.as_bytes()).unwrap();
+        let offer = offer_for_trunk(&caller, &[]).unwrap();
+        assert_eq!(offer, caller);
+        let answer = vec![caller[1].clone(), caller[2].clone()];
+        let trunk = chosen(&answer).unwrap();
+        let mine = caller_format(&caller, &trunk).unwrap();
+        assert_eq!(mine, trunk, "PCMA both sides: relayed untouched");
+        // A codec the switch cannot transcode is still passed through.
+        let g722 = "v=0\r\no=- 1 1 IN IP4 10.0.0.7\r\ns=-\r\nc=IN IP4 10.0.0.7\r\nt=0 0\r\nm=audio 4000 RTP/AVP 9\r\n";
+        let caller = formats(g722.as_bytes()).unwrap();
+        assert_eq!(
+            offer_for_trunk(&caller, &[Codec::Pcma]),
+            Err(SdpError::NoCodec)
+        );
+        let offer = offer_for_trunk(&caller, &[]).unwrap();
+        assert_eq!(
+            caller_format(&caller, &chosen(&offer).unwrap())
+                .unwrap()
+                .audio
+                .name,
+            "G722"
+        );
+    }
+
+    #[test]
+    fn rewritten_formats_carry_rtpmap_and_fmtp() {
+        let caller = opus_phone();
+        let offer = offer_for_trunk(&caller, &[Codec::Pcmu, Codec::Opus]).unwrap();
+        let (out, _) =
+            rewrite_formats(OFFER.as_bytes(), "192.0.2.1:20000".parse().unwrap(), &offer).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert!(
+            out.contains("m=audio 20000 RTP/AVP 111 0 101 96\r\n"),
+            "{out}"
+        );
+        assert!(out.contains("a=rtpmap:111 opus/48000/2\r\n"));
+        assert!(out.contains("a=fmtp:111 useinbandfec=1\r\n"));
+        assert!(
+            out.contains("a=rtpmap:96 telephone-event/8000\r\n"),
+            "{out}"
+        );
+        assert_eq!(formats(out.as_bytes()).unwrap(), offer);
     }
 
     #[test]
