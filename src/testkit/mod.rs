@@ -5,6 +5,7 @@
 //! written as text here and only parsed with the switch's parser, so a test asserts what
 //! a real far end would see on the wire.
 
+pub mod audio;
 pub mod pg;
 
 use crate::sip::{Message, parse_datagram};
@@ -412,21 +413,7 @@ pub fn tone_pcmu(hz: f64, n: usize, start: u32) -> Vec<u8> {
         .map(|i| {
             let t = f64::from(start + i as u32) / 8000.0;
             let s = (0.316 * 32767.0 * (2.0 * std::f64::consts::PI * hz * t).sin()) as i16;
-            linear_to_ulaw(s)
+            audio_codec_algorithms::encode_ulaw(s)
         })
         .collect()
-}
-
-fn linear_to_ulaw(sample: i16) -> u8 {
-    const BIAS: i32 = 0x84;
-    const CLIP: i32 = 32635;
-    let mut s = i32::from(sample);
-    let sign = if s < 0 { 0x80 } else { 0 };
-    if s < 0 {
-        s = -s;
-    }
-    s = s.min(CLIP) + BIAS;
-    let exponent = (7 - (s.leading_zeros() as i32 - 17)).clamp(0, 7);
-    let mantissa = (s >> (exponent + 3)) & 0x0F;
-    !(sign | (exponent << 4) as u8 | mantissa as u8)
 }
