@@ -38,8 +38,9 @@ impl Acl {
 pub struct Trunk {
     pub name: String,
     pub peer: Peer,
-    /// Codecs the trunk takes (empty: the caller's offer passes unchanged).
-    pub codecs: Vec<crate::media::codec::Codec>,
+    /// Codecs the trunk takes by name, in order of preference (validated by config; empty:
+    /// the caller's offer passes unchanged).
+    pub codecs: Vec<String>,
 }
 
 /// Longest-prefix dial plan: number → ordered trunk indices.
@@ -109,11 +110,7 @@ impl Routing {
                     transport: parse_transport(&t.transport).unwrap_or(Transport::Udp),
                     addr: t.address,
                 },
-                codecs: t
-                    .codecs
-                    .iter()
-                    .filter_map(|c| crate::media::codec::Codec::from_name(c))
-                    .collect(),
+                codecs: t.codecs.clone(),
             })
             .collect();
         let mut routes: Vec<Route> = cfg

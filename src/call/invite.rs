@@ -6,6 +6,7 @@ use super::{Call, CallTimer, ClientPurpose, Manager, ServerPurpose, State};
 use crate::auth::{self, NonceCheck};
 use crate::billing::{Authorization, AuthorizeRequest, BillingRequest, Payer, Refusal, Settlement};
 use crate::dialog::{Dialog, via};
+use crate::media::codec::Codec;
 use crate::media::{Play, Side, sdp};
 use crate::numbers::DestinationKind;
 use crate::routing::PeerBilling;
@@ -423,7 +424,12 @@ impl Manager {
             // The caller's offer as it is: the trunk picks, media is relayed untouched.
             sdp::rewrite(&call.a_invite.body, call.endpoints.b).map(|(b, _)| b)
         } else {
-            sdp::offer_for_trunk(&call.a_formats, &trunk.codecs).and_then(|formats| {
+            let codecs: Vec<Codec> = trunk
+                .codecs
+                .iter()
+                .filter_map(|c| Codec::from_name(c))
+                .collect();
+            sdp::offer_for_trunk(&call.a_formats, &codecs).and_then(|formats| {
                 sdp::rewrite_formats(&call.a_invite.body, call.endpoints.b, &formats)
                     .map(|(b, _)| b)
             })
