@@ -56,7 +56,15 @@ impl Switch {
     /// `money`: `None` runs the switch as a bare B2BUA for the 127.0.0.1 peer (unbilled);
     /// `Some(url)` runs the full money path on that database: callers must authenticate
     /// as members (digest), calls are classified, reserved and settled.
-    fn start(trunk: SocketAddr, max_calls: u64, money: Option<&str>) -> Switch {
+    /// `trunk_codecs`: the trunk's `codecs` list ("" for none); `media_extra`: lines for
+    /// `[media]`.
+    fn start(
+        trunk: SocketAddr,
+        max_calls: u64,
+        money: Option<&str>,
+        trunk_codecs: &str,
+        media_extra: &str,
+    ) -> Switch {
         let port = {
             let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
             s.local_addr().unwrap().port()
@@ -75,9 +83,9 @@ impl Switch {
         write!(
             f,
             "[sip]\nlisten = \"127.0.0.1:{port}\"\nmax_calls = {max_calls}\n\
-[media]\naddress = \"127.0.0.1\"\nport_min = 20000\nport_max = 60000\nrtp_timeout_secs = 120\n\
+[media]\naddress = \"127.0.0.1\"\nport_min = 20000\nport_max = 60000\nrtp_timeout_secs = 120\n{media_extra}\n\
 {peers}\
-[[trunks]]\nname = \"uas\"\naddress = \"{trunk}\"\n[[routes]]\nprefix = \"\"\ntrunks = [\"uas\"]\n\
+[[trunks]]\nname = \"uas\"\naddress = \"{trunk}\"\ncodecs = [{trunk_codecs}]\n[[routes]]\nprefix = \"\"\ntrunks = [\"uas\"]\n\
 [database]\nurl = \"{db}\"\n\
 [billing]\nnode_id = \"bench\"\nnonce_secret = \"bench\"\nmax_call_secs = 600\n\
 [[tariffs]]\naccount = \"mileage\"\ndestination = \"landline\"\nper_minute = 10\nincrement = \"1/1\"\n\
@@ -116,8 +124,19 @@ From: <sip:b@127.0.0.1>;tag=b\r\nTo: <sip:{sip}>\r\nCall-ID: ready{i}\r\nCSeq: 1
 
     /// CPU seconds (user + system) the switch has used so far.
     fn cpu_seconds(&self) -> f64 {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        cpu_of(self.child.id())
+    }
+
+    /// Peak resident memory (VmHWM) in MiB.
+    fn peak_mib(&self) -> f64 {
+        peak_of(self.child.id())
+    }
+}
+
+/// CPU seconds (user + system) process `pid` has used so far.
+fn cpu_of(pid: u32) -> f64 {
+    {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
         let after = stat.rsplit(')').next().unwrap_or("");
         let fields: Vec<&str> = after.split_whitespace().collect();
         // Fields 14 and 15 of /proc/PID/stat; index 11 and 12 after the command name.
@@ -128,11 +147,12 @@ From: <sip:b@127.0.0.1>;tag=b\r\nTo: <sip:{sip}>\r\nCall-ID: ready{i}\r\nCSeq: 1
                 .unwrap_or(0.0);
         ticks / 100.0
     }
+}
 
-    /// Peak resident memory (VmHWM) in MiB.
-    fn peak_mib(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
+/// Peak resident memory (VmHWM) of process `pid` in MiB.
+fn peak_of(pid: u32) -> f64 {
+    {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
         status
             .lines()
             .find(|l| l.starts_with("VmHWM:"))
@@ -200,7 +220,12 @@ async fn uas(
                 }
                 n_calls += 1;
                 let rtp = rtp_addrs[n_calls % rtp_addrs.len()];
-                let sdp = sdp("uas", rtp);
+                let offered = String::from_utf8_lossy(&m.body);
+                let sdp = if offered.contains("opus/48000") {
+                    sdp_opus("uas", rtp)
+                } else {
+                    sdp("uas", rtp)
+                };
                 let ok = response(&m, 200, "OK", &format!("u{n_calls}"), Some(&sdp), me);
                 let target = offer_target(&m);
                 let _ = sock.send_to(&ok, from).await;
@@ -229,6 +254,15 @@ fn sdp(name: &str, rtp: SocketAddr) -> String {
     format!(
         "v=0\r\no={name} 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
 m=audio {} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=ptime:20\r\n",
+        rtp.port()
+    )
+}
+
+/// An Opus answer (payload type 111, as the switch offers it when it is free).
+fn sdp_opus(name: &str, rtp: SocketAddr) -> String {
+    format!(
+        "v=0\r\no={name} 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+m=audio {} RTP/AVP 111\r\na=rtpmap:111 opus/48000/2\r\na=ptime:20\r\n",
         rtp.port()
     )
 }
@@ -505,16 +539,67 @@ fn percentile(v: &mut [u64], p: f64) -> f64 {
 
 // ---------------------------------------------------------------------------- RTP load
 
-/// Sends one 20 ms PCMU packet per call every 20 ms (spread over the 20 ms), counting
-/// packets sent; stops when `stop` is set.
+/// What a bench phone sends: PCMU (payload type 0) or Opus (111), 20 ms frames of a tone.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum BenchCodec {
+    Pcmu,
+    Opus,
+}
+
+impl BenchCodec {
+    fn pt(self) -> u8 {
+        match self {
+            BenchCodec::Pcmu => 0,
+            BenchCodec::Opus => 111,
+        }
+    }
+    fn ticks(self) -> u32 {
+        match self {
+            BenchCodec::Pcmu => 160,
+            BenchCodec::Opus => 960,
+        }
+    }
+    /// One second of a 1 kHz tone (with a slow 5 Hz warble, so frames differ), encoded.
+    fn frames(self) -> Vec<Vec<u8>> {
+        use freecall::media::codec::{Codec, Encoder, OpusFmtp, OpusSettings};
+        let codec = match self {
+            BenchCodec::Pcmu => Codec::Pcmu,
+            BenchCodec::Opus => Codec::Opus,
+        };
+        let mut enc = Encoder::new(codec, OpusSettings::default(), OpusFmtp::default()).unwrap();
+        (0..50)
+            .map(|i| {
+                let pcm = bench_audio(i);
+                let mut out = [0u8; 400];
+                let n = enc.encode(&pcm, &mut out).unwrap();
+                out[..n].to_vec()
+            })
+            .collect()
+    }
+}
+
+/// Frame `i` (20 ms, 8 kHz) of the bench audio: 1 kHz at −12 dBFS, warbling at 5 Hz.
+fn bench_audio(i: usize) -> Vec<i16> {
+    (0..160)
+        .map(|k| {
+            let t = (i * 160 + k) as f64 / 8000.0;
+            let f = 1000.0 + 50.0 * (2.0 * std::f64::consts::PI * 5.0 * t).sin();
+            (8000.0 * (2.0 * std::f64::consts::PI * f * t).sin()) as i16
+        })
+        .collect()
+}
+
+/// Sends one 20 ms packet per call every 20 ms (spread over the 20 ms), counting packets
+/// sent; stops when `stop` is set.
 async fn rtp_sender(
     socks: Vec<Arc<UdpSocket>>,
     mut targets: tokio::sync::mpsc::UnboundedReceiver<(String, SocketAddr)>,
     sent: Arc<AtomicU64>,
     go: tokio::sync::watch::Receiver<bool>,
     stop: Arc<AtomicBool>,
+    codec: BenchCodec,
 ) {
-    let payload = freecall::testkit::tone_pcmu(1000.0, 160, 0);
+    let frames = codec.frames();
     let mut streams: Vec<(SocketAddr, u16, u32)> = Vec::new();
     let mut tick = tokio::time::interval(Duration::from_millis(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -535,13 +620,13 @@ async fn rtp_sender(
                 continue;
             }
             pkt.clear();
-            pkt.extend_from_slice(&[0x80, 0x00]);
+            pkt.extend_from_slice(&[0x80, codec.pt()]);
             pkt.extend_from_slice(&seq.to_be_bytes());
             pkt.extend_from_slice(&ts.to_be_bytes());
             pkt.extend_from_slice(&(i as u32 + 1).to_be_bytes());
-            pkt.extend_from_slice(&payload);
+            pkt.extend_from_slice(&frames[*seq as usize % frames.len()]);
             *seq = seq.wrapping_add(1);
-            *ts = ts.wrapping_add(160);
+            *ts = ts.wrapping_add(codec.ticks());
             let s = &socks[i % socks.len()];
             if s.send_to(&pkt, *dest).await.is_ok() {
                 sent.fetch_add(1, Ordering::Relaxed);
@@ -550,13 +635,36 @@ async fn rtp_sender(
     }
 }
 
-async fn rtp_counter(sock: Arc<UdpSocket>, got: Arc<AtomicU64>, stop: Arc<AtomicBool>) {
+/// Counts packets received, and those late: more than 60 ms (a jitter buffer's worth)
+/// behind the fastest packet of their stream, judged by RTP timestamp against arrival.
+async fn rtp_counter(
+    sock: Arc<UdpSocket>,
+    got: Arc<AtomicU64>,
+    late: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+) {
     let mut buf = [0u8; 2048];
+    let t0 = now();
+    // SSRC → least (arrival − timestamp) seen, in microseconds.
+    let mut best: HashMap<u32, i64> = HashMap::new();
     while !stop.load(Ordering::Relaxed) {
-        if let Ok(Ok(_)) =
+        if let Ok(Ok((n, _))) =
             tokio::time::timeout(Duration::from_millis(100), sock.recv_from(&mut buf)).await
         {
             got.fetch_add(1, Ordering::Relaxed);
+            if n < 12 {
+                continue;
+            }
+            let clock: i64 = if buf[1] & 0x7f == 111 { 48_000 } else { 8_000 };
+            let ts = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]) as i64;
+            let ssrc = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]);
+            let arrival = now().duration_since(t0).as_micros() as i64;
+            let transit = arrival - ts * 1_000_000 / clock;
+            let b = best.entry(ssrc).or_insert(transit);
+            *b = (*b).min(transit);
+            if transit - *b > 60_000 {
+                late.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 }
@@ -565,7 +673,11 @@ struct MediaReport {
     calls_up: u64,
     a_to_b: (u64, u64),
     b_to_a: (u64, u64),
+    /// Packets more than 60 ms late, A→B and B→A.
+    late: (u64, u64),
     seconds: f64,
+    /// CPU seconds the switch used while media flowed (with `switch_pid`).
+    media_cpu: f64,
 }
 
 /// `calls` concurrent calls through `target` (the switch, or the UAS directly) carrying
@@ -576,6 +688,8 @@ async fn media_run(
     calls: u64,
     secs: u64,
     run: &str,
+    uas_codec: BenchCodec,
+    switch_pid: Option<u32>,
 ) -> MediaReport {
     let uac_rtp: Vec<Arc<UdpSocket>> = (0..4).map(|_| Arc::new(udp("127.0.0.1:0"))).collect();
     let uas_rtp: Vec<Arc<UdpSocket>> = (0..4).map(|_| Arc::new(udp("127.0.0.1:0"))).collect();
@@ -586,6 +700,7 @@ async fn media_run(
         Arc::new(AtomicU64::new(0)),
         Arc::new(AtomicU64::new(0)),
     );
+    let (a_late, b_late) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let (uas_media_tx, uas_media_rx) = tokio::sync::mpsc::unbounded_channel();
     let (uac_media_tx, uac_media_rx) = tokio::sync::mpsc::unbounded_channel();
     let (go_tx, go_rx) = tokio::sync::watch::channel(false);
@@ -598,10 +713,20 @@ async fn media_run(
         uas_stop.clone(),
     ));
     for s in &uac_rtp {
-        tokio::spawn(rtp_counter(s.clone(), b_got.clone(), stop.clone()));
+        tokio::spawn(rtp_counter(
+            s.clone(),
+            b_got.clone(),
+            b_late.clone(),
+            stop.clone(),
+        ));
     }
     for s in &uas_rtp {
-        tokio::spawn(rtp_counter(s.clone(), a_got.clone(), stop.clone()));
+        tokio::spawn(rtp_counter(
+            s.clone(),
+            a_got.clone(),
+            a_late.clone(),
+            stop.clone(),
+        ));
     }
     tokio::spawn(rtp_sender(
         uac_rtp.clone(),
@@ -609,6 +734,7 @@ async fn media_run(
         a_sent.clone(),
         go_rx.clone(),
         stop.clone(),
+        BenchCodec::Pcmu,
     ));
     tokio::spawn(rtp_sender(
         uas_rtp.clone(),
@@ -616,6 +742,7 @@ async fn media_run(
         b_sent.clone(),
         go_rx.clone(),
         stop.clone(),
+        uas_codec,
     ));
     let sip_target = target.unwrap_or(uas_sip.local_addr().unwrap());
     let uac_addrs: Vec<SocketAddr> = uac_rtp.iter().map(|s| s.local_addr().unwrap()).collect();
@@ -638,8 +765,10 @@ async fn media_run(
     tokio::time::sleep(Duration::from_secs_f64(calls as f64 / 100.0 + 2.0)).await;
     let _ = go_tx.send(true);
     let t0 = now();
+    let cpu0 = switch_pid.map(cpu_of).unwrap_or(0.0);
     tokio::time::sleep(Duration::from_secs(secs)).await;
     let _ = go_tx.send(false);
+    let media_cpu = switch_pid.map(cpu_of).unwrap_or(0.0) - cpu0;
     let seconds = now().duration_since(t0).as_secs_f64();
     tokio::time::sleep(Duration::from_millis(1000)).await;
     stop.store(true, Ordering::Relaxed);
@@ -657,8 +786,116 @@ async fn media_run(
             b_sent.load(Ordering::Relaxed),
             b_got.load(Ordering::Relaxed),
         ),
+        late: (
+            a_late.load(Ordering::Relaxed),
+            b_late.load(Ordering::Relaxed),
+        ),
         seconds,
+        media_cpu,
     }
+}
+
+// ---------------------------------------------------------------------------- transcoding
+
+/// The lower bound: one call's codec work with nothing else, for the same audio and the
+/// same Opus settings the switch uses (shipped defaults, no FEC: the bench phone does not
+/// ask for it). Per 20 ms: PCMU → PCM → Opus one way, Opus → PCM → PCMU the other.
+/// CPU seconds for `frames` frames.
+fn bare_codec_loop(frames: usize, settings: freecall::media::codec::OpusSettings) -> f64 {
+    use freecall::media::codec::{Codec, Decoder, Encoder, OpusFmtp};
+    let pcmu = BenchCodec::Pcmu.frames();
+    let opus = BenchCodec::Opus.frames();
+    let mut dec_u = Decoder::new(Codec::Pcmu).unwrap();
+    let mut dec_o = Decoder::new(Codec::Opus).unwrap();
+    let mut enc_o = Encoder::new(Codec::Opus, settings, OpusFmtp::default()).unwrap();
+    let mut enc_u = Encoder::new(Codec::Pcmu, settings, OpusFmtp::default()).unwrap();
+    let mut pcm = [0i16; 960];
+    let mut out = [0u8; 1500];
+    let mut bytes = 0usize;
+    let c0 = own_cpu_seconds();
+    for i in 0..frames {
+        let n = dec_u.decode(&pcmu[i % 50], &mut pcm).unwrap();
+        bytes += enc_o.encode(&pcm[..n], &mut out).unwrap();
+        let n = dec_o.decode(&opus[i % 50], &mut pcm).unwrap();
+        bytes += enc_u.encode(&pcm[..n], &mut out).unwrap();
+    }
+    let cpu = own_cpu_seconds() - c0;
+    assert!(bytes > 0);
+    cpu
+}
+
+/// 3. Transcoding: calls whose caller speaks PCMU and whose trunk speaks only Opus.
+async fn transcode_bench() {
+    let calls = env_or("FREECALL_BENCH_TRANSCODE_CALLS", 300);
+    let secs = env_or("FREECALL_BENCH_TRANSCODE_SECS", 20);
+    // The shipped Opus settings, unless FREECALL_BENCH_OPUS_COMPLEXITY says otherwise.
+    let mut settings = freecall::media::codec::OpusSettings::default();
+    settings.complexity =
+        env_or("FREECALL_BENCH_OPUS_COMPLEXITY", settings.complexity as u64) as u8;
+    let frames = 20_000;
+    let bare = bare_codec_loop(frames, settings);
+    let bare_per_call = bare / (frames as f64 / 50.0);
+    let uas_sip = Arc::new(udp("127.0.0.1:0"));
+    let switch = Switch::start(
+        uas_sip.local_addr().unwrap(),
+        calls + 100,
+        None,
+        "\"opus\"",
+        &format!("opus.complexity = {}", settings.complexity),
+    );
+    let r = media_run(
+        Some(switch.sip),
+        uas_sip,
+        calls,
+        secs,
+        "tc",
+        BenchCodec::Opus,
+        Some(switch.child.id()),
+    )
+    .await;
+    let peak = switch.peak_mib();
+    drop(switch);
+    println!(
+        "\n== transcoding: {calls} concurrent calls, PCMU phone ⇄ Opus-only trunk, 20 ms frames both ways for {secs} s \
+(Opus {} b/s, complexity {}, narrowband from 8 kHz, FEC off: the far end did not ask for it)",
+        settings.bitrate, settings.complexity
+    );
+    let pct = |a: u64, b: u64| {
+        if b == 0 {
+            f64::NAN
+        } else {
+            100.0 * a as f64 / b as f64
+        }
+    };
+    println!(
+        "{:<8}{:>12}{:>12}{:>10}{:>10}",
+        "dir", "sent", "received", "loss %", "late %"
+    );
+    for (name, (sent, got), late) in [("A→B", r.a_to_b, r.late.0), ("B→A", r.b_to_a, r.late.1)]
+    {
+        println!(
+            "{name:<8}{sent:>12}{got:>12}{:>10.3}{:>10.3}",
+            pct(sent.saturating_sub(got), sent),
+            pct(late, got)
+        );
+    }
+    let per_call = r.media_cpu / (r.calls_up.max(1) as f64 * r.seconds);
+    println!(
+        "calls up: {}/{calls}; switch CPU while media flowed: {:.2} s over {:.1} s ({:.1} % of one core); peak RSS {peak:.1} MiB",
+        r.calls_up,
+        r.media_cpu,
+        r.seconds,
+        100.0 * r.media_cpu / r.seconds
+    );
+    println!(
+        "per call: switch {:.0} µs CPU per second of call → {:.0} transcoded calls per core; \
+bare codec loop {:.0} µs per second of call ({:.0} per core); switch / bare = {:.2}",
+        1e6 * per_call,
+        1.0 / per_call,
+        1e6 * bare_per_call,
+        1.0 / bare_per_call,
+        per_call / bare_per_call
+    );
 }
 
 // ---------------------------------------------------------------------------- main
@@ -678,9 +915,13 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    // FREECALL_BENCH_ONLY=signalling|media|transcode runs one scenario.
+    let only = std::env::var("FREECALL_BENCH_ONLY").ok();
+    let run = move |name: &str| only.as_deref().is_none_or(|o| o == name);
     rt.block_on(async move {
         println!("freecall load harness: {} cores, generator and switch on the same machine", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
 
+        if run("signalling") {
         // 1. Signalling: through the switch, then directly.
         let uas_sip = Arc::new(udp("127.0.0.1:0"));
         let stop = Arc::new(AtomicBool::new(false));
@@ -688,7 +929,7 @@ fn main() {
         let uas_rtp = vec![uas_sip.local_addr().unwrap()];
         let uas_task = tokio::spawn(uas(uas_sip.clone(), uas_rtp, mtx, stop.clone()));
         let max_calls = rate * (hold.as_secs() + 3) + 1000;
-        let switch = Switch::start(uas_sip.local_addr().unwrap(), max_calls, None);
+        let switch = Switch::start(uas_sip.local_addr().unwrap(), max_calls, None, "", "");
         let total = rate * secs;
         let cpu0 = switch.cpu_seconds();
         let gen0 = own_cpu_seconds();
@@ -753,7 +994,7 @@ fn main() {
             let stop = Arc::new(AtomicBool::new(false));
             let (mtx, _mrx) = tokio::sync::mpsc::unbounded_channel();
             let uas_task = tokio::spawn(uas(uas_sip.clone(), vec![uas_sip.local_addr().unwrap()], mtx, stop.clone()));
-            let switch = Switch::start(uas_sip.local_addr().unwrap(), max_calls, Some(&url));
+            let switch = Switch::start(uas_sip.local_addr().unwrap(), max_calls, Some(&url), "", "");
             let cpu0 = switch.cpu_seconds();
             let mut r = uac(switch.sip, rate, total, hold, vec!["127.0.0.1:9".parse().unwrap()], None, None, "money", Some(members)).await;
             // Settlements trail the last BYE: wait (bounded) until none is open.
@@ -785,16 +1026,18 @@ fn main() {
         let _ = std::fs::remove_dir_all(&dir);
         drop(pg);
 
+        }
+        if run("media") {
         // 2. Media: concurrent calls with RTP both ways, through the switch, then directly.
         let uas_sip = Arc::new(udp("127.0.0.1:0"));
-        let switch = Switch::start(uas_sip.local_addr().unwrap(), rtp_calls + 100, None);
+        let switch = Switch::start(uas_sip.local_addr().unwrap(), rtp_calls + 100, None, "", "");
         let cpu0 = switch.cpu_seconds();
-        let via = media_run(Some(switch.sip), uas_sip.clone(), rtp_calls, rtp_secs, "rtp").await;
+        let via = media_run(Some(switch.sip), uas_sip.clone(), rtp_calls, rtp_secs, "rtp", BenchCodec::Pcmu, None).await;
         let media_cpu = switch.cpu_seconds() - cpu0;
         let peak = switch.peak_mib();
         drop(switch);
         let uas_sip = Arc::new(udp("127.0.0.1:0"));
-        let direct = media_run(None, uas_sip, rtp_calls, rtp_secs, "rtpdirect").await;
+        let direct = media_run(None, uas_sip, rtp_calls, rtp_secs, "rtpdirect", BenchCodec::Pcmu, None).await;
         println!("\n== media: {rtp_calls} concurrent calls, RTP PCMU 20 ms (50 packets/s) each way for {rtp_secs} s");
         println!("{:<16}{:>9}{:>14}{:>14}{:>10}{:>14}{:>14}{:>10}", "path", "calls up", "A→B sent", "A→B recv", "loss %", "B→A sent", "B→A recv", "loss %");
         for (name, r) in [("via freecall", &via), ("direct", &direct)] {
@@ -806,5 +1049,9 @@ fn main() {
             "switch: {media_cpu:.2} CPU s over the run ({:.1} % of one core during set-up, media and tear-down), {pps:.0} packets/s relayed, peak RSS {peak:.1} MiB",
             100.0 * media_cpu / (via.seconds + rtp_calls as f64 / 100.0 + 3.0)
         );
+        }
+        if run("transcode") {
+            transcode_bench().await;
+        }
     });
 }

@@ -558,3 +558,56 @@ fn captured_credentials_cannot_be_replayed() {
         switch.join().await;
     });
 }
+
+/// With prompts, a caller refused for money hears why before the final status.
+#[test]
+fn a_refused_caller_hears_why_before_the_402() {
+    run(async {
+        let store = common::stores::open(&common::stores::sqlite_url());
+        let account = member(&store, "jisoo", "pw-jisoo", 0);
+        let trunk = Phone::bind("pstn").await;
+        let caller = Phone::bind_on("127.0.0.2", "jisoo").await;
+        let mut cfg = money_config(trunk.addr);
+        cfg.media.prompts_dir = format!("{}/prompts", env!("CARGO_MANIFEST_DIR"));
+        let switch = common::start_billed(&cfg, store.clone()).await;
+        let sip = switch.sip_addr;
+
+        let (early, leg) = call_as(&caller, sip, "01012345678", "jisoo", "pw-jisoo").await;
+        assert_eq!(early.status(), Some(183), "early media first");
+        assert!(String::from_utf8_lossy(&early.body).contains("PCMU"));
+        // mileage-exhausted.wav lasts 5.8 s: 290 packets of 20 ms, then the 402.
+        let packets = caller.recv_rtp(400, Duration::from_secs(8)).await;
+        let final_status = caller.expect_status(&[402], WAIT).await;
+        assert!(
+            final_status
+                .header("Reason")
+                .unwrap()
+                .contains("mileage exhausted")
+        );
+        assert!(
+            packets.len() >= 280,
+            "{} packets of announcement",
+            packets.len()
+        );
+        let mut dec =
+            freecall::media::codec::Decoder::new(freecall::media::codec::Codec::Pcmu).unwrap();
+        let mut pcm = Vec::new();
+        let mut frame = [0i16; 960];
+        for (p, _) in &packets {
+            let n = dec.decode(&p[12..], &mut frame).unwrap();
+            pcm.extend_from_slice(&frame[..n]);
+        }
+        let level = freecall::testkit::audio::rms_dbfs(&pcm);
+        assert!(level > -35.0, "the announcement is heard: {level:.1} dBFS");
+        caller
+            .send(sip, &caller.ack_failure(&leg, &final_status))
+            .await;
+        trunk.expect_silence(Duration::from_millis(300)).await;
+        // Nothing was reserved or charged.
+        let a = store.account(account).unwrap();
+        assert_eq!((a.balance, a.reserved), (0, 0));
+        assert!(store.audit().unwrap().is_empty());
+        switch.stop(freecall::driver::Stop::Now);
+        switch.join().await;
+    })
+}

@@ -6,7 +6,7 @@
 //! SDP in either direction is rewritten so media keeps flowing through the switch.
 
 use super::{CallKey, ClientPurpose, Manager, PendingAck, ServerPurpose, State};
-use crate::media::{Side, sdp};
+use crate::media::Side;
 use crate::sip::{Builder, Message, Method};
 use crate::transaction::TxId;
 use std::time::Instant;
@@ -127,9 +127,8 @@ impl Manager {
             return;
         };
         let media = call.media;
-        let endpoints = call.endpoints;
         let body = if req.has_sdp() {
-            match sdp::rewrite(&req.body, endpoints.local(to)) {
+            match call.sdp_for(to, &req.body) {
                 Ok((body, remote)) => {
                     self.media.set_remote(media, from, remote);
                     Some(body)
@@ -257,9 +256,8 @@ impl Manager {
             return;
         };
         let media = call.media;
-        let endpoints = call.endpoints;
         let body = if resp.has_sdp() {
-            match sdp::rewrite(&resp.body, endpoints.local(from)) {
+            match call.sdp_for(from, &resp.body) {
                 Ok((body, remote)) => {
                     self.media.set_remote(media, from.other(), remote);
                     Some(body)
@@ -307,7 +305,6 @@ impl Manager {
             return;
         }
         let media = call.media;
-        let endpoints = call.endpoints;
         let Some(pending) = call.pending_ack[side.index()].as_mut() else {
             return;
         };
@@ -326,7 +323,7 @@ impl Manager {
         let peer = d.peer;
         let mut out = d.ack(relayed_cseq, branch, advertised);
         if ack.has_sdp()
-            && let Ok((body, remote)) = sdp::rewrite(&ack.body, endpoints.local(to))
+            && let Ok((body, remote)) = call.sdp_for(to, &ack.body)
         {
             self.media.set_remote(media, side, remote);
             out.content_type = Some("application/sdp".into());

@@ -167,6 +167,7 @@ impl Manager {
             paid: None,
             a_formats,
             a_format: None,
+            b_format: None,
             local_media: false,
             refusal: None,
             record,
@@ -709,6 +710,7 @@ impl Manager {
                 self.media.set_remote(call.media, Side::B, remote);
                 if let (Some(a), Some(b)) = (caller, trunk) {
                     call.a_format = Some(a.clone());
+                    call.b_format = Some(b.clone());
                     self.media.set_format(call.media, Side::A, a);
                     self.media.set_format(call.media, Side::B, b);
                 }

@@ -132,6 +132,7 @@ pub struct Call {
     /// The caller's offered formats, and the one its leg uses once chosen.
     a_formats: Vec<crate::media::Format>,
     a_format: Option<crate::media::LegFormat>,
+    b_format: Option<crate::media::LegFormat>,
     /// The switch is playing its own early media (ringback) to the caller.
     local_media: bool,
     /// The final status to send once the refusal's announcement ends.
@@ -141,6 +142,29 @@ pub struct Call {
 }
 
 impl Call {
+    /// SDP from one leg rewritten for the other (`to`): our address, and `to`'s
+    /// negotiated format once there is one, so a re-INVITE never moves a leg to a codec
+    /// it did not agree to (the switch transcodes in between).
+    fn sdp_for(
+        &self,
+        to: Side,
+        body: &[u8],
+    ) -> Result<(Vec<u8>, crate::media::Remote), crate::media::sdp::SdpError> {
+        let local = self.endpoints.local(to);
+        let format = match to {
+            Side::A => self.a_format.as_ref(),
+            Side::B => self.b_format.as_ref(),
+        };
+        match format {
+            Some(f) => crate::media::sdp::rewrite_formats(
+                body,
+                local,
+                &crate::media::sdp::answer_formats(f),
+            ),
+            None => crate::media::sdp::rewrite(body, local),
+        }
+    }
+
     fn dialog_mut(&mut self, side: Side) -> Option<&mut Dialog> {
         match side {
             Side::A => Some(&mut self.a),

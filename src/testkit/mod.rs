@@ -75,10 +75,11 @@ impl Phone {
     /// An SDP offer/answer for PCMU with our RTP address.
     pub fn sdp(&self, direction: &str) -> String {
         format!(
-            "v=0\r\no={n} 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+            "v=0\r\no={n} 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
 m=audio {p} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n\
 a=ptime:20\r\na={direction}\r\n",
             n = self.name,
+            ip = self.rtp_addr.ip(),
             p = self.rtp_addr.port()
         )
     }
