@@ -227,6 +227,10 @@ pub struct MediaConfig {
     /// ringback tone (the trunk's own early media replaces it when it sends some).
     #[serde(default)]
     pub local_ringback: bool,
+    /// Seconds before a paid call's limit at which its caller hears "one minute left"
+    /// (0: never). Only calls more than twice as long as this are warned.
+    #[serde(default = "default_warning_secs")]
+    pub warning_secs: u64,
     /// Folder for recordings (`<call id>.wav`) of routes with `record = true`.
     #[serde(default = "default_recordings_dir")]
     pub recordings_dir: String,
@@ -265,6 +269,10 @@ impl OpusConfig {
             loss_percent: self.loss_percent,
         }
     }
+}
+
+fn default_warning_secs() -> u64 {
+    60
 }
 
 fn default_recordings_dir() -> String {

@@ -166,6 +166,7 @@ pub async fn start(
         media: CallMedia {
             announce: !prompts.is_empty(),
             local_ringback: cfg.media.local_ringback,
+            warning: Duration::from_secs(cfg.media.warning_secs),
             recordings: cfg.media.recordings_dir.clone().into(),
         },
     };

@@ -51,6 +51,10 @@ async fn an_opus_phone_and_an_alaw_trunk_hear_each_other() {
     let trunk = Phone::bind("pstn").await;
     let mut cfg = common::config(&[trunk.addr], "", "", "127.0.0.1");
     cfg.trunks[0].codecs = vec!["PCMA".into()];
+    // The route records its calls.
+    let recordings = std::env::temp_dir().join(format!("freecall-recs-{}", std::process::id()));
+    cfg.routes[0].record = true;
+    cfg.media.recordings_dir = recordings.display().to_string();
     let switch = common::start(&cfg).await;
     let sip = switch.sip_addr;
     let phone_media = RtpEnd::bind(Codec::Opus, 111, Some(101)).await;

@@ -611,3 +611,56 @@ fn a_refused_caller_hears_why_before_the_402() {
         switch.join().await;
     })
 }
+
+/// A paid call's caller is told before its time runs out.
+#[test]
+fn a_caller_hears_the_warning_before_the_limit() {
+    run(async {
+        let store = common::stores::open(&common::stores::sqlite_url());
+        // 500 points at 100 a second: a five-second call, warned two seconds before.
+        member(&store, "yuna", "pw-yuna", 500);
+        let trunk = Phone::bind("pstn").await;
+        let caller = Phone::bind_on("127.0.0.2", "yuna").await;
+        let mut cfg = money_config(trunk.addr);
+        cfg.media.prompts_dir = format!("{}/prompts", env!("CARGO_MANIFEST_DIR"));
+        cfg.media.warning_secs = 2;
+        let switch = common::start_billed(&cfg, store.clone()).await;
+        let sip = switch.sip_addr;
+        let (_leg, _, _) =
+            answered_call(&caller, &trunk, sip, "01012345678", "yuna", "pw-yuna").await;
+        #[allow(clippy::disallowed_methods)]
+        let answered = std::time::Instant::now();
+        // The trunk sends no audio: whatever reaches the caller is the switch's.
+        let first = caller.recv_rtp(1, Duration::from_secs(4)).await;
+        #[allow(clippy::disallowed_methods)]
+        let at = answered.elapsed();
+        assert_eq!(first.len(), 1, "the warning is played");
+        assert!(
+            at >= Duration::from_millis(2500) && at < Duration::from_millis(4000),
+            "three seconds into a five-second call, not {at:?}"
+        );
+        let rest = caller.recv_rtp(200, Duration::from_millis(2500)).await;
+        let mut dec =
+            freecall::media::codec::Decoder::new(freecall::media::codec::Codec::Pcmu).unwrap();
+        let mut pcm = Vec::new();
+        let mut frame = [0i16; 960];
+        for (p, _) in first.iter().chain(&rest) {
+            let n = dec.decode(&p[12..], &mut frame).unwrap();
+            pcm.extend_from_slice(&frame[..n]);
+        }
+        // one-minute-left.wav lasts 1.8 s.
+        assert!(
+            (80..=95).contains(&(first.len() + rest.len())),
+            "{} packets",
+            rest.len() + 1
+        );
+        let level = freecall::testkit::audio::rms_dbfs(&pcm);
+        assert!(level > -35.0, "the warning is heard: {level:.1} dBFS");
+        let (bye, from) = caller.expect_request("BYE", Duration::from_secs(3)).await;
+        caller
+            .send(from, &caller.response(&bye, 200, "OK", "x", None))
+            .await;
+        switch.stop(freecall::driver::Stop::Now);
+        switch.join().await;
+    })
+}

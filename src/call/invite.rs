@@ -666,9 +666,11 @@ impl Manager {
             let limit = now + std::time::Duration::from_secs(paid.max_secs.max(0) as u64);
             let reservation = paid.reservation;
             self.timers.push(Reverse((limit, key, CallTimer::Limit)));
-            if self.settings.media.announce && paid.max_secs > 90 {
-                let warn = limit - std::time::Duration::from_secs(60);
-                self.timers.push(Reverse((warn, key, CallTimer::Warn)));
+            let warning = self.settings.media.warning;
+            let length = std::time::Duration::from_secs(paid.max_secs.max(0) as u64);
+            if self.settings.media.announce && !warning.is_zero() && length > warning * 2 {
+                self.timers
+                    .push(Reverse((limit - warning, key, CallTimer::Warn)));
             }
             let answered_ms = self.unix_ms(now);
             self.billing_out.push_back(BillingRequest::Answered {

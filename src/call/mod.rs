@@ -54,6 +54,8 @@ pub struct CallMedia {
     pub announce: bool,
     /// Answer a trunk's ringing with "please hold" and the ringback tone as early media.
     pub local_ringback: bool,
+    /// How long before a paid call's limit its caller is warned (zero: never).
+    pub warning: Duration,
     /// Where recordings of routes with `record = true` are written.
     pub recordings: std::path::PathBuf,
 }
