@@ -826,7 +826,7 @@ fn bare_codec_loop(frames: usize, settings: freecall::media::codec::OpusSettings
 
 /// 3. Transcoding: calls whose caller speaks PCMU and whose trunk speaks only Opus.
 async fn transcode_bench() {
-    let calls = env_or("FREECALL_BENCH_TRANSCODE_CALLS", 300);
+    let calls = env_or("FREECALL_BENCH_TRANSCODE_CALLS", 150);
     let secs = env_or("FREECALL_BENCH_TRANSCODE_SECS", 20);
     // The shipped Opus settings, unless FREECALL_BENCH_OPUS_COMPLEXITY says otherwise.
     let mut settings = freecall::media::codec::OpusSettings::default();

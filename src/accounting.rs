@@ -15,6 +15,7 @@ use crate::billing::{
     Authorization, AuthorizeRequest, BillingReply, BillingRequest, Payer, Refusal, Settlement,
     Tariffs,
 };
+use crate::cdr::CallRecord;
 use crate::clock;
 use crate::store::calls::{Charge, ReserveItem, Settled};
 use crate::store::{Store, StoreError};
@@ -42,6 +43,8 @@ pub struct Accounting {
     pub heartbeat: Duration,
     /// Where settlements go when the service stops with the database away.
     pub spool: std::path::PathBuf,
+    /// The JSON-lines export of this node's call records, and its size limit.
+    pub cdr_file: Option<(std::path::PathBuf, u64)>,
 }
 
 impl Accounting {
@@ -58,6 +61,79 @@ impl Accounting {
             node,
             heartbeat,
             spool,
+            cdr_file: None,
+        }
+    }
+
+    /// Also export this node's call records, as they are stored, to a JSON-lines file
+    /// that rotates past `max_bytes` and at each new day.
+    pub fn with_cdr_file(mut self, path: std::path::PathBuf, max_bytes: u64) -> Accounting {
+        self.cdr_file = Some((path, max_bytes));
+        self
+    }
+
+    /// The export: reads this node's records in the order they were stored and appends
+    /// them to the file, remembering the last one exported next to it (`<file>.pos`), so
+    /// a restart resumes where the last run stopped.
+    async fn exporter(
+        self,
+        path: std::path::PathBuf,
+        max_bytes: u64,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let pos_file = path.with_extension("pos");
+        let mut after: i64 = std::fs::read_to_string(&pos_file)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0);
+        let file = Arc::new(std::sync::Mutex::new(crate::cdr::CdrFile::new(
+            &path, max_bytes,
+        )));
+        loop {
+            let stopping = *stop.borrow();
+            let q = crate::store::cdrs::CdrQuery {
+                after,
+                node: Some(self.node.clone()),
+                limit: 1000,
+                ..Default::default()
+            };
+            let (f, pf) = (file.clone(), pos_file.clone());
+            let done = self
+                .store
+                .run(move |s| {
+                    let batch = s.cdrs(&q)?;
+                    let Some(last) = batch.last().map(|r| r.id) else {
+                        return Ok((0, after));
+                    };
+                    let mut f = f.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Err(e) = f.append(&batch, clock::unix_ms()) {
+                        warn!(error = %e, "call records not written to the file");
+                        return Ok((0, after));
+                    }
+                    let _ = std::fs::write(&pf, last.to_string());
+                    Ok((batch.len(), last))
+                })
+                .await;
+            let more = match done {
+                Ok((n, last)) => {
+                    after = last;
+                    n == 1000
+                }
+                Err(e) => {
+                    warn!(error = %e, "call records not exported");
+                    false
+                }
+            };
+            if more {
+                continue;
+            }
+            if stopping {
+                return;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                _ = stop.changed() => {}
+            }
         }
     }
 
@@ -79,9 +155,10 @@ impl Accounting {
     /// when it last stopped (killed, crashed), then write a first heartbeat. Run before
     /// taking calls.
     pub async fn recover(&self) -> Result<usize, StoreError> {
-        let spooled = read_spool(&self.spool);
-        if !spooled.is_empty() {
-            let n = spooled.len();
+        let (spooled, records) = read_spool(&self.spool);
+        if !spooled.is_empty() || !records.is_empty() {
+            let n = spooled.len() + records.len();
+            self.store.run(move |s| s.record_calls(&records)).await?;
             let results = self.store.run(move |s| s.settle_many(&spooled)).await?;
             for r in results {
                 if let Err(e) = r {
@@ -120,6 +197,11 @@ impl Accounting {
             let writer = tokio::spawn(self.clone().writer(write_rx));
             let (auth_tx, auth_rx) = mpsc::unbounded_channel::<(u64, AuthorizeRequest)>();
             let authorizer = tokio::spawn(self.clone().authorizer(auth_rx, reply_tx.clone()));
+            let (export_stop, export_rx) = tokio::sync::watch::channel(false);
+            let exporter = self
+                .cdr_file
+                .clone()
+                .map(|(path, max)| tokio::spawn(self.clone().exporter(path, max, export_rx)));
             loop {
                 tokio::select! {
                     req = req_rx.recv() => match req {
@@ -131,6 +213,9 @@ impl Accounting {
                         }
                         Some(BillingRequest::Settle(s)) => {
                             let _ = write_tx.send(Write::Settle(s));
+                        }
+                        Some(BillingRequest::Record(r)) => {
+                            let _ = write_tx.send(Write::Record(r));
                         }
                         None => break,
                     },
@@ -148,6 +233,11 @@ impl Accounting {
             let _ = authorizer.await;
             drop(write_tx);
             let _ = writer.await;
+            // Every record is stored: export the last ones to the file.
+            let _ = export_stop.send(true);
+            if let Some(e) = exporter {
+                let _ = e.await;
+            }
             let node = self.node.clone();
             let _ = self
                 .store
@@ -165,16 +255,15 @@ impl Accounting {
     /// with back-off; when the service stops with the database still away, settlements are
     /// spooled to a file that the next start applies first.
     async fn writer(self, mut rx: mpsc::UnboundedReceiver<Write>) {
-        let mut answers: Vec<(i64, i64)> = Vec::new();
-        let mut settles: Vec<Settlement> = Vec::new();
+        let mut q = Queues::default();
         let mut closed = false;
         let mut closed_at: Option<std::time::Instant> = None;
         let mut backoff = Duration::from_millis(100);
         loop {
             if !closed {
-                if answers.is_empty() && settles.is_empty() {
+                if q.is_empty() {
                     match rx.recv().await {
-                        Some(w) => w.into(&mut answers, &mut settles),
+                        Some(w) => q.push(w),
                         None => closed = true,
                     }
                 }
@@ -182,7 +271,7 @@ impl Accounting {
                 tokio::time::sleep(FLUSH_EVERY).await;
                 loop {
                     match rx.try_recv() {
-                        Ok(w) => w.into(&mut answers, &mut settles),
+                        Ok(w) => q.push(w),
                         Err(mpsc::error::TryRecvError::Empty) => break,
                         Err(mpsc::error::TryRecvError::Disconnected) => {
                             closed = true;
@@ -191,22 +280,22 @@ impl Accounting {
                     }
                 }
             }
-            if closed && answers.is_empty() && settles.is_empty() {
+            if closed && q.is_empty() {
                 return;
             }
             if closed && closed_at.is_none() {
                 closed_at = Some(clock::now());
             }
-            match self.write(&mut answers, &mut settles).await {
+            match self.write(&mut q).await {
                 Ok(()) => backoff = Duration::from_millis(100),
                 Err(e) => {
                     if let Some(at) = closed_at
                         && clock::now().duration_since(at) > SHUTDOWN_WRITE_LIMIT
                     {
-                        self.spool_out(&settles);
+                        self.spool_out(&q.settles, &q.records);
                         return;
                     }
-                    warn!(settlements = settles.len(), answers = answers.len(), error = %e, ?backoff, "database unavailable: writes postponed");
+                    warn!(settlements = q.settles.len(), answers = q.answers.len(), records = q.records.len(), error = %e, ?backoff, "database unavailable: writes postponed");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(15));
                 }
@@ -216,11 +305,26 @@ impl Accounting {
 
     /// Write what is queued. Written items leave the queues; on `Err` (database
     /// unavailable) what could not be written stays queued.
-    async fn write(
-        &self,
-        answers: &mut Vec<(i64, i64)>,
-        settles: &mut Vec<Settlement>,
-    ) -> Result<(), StoreError> {
+    async fn write(&self, q: &mut Queues) -> Result<(), StoreError> {
+        let Queues {
+            answers,
+            settles,
+            records,
+        } = q;
+        if !records.is_empty() {
+            let n = records.len().min(MAX_BATCH);
+            let batch: Vec<CallRecord> = records[..n].to_vec();
+            match self.store.run(move |s| s.record_calls(&batch)).await {
+                Ok(()) => {
+                    records.drain(..n);
+                }
+                Err(StoreError::Unavailable(e)) => return Err(StoreError::Unavailable(e)),
+                Err(e) => {
+                    error!(calls = n, error = %e, "call records refused");
+                    records.drain(..n);
+                }
+            }
+        }
         if !answers.is_empty() {
             answers.sort_unstable();
             let batch = answers.clone();
@@ -272,8 +376,8 @@ impl Accounting {
         Ok(())
     }
 
-    fn spool_out(&self, settles: &[Settlement]) {
-        if settles.is_empty() {
+    fn spool_out(&self, settles: &[Settlement], records: &[CallRecord]) {
+        if settles.is_empty() && records.is_empty() {
             return;
         }
         use std::io::Write as _;
@@ -295,8 +399,12 @@ impl Accounting {
                         "answered_ms": s.answered_ms,
                         "ended_ms": s.ended_ms,
                         "cause": s.cause,
+                        "record": s.record,
                     });
                     let _ = writeln!(f, "{line}");
+                }
+                for r in records {
+                    let _ = writeln!(f, "{}", serde_json::json!({ "record": r }));
                 }
                 let _ = f.sync_all();
                 error!(calls = settles.len(), spool = %self.spool.display(), "database unavailable at shutdown: settlements spooled for the next start");
@@ -412,14 +520,27 @@ impl Accounting {
 enum Write {
     Answered(i64, i64),
     Settle(Settlement),
+    Record(Box<CallRecord>),
 }
 
-impl Write {
-    fn into(self, answers: &mut Vec<(i64, i64)>, settles: &mut Vec<Settlement>) {
-        match self {
-            Write::Answered(r, at) => answers.push((r, at)),
-            Write::Settle(s) => settles.push(s),
+/// What the writer has yet to write.
+#[derive(Default)]
+struct Queues {
+    answers: Vec<(i64, i64)>,
+    settles: Vec<Settlement>,
+    records: Vec<CallRecord>,
+}
+
+impl Queues {
+    fn push(&mut self, w: Write) {
+        match w {
+            Write::Answered(r, at) => self.answers.push((r, at)),
+            Write::Settle(s) => self.settles.push(s),
+            Write::Record(r) => self.records.push(*r),
         }
+    }
+    fn is_empty(&self) -> bool {
+        self.answers.is_empty() && self.settles.is_empty() && self.records.is_empty()
     }
 }
 
@@ -438,11 +559,12 @@ fn log_settled(s: &Settlement, r: Result<Settled, StoreError>) {
 }
 
 /// Settlements a previous run spooled (unreadable lines are reported and skipped).
-fn read_spool(path: &std::path::Path) -> Vec<Settlement> {
+fn read_spool(path: &std::path::Path) -> (Vec<Settlement>, Vec<CallRecord>) {
     let Ok(text) = std::fs::read_to_string(path) else {
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     };
     let mut out = Vec::new();
+    let mut records = Vec::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let v: serde_json::Value = match serde_json::from_str(line) {
             Ok(v) => v,
@@ -454,7 +576,11 @@ fn read_spool(path: &std::path::Path) -> Vec<Settlement> {
         let (Some(reservation), Some(ended_ms)) =
             (v["reservation"].as_i64(), v["ended_ms"].as_i64())
         else {
-            error!(%line, "incomplete line in the settlement spool");
+            // A record of a call nobody paid for.
+            match serde_json::from_value::<CallRecord>(v["record"].clone()) {
+                Ok(r) => records.push(r),
+                Err(_) => error!(%line, "incomplete line in the settlement spool"),
+            }
             continue;
         };
         out.push(Settlement {
@@ -463,7 +589,10 @@ fn read_spool(path: &std::path::Path) -> Vec<Settlement> {
             answered_ms: v["answered_ms"].as_i64(),
             ended_ms,
             cause: v["cause"].as_str().unwrap_or("spooled").to_string(),
+            record: serde_json::from_value(v["record"].clone())
+                .ok()
+                .map(Box::new),
         });
     }
-    out
+    (out, records)
 }

@@ -29,6 +29,27 @@ pub struct Config {
     pub tariffs: Vec<TariffConfig>,
     #[serde(default)]
     pub api: ApiConfig,
+    #[serde(default)]
+    pub cdr: CdrConfig,
+}
+
+/// Call records (they are always stored in the database; this is the file export).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CdrConfig {
+    /// JSON-lines file this node's records are appended to ("" for none). Rotated when it
+    /// passes `max_file_bytes` and at each new day (UTC): `calls-<time>.jsonl`.
+    pub file: String,
+    pub max_file_bytes: u64,
+}
+
+impl Default for CdrConfig {
+    fn default() -> Self {
+        CdrConfig {
+            file: String::new(),
+            max_file_bytes: 64 * 1024 * 1024,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

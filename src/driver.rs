@@ -163,6 +163,7 @@ pub async fn start(
         },
         seed,
         billing: accounting.as_ref().map(|_| call_billing(cfg, seed)),
+        node: cfg.billing.node_id.clone(),
         media: CallMedia {
             announce: !prompts.is_empty(),
             local_ringback: cfg.media.local_ringback,

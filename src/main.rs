@@ -32,6 +32,11 @@ enum Command {
         #[command(subcommand)]
         command: ApikeyCommand,
     },
+    /// Call records.
+    Cdr {
+        #[command(subcommand)]
+        command: CdrCommand,
+    },
     /// Run the switch.
     Serve {
         #[arg(long, default_value = "conf/freecall.toml")]
@@ -55,6 +60,39 @@ enum ApikeyCommand {
         /// A name to recognise the key by (e.g. the shop's name).
         #[arg(long, default_value = "")]
         name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum CdrCommand {
+    /// Print call records from the switch's database; with -f, follow new ones.
+    Tail {
+        #[arg(long, default_value = "conf/freecall.toml")]
+        config: PathBuf,
+        /// Keep printing records as calls end.
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// Calls from or to this number.
+        #[arg(long)]
+        number: Option<String>,
+        /// Calls paid by this account.
+        #[arg(long)]
+        account: Option<i64>,
+        /// Calls that ended at or after this time: 2026-11-23, 2026-11-23T10:00:00 (UTC).
+        #[arg(long)]
+        since: Option<String>,
+        /// Records after this position (the ID column): resume where you left off.
+        #[arg(long)]
+        after: Option<i64>,
+        /// table (readable columns), json (one record per line) or csv.
+        #[arg(long, default_value = "table")]
+        format: String,
+        /// Without --since/--after: start with this many of the newest records.
+        #[arg(short = 'n', long, default_value_t = 20)]
+        lines: i64,
+        /// With -f: stop after this many seconds.
+        #[arg(long = "for")]
+        for_secs: Option<u64>,
     },
 }
 
@@ -85,6 +123,74 @@ fn main() -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("freecall: migrate: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Cdr {
+            command:
+                CdrCommand::Tail {
+                    config,
+                    follow,
+                    number,
+                    account,
+                    since,
+                    after,
+                    format,
+                    lines,
+                    for_secs,
+                },
+        } => {
+            let cfg = match Config::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("freecall: {}: {e}", config.display());
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
+            let Some(format) = freecall::tail::Format::parse(&format) else {
+                eprintln!("freecall: --format is table, json or csv");
+                return ExitCode::from(EXIT_CONFIG);
+            };
+            let since_ms = match since.as_deref().map(freecall::cdr::parse_time) {
+                Some(None) => {
+                    eprintln!("freecall: --since: not a date or time");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+                Some(t) => t,
+                None => None,
+            };
+            let store = match freecall::store::Store::open(&cfg.database.url, 1)
+                .and_then(|s| s.migrate().map(|_| s))
+            {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("freecall: database: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let tail = freecall::tail::Tail {
+                query: freecall::store::cdrs::CdrQuery {
+                    after: after.unwrap_or(0),
+                    node: None,
+                    number: number.map(|n| freecall::routing::normalize_number(&n).unwrap_or(n)),
+                    account,
+                    since_ms,
+                    until_ms: None,
+                    limit: 1000,
+                },
+                lines,
+                follow,
+                format,
+                for_secs,
+            };
+            let stdout = std::io::stdout();
+            match freecall::tail::run(&store, tail, &mut stdout.lock()) {
+                Ok(()) => ExitCode::SUCCESS,
+                // A closed pipe (`| head`) is a normal end.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("freecall: cdr tail: {e}");
                     ExitCode::FAILURE
                 }
             }
@@ -239,6 +345,10 @@ fn serve(cfg: Config) -> anyhow::Result<()> {
             Duration::from_secs(cfg.billing.heartbeat_secs),
             cfg.billing.spool_file.clone().into(),
         );
+        let accounting = match cfg.cdr.file.as_str() {
+            "" => accounting,
+            file => accounting.with_cdr_file(file.into(), cfg.cdr.max_file_bytes.max(1)),
+        };
         // Only one process per node id: recovery settles this node's open calls, which
         // must not be another live switch's.
         let _node_lock = store

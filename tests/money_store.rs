@@ -211,6 +211,7 @@ on_both_stores!(reserve_then_settle_debits_once, |store: Store, _url| {
         answered_ms: Some(10_000),
         ended_ms: 71_000,
         cause: "caller hung up".into(),
+        record: None,
     };
     assert_eq!(
         store.settle(&s).unwrap(),
@@ -303,6 +304,7 @@ on_both_stores!(an_unanswered_call_costs_nothing, |store: Store, _url| {
         answered_ms: None,
         ended_ms: 5_000,
         cause: "busy".into(),
+        record: None,
     };
     assert_eq!(
         store.settle(&s).unwrap(),
@@ -362,6 +364,7 @@ on_both_stores!(
                 answered_ms: Some(0),
                 ended_ms: 60_000,
                 cause: "x".into(),
+                record: None,
             };
             store.settle(&s).unwrap();
         }
@@ -453,6 +456,7 @@ on_both_stores!(
                 answered_ms: Some(0),
                 ended_ms: 30_000,
                 cause: "x".into(),
+                record: None,
             })
             .unwrap();
         store
@@ -462,6 +466,7 @@ on_both_stores!(
                 answered_ms: None,
                 ended_ms: 30_000,
                 cause: "x".into(),
+                record: None,
             })
             .unwrap();
         let c = store.card(card.id).unwrap();
@@ -578,7 +583,8 @@ on_both_stores!(
                     call_id: "crashed-call".into(),
                     answered_ms: Some(1_000_000),
                     ended_ms: 2_000_000,
-                    cause: "late".into()
+                    cause: "late".into(),
+                    record: None,
                 })
                 .unwrap(),
             Settled::Already

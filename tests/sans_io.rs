@@ -35,6 +35,7 @@ fn manager() -> Manager {
         seed: 42,
         billing: None,
         media: Default::default(),
+        node: "test".into(),
     };
     Manager::new(
         settings,

@@ -15,6 +15,7 @@
 
 pub mod accounts;
 pub mod cards;
+pub mod cdrs;
 pub mod issuers;
 pub mod members;
 pub mod openapi;
@@ -160,7 +161,11 @@ pub fn configure(state: ApiState, max_body: usize) -> impl FnOnce(&mut web::Serv
                 "/v1/accounts/{id}/credits",
                 web::post().to(accounts::credit),
             )
-            .route("/v1/tariffs", web::get().to(tariffs::list));
+            .route("/v1/tariffs", web::get().to(tariffs::list))
+            .route("/v1/cdrs", web::get().to(cdrs::list))
+            .route("/v1/cdrs/stream", web::get().to(cdrs::stream))
+            .route("/healthz", web::get().to(cdrs::healthz))
+            .route("/readyz", web::get().to(cdrs::readyz));
     }
 }
 
@@ -178,6 +183,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/accounts/{id}/ledger"),
     ("post", "/v1/accounts/{id}/credits"),
     ("get", "/v1/tariffs"),
+    ("get", "/v1/cdrs"),
+    ("get", "/v1/cdrs/stream"),
+    ("get", "/healthz"),
+    ("get", "/readyz"),
 ];
 
 /// Serve the API on `addr` (port 0 picks one) until the returned server is stopped; the

@@ -22,6 +22,10 @@ use utoipa::{Modify, OpenApi};
         super::accounts::ledger,
         super::accounts::credit,
         super::tariffs::list,
+        super::cdrs::list,
+        super::cdrs::stream,
+        super::cdrs::healthz,
+        super::cdrs::readyz,
     ),
     modifiers(&Bearer)
 )]

@@ -150,13 +150,16 @@ impl Refusal {
 
 /// How a call ended, for settlement: times are wall-clock milliseconds since the epoch
 /// (persisted, so they survive a restart of the switch).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Settlement {
     pub reservation: i64,
     pub call_id: String,
     pub answered_ms: Option<i64>,
     pub ended_ms: i64,
     pub cause: String,
+    /// The call's record, stored with the settlement (its account, card, billed time and
+    /// cost are filled in from the reservation).
+    pub record: Option<Box<crate::cdr::CallRecord>>,
 }
 
 impl Settlement {
@@ -178,6 +181,8 @@ pub enum BillingRequest {
     Answered { reservation: i64, answered_ms: i64 },
     /// The call ended: debit and release, once.
     Settle(Settlement),
+    /// A call nobody pays for ended: store its record.
+    Record(Box<crate::cdr::CallRecord>),
 }
 
 /// The accounting service's answer to `Authorize`.

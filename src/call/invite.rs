@@ -171,6 +171,7 @@ impl Manager {
             local_media: false,
             refusal: None,
             record,
+            destination: destination.to_string(),
         };
         self.dialogs.insert(
             (call.a.call_id.clone(), call.a.local_tag.clone()),
@@ -318,6 +319,8 @@ impl Manager {
                         answered_ms: None,
                         ended_ms,
                         cause: "caller gave up before the call was placed".into(),
+                        // The call's record was written when it ended.
+                        record: None,
                     }));
             }
         }

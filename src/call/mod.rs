@@ -44,6 +44,8 @@ pub struct Settings {
     /// calls from allowed peers unbilled and refuses everyone else (a bare B2BUA).
     pub billing: Option<CallBilling>,
     pub media: CallMedia,
+    /// This node's name in call records.
+    pub node: String,
 }
 
 /// What the switch plays and records itself.
@@ -141,6 +143,8 @@ pub struct Call {
     refusal: Option<(u16, String)>,
     /// The route asks for a recording.
     record: bool,
+    /// The dialled number's kind, for the record.
+    destination: String,
 }
 
 impl Call {
@@ -568,15 +572,19 @@ impl Manager {
             *k != key || matches!(p, ClientPurpose::Bye | ClientPurpose::Cancel)
         });
         let talk = call.answered.map(|a| now.saturating_duration_since(a));
-        if let Some(paid) = &call.paid {
-            self.billing_out
+        let record = Box::new(self.record_of(&call, now, outcome_code, cause, &media));
+        match &call.paid {
+            Some(paid) => self
+                .billing_out
                 .push_back(BillingRequest::Settle(Settlement {
                     reservation: paid.reservation,
                     call_id: call.id.clone(),
                     answered_ms: call.answered.map(|a| self.unix_ms(a)),
                     ended_ms: self.unix_ms(now),
                     cause: cause.to_string(),
-                }));
+                    record: Some(record),
+                })),
+            None => self.billing_out.push_back(BillingRequest::Record(record)),
         }
         if call.answered.is_some() {
             self.stats.calls_ended += 1;
@@ -601,6 +609,53 @@ impl Manager {
             media,
         });
         debug!(active = self.calls.len(), "calls in progress");
+    }
+}
+
+impl Manager {
+    /// The call's record as the call layer knows it (the store adds who paid, the billed
+    /// time and the cost).
+    fn record_of(
+        &self,
+        call: &Call,
+        now: Instant,
+        code: u16,
+        cause: &str,
+        media: &Option<crate::media::MediaStats>,
+    ) -> crate::cdr::CallRecord {
+        let dialled = if call.b.is_some() {
+            call.trunk_pos + 1
+        } else {
+            0
+        };
+        let trunks: Vec<String> = call.trunks[..dialled.min(call.trunks.len())]
+            .iter()
+            .filter_map(|&i| self.routing.trunks.get(i).map(|t| t.name.clone()))
+            .collect();
+        let caller = call.a_invite.from_user.clone().unwrap_or_default();
+        crate::cdr::CallRecord {
+            id: 0,
+            call_id: call.id.clone(),
+            node: self.settings.node.clone(),
+            caller: crate::routing::normalize_number(&caller).unwrap_or(caller),
+            callee: call.number.clone(),
+            account_id: call.paid.as_ref().map(|p| p.account),
+            card_id: None,
+            destination: call.destination.clone(),
+            trunk: call.answered.and(trunks.last().cloned()),
+            trunks,
+            setup_ms: self.unix_ms(call.started),
+            answered_ms: call.answered.map(|a| self.unix_ms(a)),
+            ended_ms: self.unix_ms(now),
+            billed_secs: 0,
+            cost: 0,
+            code,
+            cause: cause.to_string(),
+            ended_by: outcome::ended_by(cause).into(),
+            codec_caller: call.a_format.as_ref().map(|f| f.name()).unwrap_or_default(),
+            codec_callee: call.b_format.as_ref().map(|f| f.name()).unwrap_or_default(),
+            media: media.as_ref().and_then(|m| serde_json::to_value(m).ok()),
+        }
     }
 }
 

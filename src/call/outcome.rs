@@ -67,3 +67,14 @@ pub fn phrase(code: u16) -> &'static str {
         _ => "Failed",
     }
 }
+
+/// Who ended a call, from the cause the call layer gave: `caller`, `callee` or `switch`.
+pub fn ended_by(cause: &str) -> &'static str {
+    if cause.starts_with("caller") {
+        crate::cdr::BY_CALLER
+    } else if cause.starts_with("callee") || cause.starts_with("trunk") {
+        crate::cdr::BY_CALLEE
+    } else {
+        crate::cdr::BY_SWITCH
+    }
+}

@@ -14,6 +14,45 @@ use crate::clock;
 use crate::numbers::DestinationKind;
 use diesel::prelude::*;
 
+/// The records of the calls of `batch` that this settlement settled, completed from their
+/// reservations: who paid, billed time, cost. (A call settled before — by recovery, or a
+/// retry whose commit was not seen — already has its record.)
+macro_rules! settled_records {
+    ($c:expr, $batch:expr, $out:expr) => {{
+        let batch: &[Settlement] = $batch;
+        let out: &[Result<Settled>] = $out;
+        let ids: Vec<i64> = batch.iter().map(|s| s.reservation).collect();
+        let owners: Vec<(i64, i64, Option<i64>)> = reservations::table
+            .filter(reservations::id.eq_any(&ids))
+            .select((
+                reservations::id,
+                reservations::account_id,
+                reservations::card_id,
+            ))
+            .load($c)?;
+        let mut records = Vec::new();
+        for (s, r) in batch.iter().zip(out) {
+            if let (
+                Some(rec),
+                Ok(Settled::Done {
+                    billed_secs, cost, ..
+                }),
+            ) = (&s.record, r)
+            {
+                let mut rec = (**rec).clone();
+                rec.billed_secs = *billed_secs;
+                rec.cost = *cost;
+                if let Some(&(_, account, card)) = owners.iter().find(|o| o.0 == s.reservation) {
+                    rec.account_id = Some(account);
+                    rec.card_id = card;
+                }
+                records.push(rec);
+            }
+        }
+        records
+    }};
+}
+
 /// Who pays, after the payer was resolved (and a member authenticated).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Charge {
@@ -407,10 +446,20 @@ impl Store {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
+        let with_records = batch.iter().any(|s| s.record.is_some());
         match &*self.pool {
             super::Pool::Pg(p) => {
                 let mut guard = p.get()?;
-                super::pg_fast::settle_many(&mut guard, batch, clock::unix_ms())
+                if !with_records {
+                    return super::pg_fast::settle_many(&mut guard, batch, clock::unix_ms());
+                }
+                let c: &mut diesel::pg::PgConnection = &mut guard;
+                c.transaction(|c| {
+                    let out = super::pg_fast::settle_many(c, batch, clock::unix_ms())?;
+                    let records = settled_records!(c, batch, &out);
+                    super::cdrs::insert_pg(c, &records.iter().collect::<Vec<_>>())?;
+                    Ok(out)
+                })
             }
             super::Pool::Sqlite(p) => {
                 let mut guard = p.get()?;
@@ -426,6 +475,10 @@ impl Store {
                             }
                             other => other,
                         });
+                    }
+                    if with_records {
+                        let records = settled_records!(c, batch, &out);
+                        super::cdrs::insert_sqlite(c, &records.iter().collect::<Vec<_>>())?;
                     }
                     Ok(out)
                 })
@@ -481,28 +534,53 @@ impl Store {
     /// After a restart: settle this node's open reservations, billing answered calls from
     /// their persisted answer time up to the node's last heartbeat.
     pub fn recover(&self, node: &str) -> Result<Vec<Recovered>> {
+        type Open = (i64, String, Option<i64>, i64, String, String);
         let (open, heartbeat) = on_conn!(self, c => {
-            let open: Vec<(i64, String, Option<i64>, i64)> = reservations::table
+            let open: Vec<Open> = reservations::table
                 .filter(reservations::node.eq(node))
                 .filter(reservations::state.eq("open"))
-                .select((reservations::id, reservations::call_id, reservations::answered_ms, reservations::created_ms))
+                .select((
+                    reservations::id,
+                    reservations::call_id,
+                    reservations::answered_ms,
+                    reservations::created_ms,
+                    reservations::number,
+                    reservations::destination,
+                ))
                 .order(reservations::id)
                 .load(c)?;
             let hb: Option<i64> = nodes::table.find(node).select(nodes::heartbeat_ms).first(c).optional()?;
             (open, hb)
         });
         let mut done = Vec::new();
-        for (id, call_id, answered_ms, created_ms) in open {
+        for (id, call_id, answered_ms, created_ms, number, destination) in open {
             // Never before the answer: a heartbeat older than the answer bills nothing beyond it.
             let ended_ms = heartbeat
                 .unwrap_or(created_ms)
                 .max(answered_ms.unwrap_or(i64::MIN));
+            let cause = "switch restarted: billed up to its last heartbeat";
+            // The record is rebuilt from what the reservation kept; the caller's number,
+            // the trunk and media were only in the lost process.
+            let record = crate::cdr::CallRecord {
+                call_id: call_id.clone(),
+                node: node.to_string(),
+                callee: number,
+                destination,
+                setup_ms: created_ms,
+                answered_ms,
+                ended_ms,
+                code: if answered_ms.is_some() { 200 } else { 503 },
+                cause: cause.into(),
+                ended_by: crate::cdr::BY_SWITCH.into(),
+                ..Default::default()
+            };
             let s = Settlement {
                 reservation: id,
                 call_id: call_id.clone(),
                 answered_ms,
                 ended_ms,
-                cause: "switch restarted: billed up to its last heartbeat".into(),
+                cause: cause.into(),
+                record: Some(Box::new(record)),
             };
             if let Settled::Done {
                 billed_secs, cost, ..

@@ -13,6 +13,7 @@
 pub mod accounts;
 pub mod calls;
 pub mod cards;
+pub mod cdrs;
 mod pg_fast;
 pub mod schema;
 pub mod shop;

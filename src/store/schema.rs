@@ -184,6 +184,33 @@ diesel::allow_tables_to_appear_in_same_query!(
     ledger,
     reservations,
     nodes,
+    cdrs,
     api_keys,
     idempotency,
 );
+
+diesel::table! {
+    cdrs (id) {
+        id -> BigInt,
+        call_id -> Text,
+        node -> Text,
+        caller -> Text,
+        callee -> Text,
+        account_id -> Nullable<BigInt>,
+        card_id -> Nullable<BigInt>,
+        destination -> Text,
+        trunks -> Text,
+        trunk -> Nullable<Text>,
+        setup_ms -> BigInt,
+        answered_ms -> Nullable<BigInt>,
+        ended_ms -> BigInt,
+        billed_secs -> BigInt,
+        cost -> BigInt,
+        code -> Integer,
+        cause -> Text,
+        ended_by -> Text,
+        codec_caller -> Text,
+        codec_callee -> Text,
+        media -> Nullable<Text>,
+    }
+}

@@ -1,0 +1,1 @@
+DROP TABLE cdrs; DROP FUNCTION cdrs_append_only();
