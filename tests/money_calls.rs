@@ -241,6 +241,30 @@ on_both_stores!(
         trunk.expect_silence(Duration::from_millis(300)).await;
         switch.stop(freecall::driver::Stop::Now);
         switch.join().await;
+
+        // Two records: the call cut at the limit, and the refusal.
+        let records = store
+            .cdrs(&freecall::store::cdrs::CdrQuery {
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(records.len(), 2, "{records:?}");
+        let (paid, refused) = (&records[0], &records[1]);
+        assert_eq!(paid.callee, "01012345678");
+        assert_eq!(paid.caller, "minji");
+        assert_eq!(paid.account_id, Some(account));
+        assert_eq!(paid.destination, "mobile");
+        assert_eq!((paid.billed_secs, paid.cost), (3, 300));
+        assert_eq!((paid.code, paid.ended_by.as_str()), (200, "switch"));
+        assert_eq!(paid.cause, "mileage exhausted");
+        assert_eq!(paid.trunk.as_deref(), Some("pstn"));
+        assert_eq!(
+            (paid.codec_caller.as_str(), paid.codec_callee.as_str()),
+            ("PCMU", "PCMU")
+        );
+        assert_eq!((refused.code, refused.cost), (402, 0));
+        assert!(refused.trunks.is_empty() && refused.answered_ms.is_none());
     })
 );
 

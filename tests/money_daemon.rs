@@ -209,6 +209,20 @@ fn kill_9_then_restart(store: Store, url: String) {
         let a = store.account(account).unwrap();
         assert_eq!((a.balance + debits[0].amount, a.reserved), (100_000, 0));
         assert!(store.audit().unwrap().is_empty());
+        // The call's record was rebuilt from its reservation: who paid, what it cost, why
+        // it ended.
+        let records = store
+            .cdrs(&freecall::store::cdrs::CdrQuery {
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(records.len(), 1, "{records:?}");
+        let r = &records[0];
+        assert_eq!(r.account_id, Some(account));
+        assert_eq!(r.cost, debits[0].amount);
+        assert!(r.answered_ms.is_some() && r.ended_ms >= r.answered_ms.unwrap());
+        assert!(r.cause.contains("switch restarted"), "{}", r.cause);
         daemon.signal("-TERM");
         tokio::task::spawn_blocking(move || daemon.wait_exit(Duration::from_secs(10)))
             .await
