@@ -224,6 +224,9 @@ impl Accounting {
                         if let Err(e) = self.store.run(move |s| s.heartbeat(&node, clock::unix_ms())).await {
                             warn!(error = %e, "heartbeat not written");
                         }
+                        if let Ok(held) = self.store.run(|s| s.reserved_total()).await {
+                            crate::telemetry::reserved_balance(held);
+                        }
                     }
                 }
             }

@@ -226,6 +226,10 @@ pub struct SipConfig {
     pub t1_ms: u64,
     #[serde(default = "default_grace")]
     pub shutdown_grace_secs: u64,
+    /// Seconds between OPTIONS pings to each trunk (0: none). A trunk that does not
+    /// answer, or answers 5xx, is skipped by routing until it answers again.
+    #[serde(default)]
+    pub trunk_ping_secs: u64,
     #[serde(default = "default_user_agent")]
     pub user_agent: String,
 }

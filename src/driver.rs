@@ -42,11 +42,14 @@ pub struct SwitchHandle {
     stop: std::sync::Arc<watch::Sender<Stop>>,
     done: oneshot::Receiver<Stats>,
     queries: mpsc::UnboundedSender<Query>,
+    /// The prompts every new call plays from (swapped by a reload).
+    prompts: Arc<RwLock<Arc<Prompts>>>,
 }
 
 enum Query {
     Active(oneshot::Sender<usize>),
     Finished(oneshot::Sender<Vec<Outcome>>),
+    Reload(Box<Routing>, oneshot::Sender<()>),
 }
 
 impl SwitchHandle {
@@ -71,6 +74,26 @@ impl SwitchHandle {
         let (tx, rx) = oneshot::channel();
         let _ = self.queries.send(Query::Active(tx));
         rx.await.unwrap_or(0)
+    }
+
+    /// Apply a new configuration's trunks, dial plan, peers and prompts, all at once: the
+    /// next call sees all of them, calls in progress keep what they started with. Nothing
+    /// changes when the prompts cannot be read. (Tariffs live in the accounting service,
+    /// which `main` reloads beside this.)
+    pub async fn reload(&self, cfg: &Config) -> Result<(), String> {
+        let prompts = match cfg.media.prompts_dir.as_str() {
+            "" => Prompts::default(),
+            dir => Prompts::load(std::path::Path::new(dir)).map_err(|e| e.to_string())?,
+        };
+        let (tx, rx) = oneshot::channel();
+        let _ = self
+            .queries
+            .send(Query::Reload(Box::new(Routing::from_config(cfg)), tx));
+        rx.await.map_err(|_| "the switch is stopping".to_string())?;
+        if let Ok(mut p) = self.prompts.write() {
+            *p = Arc::new(prompts);
+        }
+        Ok(())
     }
 
     /// Calls finished since the last call of this method.
@@ -128,6 +151,7 @@ pub async fn start(
         names.sort_unstable();
         info!(prompts = ?names, "prompts loaded");
     }
+    let prompts = Arc::new(RwLock::new(Arc::new(prompts)));
     // UDP and TCP on the same port. With port 0 (tests, benchmarks) the port the kernel
     // picks for UDP may be taken for TCP: pick again (bounded).
     let mut attempt = 0;
@@ -164,8 +188,10 @@ pub async fn start(
         seed,
         billing: accounting.as_ref().map(|_| call_billing(cfg, seed)),
         node: cfg.billing.node_id.clone(),
+        trunk_ping: (cfg.sip.trunk_ping_secs > 0)
+            .then(|| Duration::from_secs(cfg.sip.trunk_ping_secs)),
         media: CallMedia {
-            announce: !prompts.is_empty(),
+            announce: !cfg.media.prompts_dir.is_empty(),
             local_ringback: cfg.media.local_ringback,
             warning: Duration::from_secs(cfg.media.warning_secs),
             recordings: cfg.media.recordings_dir.clone().into(),
@@ -182,7 +208,7 @@ pub async fn start(
     )
     .with_options(MediaOptions {
         opus: cfg.media.opus.settings(),
-        prompts: Arc::new(RwLock::new(Arc::new(prompts))),
+        prompts: prompts.clone(),
     });
     let mut manager = Manager::new(settings, Routing::from_config(cfg), Box::new(media));
     manager.set_wall_clock(clock::now(), clock::unix_ms());
@@ -218,6 +244,7 @@ pub async fn start(
         stop: std::sync::Arc::new(stop_tx),
         done: done_rx,
         queries: query_tx,
+        prompts,
     })
 }
 
@@ -293,6 +320,8 @@ async fn run(
         .unwrap_or(Duration::from_secs(1));
     let mut tick = tokio::time::interval(tick_every);
     let mut finished: Vec<Outcome> = Vec::new();
+    let mut totals = crate::telemetry::CallTotals::default();
+    let mut active = 0usize;
     loop {
         let wake = manager
             .next_timeout()
@@ -339,6 +368,11 @@ async fn run(
             Some(q) = queries.recv() => match q {
                 Query::Active(reply) => { let _ = reply.send(manager.active_calls()); }
                 Query::Finished(reply) => { let _ = reply.send(std::mem::take(&mut finished)); }
+                Query::Reload(routing, done) => {
+                    manager.set_routing(*routing);
+                    info!("routing reloaded");
+                    let _ = done.send(());
+                }
             },
             _ = tokio::time::sleep_until(wake) => manager.handle_timeout(clock::now()),
             _ = tick.tick() => {
@@ -365,7 +399,18 @@ async fn run(
         }
         flush(&mut manager, &udp, &mut conns, &mut pending_tcp, &net_tx).await;
         forward_billing(&mut manager, &billing);
-        finished.extend(manager.take_finished());
+        let ended = manager.take_finished();
+        for o in &ended {
+            totals.record(o);
+        }
+        finished.extend(ended);
+        for (trunk, up) in manager.take_trunk_changes() {
+            crate::telemetry::trunk_up(&trunk, up);
+        }
+        if manager.active_calls() != active {
+            active = manager.active_calls();
+            crate::telemetry::active_calls(active);
+        }
         if finished.len() > 100_000 {
             // Nobody is collecting outcomes (the daemon logs them): keep memory bounded.
             finished.drain(..50_000);

@@ -15,5 +15,6 @@ pub mod routing;
 pub mod sip;
 pub mod store;
 pub mod tail;
+pub mod telemetry;
 pub mod testkit;
 pub mod transaction;

@@ -96,6 +96,55 @@ enum CdrCommand {
     },
 }
 
+/// SIGHUP: read the configuration again and apply trunks, dial plan, peers, tariffs and
+/// prompts together; calls in progress keep what they started with. A configuration
+/// that does not validate (or prompts that cannot be read) changes nothing. Settings that
+/// need a restart (addresses, ports, database) are reported, not applied.
+async fn reload(
+    path: &std::path::Path,
+    running: &Config,
+    handle: &driver::SwitchHandle,
+    accounting: &freecall::accounting::Accounting,
+) {
+    let cfg = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            error!(config = %path.display(), "reload refused, nothing changed: {e}");
+            return;
+        }
+    };
+    if let Err(e) = handle.reload(&cfg).await {
+        error!(config = %path.display(), "reload refused, nothing changed: {e}");
+        return;
+    }
+    accounting.set_tariffs(cfg.tariffs());
+    let restart_only = [
+        ("sip.listen", running.sip.listen != cfg.sip.listen),
+        (
+            "media",
+            running.media.port_min != cfg.media.port_min
+                || running.media.port_max != cfg.media.port_max
+                || running.media.address != cfg.media.address,
+        ),
+        ("database.url", running.database.url != cfg.database.url),
+        ("api.listen", running.api.listen != cfg.api.listen),
+    ];
+    for (key, changed) in restart_only {
+        if changed {
+            warn!(
+                key,
+                "changed in the configuration: takes effect at the next restart"
+            );
+        }
+    }
+    info!(
+        trunks = cfg.trunks.len(),
+        routes = cfg.routes.len(),
+        tariffs = cfg.tariffs.len(),
+        "configuration reloaded"
+    );
+}
+
 /// EX_CONFIG from sysexits.h: the configuration is wrong.
 const EXIT_CONFIG: u8 = 64;
 
@@ -261,7 +310,7 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             init_logging(&cfg);
-            match serve(cfg) {
+            match serve(cfg, config) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     error!("{e:#}");
@@ -320,7 +369,7 @@ fn redact(url: &str) -> String {
     }
 }
 
-fn serve(cfg: Config) -> anyhow::Result<()> {
+fn serve(cfg: Config, path: PathBuf) -> anyhow::Result<()> {
     // Every call holds four RTP sockets; the default limit of 1024 descriptors would cap
     // the switch at a couple of hundred calls.
     match rlimit::increase_nofile_limit(u64::MAX) {
@@ -338,6 +387,7 @@ fn serve(cfg: Config) -> anyhow::Result<()> {
             .unwrap_or(0)
             ^ u64::from(std::process::id());
         let store = open_store(&cfg)?;
+        let metrics = freecall::telemetry::install();
         let accounting = freecall::accounting::Accounting::new(
             store.clone(),
             cfg.tariffs(),
@@ -362,6 +412,7 @@ fn serve(cfg: Config) -> anyhow::Result<()> {
             warn!(recovered, "calls left open by the last run were settled");
         }
         let tariffs = accounting.tariffs.clone();
+        let reloader = accounting.clone();
         let handle = driver::start(&cfg, seed, Some(accounting)).await?;
         let api = match cfg.api.listen.parse::<std::net::SocketAddr>() {
             Ok(addr) => {
@@ -371,6 +422,7 @@ fn serve(cfg: Config) -> anyhow::Result<()> {
                     realm: cfg.billing.realm.clone(),
                     signup_bonus_mileage: cfg.billing.signup_bonus_mileage,
                     signup_bonus_guild: cfg.billing.signup_bonus_guild,
+                    metrics: metrics.clone(),
                 };
                 let (server, addr) = freecall::api::serve(state, addr, cfg.api.max_body_bytes)
                     .with_context(|| format!("cannot listen for the API on {addr}"))?;
@@ -386,22 +438,25 @@ fn serve(cfg: Config) -> anyhow::Result<()> {
         let grace = Duration::from_secs(cfg.sip.shutdown_grace_secs);
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .context("installing the SIGTERM handler")?;
-        let stopper = {
-            let grace_stop = Stop::Drain(grace);
-            async move {
-                tokio::select! {
-                    _ = term.recv() => {
-                        info!(?grace, "SIGTERM: draining");
-                        grace_stop
-                    }
-                    _ = tokio::signal::ctrl_c() => {
-                        info!("SIGINT: stopping now");
-                        Stop::Now
-                    }
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("installing the SIGHUP handler")?;
+        let how = loop {
+            tokio::select! {
+                _ = term.recv() => {
+                    info!(?grace, "SIGTERM: draining");
+                    break Stop::Drain(grace);
+                }
+                _ = tokio::signal::ctrl_c() => {
+                    info!("SIGINT: stopping now");
+                    break Stop::Now;
+                }
+                _ = hup.recv() => {
+                    let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
+                    reload(&path, &cfg, &handle, &reloader).await;
+                    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
                 }
             }
         };
-        let how = stopper.await;
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
         handle.stop(how);
         // A second signal during a drain stops at once.

@@ -74,6 +74,7 @@ fn start(store: Store) -> Api {
         realm: "freecall".into(),
         signup_bonus_mileage: 300,
         signup_bonus_guild: 1000,
+        metrics: None,
     };
     let (admin, credit, read) = (
         key(&store, "admin"),

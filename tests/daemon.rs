@@ -76,7 +76,12 @@ fn sigterm_drains_calls_in_progress_then_hangs_up() {
             trunk.addr
         )
         .unwrap();
-        let mut daemon = Daemon::spawn(conf.to_str().unwrap(), &[]);
+        let db = dir.join("drain.db").display().to_string();
+        let _ = std::fs::remove_file(&db);
+        let mut daemon = Daemon::spawn(
+            conf.to_str().unwrap(),
+            &[("FREECALL__DATABASE__URL", db.clone())],
+        );
         let sip: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         tokio::task::spawn_blocking(move || wait_ready(sip))
             .await
@@ -113,6 +118,28 @@ fn sigterm_drains_calls_in_progress_then_hangs_up() {
             .await
             .unwrap();
         assert_eq!(code, Some(0));
+        // Before it exited, the switch wrote both records: the refused call and the
+        // drained one, hung up by the switch.
+        let store = freecall::store::Store::open(&db, 1).unwrap();
+        let records = store
+            .cdrs(&freecall::store::cdrs::CdrQuery {
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(records.len(), 2, "{records:?}");
+        let drained = records
+            .iter()
+            .find(|r| r.code == 200)
+            .expect("the drained call");
+        assert_eq!(drained.ended_by, "switch");
+        assert!(drained.cause.contains("shutting down"), "{}", drained.cause);
+        assert!(drained.answered_ms.is_some());
+        assert!(
+            records
+                .iter()
+                .any(|r| r.code == 503 && r.callee == "0212345679")
+        );
         let _ = std::fs::remove_dir_all(&dir);
     });
 }

@@ -67,31 +67,6 @@ listen = "off"
     path.display().to_string()
 }
 
-/// A trunk that answers every INVITE and every BYE with 200 (until the test ends).
-fn auto_trunk(trunk: Phone) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            let Some((m, from)) = trunk.recv(Duration::from_secs(60)).await else {
-                return;
-            };
-            match m.method().map(|x| x.as_str().to_string()).as_deref() {
-                Some("INVITE") => {
-                    let sdp = trunk.sdp("sendrecv");
-                    trunk
-                        .send(from, &trunk.response(&m, 200, "OK", "auto", Some(&sdp)))
-                        .await;
-                }
-                Some("BYE") | Some("CANCEL") | Some("OPTIONS") => {
-                    trunk
-                        .send(from, &trunk.response(&m, 200, "OK", "auto", None))
-                        .await;
-                }
-                _ => {}
-            }
-        }
-    })
-}
-
 fn temp_dir(name: &str) -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!("freecall-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
@@ -121,7 +96,7 @@ fn kill_9_then_restart(store: Store, url: String) {
         let dir = temp_dir(&format!("crash-{}", store.backend()));
         let trunk = Phone::bind("pstn").await;
         let trunk_addr = trunk.addr;
-        let _answering = auto_trunk(trunk);
+        let _answering = freecall::testkit::auto_trunk(trunk);
         let port = free_port();
         let media = if store.backend() == "sqlite" {
             40000
@@ -273,7 +248,7 @@ fn two_daemons_on_one_postgres_race_on_one_account() {
         let dir = temp_dir("race");
         let trunk = Phone::bind("pstn").await;
         let trunk_addr = trunk.addr;
-        let _answering = auto_trunk(trunk);
+        let _answering = freecall::testkit::auto_trunk(trunk);
         let mut nodes = Vec::new();
         for (i, media) in [(0, 41000u16), (1, 41400u16)] {
             let port = free_port();

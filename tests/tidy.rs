@@ -56,6 +56,21 @@ const RULES: &[(&str, &[&str])] = &[
         "auth.rs",
         &["sip", "call", "media", "driver", "store", "api"],
     ),
+    // Call records are plain data: the call layer fills them, the store keeps them.
+    (
+        "cdr.rs",
+        &[
+            "sip",
+            "transaction",
+            "dialog",
+            "call",
+            "media",
+            "driver",
+            "store",
+            "accounting",
+            "api",
+        ],
+    ),
     // The store holds domain data; it never reaches up into the call path or the API.
     (
         "store",

@@ -237,6 +237,18 @@ pub struct Health {
     pub status: String,
 }
 
+/// Prometheus metrics (text exposition format; no authentication, like `/healthz`: keep
+/// the API listener on a management network).
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format")))]
+pub async fn metrics(state: web::Data<ApiState>) -> Result<HttpResponse, Problem> {
+    let Some(handle) = &state.metrics else {
+        return Err(Problem::not_found("metrics"));
+    };
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(handle.render()))
+}
+
 /// The process is up (no authentication: for load balancers and supervisors).
 #[utoipa::path(get, path = "/healthz", responses((status = 200, body = Health)))]
 pub async fn healthz() -> HttpResponse {

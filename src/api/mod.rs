@@ -40,6 +40,8 @@ pub struct ApiState {
     pub realm: String,
     pub signup_bonus_mileage: i64,
     pub signup_bonus_guild: i64,
+    /// Renders `/metrics` (None: no recorder installed, `/metrics` is 404).
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 impl ApiState {
@@ -164,6 +166,7 @@ pub fn configure(state: ApiState, max_body: usize) -> impl FnOnce(&mut web::Serv
             .route("/v1/tariffs", web::get().to(tariffs::list))
             .route("/v1/cdrs", web::get().to(cdrs::list))
             .route("/v1/cdrs/stream", web::get().to(cdrs::stream))
+            .route("/metrics", web::get().to(cdrs::metrics))
             .route("/healthz", web::get().to(cdrs::healthz))
             .route("/readyz", web::get().to(cdrs::readyz));
     }
@@ -185,6 +188,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/tariffs"),
     ("get", "/v1/cdrs"),
     ("get", "/v1/cdrs/stream"),
+    ("get", "/metrics"),
     ("get", "/healthz"),
     ("get", "/readyz"),
 ];

@@ -24,6 +24,7 @@ use utoipa::{Modify, OpenApi};
         super::tariffs::list,
         super::cdrs::list,
         super::cdrs::stream,
+        super::cdrs::metrics,
         super::cdrs::healthz,
         super::cdrs::readyz,
     ),

@@ -30,6 +30,7 @@ impl Manager {
         let refuse = |m: &mut Manager, code: u16, why: &str| {
             m.stats.calls_refused += 1;
             info!(code, why, source = %from.addr, "call refused");
+            m.refused_early(now, &req, code, why);
             m.reply(
                 now,
                 tx,
@@ -93,7 +94,7 @@ impl Manager {
         if blocked {
             return refuse(self, 403, "destination not allowed");
         }
-        let Some((trunks, record)) = self
+        let Some((mut trunks, record)) = self
             .routing
             .plan
             .lookup(&number)
@@ -101,6 +102,11 @@ impl Manager {
         else {
             return refuse(self, 404, "no route for this number");
         };
+        // Trunks that do not answer OPTIONS are skipped, unless none does (then all are
+        // tried: a ping can be lost, a call should not be for that).
+        if trunks.iter().any(|&t| self.trunk_is_up(t)) {
+            trunks.retain(|&t| self.trunk_is_up(t));
+        }
         if !req.has_sdp() {
             return refuse(self, 488, "an SDP offer is required in the INVITE");
         }
@@ -202,6 +208,38 @@ impl Manager {
             }
             None => self.send_b_invite(now, key),
         }
+    }
+
+    /// An INVITE refused before it became a call (no route, bad number, blocked
+    /// destination, …) still ends as an outcome and a record: the NOC sees attempts too.
+    fn refused_early(&mut self, now: Instant, req: &Message, code: u16, why: &str) {
+        let id = format!("fc-{}", self.tx.new_token());
+        let dialled = req.uri_user.clone().unwrap_or_default();
+        let number = normalize_number(&dialled).unwrap_or(dialled);
+        let caller = req.from_user.clone().unwrap_or_default();
+        let at = self.unix_ms(now);
+        self.billing_out
+            .push_back(BillingRequest::Record(Box::new(crate::cdr::CallRecord {
+                call_id: id.clone(),
+                node: self.settings.node.clone(),
+                caller: normalize_number(&caller).unwrap_or(caller),
+                callee: number.clone(),
+                setup_ms: at,
+                ended_ms: at,
+                code,
+                cause: why.to_string(),
+                ended_by: crate::cdr::BY_SWITCH.into(),
+                ..Default::default()
+            })));
+        self.finished.push(super::Outcome {
+            call: id,
+            number,
+            code,
+            cause: why.to_string(),
+            setup: None,
+            talk: None,
+            media: None,
+        });
     }
 
     /// Who pays for a new call: `Ok(None)` for an unbilled peer, a payer, or the reason
@@ -514,6 +552,12 @@ impl Manager {
         };
         let code = resp.status().unwrap_or(0);
         match purpose {
+            ClientPurpose::Ping { index, generation } => {
+                if code >= 200 {
+                    self.client_txs.remove(&tx);
+                    self.trunk_answered(index, generation, code < 500);
+                }
+            }
             ClientPurpose::BInvite => self.handle_b_invite_response(now, key, tx, resp),
             ClientPurpose::Relay { server, from } => {
                 self.relay_response(now, key, tx, server, from, resp)
@@ -804,6 +848,9 @@ impl Manager {
                     );
                     self.hangup(now, key, "in-dialog request timed out");
                 }
+            }
+            ClientPurpose::Ping { index, generation } => {
+                self.trunk_answered(index, generation, false)
             }
             ClientPurpose::Bye | ClientPurpose::Cancel => {}
         }

@@ -46,6 +46,9 @@ pub struct Settings {
     pub media: CallMedia,
     /// This node's name in call records.
     pub node: String,
+    /// Send OPTIONS to every trunk this often; a trunk that does not answer (or answers
+    /// 5xx) is skipped by routing until it answers again. `None`: no pings.
+    pub trunk_ping: Option<Duration>,
 }
 
 /// What the switch plays and records itself.
@@ -89,8 +92,16 @@ enum ServerPurpose {
 
 #[derive(Clone, Copy, Debug)]
 enum ClientPurpose {
+    /// OPTIONS to trunk `index` of routing generation `generation`.
+    Ping {
+        index: usize,
+        generation: u64,
+    },
     BInvite,
-    Relay { server: TxId, from: Side },
+    Relay {
+        server: TxId,
+        from: Side,
+    },
     Bye,
     Cancel,
 }
@@ -232,6 +243,20 @@ pub struct Manager {
     /// A monotonic instant and the wall-clock milliseconds it corresponds to, so money
     /// times can be persisted without the state machine reading a clock.
     wall_anchor: Option<(Instant, i64)>,
+    /// Trunk health from OPTIONS pings, by index into `routing.trunks`.
+    trunks: TrunkHealth,
+}
+
+/// What the OPTIONS pings found out.
+#[derive(Default)]
+struct TrunkHealth {
+    up: Vec<bool>,
+    pinging: Vec<bool>,
+    /// Bumped when routing is replaced: answers to older pings are ignored.
+    generation: u64,
+    next_ping: Option<Instant>,
+    /// Changes (trunk name, up) for the operator, drained by the driver.
+    changes: Vec<(String, bool)>,
 }
 
 impl Manager {
@@ -256,12 +281,95 @@ impl Manager {
             replays: crate::auth::ReplayGuard::default(),
             authorizing: 0,
             wall_anchor: None,
+            trunks: TrunkHealth::default(),
+        }
+        .with_trunk_health()
+    }
+
+    fn with_trunk_health(mut self) -> Manager {
+        let n = self.routing.trunks.len();
+        self.trunks.up = vec![true; n];
+        self.trunks.pinging = vec![false; n];
+        self.trunks.generation += 1;
+        self
+    }
+
+    /// Trunks whose state changed since the last call: (name, up).
+    pub fn take_trunk_changes(&mut self) -> Vec<(String, bool)> {
+        std::mem::take(&mut self.trunks.changes)
+    }
+
+    /// Whether trunk `index` answered its last ping (or has not been pinged yet).
+    fn trunk_is_up(&self, index: usize) -> bool {
+        self.trunks.up.get(index).copied().unwrap_or(true)
+    }
+
+    /// OPTIONS to every trunk not already being pinged.
+    fn ping_trunks(&mut self, now: Instant) {
+        let advertised = self.settings.advertised;
+        for index in 0..self.routing.trunks.len() {
+            if self.trunks.pinging.get(index).copied().unwrap_or(true) {
+                continue;
+            }
+            let peer = self.routing.trunks[index].peer;
+            let branch = self.tx.new_branch();
+            let tag = self.tx.new_token();
+            let uri = format!("sip:{}", peer.addr);
+            let request = crate::sip::OutRequest {
+                method: Method::Options,
+                uri: uri.clone(),
+                via: crate::dialog::via(peer.transport, advertised, &branch),
+                branch,
+                max_forwards: 70,
+                from: format!("<sip:freecall@{}>;tag={tag}", advertised.ip()),
+                to: format!("<{uri}>"),
+                call_id: format!("{}@freecall", self.tx.new_token()),
+                cseq: 1,
+                route: Vec::new(),
+                contact: Some(contact_for(advertised, peer.transport)),
+                extra: vec![("User-Agent".into(), self.settings.user_agent.clone())],
+                content_type: None,
+                body: Vec::new(),
+            };
+            let tx = self.tx.send_request(now, peer, request);
+            self.trunks.pinging[index] = true;
+            self.client_txs.insert(
+                tx,
+                (
+                    0,
+                    ClientPurpose::Ping {
+                        index,
+                        generation: self.trunks.generation,
+                    },
+                ),
+            );
+        }
+    }
+
+    /// A ping's result: any answer but 5xx means the trunk is up.
+    fn trunk_answered(&mut self, index: usize, generation: u64, up: bool) {
+        if generation != self.trunks.generation || index >= self.trunks.up.len() {
+            return;
+        }
+        self.trunks.pinging[index] = false;
+        if self.trunks.up[index] != up {
+            self.trunks.up[index] = up;
+            let name = self.routing.trunks[index].name.clone();
+            if up {
+                info!(trunk = %name, "trunk answers OPTIONS again: back in routing");
+            } else {
+                tracing::warn!(trunk = %name, "trunk does not answer OPTIONS: skipped by routing");
+            }
+            self.trunks.changes.push((name, up));
         }
     }
 
     /// Tell the manager which wall-clock time `now` is (the driver does so at start).
     pub fn set_wall_clock(&mut self, now: Instant, unix_ms: i64) {
         self.wall_anchor = Some((now, unix_ms));
+        if self.settings.trunk_ping.is_some() && self.trunks.next_ping.is_none() {
+            self.trunks.next_ping = Some(now);
+        }
     }
 
     fn unix_ms(&self, at: Instant) -> i64 {
@@ -306,8 +414,13 @@ impl Manager {
     }
 
     /// Replace trunks and dial plan; calls in progress keep what they were routed with.
+    /// Every trunk starts as up and is pinged at once.
     pub fn set_routing(&mut self, routing: Routing) {
         self.routing = routing;
+        let n = self.routing.trunks.len();
+        self.trunks.up = vec![true; n];
+        self.trunks.pinging = vec![false; n];
+        self.trunks.generation += 1;
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
@@ -316,6 +429,10 @@ impl Manager {
 
     pub fn next_timeout(&self) -> Option<Instant> {
         let ours = self.timers.peek().map(|Reverse((at, _, _))| *at);
+        let ours = match (ours, self.trunks.next_ping) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         match (ours, self.tx.next_timeout()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -341,6 +458,12 @@ impl Manager {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.tx.handle_timeout(now);
         self.process_tx_events(now);
+        if let (Some(at), Some(every)) = (self.trunks.next_ping, self.settings.trunk_ping)
+            && at <= now
+        {
+            self.trunks.next_ping = Some(now + every);
+            self.ping_trunks(now);
+        }
         while let Some(Reverse((at, key, timer))) = self.timers.peek().copied() {
             if at > now {
                 break;

@@ -596,6 +596,18 @@ impl Store {
         Ok(done)
     }
 
+    /// The balance held by open reservations (all nodes).
+    pub fn reserved_total(&self) -> Result<i64> {
+        on_conn!(self, c => {
+            // As many rows as calls in progress: summed here, the same on both backends.
+            let held: Vec<i64> = reservations::table
+                .filter(reservations::state.eq("open"))
+                .select(reservations::amount)
+                .load(c)?;
+            Ok(held.iter().sum())
+        })
+    }
+
     /// Reservations still open (all nodes): what an operator checks after an incident.
     pub fn open_reservations(&self) -> Result<i64> {
         on_conn!(self, c => {

@@ -234,9 +234,12 @@ impl Store {
             .await
             .map_err(|_| StoreError::Unavailable("store closed".into()))?;
         let store = self.clone();
-        tokio::task::spawn_blocking(move || f(&store))
+        let started = crate::clock::now();
+        let result = tokio::task::spawn_blocking(move || f(&store))
             .await
-            .map_err(|e| StoreError::Unavailable(format!("store task failed: {e}")))?
+            .map_err(|e| StoreError::Unavailable(format!("store task failed: {e}")))?;
+        metrics::histogram!("freecall_db_seconds").record(started.elapsed().as_secs_f64());
+        result
     }
 }
 

@@ -418,3 +418,35 @@ pub fn tone_pcmu(hz: f64, n: usize, start: u32) -> Vec<u8> {
         })
         .collect()
 }
+
+/// A trunk that answers every INVITE (200 with its SDP), and every BYE, CANCEL and OPTIONS
+/// with 200, until nothing arrives for a minute. The count is of INVITEs answered.
+pub fn auto_trunk(trunk: Phone) -> (tokio::task::JoinHandle<()>, std::sync::Arc<AtomicU64>) {
+    let invites = std::sync::Arc::new(AtomicU64::new(0));
+    let count = invites.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            let Some((m, from)) = trunk.recv(Duration::from_secs(60)).await else {
+                return;
+            };
+            match m.method().map(|x| x.as_str().to_string()).as_deref() {
+                Some("INVITE") => {
+                    if m.to_tag.is_none() {
+                        count.fetch_add(1, Ordering::Relaxed);
+                    }
+                    let sdp = trunk.sdp("sendrecv");
+                    trunk
+                        .send(from, &trunk.response(&m, 200, "OK", "auto", Some(&sdp)))
+                        .await;
+                }
+                Some("BYE") | Some("CANCEL") | Some("OPTIONS") => {
+                    trunk
+                        .send(from, &trunk.response(&m, 200, "OK", "auto", None))
+                        .await;
+                }
+                _ => {}
+            }
+        }
+    });
+    (task, invites)
+}

@@ -1,0 +1,153 @@
+//! Prometheus metrics (`/metrics` on the API listener), through the `metrics` crate and
+//! its Prometheus exporter. The daemon installs the recorder once; without it (tests,
+//! embedded use) every call here is a no-op.
+//!
+//! What is counted, and where: calls by outcome and SIP code, refusals by reason, talk time
+//! (ACD), RTP packets and loss per finished call (the driver, from each `Outcome`); active
+//! calls and ASR/ACD gauges (the driver's loop); trunk state (the call layer's OPTIONS
+//! pings, through the driver); reserved balance and database latency (the accounting
+//! service and the store).
+
+use crate::call::Outcome;
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::time::Duration;
+
+/// Install the global recorder (once per process); the handle renders `/metrics`.
+pub fn install() -> Option<PrometheusHandle> {
+    let handle = PrometheusBuilder::new()
+        .set_buckets(&[
+            0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
+        ])
+        .ok()?
+        .install_recorder()
+        .ok()?;
+    describe_counter!(
+        "freecall_calls_total",
+        "Calls ended, by outcome and final SIP code"
+    );
+    describe_counter!("freecall_calls_answered_total", "Calls answered");
+    describe_counter!(
+        "freecall_refusals_total",
+        "Calls refused before a trunk was dialled, by reason"
+    );
+    describe_counter!("freecall_talk_seconds_total", "Talk time of answered calls");
+    describe_gauge!("freecall_active_calls", "Calls in progress");
+    describe_gauge!(
+        "freecall_asr_ratio",
+        "Answer-seizure ratio since start: answered / ended"
+    );
+    describe_gauge!(
+        "freecall_acd_seconds",
+        "Average call duration of answered calls since start"
+    );
+    describe_counter!(
+        "freecall_rtp_packets_received_total",
+        "RTP packets received, by leg"
+    );
+    describe_counter!(
+        "freecall_rtp_packets_lost_total",
+        "RTP packets lost on the way to the switch, by leg"
+    );
+    describe_gauge!(
+        "freecall_trunk_up",
+        "1 when the trunk answers OPTIONS, 0 when it does not"
+    );
+    describe_gauge!(
+        "freecall_reserved_balance",
+        "Balance held by calls in progress (all nodes)"
+    );
+    describe_histogram!(
+        "freecall_db_seconds",
+        "Time of each database operation, queue included"
+    );
+    Some(handle)
+}
+
+/// Running totals behind the ASR and ACD gauges.
+#[derive(Default)]
+pub struct CallTotals {
+    ended: u64,
+    answered: u64,
+    talk: Duration,
+}
+
+impl CallTotals {
+    /// Count a finished call.
+    pub fn record(&mut self, o: &Outcome) {
+        let outcome = match (o.code, o.talk.is_some()) {
+            (_, true) => "answered",
+            (487, _) => "cancelled",
+            (402 | 403 | 404 | 484 | 488 | 420 | 482 | 483, _) => "refused",
+            (503, _) if o.setup.is_none() => "refused",
+            _ => "failed",
+        };
+        counter!("freecall_calls_total", "outcome" => outcome, "code" => o.code.to_string())
+            .increment(1);
+        self.ended += 1;
+        if let Some(t) = o.talk {
+            self.answered += 1;
+            self.talk += t;
+            counter!("freecall_calls_answered_total").increment(1);
+            counter!("freecall_talk_seconds_total").increment(t.as_secs());
+        }
+        if outcome == "refused" {
+            counter!("freecall_refusals_total", "reason" => reason(&o.cause)).increment(1);
+        }
+        if let Some(m) = &o.media {
+            for (leg, stats) in ["caller", "callee"].iter().zip(&m.legs) {
+                counter!("freecall_rtp_packets_received_total", "leg" => *leg)
+                    .increment(stats.received);
+                counter!("freecall_rtp_packets_lost_total", "leg" => *leg).increment(stats.lost);
+            }
+        }
+        gauge!("freecall_asr_ratio").set(self.answered as f64 / self.ended.max(1) as f64);
+        if self.answered > 0 {
+            gauge!("freecall_acd_seconds").set(self.talk.as_secs_f64() / self.answered as f64);
+        }
+    }
+}
+
+/// Refusal causes are fixed strings of the switch's; anything else is grouped, so the
+/// label cannot grow without bound.
+fn reason(cause: &str) -> &'static str {
+    const KNOWN: [&str; 16] = [
+        "mileage exhausted",
+        "guild exhausted",
+        "call quota used up",
+        "destination not allowed",
+        "unknown account",
+        "authentication failed",
+        "billing unavailable",
+        "no route for this number",
+        "no number dialled",
+        "source address not allowed",
+        "call limit reached",
+        "switch is shutting down",
+        "loop detected",
+        "too many hops",
+        "no codec in common with the trunk",
+        "credentials are for another request",
+    ];
+    KNOWN
+        .iter()
+        .find(|k| cause == **k)
+        .copied()
+        .unwrap_or("other")
+}
+
+pub fn active_calls(n: usize) {
+    gauge!("freecall_active_calls").set(n as f64);
+}
+
+pub fn trunk_up(trunk: &str, up: bool) {
+    gauge!("freecall_trunk_up", "trunk" => trunk.to_string()).set(if up { 1.0 } else { 0.0 });
+}
+
+pub fn reserved_balance(total: i64) {
+    gauge!("freecall_reserved_balance").set(total as f64);
+}
+
+pub fn db_time(d: Duration) {
+    histogram!("freecall_db_seconds").record(d.as_secs_f64());
+}
