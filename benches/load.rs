@@ -8,6 +8,12 @@
 //!    each call held `FREECALL_BENCH_HOLD_MS` (1000) ms; INVITE/200/ACK … BYE/200.
 //! 2. media: `FREECALL_BENCH_RTP_CALLS` (500) concurrent calls with RTP at 50 packets/s
 //!    each way for `FREECALL_BENCH_RTP_SECS` (20) s; loss per direction.
+//! 3. transcode: `FREECALL_BENCH_TRANSCODE_CALLS` (150) calls PCMU ⇄ Opus for
+//!    `FREECALL_BENCH_TRANSCODE_SECS` (20) s against a bare libopus loop.
+//! 4. records: the money path at `FREECALL_BENCH_RECORDS_RATE` (1000) calls/s for
+//!    `FREECALL_BENCH_RECORDS_SECS` (20) s with and without call records and metrics.
+//!
+//! `FREECALL_BENCH_ONLY=signalling|media|transcode|records` runs one of them.
 //!
 //! Every loop is bounded in count and time; traffic stays on 127.0.0.1.
 
@@ -65,6 +71,18 @@ impl Switch {
         trunk_codecs: &str,
         media_extra: &str,
     ) -> Switch {
+        Switch::start_with(trunk, max_calls, money, trunk_codecs, media_extra, &[])
+    }
+
+    /// `start`, with `env` (configuration overrides: `FREECALL__SECTION__KEY`).
+    fn start_with(
+        trunk: SocketAddr,
+        max_calls: u64,
+        money: Option<&str>,
+        trunk_codecs: &str,
+        media_extra: &str,
+        env: &[(&str, &str)],
+    ) -> Switch {
         let port = {
             let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
             s.local_addr().unwrap().port()
@@ -95,6 +113,7 @@ impl Switch {
         .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_freecall"))
             .args(["serve", "--config", conf.to_str().unwrap()])
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -795,6 +814,212 @@ async fn media_run(
     }
 }
 
+/// Calls completed per second of the run, the hold time of the last calls left out.
+fn calls_per_sec(r: &UacReport, hold: Duration) -> f64 {
+    r.completed as f64 / (r.elapsed.as_secs_f64() - hold.as_secs_f64()).max(0.001)
+}
+
+/// What a money-path run gave.
+struct MoneyRun {
+    r: UacReport,
+    hold: Duration,
+    cpu: f64,
+    debits: u64,
+    open: i64,
+    problems: usize,
+}
+
+impl MoneyRun {
+    fn print(&mut self, name: &str, bare_cps: f64) {
+        let hold = self.hold;
+        let cps = |r: &UacReport| calls_per_sec(r, hold);
+        let r = &mut self.r;
+        let (p50, p99) = (
+            percentile(&mut r.latencies_us, 0.5),
+            percentile(&mut r.latencies_us, 0.99),
+        );
+        println!(
+            "{name:<22}{:>10}{:>10}{:>8}{:>12.1}{:>9.2}{:>9.2}{:>10.2}{:>10.1}%{:>9}{:>10}",
+            r.attempted,
+            r.completed,
+            r.failed,
+            cps(r),
+            p50,
+            p99,
+            self.cpu,
+            100.0 * cps(r) / bare_cps,
+            self.debits,
+            if self.problems == 0 && self.open == 0 {
+                "yes"
+            } else {
+                "NO"
+            }
+        );
+        if self.open != 0 || self.problems != 0 {
+            println!(
+                "  open reservations: {}, accounts whose ledger does not add up: {}",
+                self.open, self.problems
+            );
+        }
+    }
+}
+
+/// The money path on the database at `url`: members signed up, `total` calls at `rate`
+/// through a switch started with `env`, then the ledger checked.
+async fn money_run(
+    url: &str,
+    rate: u64,
+    total: u64,
+    hold: Duration,
+    max_calls: u64,
+    env: &[(&str, &str)],
+) -> MoneyRun {
+    let members = (rate * (hold.as_secs() + 2)).clamp(100, 5000);
+    let store = freecall::store::Store::open(url, 4).expect("bench store");
+    store.migrate().expect("migrate");
+    for i in 0..members {
+        store
+            .create_member(
+                &freecall::store::shop::NewMember {
+                    login: format!("m{i}"),
+                    password_hash: "-".into(),
+                    name: format!("Member {i}"),
+                    address: String::new(),
+                    job: String::new(),
+                    phone: String::new(),
+                    email: String::new(),
+                    sip_ha1: freecall::auth::ha1(&format!("m{i}"), "freecall", "pw"),
+                },
+                1_000_000_000,
+            )
+            .expect("bench member");
+    }
+    let uas_sip = Arc::new(udp("127.0.0.1:0"));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (mtx, _mrx) = tokio::sync::mpsc::unbounded_channel();
+    let uas_task = tokio::spawn(uas(
+        uas_sip.clone(),
+        vec![uas_sip.local_addr().unwrap()],
+        mtx,
+        stop.clone(),
+    ));
+    let switch = Switch::start_with(
+        uas_sip.local_addr().unwrap(),
+        max_calls,
+        Some(url),
+        "",
+        "",
+        env,
+    );
+    let cpu0 = switch.cpu_seconds();
+    let r = uac(
+        switch.sip,
+        rate,
+        total,
+        hold,
+        vec!["127.0.0.1:9".parse().unwrap()],
+        None,
+        None,
+        "money",
+        Some(members),
+    )
+    .await;
+    // Settlements trail the last BYE: wait (bounded) until none is open.
+    for _ in 0..300 {
+        if store.open_reservations().map(|n| n == 0).unwrap_or(false) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let cpu = switch.cpu_seconds() - cpu0;
+    drop(switch);
+    stop.store(true, Ordering::Relaxed);
+    let _ = uas_task.await;
+    let open = store.open_reservations().unwrap_or(-1);
+    let problems = store.audit().map(|p| p.len()).unwrap_or(usize::MAX);
+    let debits: u64 = (0..members.min(5000))
+        .map(|i| {
+            store
+                .ledger(i as i64 + 1, 0, 100_000)
+                .map(|e| e.iter().filter(|e| e.kind == "debit").count() as u64)
+                .unwrap_or(0)
+        })
+        .sum();
+    MoneyRun {
+        r,
+        hold,
+        cpu,
+        debits,
+        open,
+        problems,
+    }
+}
+
+/// 4. Call records and metrics: the money path with them, then without, on SQLite.
+async fn records_bench(rate: u64, secs: u64, hold: Duration) {
+    let max_calls = rate * (hold.as_secs() + 3) + 1000;
+    println!(
+        "\n== records and metrics: the money path at {rate} calls/s for {secs} s on SQLite, with and without call records and metrics"
+    );
+    println!(
+        "{:<22}{:>10}{:>10}{:>8}{:>12}{:>9}{:>9}{:>10}{:>11}{:>9}{:>10}",
+        "run",
+        "attempted",
+        "completed",
+        "failed",
+        "calls/s",
+        "p50 ms",
+        "p99 ms",
+        "switch s",
+        "vs off",
+        "debits",
+        "balanced"
+    );
+    let mut runs = Vec::new();
+    for (name, env) in [
+        (
+            "off",
+            vec![
+                ("FREECALL__CDR__ENABLED", "false"),
+                ("FREECALL__API__METRICS", "false"),
+            ],
+        ),
+        ("records + metrics", vec![]),
+    ] {
+        let dir = std::env::temp_dir().join(format!(
+            "freecall-bench-rec-{}-{}",
+            std::process::id(),
+            runs.len()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = dir.join("bench.db").display().to_string();
+        let m = money_run(&url, rate, rate * secs, hold, max_calls, &env).await;
+        let records = freecall::store::Store::open(&url, 1)
+            .and_then(|s| s.count_cdrs(&Default::default()))
+            .unwrap_or(-1);
+        runs.push((name, m, records));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    let cps = |r: &UacReport| calls_per_sec(r, hold);
+    let off_cps = cps(&runs[0].1.r);
+    let off_cpu = runs[0].1.cpu / runs[0].1.r.completed.max(1) as f64;
+    for (name, m, _) in runs.iter_mut() {
+        m.print(name, off_cps);
+    }
+    let on = &runs[1];
+    let on_cpu = on.1.cpu / on.1.r.completed.max(1) as f64;
+    println!(
+        "records written: {} (off: {}); calls/s with / without = {:.3}; switch CPU per call {:.0} µs with, {:.0} µs without ({:+.1} %)",
+        on.2,
+        runs[0].2,
+        cps(&on.1.r) / off_cps,
+        1e6 * on_cpu,
+        1e6 * off_cpu,
+        100.0 * (on_cpu / off_cpu - 1.0)
+    );
+}
+
 // ---------------------------------------------------------------------------- transcoding
 
 /// The lower bound: one call's codec work with nothing else, for the same audio and the
@@ -943,7 +1168,7 @@ fn main() {
         stop.store(true, Ordering::Relaxed);
         let _ = uas_task.await;
 
-        let cps = |r: &UacReport| r.completed as f64 / (r.elapsed.as_secs_f64() - hold.as_secs_f64()).max(0.001);
+        let cps = |r: &UacReport| calls_per_sec(r, hold);
         println!("\n== signalling: {rate} calls/s offered for {secs} s, calls held {} ms (INVITE/100/200/ACK, BYE/200)", hold.as_millis());
         println!("{:<16}{:>10}{:>10}{:>8}{:>12}{:>11}{:>11}{:>14}", "path", "attempted", "completed", "failed", "calls/s", "p50 ms", "p99 ms", "gen CPU s");
         for (name, r, g) in [("via freecall", &mut via, gen_cpu), ("direct", &mut direct, direct_gen_cpu)] {
@@ -970,58 +1195,8 @@ fn main() {
             urls.push(("postgresql 15", pg.create_db("bench")));
         }
         for (name, url) in urls {
-            let members = (rate * (hold.as_secs() + 2)).clamp(100, 5000);
-            let store = freecall::store::Store::open(&url, 4).expect("bench store");
-            store.migrate().expect("migrate");
-            for i in 0..members {
-                store
-                    .create_member(
-                        &freecall::store::shop::NewMember {
-                            login: format!("m{i}"),
-                            password_hash: "-".into(),
-                            name: format!("Member {i}"),
-                            address: String::new(),
-                            job: String::new(),
-                            phone: String::new(),
-                            email: String::new(),
-                            sip_ha1: freecall::auth::ha1(&format!("m{i}"), "freecall", "pw"),
-                        },
-                        1_000_000_000,
-                    )
-                    .expect("bench member");
-            }
-            let uas_sip = Arc::new(udp("127.0.0.1:0"));
-            let stop = Arc::new(AtomicBool::new(false));
-            let (mtx, _mrx) = tokio::sync::mpsc::unbounded_channel();
-            let uas_task = tokio::spawn(uas(uas_sip.clone(), vec![uas_sip.local_addr().unwrap()], mtx, stop.clone()));
-            let switch = Switch::start(uas_sip.local_addr().unwrap(), max_calls, Some(&url), "", "");
-            let cpu0 = switch.cpu_seconds();
-            let mut r = uac(switch.sip, rate, total, hold, vec!["127.0.0.1:9".parse().unwrap()], None, None, "money", Some(members)).await;
-            // Settlements trail the last BYE: wait (bounded) until none is open.
-            for _ in 0..300 {
-                if store.open_reservations().map(|n| n == 0).unwrap_or(false) {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            let cpu = switch.cpu_seconds() - cpu0;
-            drop(switch);
-            stop.store(true, Ordering::Relaxed);
-            let _ = uas_task.await;
-            let open = store.open_reservations().unwrap_or(-1);
-            let problems = store.audit().map(|p| p.len()).unwrap_or(usize::MAX);
-            let debits: u64 = (0..members.min(5000))
-                .map(|i| store.ledger(i as i64 + 1, 0, 100_000).map(|e| e.iter().filter(|e| e.kind == "debit").count() as u64).unwrap_or(0))
-                .sum();
-            let (p50, p99) = (percentile(&mut r.latencies_us, 0.5), percentile(&mut r.latencies_us, 0.99));
-            println!(
-                "{name:<22}{:>10}{:>10}{:>8}{:>12.1}{:>9.2}{:>9.2}{:>10.2}{:>10.1}%{:>9}{:>10}",
-                r.attempted, r.completed, r.failed, cps(&r), p50, p99, cpu, 100.0 * cps(&r) / bare_cps, debits,
-                if problems == 0 && open == 0 { "yes" } else { "NO" }
-            );
-            if open != 0 || problems != 0 {
-                println!("  open reservations: {open}, accounts whose ledger does not add up: {problems}");
-            }
+            let mut m = money_run(&url, rate, total, hold, max_calls, &[]).await;
+            m.print(name, bare_cps);
         }
         let _ = std::fs::remove_dir_all(&dir);
         drop(pg);
@@ -1052,6 +1227,11 @@ fn main() {
         }
         if run("transcode") {
             transcode_bench().await;
+        }
+        if run("records") {
+            let rate = env_or("FREECALL_BENCH_RECORDS_RATE", 1000);
+            let secs = env_or("FREECALL_BENCH_RECORDS_SECS", 20);
+            records_bench(rate, secs, hold).await;
         }
     });
 }

@@ -37,6 +37,8 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CdrConfig {
+    /// Store a record of every call (off only to measure what records cost).
+    pub enabled: bool,
     /// JSON-lines file this node's records are appended to ("" for none). Rotated when it
     /// passes `max_file_bytes` and at each new day (UTC): `calls-<time>.jsonl`.
     pub file: String,
@@ -46,6 +48,7 @@ pub struct CdrConfig {
 impl Default for CdrConfig {
     fn default() -> Self {
         CdrConfig {
+            enabled: true,
             file: String::new(),
             max_file_bytes: 64 * 1024 * 1024,
         }
@@ -158,6 +161,9 @@ pub struct ApiConfig {
     /// Largest request body accepted.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
+    /// Keep Prometheus metrics and serve them at `/metrics`.
+    #[serde(default = "default_true")]
+    pub metrics: bool,
 }
 
 impl Default for ApiConfig {
@@ -165,8 +171,13 @@ impl Default for ApiConfig {
         ApiConfig {
             listen: default_api_listen(),
             max_body_bytes: default_max_body(),
+            metrics: true,
         }
     }
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_db_url() -> String {

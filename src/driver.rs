@@ -188,6 +188,7 @@ pub async fn start(
         seed,
         billing: accounting.as_ref().map(|_| call_billing(cfg, seed)),
         node: cfg.billing.node_id.clone(),
+        records: cfg.cdr.enabled,
         trunk_ping: (cfg.sip.trunk_ping_secs > 0)
             .then(|| Duration::from_secs(cfg.sip.trunk_ping_secs)),
         media: CallMedia {

@@ -387,7 +387,11 @@ fn serve(cfg: Config, path: PathBuf) -> anyhow::Result<()> {
             .unwrap_or(0)
             ^ u64::from(std::process::id());
         let store = open_store(&cfg)?;
-        let metrics = freecall::telemetry::install();
+        let metrics = if cfg.api.metrics {
+            freecall::telemetry::install()
+        } else {
+            None
+        };
         let accounting = freecall::accounting::Accounting::new(
             store.clone(),
             cfg.tariffs(),

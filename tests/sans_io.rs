@@ -36,6 +36,7 @@ fn manager() -> Manager {
         billing: None,
         media: Default::default(),
         node: "test".into(),
+        records: true,
         trunk_ping: None,
     };
     Manager::new(

@@ -218,19 +218,21 @@ impl Manager {
         let number = normalize_number(&dialled).unwrap_or(dialled);
         let caller = req.from_user.clone().unwrap_or_default();
         let at = self.unix_ms(now);
-        self.billing_out
-            .push_back(BillingRequest::Record(Box::new(crate::cdr::CallRecord {
-                call_id: id.clone(),
-                node: self.settings.node.clone(),
-                caller: normalize_number(&caller).unwrap_or(caller),
-                callee: number.clone(),
-                setup_ms: at,
-                ended_ms: at,
-                code,
-                cause: why.to_string(),
-                ended_by: crate::cdr::BY_SWITCH.into(),
-                ..Default::default()
-            })));
+        if self.settings.records {
+            self.billing_out
+                .push_back(BillingRequest::Record(Box::new(crate::cdr::CallRecord {
+                    call_id: id.clone(),
+                    node: self.settings.node.clone(),
+                    caller: normalize_number(&caller).unwrap_or(caller),
+                    callee: number.clone(),
+                    setup_ms: at,
+                    ended_ms: at,
+                    code,
+                    cause: why.to_string(),
+                    ended_by: crate::cdr::BY_SWITCH.into(),
+                    ..Default::default()
+                })));
+        }
         self.finished.push(super::Outcome {
             call: id,
             number,

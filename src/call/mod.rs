@@ -46,6 +46,8 @@ pub struct Settings {
     pub media: CallMedia,
     /// This node's name in call records.
     pub node: String,
+    /// Write a record of every call.
+    pub records: bool,
     /// Send OPTIONS to every trunk this often; a trunk that does not answer (or answers
     /// 5xx) is skipped by routing until it answers again. `None`: no pings.
     pub trunk_ping: Option<Duration>,
@@ -695,19 +697,24 @@ impl Manager {
             *k != key || matches!(p, ClientPurpose::Bye | ClientPurpose::Cancel)
         });
         let talk = call.answered.map(|a| now.saturating_duration_since(a));
-        let record = Box::new(self.record_of(&call, now, outcome_code, cause, &media));
-        match &call.paid {
-            Some(paid) => self
-                .billing_out
-                .push_back(BillingRequest::Settle(Settlement {
-                    reservation: paid.reservation,
-                    call_id: call.id.clone(),
-                    answered_ms: call.answered.map(|a| self.unix_ms(a)),
-                    ended_ms: self.unix_ms(now),
-                    cause: cause.to_string(),
-                    record: Some(record),
-                })),
-            None => self.billing_out.push_back(BillingRequest::Record(record)),
+        let record = self
+            .settings
+            .records
+            .then(|| Box::new(self.record_of(&call, now, outcome_code, cause, &media)));
+        match (&call.paid, record) {
+            (Some(paid), record) => {
+                self.billing_out
+                    .push_back(BillingRequest::Settle(Settlement {
+                        reservation: paid.reservation,
+                        call_id: call.id.clone(),
+                        answered_ms: call.answered.map(|a| self.unix_ms(a)),
+                        ended_ms: self.unix_ms(now),
+                        cause: cause.to_string(),
+                        record,
+                    }))
+            }
+            (None, Some(record)) => self.billing_out.push_back(BillingRequest::Record(record)),
+            (None, None) => {}
         }
         if call.answered.is_some() {
             self.stats.calls_ended += 1;
