@@ -121,6 +121,8 @@ async fn a_pcmu_tone_arrives_on_the_opus_leg_and_back_at_its_frequency_and_level
     let pcm_a = s.a.decode(&got_a);
     assert_tone(&pcm_a, 1000.0, -12.0, 2.0, "Opus → PCMU");
     let stats = s.media.stats(s.id).unwrap();
+    // Paced every 20 ms on loopback: jitter well under a frame.
+    assert!(stats.legs[0].jitter_us < 20_000, "{:?}", stats.legs[0]);
     assert!(stats.transcoded);
     assert_eq!(stats.legs[0].codec, "PCMU");
     assert_eq!(stats.legs[1].codec, "opus");
@@ -309,5 +311,34 @@ async fn a_recording_holds_both_voices() {
         (l2 + 12.0).abs() < 3.0,
         "the callee's 600 Hz at {l2:.1} dBFS"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_recording_is_readable_while_the_call_goes_on() {
+    // What a crash would leave: the file as written so far, header up to date each second.
+    let dir = std::env::temp_dir().join(format!("freecall-rec-live-{}", std::process::id()));
+    let file = dir.join("live.wav");
+    let a = RtpEnd::bind(Codec::Pcmu, 0, Some(101)).await;
+    let b = RtpEnd::bind(Codec::Pcmu, 0, Some(101)).await;
+    let mut s = setup(a, b).await;
+    s.media.record(s.id, file.clone());
+    let to_a = s.to_a_leg;
+    s.a.send_tone(to_a, 1000.0, -12.0, 150, |_| false).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // The call is still up: nothing was finalised.
+    let r = hound::WavReader::open(&file).expect("a playable file mid-call");
+    let samples: Vec<i16> = r.into_samples::<i16>().map(|x| x.unwrap()).collect();
+    assert!(
+        samples.len() >= 8000 * 2,
+        "at least 2 of 3 seconds readable: {}",
+        samples.len()
+    );
+    let level = level_dbfs(&samples[4000..12000], 1000.0);
+    assert!(
+        (level + 12.0).abs() < 3.0,
+        "the caller's tone at {level:.1} dBFS"
+    );
+    s.media.release(s.id);
     let _ = std::fs::remove_dir_all(&dir);
 }

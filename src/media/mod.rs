@@ -114,6 +114,8 @@ pub struct LegStats {
     pub late: u64,
     /// Datagrams on the RTP port that were not RTP.
     pub invalid: u64,
+    /// Interarrival jitter (RFC 3550 A.8) in microseconds.
+    pub jitter_us: u64,
     #[serde(skip)]
     pub jitter_q4: i64,
     #[serde(skip)]
@@ -125,12 +127,16 @@ pub struct LegStats {
 }
 
 impl LegStats {
-    /// Interarrival jitter (RFC 3550 A.8) in microseconds.
-    pub fn jitter_us(&self) -> u64 {
+    /// Interarrival jitter from its fixed-point estimate, in microseconds.
+    fn jitter_from_q4(&self) -> u64 {
         if self.clock == 0 {
             return 0;
         }
-        (self.jitter_q4.max(0) as u64 / 16) * 1_000_000 / self.clock as u64
+        (self.jitter_q4.max(0) as u64) * 1_000_000 / 16 / self.clock as u64
+    }
+
+    pub(crate) fn update_jitter(&mut self) {
+        self.jitter_us = self.jitter_from_q4();
     }
 }
 

@@ -685,6 +685,7 @@ impl Relay {
         let expected = leg.highest_seq - leg.first_seq + 1;
         leg.lost = expected.saturating_sub(leg.received);
         leg.clock = clock as u32;
+        leg.update_jitter();
     }
 
     /// Telephone-events a leg sends (reported once per event, at its end) and audio for the
