@@ -211,7 +211,12 @@ pub async fn start(
         opus: cfg.media.opus.settings(),
         prompts: prompts.clone(),
     });
-    let mut manager = Manager::new(settings, Routing::from_config(cfg), Box::new(media));
+    let routing = Routing::from_config(cfg);
+    // Every trunk counts as up until a ping says otherwise.
+    for t in &routing.trunks {
+        crate::telemetry::trunk_up(&t.name, true);
+    }
+    let mut manager = Manager::new(settings, routing, Box::new(media));
     manager.set_wall_clock(clock::now(), clock::unix_ms());
     let billing = match accounting {
         Some(a) => {
@@ -370,6 +375,9 @@ async fn run(
                 Query::Active(reply) => { let _ = reply.send(manager.active_calls()); }
                 Query::Finished(reply) => { let _ = reply.send(std::mem::take(&mut finished)); }
                 Query::Reload(routing, done) => {
+                    for t in &routing.trunks {
+                        crate::telemetry::trunk_up(&t.name, true);
+                    }
                     manager.set_routing(*routing);
                     info!("routing reloaded");
                     let _ = done.send(());

@@ -233,6 +233,11 @@ fn metrics_move_when_calls_happen() {
         "database latency: {after}"
     );
     assert!(after.contains("freecall_calls_total{outcome=\"refused\",code=\"484\"}"));
+    assert_eq!(
+        value(&after, "freecall_trunk_up{trunk=\"pstn\"}"),
+        1.0,
+        "{after}"
+    );
     daemon.signal("-TERM");
     assert_eq!(daemon.wait_exit(Duration::from_secs(10)), Some(0));
     let _ = (BIN, std::fs::remove_dir_all(&dir));
