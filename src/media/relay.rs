@@ -358,7 +358,8 @@ struct Player {
     event_ts: Option<u32>,
 }
 
-/// One digit: 100 ms of event, then 60 ms of pause, in 20 ms packets.
+/// One digit in 20 ms packets: 5 growing to 100 ms, the end sent twice more (three in all,
+/// RFC 4733 2.5.1.4), then 20 ms without a packet before the next digit.
 const DIGIT_TICKS: usize = 5;
 const DIGIT_GAP_TICKS: usize = 3;
 const TICK: Duration = Duration::from_millis(20);
@@ -405,8 +406,14 @@ impl Relay {
         let mut armed = false;
         let mut last = clock::now();
         let mut next_tick = tokio::time::Instant::from_std(clock::now());
+        // Two timers, each registered once and moved only when needed: the RTP timeout is
+        // checked when it fires (and pushed back to the last packet + timeout), so a
+        // packet costs no timer work.
+        let rtp_timer = tokio::time::sleep(timeout);
+        tokio::pin!(rtp_timer);
+        let tick_timer = tokio::time::sleep(TICK);
+        tokio::pin!(tick_timer);
         loop {
-            let deadline = tokio::time::Instant::from_std(last + timeout);
             let playing = self.players.iter().any(Option::is_some);
             let [b0, b1, b2, b3] = &mut bufs;
             let (slot, n, from) = tokio::select! {
@@ -418,25 +425,33 @@ impl Relay {
                     let Some(cmd) = cmd else { break };
                     if let Command::Play(..) = cmd && !playing {
                         next_tick = tokio::time::Instant::from_std(clock::now());
+                        tick_timer.as_mut().reset(next_tick);
                     }
                     if matches!(cmd, Command::Arm) {
                         armed = true;
                         last = clock::now();
+                        rtp_timer.as_mut().reset(tokio::time::Instant::from_std(last + timeout));
                     }
                     self.command(cmd);
                     continue;
                 }
-                _ = tokio::time::sleep_until(next_tick), if playing => {
+                _ = &mut tick_timer, if playing => {
                     next_tick += TICK;
                     // Catch up at most a little after a stall; never burst a backlog.
                     let now = tokio::time::Instant::from_std(clock::now());
                     if next_tick + TICK * 3 < now {
                         next_tick = now;
                     }
+                    tick_timer.as_mut().reset(next_tick);
                     self.tick(&mut scratch);
                     continue;
                 }
-                _ = tokio::time::sleep_until(deadline), if armed => {
+                _ = &mut rtp_timer, if armed => {
+                    let due = last + timeout;
+                    if due > clock::now() {
+                        rtp_timer.as_mut().reset(tokio::time::Instant::from_std(due));
+                        continue;
+                    }
                     warn!(media = self.id.0, "no RTP for {timeout:?}");
                     let _ = self.events.send(MediaEvent::RtpTimeout(self.id));
                     armed = false;
@@ -657,7 +672,8 @@ impl Relay {
         let is_dtmf = self.format[me].as_ref().and_then(|f| f.dtmf) == Some(h.pt);
         match self.seen[me] {
             None => {
-                leg.first_seq = h.seq as u64;
+                // Extended sequence numbers start one cycle up, so a reordered first
+                // packet cannot take them below zero.
                 self.seen[me] = Some((h.seq as u64 | 1 << 16, arrival - h.ts as i64));
                 leg.highest_seq = h.seq as u64 | 1 << 16;
                 leg.first_seq = leg.highest_seq;
