@@ -8,7 +8,7 @@
 //!    each call held `FREECALL_BENCH_HOLD_MS` (1000) ms; INVITE/200/ACK … BYE/200.
 //! 2. media: `FREECALL_BENCH_RTP_CALLS` (500) concurrent calls with RTP at 50 packets/s
 //!    each way for `FREECALL_BENCH_RTP_SECS` (20) s; loss per direction.
-//! 3. transcode: `FREECALL_BENCH_TRANSCODE_CALLS` (250) calls PCMU ⇄ Opus for
+//! 3. transcode: `FREECALL_BENCH_TRANSCODE_CALLS` (200) calls PCMU ⇄ Opus for
 //!    `FREECALL_BENCH_TRANSCODE_SECS` (20) s against a bare libopus loop.
 //! 4. records: the money path at `FREECALL_BENCH_RECORDS_RATE` (1000) calls/s for
 //!    `FREECALL_BENCH_RECORDS_SECS` (20) s with and without call records and metrics.
@@ -1068,7 +1068,7 @@ fn bare_codec_loop(
 
 /// 3. Transcoding: calls whose caller speaks PCMU and whose trunk speaks only Opus.
 async fn transcode_bench() {
-    let calls = env_or("FREECALL_BENCH_TRANSCODE_CALLS", 250);
+    let calls = env_or("FREECALL_BENCH_TRANSCODE_CALLS", 200);
     let secs = env_or("FREECALL_BENCH_TRANSCODE_SECS", 20);
     // The shipped Opus settings, unless FREECALL_BENCH_OPUS_COMPLEXITY says otherwise.
     let mut settings = freecall::media::codec::OpusSettings::default();

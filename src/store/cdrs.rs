@@ -160,6 +160,8 @@ pub(super) fn insert_sqlite(
     c: &mut diesel::sqlite::SqliteConnection,
     records: &[&CallRecord],
 ) -> Result<()> {
+    // One statement per record (diesel's SQLite batch insert cannot leave out NULLs with
+    // ON CONFLICT); the statement is prepared once and cached.
     for r in records {
         diesel::insert_into(cdrs::table)
             .values(NewCdr::from(*r))
