@@ -45,7 +45,7 @@ async fn a_trunk_that_stops_answering_options_is_skipped() {
     // The dead trunk is pinged, and after Timer F (64 × T1 = 3.2 s) taken out.
     let (ping, _) = dead.expect_request("OPTIONS", Duration::from_secs(3)).await;
     assert!(ping.header("Via").is_some());
-    tokio::time::sleep(Duration::from_millis(3600)).await;
+    tokio::time::sleep(Duration::from_millis(4500)).await;
     let caller = Phone::bind("caller").await;
     #[allow(clippy::disallowed_methods)]
     let t = std::time::Instant::now();
