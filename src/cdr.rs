@@ -164,69 +164,54 @@ impl CdrFile {
     }
 }
 
+use time::macros::format_description;
+use time::{Date, OffsetDateTime, PrimitiveDateTime};
+
+fn utc(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
 /// `2026-11-23T101500` for a wall-clock time in milliseconds (UTC).
 pub fn stamp(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}{:02}{:02}",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
+    utc(ms)
+        .format(format_description!(
+            "[year]-[month]-[day]T[hour][minute][second]"
+        ))
+        .unwrap_or_default()
 }
 
 /// `2026-11-23 10:15:00` for terminals.
 pub fn clock_time(ms: i64) -> String {
-    let s = stamp(ms);
-    format!("{} {}:{}:{}", &s[..10], &s[11..13], &s[13..15], &s[15..17])
+    utc(ms)
+        .format(format_description!(
+            "[year]-[month]-[day] [hour]:[minute]:[second]"
+        ))
+        .unwrap_or_default()
 }
 
-/// Days since 1970-01-01 → (year, month, day) (H. Hinnant's civil_from_days).
-fn civil(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-/// Parse `2026-11-23`, `2026-11-23T10:15:00` (UTC) or milliseconds since 1970.
+/// Parse `2026-11-23`, `2026-11-23T10:15:00` / `2026-11-23 10:15:00` (UTC) or
+/// milliseconds since 1970.
 pub fn parse_time(text: &str) -> Option<i64> {
     if let Ok(ms) = text.parse::<i64>() {
         return Some(ms);
     }
-    let (date, time) = text.split_once(['T', ' ']).unwrap_or((text, "00:00:00"));
-    let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
-    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
-    let mut t = time
-        .trim_end_matches('Z')
-        .split(':')
-        .map(|p| p.parse::<i64>().ok());
-    let (h, min, s) = (
-        t.next().flatten().unwrap_or(0),
-        t.next().flatten().unwrap_or(0),
-        t.next().flatten().unwrap_or(0),
-    );
-    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || h > 23 || min > 59 || s > 60 {
-        return None;
-    }
-    // days_from_civil
-    let y2 = if m <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2.rem_euclid(400);
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(((days * 86_400) + h * 3600 + min * 60 + s) * 1000)
+    let text = text.trim_end_matches('Z');
+    let at = PrimitiveDateTime::parse(
+        text,
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]"),
+    )
+    .or_else(|_| {
+        PrimitiveDateTime::parse(
+            text,
+            format_description!("[year]-[month]-[day] [hour]:[minute]:[second]"),
+        )
+    })
+    .or_else(|_| {
+        Date::parse(text, format_description!("[year]-[month]-[day]")).map(|d| d.midnight())
+    })
+    .ok()?;
+    i64::try_from(at.assume_utc().unix_timestamp_nanos() / 1_000_000).ok()
 }
 
 #[cfg(test)]

@@ -145,6 +145,14 @@ async fn reload(
     );
 }
 
+/// The configuration at `path`, or the exit code for a bad one (the reason printed).
+fn load_config(path: &std::path::Path) -> Result<Config, ExitCode> {
+    Config::load(path).map_err(|e| {
+        eprintln!("freecall: {}: {e}", path.display());
+        ExitCode::from(EXIT_CONFIG)
+    })
+}
+
 /// EX_CONFIG from sysexits.h: the configuration is wrong.
 const EXIT_CONFIG: u8 = 64;
 
@@ -152,12 +160,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Migrate { config } => {
-            let cfg = match Config::load(&config) {
+            let cfg = match load_config(&config) {
                 Ok(c) => c,
-                Err(e) => {
-                    eprintln!("freecall: {}: {e}", config.display());
-                    return ExitCode::from(EXIT_CONFIG);
-                }
+                Err(code) => return code,
             };
             match freecall::store::Store::open(&cfg.database.url, 1).and_then(|s| s.migrate()) {
                 Ok(applied) if applied.is_empty() => {
@@ -190,12 +195,9 @@ fn main() -> ExitCode {
                     for_secs,
                 },
         } => {
-            let cfg = match Config::load(&config) {
+            let cfg = match load_config(&config) {
                 Ok(c) => c,
-                Err(e) => {
-                    eprintln!("freecall: {}: {e}", config.display());
-                    return ExitCode::from(EXIT_CONFIG);
-                }
+                Err(code) => return code,
             };
             let Some(format) = freecall::tail::Format::parse(&format) else {
                 eprintln!("freecall: --format is table, json or csv");
@@ -252,12 +254,9 @@ fn main() -> ExitCode {
                     name,
                 },
         } => {
-            let cfg = match Config::load(&config) {
+            let cfg = match load_config(&config) {
                 Ok(c) => c,
-                Err(e) => {
-                    eprintln!("freecall: {}: {e}", config.display());
-                    return ExitCode::from(EXIT_CONFIG);
-                }
+                Err(code) => return code,
             };
             for s in &scopes {
                 if freecall::api::Scope::parse(s).is_none() {
@@ -298,12 +297,9 @@ fn main() -> ExitCode {
             config,
             check_config,
         } => {
-            let cfg = match Config::load(&config) {
+            let cfg = match load_config(&config) {
                 Ok(c) => c,
-                Err(e) => {
-                    eprintln!("freecall: {}: {e}", config.display());
-                    return ExitCode::from(EXIT_CONFIG);
-                }
+                Err(code) => return code,
             };
             if check_config {
                 println!("{}: configuration is valid", config.display());

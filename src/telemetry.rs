@@ -5,11 +5,11 @@
 //! What is counted, and where: calls by outcome and SIP code, refusals by reason, talk time
 //! (ACD), RTP packets and loss per finished call (the driver, from each `Outcome`); active
 //! calls and ASR/ACD gauges (the driver's loop); trunk state (the call layer's OPTIONS
-//! pings, through the driver); reserved balance and database latency (the accounting
-//! service and the store).
+//! pings, through the driver); reserved balance (the accounting service); database latency
+//! (`Store::run`, which records `freecall_db_seconds` itself).
 
 use crate::call::Outcome;
-use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::time::Duration;
 
@@ -146,8 +146,4 @@ pub fn trunk_up(trunk: &str, up: bool) {
 
 pub fn reserved_balance(total: i64) {
     gauge!("freecall_reserved_balance").set(total as f64);
-}
-
-pub fn db_time(d: Duration) {
-    histogram!("freecall_db_seconds").record(d.as_secs_f64());
 }

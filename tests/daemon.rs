@@ -14,40 +14,20 @@ use common::daemon::{BIN, Daemon, ROOT, free_port, wait_ready};
 
 #[test]
 fn independent_pjsua2_client_calls_through_the_shipped_configuration() {
-    let probe = Command::new("python3")
-        .args(["-c", "import pjsua2"])
-        .status();
-    assert!(
-        matches!(probe, Ok(s) if s.success()),
-        "pjsua2 is missing: install it with `pip install pjsua2-python` (.ci/run does)"
-    );
     // Exactly the README's quick start: conf/freecall.toml, SIP on 127.0.0.1:5060,
     // every number routed to the trunk `pstn` at 127.0.0.1:5080.
     let mut daemon = Daemon::spawn("conf/freecall.toml", &[]);
     wait_ready("127.0.0.1:5060".parse().unwrap());
-    let out = Command::new("python3")
-        .args([
-            "tests/interop/pjsua_call.py",
-            "--switch",
-            "127.0.0.1:5060",
-            "--number",
-            "0212345678",
-            "--callee-port",
-            "5080",
-            "--seconds",
-            "2",
-        ])
-        .current_dir(ROOT)
-        .output()
-        .expect("run pjsua2");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "pjsua2 call failed:\n{stdout}\n{stderr}"
-    );
-    let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
-    assert_eq!(report["ok"], serde_json::Value::Bool(true), "{report}");
+    common::daemon::pjsua_call(&[
+        "--switch",
+        "127.0.0.1:5060",
+        "--number",
+        "0212345678",
+        "--callee-port",
+        "5080",
+        "--seconds",
+        "2",
+    ]);
     daemon.signal("-TERM");
     assert_eq!(
         daemon.wait_exit(Duration::from_secs(10)),
@@ -121,12 +101,7 @@ fn sigterm_drains_calls_in_progress_then_hangs_up() {
         // Before it exited, the switch wrote both records: the refused call and the
         // drained one, hung up by the switch.
         let store = freecall::store::Store::open(&db, 1).unwrap();
-        let records = store
-            .cdrs(&freecall::store::cdrs::CdrQuery {
-                limit: 10,
-                ..Default::default()
-            })
-            .unwrap();
+        let records = common::stores::records(&store);
         assert_eq!(records.len(), 2, "{records:?}");
         let drained = records
             .iter()
@@ -270,13 +245,6 @@ fn the_shipped_systemd_unit_verifies() {
 /// API shows exactly one debit for the billed minute and the balance that remains.
 #[test]
 fn a_member_signed_up_over_rest_calls_with_pjsua2_and_is_billed() {
-    let probe = Command::new("python3")
-        .args(["-c", "import pjsua2"])
-        .status();
-    assert!(
-        matches!(probe, Ok(s) if s.success()),
-        "pjsua2 is missing: install it with `pip install pjsua2-python` (.ci/run does)"
-    );
     let dir = std::env::temp_dir().join(format!("freecall-member-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -284,26 +252,16 @@ fn a_member_signed_up_over_rest_calls_with_pjsua2_and_is_billed() {
     let db = dir.join("freecall.db").display().to_string();
     // The shipped configuration (tariffs, signup bonus 300, mobile 20 a minute on 60/60),
     // with this test's ports and no unbilled peer: everyone must authenticate.
-    let shipped = std::fs::read_to_string(format!("{ROOT}/conf/freecall.toml")).unwrap();
-    let conf = shipped
-        .replace(
-            "listen = \"127.0.0.1:5060\"",
-            &format!("listen = \"127.0.0.1:{sip_port}\""),
-        )
-        .replace(
-            "address = \"127.0.0.1:5080\"",
-            &format!("address = \"127.0.0.1:{trunk_port}\""),
-        )
-        .replace(
-            "listen = \"127.0.0.1:8080\"",
-            &format!("listen = \"127.0.0.1:{api_port}\""),
-        )
-        .replace("port_min = 20000", "port_min = 44000")
-        .replace("port_max = 29999", "port_max = 44999")
-        .replace(
+    let conf = common::daemon::shipped_config(
+        sip_port,
+        &format!("127.0.0.1:{trunk_port}"),
+        api_port,
+        44000,
+        &[(
             "address = \"127.0.0.1\"\n# How this peer",
-            "address = \"127.0.0.254\"\n# How this peer",
-        );
+            "address = \"127.0.0.254\"\n# How this peer".into(),
+        )],
+    );
     assert!(
         conf.contains("127.0.0.254"),
         "the peer was moved out of the way"
@@ -315,19 +273,7 @@ fn a_member_signed_up_over_rest_calls_with_pjsua2_and_is_billed() {
         ("FREECALL__DATABASE__URL", db.clone()),
         ("FREECALL__API__LISTEN", format!("127.0.0.1:{api_port}")),
     ];
-    let key = Command::new(BIN)
-        .args([
-            "apikey", "create", "--config", &conf_path, "--scope", "admin", "--name", "shop",
-        ])
-        .env("FREECALL__DATABASE__URL", &db)
-        .output()
-        .unwrap();
-    assert!(
-        key.status.success(),
-        "{}",
-        String::from_utf8_lossy(&key.stderr)
-    );
-    let key = String::from_utf8(key.stdout).unwrap().trim().to_string();
+    let key = common::daemon::api_key(&conf_path, &db, "admin", "shop");
     let mut daemon = Daemon::spawn(&conf_path, &env);
     wait_ready(format!("127.0.0.1:{sip_port}").parse().unwrap());
     let api: SocketAddr = format!("127.0.0.1:{api_port}").parse().unwrap();
@@ -344,41 +290,28 @@ fn a_member_signed_up_over_rest_calls_with_pjsua2_and_is_billed() {
     assert_eq!(r.status, 201, "{}", r.text());
     let account = r.json()["account_id"].as_i64().unwrap();
 
-    let out = Command::new("python3")
-        .args([
-            "tests/interop/pjsua_call.py",
-            "--switch",
-            &format!("127.0.0.1:{sip_port}"),
-            "--number",
-            "01012345678",
-            "--callee-port",
-            &trunk_port.to_string(),
-            "--caller-address",
-            "127.0.0.2",
-            "--caller-user",
-            "minji",
-            "--auth-user",
-            "minji",
-            "--auth-password",
-            "correct horse",
-            "--caller-rtp-port",
-            "45000",
-            "--callee-rtp-port",
-            "46000",
-            "--seconds",
-            "2",
-        ])
-        .current_dir(ROOT)
-        .output()
-        .expect("run pjsua2");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "pjsua2 call failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
-    assert_eq!(report["ok"], serde_json::Value::Bool(true), "{report}");
+    common::daemon::pjsua_call(&[
+        "--switch",
+        &format!("127.0.0.1:{sip_port}"),
+        "--number",
+        "01012345678",
+        "--callee-port",
+        &trunk_port.to_string(),
+        "--caller-address",
+        "127.0.0.2",
+        "--caller-user",
+        "minji",
+        "--auth-user",
+        "minji",
+        "--auth-password",
+        "correct horse",
+        "--caller-rtp-port",
+        "45000",
+        "--callee-rtp-port",
+        "46000",
+        "--seconds",
+        "2",
+    ]);
 
     // Settlement is written within a moment of the BYE.
     let mut view = serde_json::Value::Null;

@@ -212,13 +212,6 @@ async fn a_ringing_trunk_gets_please_hold_then_ringback_as_early_media() {
 
 #[test]
 fn pjsua2_talks_to_pjsua2_across_an_opus_trunk_between_two_switches() {
-    let probe = std::process::Command::new("python3")
-        .args(["-c", "import pjsua2"])
-        .status();
-    assert!(
-        matches!(probe, Ok(s) if s.success()),
-        "pjsua2 is missing: install it with `pip install pjsua2-python` (.ci/run does)"
-    );
     let rt = tokio::runtime::Runtime::new().unwrap();
     let callee_port = common::daemon::free_port();
     let (s1, s2) = rt.block_on(async {
@@ -233,28 +226,15 @@ fn pjsua2_talks_to_pjsua2_across_an_opus_trunk_between_two_switches() {
         let s1 = common::start(&cfg1).await;
         (s1, s2)
     });
-    let out = std::process::Command::new("python3")
-        .args([
-            "tests/interop/pjsua_call.py",
-            "--switch",
-            &s1.sip_addr.to_string(),
-            "--number",
-            "0212345678",
-            "--callee-port",
-            &callee_port.to_string(),
-            "--seconds",
-            "3",
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("run pjsua2");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "pjsua2 call failed:\n{stdout}\n{stderr}"
-    );
-    let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
-    assert_eq!(report["ok"], serde_json::Value::Bool(true), "{report}");
+    common::daemon::pjsua_call(&[
+        "--switch",
+        &s1.sip_addr.to_string(),
+        "--number",
+        "0212345678",
+        "--callee-port",
+        &callee_port.to_string(),
+        "--seconds",
+        "3",
+    ]);
     drop((s1, s2));
 }

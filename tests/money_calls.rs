@@ -243,12 +243,7 @@ on_both_stores!(
         switch.join().await;
 
         // Two records: the call cut at the limit, and the refusal.
-        let records = store
-            .cdrs(&freecall::store::cdrs::CdrQuery {
-                limit: 10,
-                ..Default::default()
-            })
-            .unwrap();
+        let records = common::stores::records(&store);
         assert_eq!(records.len(), 2, "{records:?}");
         let (paid, refused) = (&records[0], &records[1]);
         assert_eq!(paid.callee, "01012345678");

@@ -186,12 +186,7 @@ fn kill_9_then_restart(store: Store, url: String) {
         assert!(store.audit().unwrap().is_empty());
         // The call's record was rebuilt from its reservation: who paid, what it cost, why
         // it ended.
-        let records = store
-            .cdrs(&freecall::store::cdrs::CdrQuery {
-                limit: 10,
-                ..Default::default()
-            })
-            .unwrap();
+        let records = common::stores::records(&store);
         assert_eq!(records.len(), 1, "{records:?}");
         let r = &records[0];
         assert_eq!(r.account_id, Some(account));

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::daemon::{BIN, Daemon, ROOT, free_port, wait_ready};
+use common::daemon::{BIN, Daemon, free_port, wait_ready};
 use freecall::testkit::Phone;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -30,23 +30,19 @@ fn setup(name: &str) -> Setup {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let (sip_port, trunk_port, api_port) = (free_port(), free_port(), free_port());
-    let shipped = std::fs::read_to_string(format!("{ROOT}/conf/freecall.toml")).unwrap();
-    let conf = shipped
-        .replace(
-            "listen = \"127.0.0.1:5060\"",
-            &format!("listen = \"127.0.0.1:{sip_port}\""),
-        )
-        .replace(
-            "address = \"127.0.0.1:5080\"",
-            &format!("address = \"127.0.0.1:{trunk_port}\""),
-        )
-        .replace("port_min = 20000", "port_min = 47000")
-        .replace("port_max = 29999", "port_max = 47999")
-        .replace("shutdown_grace_secs = 30", "shutdown_grace_secs = 2")
-        .replace(
-            "file = \"data/cdr/calls.jsonl\"",
-            &format!("file = \"{}\"", dir.join("cdr/calls.jsonl").display()),
-        );
+    let conf = common::daemon::shipped_config(
+        sip_port,
+        &format!("127.0.0.1:{trunk_port}"),
+        api_port,
+        47000,
+        &[
+            ("shutdown_grace_secs = 30", "shutdown_grace_secs = 2".into()),
+            (
+                "file = \"data/cdr/calls.jsonl\"",
+                format!("file = \"{}\"", dir.join("cdr/calls.jsonl").display()),
+            ),
+        ],
+    );
     let conf_path = dir.join("freecall.toml");
     std::fs::write(&conf_path, conf).unwrap();
     let conf = conf_path.display().to_string();
@@ -56,25 +52,14 @@ fn setup(name: &str) -> Setup {
         ("FREECALL__API__LISTEN", format!("127.0.0.1:{api_port}")),
         ("FREECALL__BILLING__NODE_ID", "noc-test".to_string()),
     ];
-    let key = Command::new(BIN)
-        .args([
-            "apikey", "create", "--config", &conf, "--scope", "read", "--name", "noc",
-        ])
-        .env("FREECALL__DATABASE__URL", &db)
-        .output()
-        .unwrap();
-    assert!(
-        key.status.success(),
-        "{}",
-        String::from_utf8_lossy(&key.stderr)
-    );
+    let key = common::daemon::api_key(&conf, &db, "read", "noc");
     Setup {
         dir,
         conf,
         sip: format!("127.0.0.1:{sip_port}").parse().unwrap(),
         api: format!("127.0.0.1:{api_port}").parse().unwrap(),
         trunk_port,
-        key: String::from_utf8(key.stdout).unwrap().trim().to_string(),
+        key,
         env,
     }
 }

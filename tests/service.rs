@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::daemon::{BIN, Daemon, ROOT, free_port, wait_ready};
+use common::daemon::{Daemon, free_port, wait_ready};
 use freecall::testkit::{Leg, Phone, auto_trunk};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -70,24 +70,16 @@ async fn a_trunk_that_stops_answering_options_is_skipped() {
 }
 
 fn write_conf(path: &std::path::Path, sip: u16, api: u16, trunk: SocketAddr) {
-    let shipped = std::fs::read_to_string(format!("{ROOT}/conf/freecall.toml")).unwrap();
-    let conf = shipped
-        .replace(
-            "listen = \"127.0.0.1:5060\"",
-            &format!("listen = \"127.0.0.1:{sip}\""),
-        )
-        .replace(
-            "address = \"127.0.0.1:5080\"",
-            &format!("address = \"{trunk}\""),
-        )
-        .replace(
-            "listen = \"127.0.0.1:8080\"",
-            &format!("listen = \"127.0.0.1:{api}\""),
-        )
-        .replace("port_min = 20000", "port_min = 48000")
-        .replace("port_max = 29999", "port_max = 48999")
-        .replace("file = \"data/cdr/calls.jsonl\"", "file = \"\"")
-        .replace("local_ringback = true", "local_ringback = false");
+    let conf = common::daemon::shipped_config(
+        sip,
+        &trunk.to_string(),
+        api,
+        48000,
+        &[
+            ("file = \"data/cdr/calls.jsonl\"", "file = \"\"".into()),
+            ("local_ringback = true", "local_ringback = false".into()),
+        ],
+    );
     std::fs::write(path, conf).unwrap();
 }
 
@@ -240,5 +232,5 @@ fn metrics_move_when_calls_happen() {
     );
     daemon.signal("-TERM");
     assert_eq!(daemon.wait_exit(Duration::from_secs(10)), Some(0));
-    let _ = (BIN, std::fs::remove_dir_all(&dir));
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -78,7 +78,7 @@ pub struct CdrPage {
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct CdrFilter {
-    /// Calls from or to this number (normalised digits, e.g. 0212345678).
+    /// Calls from or to this number (separators are dropped: 02-1234-5678 is 0212345678).
     pub number: Option<String>,
     /// Calls paid by this account.
     pub account: Option<i64>,
@@ -108,19 +108,17 @@ impl CdrFilter {
         if !(1..=1000).contains(&limit) {
             return Err(Problem::validation("limit: must be 1-1000"));
         }
-        if let Some(n) = &self.number
-            && (n.is_empty()
-                || n.len() > 32
-                || !n.chars().all(|c| c.is_ascii_digit() || "+*#".contains(c)))
-        {
-            return Err(Problem::validation(
-                "number: digits (and + * #), at most 32",
-            ));
-        }
+        // Numbers are matched as the switch stores them: normalised like a dialled one.
+        let number = self
+            .number
+            .as_deref()
+            .map(crate::routing::normalize_number)
+            .transpose()
+            .map_err(|e| Problem::validation(&format!("number: {e}")))?;
         Ok(CdrQuery {
             after: self.after.unwrap_or(0).max(0),
             node: None,
-            number: self.number.clone(),
+            number,
             account: self.account,
             since_ms: time("since", &self.since)?,
             until_ms: time("until", &self.until)?,

@@ -110,21 +110,14 @@ impl Manager {
         if !req.has_sdp() {
             return refuse(self, 488, "an SDP offer is required in the INVITE");
         }
-        let a_formats = match sdp::formats(&req.body) {
-            Ok(f) if !f.is_empty() => f,
+        let (remote, a_formats) = match sdp::read_offer(&req.body) {
+            Ok((r, f)) if !f.is_empty() => (r, f),
             Ok(_) => return refuse(self, 488, "the offer names no audio format"),
             Err(e) => return refuse(self, 488, &e.to_string()),
         };
         let (media, endpoints) = match self.media.allocate() {
             Ok(m) => m,
             Err(e) => return refuse(self, 503, &e.to_string()),
-        };
-        let (offer, remote) = match sdp::rewrite(&req.body, endpoints.b) {
-            Ok(x) => x,
-            Err(e) => {
-                self.media.release(media);
-                return refuse(self, 488, &e.to_string());
-            }
         };
         self.media.set_remote(media, Side::A, remote);
 
@@ -165,7 +158,6 @@ impl Manager {
             trunk_pos: 0,
             media,
             endpoints,
-            b_offer: offer,
             b_invite_cseq: 0,
             started: now,
             answered: None,
@@ -495,7 +487,6 @@ impl Manager {
                 );
             }
         };
-        call.b_offer = offer;
         let caller = call
             .a_invite
             .from_user
@@ -533,7 +524,7 @@ impl Manager {
                 ("User-Agent".into(), user_agent),
             ],
             content_type: Some("application/sdp".into()),
-            body: call.b_offer.clone(),
+            body: offer,
         };
         info!(call = %call.id, trunk = %trunk.name, dest = %trunk.peer.addr, "dialling trunk");
         let peer = trunk.peer;

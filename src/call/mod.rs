@@ -137,8 +137,6 @@ pub struct Call {
     trunk_pos: usize,
     media: MediaId,
     endpoints: Endpoints,
-    /// The caller's offer rewritten for the B-leg, reused on failover.
-    b_offer: Vec<u8>,
     b_invite_cseq: u32,
     started: Instant,
     answered: Option<Instant>,
@@ -261,9 +259,18 @@ struct TrunkHealth {
     changes: Vec<(String, bool)>,
 }
 
+impl TrunkHealth {
+    /// A new trunk list: every trunk up, none being pinged, older pings' answers ignored.
+    fn reset(&mut self, trunks: usize) {
+        self.up = vec![true; trunks];
+        self.pinging = vec![false; trunks];
+        self.generation += 1;
+    }
+}
+
 impl Manager {
     pub fn new(settings: Settings, routing: Routing, media: Box<dyn MediaControl>) -> Manager {
-        Manager {
+        let mut m = Manager {
             tx: TransactionLayer::new(settings.timers, settings.seed),
             routing,
             settings,
@@ -284,16 +291,9 @@ impl Manager {
             authorizing: 0,
             wall_anchor: None,
             trunks: TrunkHealth::default(),
-        }
-        .with_trunk_health()
-    }
-
-    fn with_trunk_health(mut self) -> Manager {
-        let n = self.routing.trunks.len();
-        self.trunks.up = vec![true; n];
-        self.trunks.pinging = vec![false; n];
-        self.trunks.generation += 1;
-        self
+        };
+        m.trunks.reset(m.routing.trunks.len());
+        m
     }
 
     /// Trunks whose state changed since the last call: (name, up).
@@ -419,10 +419,7 @@ impl Manager {
     /// Every trunk starts as up and is pinged at once.
     pub fn set_routing(&mut self, routing: Routing) {
         self.routing = routing;
-        let n = self.routing.trunks.len();
-        self.trunks.up = vec![true; n];
-        self.trunks.pinging = vec![false; n];
-        self.trunks.generation += 1;
+        self.trunks.reset(self.routing.trunks.len());
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {

@@ -15,6 +15,7 @@ pub mod sdp;
 
 pub use ports::PortPool;
 pub use prompts::Prompts;
+pub(crate) use relay::write_header;
 pub use relay::{MediaOptions, RelayMedia};
 pub use sdp::{Format, LegFormat};
 use serde::Serialize;
@@ -116,28 +117,6 @@ pub struct LegStats {
     pub invalid: u64,
     /// Interarrival jitter (RFC 3550 A.8) in microseconds.
     pub jitter_us: u64,
-    #[serde(skip)]
-    pub jitter_q4: i64,
-    #[serde(skip)]
-    pub clock: u32,
-    #[serde(skip)]
-    pub first_seq: u64,
-    #[serde(skip)]
-    pub highest_seq: u64,
-}
-
-impl LegStats {
-    /// Interarrival jitter from its fixed-point estimate, in microseconds.
-    fn jitter_from_q4(&self) -> u64 {
-        if self.clock == 0 {
-            return 0;
-        }
-        (self.jitter_q4.max(0) as u64) * 1_000_000 / 16 / self.clock as u64
-    }
-
-    pub(crate) fn update_jitter(&mut self) {
-        self.jitter_us = self.jitter_from_q4();
-    }
 }
 
 /// A call's media as its record shows it: per leg (A, B), whether it was transcoded, and

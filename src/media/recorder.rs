@@ -32,7 +32,19 @@ struct Frame {
 pub struct Recorder {
     tx: SyncSender<Frame>,
     started: Instant,
-    pub dropped: u64,
+    /// Frames the writer could not take (a slow disk): missing from the file only.
+    dropped: u64,
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        if self.dropped > 0 {
+            warn!(
+                frames = self.dropped,
+                "the recording misses audio: its disk was too slow"
+            );
+        }
+    }
 }
 
 impl Recorder {

@@ -60,7 +60,7 @@ fn read_header(packet: &[u8]) -> Option<Header> {
 }
 
 /// Write a 12-byte RTP header (RFC 3550 5.1) at the start of `buf`.
-fn write_header(buf: &mut [u8], pt: u8, marker: bool, seq: u16, ts: u32, ssrc: u32) {
+pub(crate) fn write_header(buf: &mut [u8], pt: u8, marker: bool, seq: u16, ts: u32, ssrc: u32) {
     buf[0] = 0x80;
     buf[1] = (u8::from(marker) << 7) | (pt & 0x7f);
     buf[2..4].copy_from_slice(&seq.to_be_bytes());
@@ -150,6 +150,44 @@ const MAX_CONCEAL: u16 = 4;
 impl Transcoder {
     fn scale(&self, in_ticks: i64) -> i64 {
         in_ticks * self.out_clock as i64 / self.in_clock as i64
+    }
+
+    /// Note where input packet `h` went in the output. A telephone-event on a continuing
+    /// stream (`event_only`) moves only the sequence number: timestamps stay anchored to
+    /// the audio, as the event keeps its start time.
+    fn remember(&mut self, h: &Header, seq: u16, ts: u32, event_only: bool) {
+        match &mut self.map {
+            Some(m) if event_only && m.in_ssrc == h.ssrc => {
+                m.in_seq = h.seq;
+                m.out_seq = seq;
+            }
+            _ => {
+                self.map = Some(SeqMap {
+                    in_ssrc: h.ssrc,
+                    in_seq: h.seq,
+                    in_ts: h.ts,
+                    out_seq: seq,
+                    out_ts: ts,
+                })
+            }
+        }
+    }
+
+    /// Encode the first `n` samples of `pcm` and send them as one packet with header
+    /// (marker, sequence, timestamp, SSRC); the packets sent (0 or 1).
+    fn send_pcm(
+        &mut self,
+        n: usize,
+        (marker, seq, ts, ssrc): (bool, u16, u32, u32),
+        scratch: &mut [u8; 2048],
+        socket: &UdpSocket,
+        dest: SocketAddr,
+    ) -> u64 {
+        let Some(len) = encode_frame(&mut self.enc, &self.pcm[..n], &mut scratch[12..]) else {
+            return 0;
+        };
+        write_header(&mut scratch[..], self.out_pt, marker, seq, ts, ssrc);
+        u64::from(socket.try_send_to(&scratch[..12 + len], dest).is_ok())
     }
 }
 
@@ -283,7 +321,7 @@ impl MediaControl for RelayMedia {
             rec_dec: [None, None],
             rec_pcm: Box::new([0; MAX_FRAME]),
             last_digit: [None; 2],
-            seen: [None; 2],
+            rx: [None; 2],
             stats: stats.clone(),
             opus: self.options.opus,
             prompts,
@@ -383,14 +421,29 @@ struct Relay {
     rec_pcm: Box<[i16; MAX_FRAME]>,
     /// The timestamp of the last telephone-event reported per leg (one report per event).
     last_digit: [Option<u32>; 2],
-    /// Per leg: the highest extended sequence number seen, and the last transit time.
-    seen: [Option<(u64, i64)>; 2],
+    /// Per leg: what it sent us, for loss, lateness and jitter.
+    rx: [Option<Reception>; 2],
     stats: Arc<Mutex<MediaStats>>,
     opus: OpusSettings,
     prompts: Arc<Prompts>,
     events: mpsc::UnboundedSender<MediaEvent>,
     /// Arrival times for jitter are counted from here.
     born: Instant,
+}
+
+/// What one leg's RTP stream looked like on arrival (RFC 3550 A.3, A.8).
+#[derive(Clone, Copy, Debug, Default)]
+struct Reception {
+    received: u64,
+    late: u64,
+    /// Extended sequence numbers: the first packet's, and the highest seen.
+    first: u64,
+    highest: u64,
+    /// The last transit time (arrival − RTP timestamp) in clock ticks.
+    transit: i64,
+    /// Interarrival jitter × 16, in clock ticks.
+    jitter_q4: i64,
+    clock: i64,
 }
 
 /// RTCP packet types 192..=223 sit where an RTP payload type with the marker bit would be
@@ -614,14 +667,31 @@ impl Relay {
             return false;
         }
         let Some(h) = header else { return false };
+        let sent = self.forward(me, &h, packet, scratch, now);
+        self.publish(me, sent);
+        true
+    }
+
+    /// Send an RTP packet from leg `me` on to the other leg, as its direction says; the
+    /// packets sent.
+    fn forward(
+        &mut self,
+        me: usize,
+        h: &Header,
+        packet: &[u8],
+        scratch: &mut [u8; 2048],
+        now: Instant,
+    ) -> u64 {
+        let oi = 1 - me;
         // While the switch plays to the other leg, its audio replaces this leg's.
         if self.players[oi].is_some() {
-            return true;
+            return 0;
         }
         let Some(dest) = self.remote[oi].rtp else {
-            return true;
+            return 0;
         };
         let socket = &self.sockets[oi * 2];
+        let n = packet.len();
         let mut sent = 0u64;
         match &mut self.dirs[me] {
             Dir::Untouched => {
@@ -646,18 +716,14 @@ impl Relay {
             }
             Dir::Transcode(t) => {
                 let out = &mut self.out[oi];
-                sent = transcode(t, out, &h, packet, scratch, socket, dest, now);
+                sent = transcode(t, out, h, packet, scratch, socket, dest, now);
             }
         }
-        if sent > 0
-            && let Ok(mut s) = self.stats.lock()
-        {
-            s.legs[oi].sent += sent;
-        }
-        true
+        sent
     }
 
-    /// Statistics of what a leg sent us (RFC 3550 A.3 loss, A.8 jitter).
+    /// Statistics of what a leg sent us (RFC 3550 A.3 loss, A.8 jitter), kept in the task
+    /// and published by `publish`.
     fn account(&mut self, side: Side, h: &Header, now: Instant) {
         let me = side.index();
         let clock = self.format[me]
@@ -666,42 +732,43 @@ impl Relay {
             .unwrap_or(8000) as i64;
         let arrival =
             now.saturating_duration_since(self.born).as_micros() as i64 * clock / 1_000_000;
-        let Ok(mut s) = self.stats.lock() else { return };
-        let leg = &mut s.legs[me];
-        leg.received += 1;
+        let transit = arrival - h.ts as i64;
         let is_dtmf = self.format[me].as_ref().and_then(|f| f.dtmf) == Some(h.pt);
-        match self.seen[me] {
-            None => {
-                // Extended sequence numbers start one cycle up, so a reordered first
-                // packet cannot take them below zero.
-                self.seen[me] = Some((h.seq as u64 | 1 << 16, arrival - h.ts as i64));
-                leg.highest_seq = h.seq as u64 | 1 << 16;
-                leg.first_seq = leg.highest_seq;
-            }
-            Some((max, transit_prev)) => {
-                let delta = h.seq.wrapping_sub(max as u16) as i16 as i64;
-                let ext = (max as i64 + delta).max(0) as u64;
-                let new_max = max.max(ext);
-                if delta <= 0 {
-                    leg.late += 1;
-                }
-                let transit = arrival - h.ts as i64;
-                // Telephone-events repeat one timestamp: they say nothing of jitter.
-                let transit = if is_dtmf {
-                    transit_prev
-                } else {
-                    let d = (transit - transit_prev).abs();
-                    leg.jitter_q4 += d - (leg.jitter_q4 + 8) / 16;
-                    transit
-                };
-                self.seen[me] = Some((new_max, transit));
-                leg.highest_seq = new_max;
-            }
+        let rx = self.rx[me].get_or_insert(Reception {
+            // Extended sequence numbers start one cycle up, so a reordered first packet
+            // cannot take them below zero.
+            first: h.seq as u64 | 1 << 16,
+            highest: (h.seq as u64 | 1 << 16).wrapping_sub(1),
+            transit,
+            ..Default::default()
+        });
+        rx.received += 1;
+        rx.clock = clock;
+        let delta = h.seq.wrapping_sub(rx.highest as u16) as i16 as i64;
+        if delta <= 0 {
+            rx.late += 1;
         }
-        let expected = leg.highest_seq - leg.first_seq + 1;
-        leg.lost = expected.saturating_sub(leg.received);
-        leg.clock = clock as u32;
-        leg.update_jitter();
+        rx.highest = rx.highest.max((rx.highest as i64 + delta).max(0) as u64);
+        // Telephone-events repeat one timestamp: they say nothing of jitter.
+        if !is_dtmf {
+            let d = (transit - rx.transit).abs();
+            rx.jitter_q4 += d - (rx.jitter_q4 + 8) / 16;
+            rx.transit = transit;
+        }
+    }
+
+    /// Make the statistics of leg `me` (and what was just sent to the other) visible to
+    /// `stats()`: one lock per packet.
+    fn publish(&self, me: usize, sent: u64) {
+        let Ok(mut s) = self.stats.lock() else { return };
+        if let Some(rx) = &self.rx[me] {
+            let leg = &mut s.legs[me];
+            leg.received = rx.received;
+            leg.late = rx.late;
+            leg.lost = (rx.highest + 1 - rx.first).saturating_sub(rx.received);
+            leg.jitter_us = (rx.jitter_q4.max(0) as u64) * 1_000_000 / 16 / rx.clock.max(1) as u64;
+        }
+        s.legs[1 - me].sent += sent;
     }
 
     /// Telephone-events a leg sends (reported once per event, at its end) and audio for the
@@ -934,21 +1001,7 @@ fn transcode(
         {
             sent += 1;
         }
-        match &mut t.map {
-            Some(m) if continuing && m.in_ssrc == h.ssrc => {
-                m.in_seq = h.seq;
-                m.out_seq = seq;
-            }
-            _ => {
-                t.map = Some(SeqMap {
-                    in_ssrc: h.ssrc,
-                    in_seq: h.seq,
-                    in_ts: h.ts,
-                    out_seq: seq,
-                    out_ts: ts,
-                })
-            }
-        }
+        t.remember(h, seq, ts, continuing);
         out.sent(seq, ts, now);
         return sent;
     }
@@ -962,31 +1015,15 @@ fn transcode(
             };
             let lseq = seq.wrapping_sub(lost - k + 1);
             let lts = ts.wrapping_sub(out_frame * (lost - k + 1) as u32);
-            if let Some(len) = encode_frame(&mut t.enc, &t.pcm[..n], &mut scratch[12..]) {
-                write_header(&mut scratch[..], t.out_pt, false, lseq, lts, out.ssrc);
-                if socket.try_send_to(&scratch[..12 + len], dest).is_ok() {
-                    sent += 1;
-                }
-            }
+            sent += t.send_pcm(n, (false, lseq, lts, out.ssrc), scratch, socket, dest);
         }
     }
     let Some(n) = t.dec.decode(payload, &mut t.pcm[..]) else {
         return sent;
     };
     t.frame = n;
-    if let Some(len) = encode_frame(&mut t.enc, &t.pcm[..n], &mut scratch[12..]) {
-        write_header(&mut scratch[..], t.out_pt, marker, seq, ts, out.ssrc);
-        if socket.try_send_to(&scratch[..12 + len], dest).is_ok() {
-            sent += 1;
-        }
-    }
-    t.map = Some(SeqMap {
-        in_ssrc: h.ssrc,
-        in_seq: h.seq,
-        in_ts: h.ts,
-        out_seq: seq,
-        out_ts: ts,
-    });
+    sent += t.send_pcm(n, (marker, seq, ts, out.ssrc), scratch, socket, dest);
+    t.remember(h, seq, ts, false);
     out.sent(seq, ts, now);
     sent
 }

@@ -112,8 +112,18 @@ impl LegFormat {
 /// The formats of the first audio stream, in the order given. Static payload types
 /// without an rtpmap get their RFC 3551 names.
 pub fn formats(body: &[u8]) -> Result<Vec<Format>, SdpError> {
-    let sd = SessionDescription::unmarshal(&mut Cursor::new(body))
-        .map_err(|e| SdpError::Parse(e.to_string()))?;
+    formats_of(&parse(body)?)
+}
+
+/// An offer as the switch first reads it: where the far end receives media, and the
+/// formats it offers (one parse).
+pub fn read_offer(body: &[u8]) -> Result<(Remote, Vec<Format>), SdpError> {
+    let sd = parse(body)?;
+    let (_, remote) = far_end(&sd)?;
+    Ok((remote, formats_of(&sd)?))
+}
+
+fn formats_of(sd: &SessionDescription) -> Result<Vec<Format>, SdpError> {
     let m = sd
         .media_descriptions
         .iter()
@@ -251,9 +261,8 @@ pub fn rewrite_formats(
     local: SocketAddr,
     formats: &[Format],
 ) -> Result<(Vec<u8>, Remote), SdpError> {
-    let (rewritten, remote) = rewrite(body, local)?;
-    let mut sd = SessionDescription::unmarshal(&mut Cursor::new(&rewritten[..]))
-        .map_err(|e| SdpError::Parse(e.to_string()))?;
+    let mut sd = parse(body)?;
+    let remote = anchor(&mut sd, local)?;
     let Some(m) = sd
         .media_descriptions
         .iter_mut()
@@ -286,8 +295,19 @@ pub fn rewrite_formats(
 /// Parse `body`, return the rewritten SDP (pointing at `local`) and the far end's media
 /// addresses.
 pub fn rewrite(body: &[u8], local: SocketAddr) -> Result<(Vec<u8>, Remote), SdpError> {
-    let mut sd = SessionDescription::unmarshal(&mut Cursor::new(body))
-        .map_err(|e| SdpError::Parse(e.to_string()))?;
+    let mut sd = parse(body)?;
+    let remote = anchor(&mut sd, local)?;
+    Ok((sd.marshal().into_bytes(), remote))
+}
+
+fn parse(body: &[u8]) -> Result<SessionDescription, SdpError> {
+    SessionDescription::unmarshal(&mut Cursor::new(body))
+        .map_err(|e| SdpError::Parse(e.to_string()))
+}
+
+/// Point `sd` at `local` (in place); the far end's media addresses.
+/// The first audio stream's index and where the far end receives it.
+fn far_end(sd: &SessionDescription) -> Result<(usize, Remote), SdpError> {
     let session_addr = sd
         .connection_information
         .as_ref()
@@ -337,7 +357,11 @@ pub fn rewrite(body: &[u8], local: SocketAddr) -> Result<(Vec<u8>, Remote), SdpE
             rtcp: Some(rtcp),
         }
     };
+    Ok((audio, remote))
+}
 
+fn anchor(sd: &mut SessionDescription, local: SocketAddr) -> Result<Remote, SdpError> {
+    let (audio, remote) = far_end(sd)?;
     // Rewrite towards the other leg.
     let our_ip = local.ip().to_string();
     let addr_type = if local.is_ipv4() { "IP4" } else { "IP6" };
@@ -386,7 +410,7 @@ pub fn rewrite(body: &[u8], local: SocketAddr) -> Result<(Vec<u8>, Remote), SdpE
             "ice-ufrag" | "ice-pwd" | "ice-options" | "ice-lite"
         )
     });
-    Ok((sd.marshal().into_bytes(), remote))
+    Ok(remote)
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 use crate::media::codec::{Codec, Decoder, Encoder, MAX_FRAME, OpusFmtp, OpusSettings};
 use crate::media::sdp::{Format, LegFormat};
+use crate::media::write_header as header;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::UdpSocket;
@@ -211,12 +212,4 @@ impl RtpEnd {
         }
         pcm
     }
-}
-
-fn header(buf: &mut [u8], pt: u8, marker: bool, seq: u16, ts: u32, ssrc: u32) {
-    buf[0] = 0x80;
-    buf[1] = (u8::from(marker) << 7) | pt;
-    buf[2..4].copy_from_slice(&seq.to_be_bytes());
-    buf[4..8].copy_from_slice(&ts.to_be_bytes());
-    buf[8..12].copy_from_slice(&ssrc.to_be_bytes());
 }

@@ -98,3 +98,86 @@ pub fn free_port() -> u16 {
         }
     }
 }
+
+/// Run the independent client's call test (`tests/interop/pjsua_call.py`, pjsua2) with
+/// `args`; fails the test unless pjsua2 is installed and the call passed. Its JSON report.
+pub fn pjsua_call(args: &[&str]) -> serde_json::Value {
+    let probe = Command::new("python3")
+        .args(["-c", "import pjsua2"])
+        .status();
+    assert!(
+        matches!(probe, Ok(s) if s.success()),
+        "pjsua2 is missing: install it with `pip install pjsua2-python` (.ci/run does)"
+    );
+    let out = Command::new("python3")
+        .arg("tests/interop/pjsua_call.py")
+        .args(args)
+        .current_dir(ROOT)
+        .output()
+        .expect("run pjsua2");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "pjsua2 call failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    assert_eq!(report["ok"], serde_json::Value::Bool(true), "{report}");
+    report
+}
+
+/// `freecall apikey create` with `scope` for the database at `db`; the key.
+pub fn api_key(conf: &str, db: &str, scope: &str, name: &str) -> String {
+    let out = Command::new(BIN)
+        .args([
+            "apikey", "create", "--config", conf, "--scope", scope, "--name", name,
+        ])
+        .env("FREECALL__DATABASE__URL", db)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// The shipped `conf/freecall.toml` with a test's ports: SIP on `sip`, the trunk `pstn` at
+/// `trunk`, the API on `api`, RTP on `media_min` and the 999 ports above; then each
+/// (from, to) of `replace`, every one of which must match.
+pub fn shipped_config(
+    sip: u16,
+    trunk: &str,
+    api: u16,
+    media_min: u16,
+    replace: &[(&str, String)],
+) -> String {
+    let shipped = std::fs::read_to_string(format!("{ROOT}/conf/freecall.toml")).unwrap();
+    let mut conf = shipped
+        .replace(
+            "listen = \"127.0.0.1:5060\"",
+            &format!("listen = \"127.0.0.1:{sip}\""),
+        )
+        .replace(
+            "address = \"127.0.0.1:5080\"",
+            &format!("address = \"{trunk}\""),
+        )
+        .replace(
+            "listen = \"127.0.0.1:8080\"",
+            &format!("listen = \"127.0.0.1:{api}\""),
+        )
+        .replace("port_min = 20000", &format!("port_min = {media_min}"))
+        .replace(
+            "port_max = 29999",
+            &format!("port_max = {}", media_min + 999),
+        );
+    for (from, to) in replace {
+        assert!(
+            conf.contains(from),
+            "the shipped configuration has no '{from}'"
+        );
+        conf = conf.replace(from, to);
+    }
+    conf
+}

@@ -54,3 +54,13 @@ macro_rules! on_both_stores {
         }
     };
 }
+
+/// Every call record in `store` (a test's few), oldest first.
+pub fn records(store: &Store) -> Vec<freecall::cdr::CallRecord> {
+    store
+        .cdrs(&freecall::store::cdrs::CdrQuery {
+            limit: 1000,
+            ..Default::default()
+        })
+        .expect("read call records")
+}
