@@ -403,6 +403,11 @@ impl Accounting {
                         "ended_ms": s.ended_ms,
                         "cause": s.cause,
                         "record": s.record,
+                        "legs": s.legs.iter().map(|l| serde_json::json!({
+                            "reservation": l.reservation,
+                            "call_id": l.call_id,
+                            "answered_ms": l.answered_ms,
+                        })).collect::<Vec<_>>(),
                     });
                     let _ = writeln!(f, "{line}");
                 }
@@ -595,6 +600,20 @@ fn read_spool(path: &std::path::Path) -> (Vec<Settlement>, Vec<CallRecord>) {
             record: serde_json::from_value(v["record"].clone())
                 .ok()
                 .map(Box::new),
+            legs: v["legs"]
+                .as_array()
+                .map(|legs| {
+                    legs.iter()
+                        .filter_map(|l| {
+                            Some(crate::billing::LegSettlement {
+                                reservation: l["reservation"].as_i64()?,
+                                call_id: l["call_id"].as_str()?.to_string(),
+                                answered_ms: l["answered_ms"].as_i64(),
+                            })
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
         });
     }
     (out, records)

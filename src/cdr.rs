@@ -52,6 +52,29 @@ pub struct CallRecord {
     pub codec_callee: String,
     /// Media statistics per leg (packets, loss, jitter), as JSON.
     pub media: Option<serde_json::Value>,
+    /// A call the switch placed (a call-back, a web dial) has two dialled legs, each
+    /// answered and billed on its own: first the issuer (or member), then the visitor (or
+    /// the dialled number). Empty for a call that came in. The record's `billed_secs` is
+    /// the longest leg's, its `cost` the sum.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub legs: Vec<RecordLeg>,
+}
+
+/// One dialled leg of a call the switch placed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordLeg {
+    /// `issuer`, `visitor`, `member` or `dialled`.
+    pub role: String,
+    pub number: String,
+    /// The number's kind (landline, mobile, internet, international…): its rate.
+    pub destination: String,
+    pub answered_ms: Option<i64>,
+    pub ended_ms: i64,
+    pub billed_secs: i64,
+    pub cost: i64,
+    /// The reservation that paid for this leg (0: none); the store fills in the cost.
+    #[serde(default)]
+    pub reservation: i64,
 }
 
 impl CallRecord {

@@ -31,6 +31,51 @@ pub struct Config {
     pub api: ApiConfig,
     #[serde(default)]
     pub cdr: CdrConfig,
+    #[serde(default)]
+    pub callbacks: CallbacksConfig,
+}
+
+/// Calls the switch places: a card's free call-back (the issuer is asked first, then the
+/// visitor is dialled) and a member's web dial. The public call button makes the switch
+/// dial out, so every ceiling here is a fence against toll fraud; 0 turns one off.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CallbacksConfig {
+    /// Seconds each leg may ring before the next number is tried (or the call ends).
+    pub ring_secs: u64,
+    /// Seconds the issuer has to press 1 or 2 after the announcement.
+    pub answer_secs: u64,
+    /// Kinds of visitor numbers a card may call back (international only on the countries
+    /// a card names, premium rate and other special numbers never).
+    pub allowed_destinations: Vec<String>,
+    /// Call-backs in progress at once per card.
+    pub per_card_concurrent: u32,
+    /// Call-back requests per card in 24 hours.
+    pub per_card_daily: i64,
+    /// Call-backs to one visitor number in 24 hours, across every card.
+    pub per_number_daily: i64,
+    /// Call-backs per issuer (all their cards) in 24 hours.
+    pub per_issuer_daily: i64,
+    /// What one issuer's call-backs may spend in 24 hours (guild minor units).
+    pub per_issuer_daily_spend: i64,
+    /// Requests per client address per minute (the public endpoint).
+    pub per_address_per_minute: u32,
+}
+
+impl Default for CallbacksConfig {
+    fn default() -> Self {
+        CallbacksConfig {
+            ring_secs: 30,
+            answer_secs: 15,
+            allowed_destinations: vec!["landline".into(), "mobile".into(), "internet".into()],
+            per_card_concurrent: 2,
+            per_card_daily: 50,
+            per_number_daily: 5,
+            per_issuer_daily: 200,
+            per_issuer_daily_spend: 0,
+            per_address_per_minute: 5,
+        }
+    }
 }
 
 /// Call records (they are always stored in the database; this is the file export).
@@ -552,6 +597,28 @@ impl Config {
             if let Err(e) = k.parse::<crate::numbers::DestinationKind>() {
                 errors.push(format!("billing.blocked_destinations[{i}]: {e}"));
             }
+        }
+        if self.callbacks.ring_secs == 0 || self.callbacks.ring_secs > 300 {
+            errors.push("callbacks.ring_secs: must be 1..=300".into());
+        }
+        if self.callbacks.answer_secs == 0 || self.callbacks.answer_secs > 120 {
+            errors.push("callbacks.answer_secs: must be 1..=120".into());
+        }
+        for (i, k) in self.callbacks.allowed_destinations.iter().enumerate() {
+            match k.parse::<crate::numbers::DestinationKind>() {
+                Err(e) => errors.push(format!("callbacks.allowed_destinations[{i}]: {e}")),
+                Ok(crate::numbers::DestinationKind::PremiumRate) => errors.push(format!(
+                    "callbacks.allowed_destinations[{i}]: premium_rate numbers are never called back"
+                )),
+                Ok(_) => {}
+            }
+        }
+        if self.callbacks.per_card_daily < 0
+            || self.callbacks.per_number_daily < 0
+            || self.callbacks.per_issuer_daily < 0
+            || self.callbacks.per_issuer_daily_spend < 0
+        {
+            errors.push("callbacks.per_*: must not be negative".into());
         }
         if self.billing.signup_bonus_mileage < 0 || self.billing.signup_bonus_guild < 0 {
             errors.push("billing.signup_bonus_*: must not be negative".into());

@@ -191,6 +191,8 @@ pub async fn start(
         records: cfg.cdr.enabled,
         trunk_ping: (cfg.sip.trunk_ping_secs > 0)
             .then(|| Duration::from_secs(cfg.sip.trunk_ping_secs)),
+        placed_ring: Duration::from_secs(cfg.callbacks.ring_secs),
+        placed_answer: Duration::from_secs(cfg.callbacks.answer_secs),
         media: CallMedia {
             announce: !cfg.media.prompts_dir.is_empty(),
             local_ringback: cfg.media.local_ringback,

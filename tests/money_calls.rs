@@ -383,6 +383,7 @@ on_both_stores!(
                 design: "".into(),
                 phones: "[]".into(),
                 quota: 1,
+                callback_countries: String::new(),
             })
             .unwrap();
         let trunk = Phone::bind("pstn").await;

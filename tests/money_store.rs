@@ -405,6 +405,7 @@ on_both_stores!(
                 design: "".into(),
                 phones: "[]".into(),
                 quota: 2,
+                callback_countries: String::new(),
             })
             .unwrap();
         let t = tariffs(100, 60);
@@ -501,6 +502,7 @@ on_both_stores!(
                 design: "".into(),
                 phones: "[]".into(),
                 quota: 5,
+                callback_countries: String::new(),
             })
             .unwrap();
         let err = store

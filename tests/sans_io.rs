@@ -38,6 +38,8 @@ fn manager() -> Manager {
         node: "test".into(),
         records: true,
         trunk_ping: None,
+        placed_ring: Duration::from_secs(30),
+        placed_answer: Duration::from_secs(15),
     };
     Manager::new(
         settings,

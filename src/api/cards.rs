@@ -33,6 +33,10 @@ pub struct CardIn {
     pub phones: Vec<CardPhone>,
     /// Calls visitors may place on this card (0-1000000).
     pub quota: i64,
+    /// Countries (ISO 3166 codes, e.g. ["JP", "US"]) whose numbers visitors may be called
+    /// back on. Empty (the default): domestic numbers only.
+    #[serde(default)]
+    pub callback_countries: Vec<String>,
 }
 
 fn default_language() -> String {
@@ -45,6 +49,9 @@ pub struct CardPhone {
     /// landline, mobile or internet.
     pub kind: String,
     pub number: String,
+    /// Call the issuer back on this number first (else the card's order is kept).
+    #[serde(default)]
+    pub callback: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -65,11 +72,13 @@ pub struct CardView {
     /// Held by calls in progress.
     pub quota_reserved: i64,
     pub quota_left: i64,
+    pub callback_countries: Vec<String>,
     pub created_ms: i64,
 }
 
 pub fn view(c: Card) -> CardView {
     let quota_left = c.quota_left();
+    let callback_countries = c.callback_countries();
     CardView {
         id: c.id,
         issuer_id: c.issuer_id,
@@ -86,6 +95,7 @@ pub fn view(c: Card) -> CardView {
         quota_used: c.quota_used,
         quota_reserved: c.quota_reserved,
         quota_left,
+        callback_countries,
         created_ms: c.created_ms,
     }
 }
@@ -142,6 +152,15 @@ pub async fn create(
             )));
         }
     }
+    if b.callback_countries.len() > 50
+        || b.callback_countries
+            .iter()
+            .any(|c| c.len() != 2 || !c.chars().all(|ch| ch.is_ascii_alphabetic()))
+    {
+        return Err(Problem::validation(
+            "callback_countries must be at most 50 two-letter country codes",
+        ));
+    }
     let new = NewCard {
         issuer_id: b.issuer_id,
         language: b.language,
@@ -154,6 +173,12 @@ pub async fn create(
         design: b.design,
         phones: serde_json::to_string(&b.phones).unwrap_or_else(|_| "[]".into()),
         quota: b.quota,
+        callback_countries: b
+            .callback_countries
+            .iter()
+            .map(|c| c.to_ascii_uppercase())
+            .collect::<Vec<_>>()
+            .join(","),
     };
     let card = state
         .store

@@ -115,7 +115,9 @@ pub struct Authorization {
     pub limit_reason: &'static str,
 }
 
-/// Why a call may not go ahead. The text is what the caller's phone shows (in `Reason`).
+/// Why a call may not go ahead. The text is what the caller's phone shows (in `Reason`),
+/// what a call-back's requester reads, and the record's cause; `sip_status`,
+/// `problem_type` and `retry_after_secs` are the one table of what each refusal means.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
     #[error("mileage exhausted")]
@@ -133,6 +135,25 @@ pub enum Refusal {
     /// The store could not be reached; nothing was reserved.
     #[error("billing unavailable")]
     Unavailable,
+    /// A call-back to a kind of number the card does not allow (premium, special,
+    /// international unless enabled).
+    #[error("number not allowed")]
+    NumberNotAllowed,
+    /// The card took as many call-back requests today as it may.
+    #[error("card's daily call limit reached")]
+    CardDailyLimit,
+    /// The card has as many call-backs in progress as it may.
+    #[error("card is busy with other calls")]
+    CardBusy,
+    /// This visitor number was called back as often today as it may be (across cards).
+    #[error("this number was called back too often today")]
+    NumberDailyLimit,
+    /// The issuer's calls or spend today reached the configured ceiling.
+    #[error("issuer's daily limit reached")]
+    IssuerDailyLimit,
+    /// Too many requests from one client address in a short time.
+    #[error("too many requests")]
+    TooManyRequests,
 }
 
 impl Refusal {
@@ -144,13 +165,68 @@ impl Refusal {
                 403
             }
             Refusal::Unavailable => 503,
+            Refusal::NumberNotAllowed => 403,
+            Refusal::CardDailyLimit
+            | Refusal::CardBusy
+            | Refusal::NumberDailyLimit
+            | Refusal::IssuerDailyLimit
+            | Refusal::TooManyRequests => 486,
+        }
+    }
+
+    /// The stable name of this refusal: the REST problem type
+    /// (`urn:freecall:problem:<code>`), the metric label and the record's cause code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Refusal::MileageExhausted => "mileage-exhausted",
+            Refusal::GuildExhausted => "guild-exhausted",
+            Refusal::QuotaUsedUp => "quota-used-up",
+            Refusal::DestinationNotAllowed => "destination-not-allowed",
+            Refusal::UnknownAccount => "unknown-account",
+            Refusal::BadCredentials => "bad-credentials",
+            Refusal::Unavailable => "billing-unavailable",
+            Refusal::NumberNotAllowed => "number-not-allowed",
+            Refusal::CardDailyLimit => "card-daily-limit",
+            Refusal::CardBusy => "card-busy",
+            Refusal::NumberDailyLimit => "number-daily-limit",
+            Refusal::IssuerDailyLimit => "issuer-daily-limit",
+            Refusal::TooManyRequests => "too-many-requests",
+        }
+    }
+
+    /// The HTTP status a REST requester gets for this refusal.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Refusal::MileageExhausted | Refusal::GuildExhausted | Refusal::QuotaUsedUp => 402,
+            Refusal::DestinationNotAllowed | Refusal::NumberNotAllowed => 403,
+            Refusal::UnknownAccount => 404,
+            Refusal::BadCredentials => 401,
+            Refusal::Unavailable => 503,
+            Refusal::CardDailyLimit
+            | Refusal::CardBusy
+            | Refusal::NumberDailyLimit
+            | Refusal::IssuerDailyLimit
+            | Refusal::TooManyRequests => 429,
+        }
+    }
+
+    /// Seconds after which trying again can help (`Retry-After`), where waiting helps.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Refusal::Unavailable => Some(30),
+            Refusal::CardBusy => Some(60),
+            Refusal::TooManyRequests => Some(60),
+            Refusal::CardDailyLimit | Refusal::NumberDailyLimit | Refusal::IssuerDailyLimit => {
+                Some(3600)
+            }
+            _ => None,
         }
     }
 }
 
 /// How a call ended, for settlement: times are wall-clock milliseconds since the epoch
 /// (persisted, so they survive a restart of the switch).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Settlement {
     pub reservation: i64,
     pub call_id: String,
@@ -160,6 +236,19 @@ pub struct Settlement {
     /// The call's record, stored with the settlement (its account, card, billed time and
     /// cost are filled in from the reservation).
     pub record: Option<Box<crate::cdr::CallRecord>>,
+    /// The other legs of the same call (a call-back's first leg), each with its own
+    /// reservation and answer time, settled in the same transaction; the record's cost is
+    /// the sum of all legs'.
+    pub legs: Vec<LegSettlement>,
+}
+
+/// Another leg of a settlement: its reservation (keyed by its own call id, the ledger's
+/// reference) and when it was answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LegSettlement {
+    pub reservation: i64,
+    pub call_id: String,
+    pub answered_ms: Option<i64>,
 }
 
 impl Settlement {
@@ -169,6 +258,28 @@ impl Settlement {
             Some(a) if self.ended_ms > a => (self.ended_ms - a + 999) / 1000,
             _ => 0,
         }
+    }
+
+    /// One settlement per reservation, this one's first, without the record: what the
+    /// store settles row by row before it sums the legs into the record.
+    pub fn per_reservation(&self) -> Vec<Settlement> {
+        let mut out = vec![Settlement {
+            record: None,
+            legs: Vec::new(),
+            ..self.clone()
+        }];
+        for leg in &self.legs {
+            out.push(Settlement {
+                reservation: leg.reservation,
+                call_id: leg.call_id.clone(),
+                answered_ms: leg.answered_ms,
+                ended_ms: self.ended_ms,
+                cause: self.cause.clone(),
+                record: None,
+                legs: Vec::new(),
+            });
+        }
+        out
     }
 }
 

@@ -84,6 +84,30 @@ impl Tariff {
     }
 }
 
+/// The longest call (in seconds, at most `cap`) that `available` pays for when every
+/// tariff of `legs` bills the same seconds: a call-back's two legs, each at the rate of its
+/// own kind of number. `None` when not even the first second of every leg is affordable.
+pub fn max_secs_together(legs: &[Tariff], available: i64, cap: i64) -> Option<i64> {
+    let cost = |secs: i64| legs.iter().map(|t| t.cost(secs)).sum::<i64>();
+    if legs.is_empty() || cap < 1 || cost(1) > available {
+        return None;
+    }
+    if cost(cap) <= available {
+        return Some(cap);
+    }
+    // The sum of monotonic costs is monotonic: binary search the last affordable second.
+    let (mut lo, mut hi) = (1i64, cap);
+    while lo < hi {
+        let mid = lo + (hi - lo + 1) / 2;
+        if cost(mid) <= available {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    Some(lo)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,5 +166,25 @@ mod tests {
         assert_eq!(Tariff::parse_increment("30/6"), Some((30, 6)));
         assert_eq!(Tariff::parse_increment("0/6"), None);
         assert_eq!(Tariff::parse_increment("60"), None);
+    }
+
+    #[test]
+    fn two_legs_together_never_cost_more_than_the_balance() {
+        let landline = t(60, 60, 60);
+        let mobile = t(120, 30, 6);
+        for available in [0, 59, 60, 179, 180, 1000, 12345] {
+            match max_secs_together(&[landline, mobile], available, 3600) {
+                None => assert!(landline.cost(1) + mobile.cost(1) > available),
+                Some(s) => {
+                    assert!(
+                        landline.cost(s) + mobile.cost(s) <= available,
+                        "{available}"
+                    );
+                    if s < 3600 {
+                        assert!(landline.cost(s + 1) + mobile.cost(s + 1) > available);
+                    }
+                }
+            }
+        }
     }
 }

@@ -295,6 +295,9 @@ impl Manager {
         let Some((key, side)) = self.dialogs.get(&(ack.call_id.clone(), tag)).copied() else {
             return;
         };
+        if self.placed.contains_key(&key) {
+            return self.placed_ack(key, side, ack.cseq);
+        }
         let advertised = self.settings.advertised;
         let branch = self.tx.new_branch();
         let Some(call) = self.calls.get_mut(&key) else {

@@ -353,6 +353,7 @@ impl Manager {
                         cause: "caller gave up before the call was placed".into(),
                         // The call's record was written when it ended.
                         record: None,
+                        legs: Vec::new(),
                     }));
             }
         }
@@ -552,6 +553,7 @@ impl Manager {
                 }
             }
             ClientPurpose::BInvite => self.handle_b_invite_response(now, key, tx, resp),
+            ClientPurpose::PlacedInvite(side) => self.handle_leg_response(now, key, side, tx, resp),
             ClientPurpose::Relay { server, from } => {
                 self.relay_response(now, key, tx, server, from, resp)
             }
@@ -844,6 +846,16 @@ impl Manager {
             }
             ClientPurpose::Ping { index, generation } => {
                 self.trunk_answered(index, generation, false)
+            }
+            ClientPurpose::PlacedInvite(side) => {
+                self.late_answers.remove(&tx);
+                let current = self
+                    .placed
+                    .get(&key)
+                    .is_some_and(|p| p.leg_tx(side) == Some(tx));
+                if current {
+                    self.placed_leg_timed_out(now, key, side);
+                }
             }
             ClientPurpose::Bye | ClientPurpose::Cancel => {}
         }

@@ -10,11 +10,15 @@
 //! re-INVITE, UPDATE, INFO relayed between legs, ACK), `outcome.rs` (how a failure is told
 //! to the caller).
 
+mod cause;
 mod in_dialog;
 mod invite;
 mod outcome;
+mod placed;
 
+pub use cause::{EndCause, Role};
 pub use outcome::Outcome;
+pub use placed::{Command, Flow, Originate, Progress, Target, info_digit};
 
 use crate::billing::{Authorization, BillingReply, BillingRequest, CallBilling, Settlement};
 use crate::dialog::Dialog;
@@ -51,6 +55,10 @@ pub struct Settings {
     /// Send OPTIONS to every trunk this often; a trunk that does not answer (or answers
     /// 5xx) is skipped by routing until it answers again. `None`: no pings.
     pub trunk_ping: Option<Duration>,
+    /// How long each leg of a call the switch places may ring.
+    pub placed_ring: Duration,
+    /// How long the issuer of a call-back has to press 1 or 2 after the question.
+    pub placed_answer: Duration,
 }
 
 /// What the switch plays and records itself.
@@ -100,6 +108,8 @@ enum ClientPurpose {
         generation: u64,
     },
     BInvite,
+    /// The INVITE of a placed call's leg.
+    PlacedInvite(Side),
     Relay {
         server: TxId,
         from: Side,
@@ -200,9 +210,14 @@ enum CallTimer {
     Warn,
     /// The refusal announcement has had its time: send the final status.
     AnnounceEnd,
+    /// A placed call's leg rang out (attempt number, so a later attempt is not cut).
+    LegRing(Side, u32),
+    /// The issuer of a call-back pressed no key in time.
+    AnswerWait,
 }
 
-/// Counters for the operator (exported as metrics by a later layer).
+/// Counters for the operator (the driver's `telemetry::CallTotals` exports the outcomes
+/// as metrics; these are the switch's own totals, returned when it stops).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Stats {
     pub calls_offered: u64,
@@ -245,6 +260,13 @@ pub struct Manager {
     wall_anchor: Option<(Instant, i64)>,
     /// Trunk health from OPTIONS pings, by index into `routing.trunks`.
     trunks: TrunkHealth,
+    /// Calls the switch places (call-backs, web dial); keys shared with `calls`.
+    placed: HashMap<CallKey, placed::Placed>,
+    /// Their progress for the requester, drained by the driver.
+    progress: VecDeque<Progress>,
+    /// Placed legs' INVITEs given up on (rang out, call ended): a 2xx that still comes is
+    /// acknowledged and hung up with this dialog.
+    late_answers: HashMap<TxId, Dialog>,
 }
 
 /// What the OPTIONS pings found out.
@@ -291,6 +313,9 @@ impl Manager {
             authorizing: 0,
             wall_anchor: None,
             trunks: TrunkHealth::default(),
+            placed: HashMap::new(),
+            progress: VecDeque::new(),
+            late_answers: HashMap::new(),
         };
         m.trunks.reset(m.routing.trunks.len());
         m
@@ -403,7 +428,7 @@ impl Manager {
     }
 
     pub fn active_calls(&self) -> usize {
-        self.calls.len()
+        self.calls.len() + self.placed.len()
     }
 
     pub fn stats(&self) -> Stats {
@@ -468,6 +493,10 @@ impl Manager {
                 break;
             }
             self.timers.pop();
+            if self.placed.contains_key(&key) {
+                self.placed_timer(now, key, timer);
+                continue;
+            }
             match timer {
                 CallTimer::Limit => {
                     let reason = self
@@ -493,6 +522,7 @@ impl Manager {
                     }
                 }
                 CallTimer::AnnounceEnd => self.end_announcement(now, key),
+                CallTimer::LegRing(..) | CallTimer::AnswerWait => {}
                 CallTimer::NoAnswer => {
                     let state = self.calls.get(&key).map(|c| c.state);
                     if state == Some(State::Cancelling) {
@@ -514,6 +544,23 @@ impl Manager {
     }
 
     pub fn handle_media_event(&mut self, now: Instant, event: MediaEvent) {
+        let id = match event {
+            MediaEvent::RtpTimeout(id)
+            | MediaEvent::PlayDone(id, _)
+            | MediaEvent::Digit(id, _, _) => id,
+        };
+        if let Some(key) = self.media_calls.get(&id).copied()
+            && self.placed.contains_key(&key)
+        {
+            match event {
+                MediaEvent::RtpTimeout(_) => {
+                    self.end_placed(now, key, EndCause::MediaTimeout);
+                }
+                MediaEvent::PlayDone(_, side) => self.placed_play_done(now, key, side),
+                MediaEvent::Digit(_, side, digit) => self.placed_digit(now, key, side, digit),
+            }
+            return self.process_tx_events(now);
+        }
         match event {
             MediaEvent::RtpTimeout(id) => {
                 if let Some(key) = self.media_calls.get(&id).copied() {
@@ -547,6 +594,10 @@ impl Manager {
         for key in keys {
             self.hangup(now, key, cause);
         }
+        let placed: Vec<CallKey> = self.placed.keys().copied().collect();
+        for key in placed {
+            self.end_placed(now, key, EndCause::SwitchStopping);
+        }
         self.process_tx_events(now);
     }
 
@@ -555,6 +606,14 @@ impl Manager {
             .get(&key)
             .map(|c| c.id.clone())
             .unwrap_or_default()
+    }
+
+    /// Calls placed by the switch that are in progress on `card`.
+    pub fn placed_on_card(&self, card: i64) -> usize {
+        self.placed
+            .values()
+            .filter(|p| p.card() == Some(card))
+            .count()
     }
 
     fn process_tx_events(&mut self, now: Instant) {
@@ -595,6 +654,9 @@ impl Manager {
         if let Some(to_tag) = req.to_tag.clone() {
             let found = self.dialogs.get(&(req.call_id.clone(), to_tag)).copied();
             match found {
+                Some((key, side)) if self.placed.contains_key(&key) => {
+                    self.placed_in_dialog(now, key, side, tx, req)
+                }
                 Some((key, side)) => self.handle_in_dialog(now, key, side, tx, req),
                 None => self.reply(
                     now,
@@ -708,6 +770,7 @@ impl Manager {
                         ended_ms: self.unix_ms(now),
                         cause: cause.to_string(),
                         record,
+                        legs: Vec::new(),
                     }))
             }
             (None, Some(record)) => self.billing_out.push_back(BillingRequest::Record(record)),
@@ -782,6 +845,7 @@ impl Manager {
             codec_caller: call.a_format.as_ref().map(|f| f.name()).unwrap_or_default(),
             codec_callee: call.b_format.as_ref().map(|f| f.name()).unwrap_or_default(),
             media: media.as_ref().and_then(|m| serde_json::to_value(m).ok()),
+            legs: Vec::new(),
         }
     }
 }

@@ -28,7 +28,9 @@ pub fn refusal_prompt(refusal: &crate::billing::Refusal) -> Option<&'static str>
         QuotaUsedUp => Some("quota-used-up"),
         DestinationNotAllowed => Some("destination-not-allowed"),
         Unavailable => Some("billing-unavailable"),
-        UnknownAccount | BadCredentials => None,
+        NumberNotAllowed => Some("destination-not-allowed"),
+        UnknownAccount | BadCredentials | CardDailyLimit | CardBusy | NumberDailyLimit
+        | IssuerDailyLimit | TooManyRequests => None,
     }
 }
 

@@ -22,11 +22,13 @@ use serde::Serialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Side {
-    /// The caller's leg (we are its UAS).
+    /// The first leg: the caller's on a call that came in (we are its UAS), the issuer's
+    /// or member's on a call the switch placed (we dialled it).
     A,
-    /// The callee's leg towards a trunk (we are its UAC).
+    /// The second leg: towards a trunk (we are its UAC), the visitor's or the dialled
+    /// number's on a placed call.
     B,
 }
 

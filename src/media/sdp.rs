@@ -209,6 +209,51 @@ pub fn offer_for_trunk(caller: &[Format], trunk: &[Codec]) -> Result<Vec<Format>
     Ok(out)
 }
 
+/// The switch's own offer, for a leg it dials itself (a call-back's legs): `codecs` in
+/// order (none given: PCMU, PCMA, Opus, all of which the switch can transcode), then
+/// telephone-event at every clock rate offered.
+pub fn own_offer(local: SocketAddr, codecs: &[Codec]) -> Vec<u8> {
+    let codecs = if codecs.is_empty() {
+        &[Codec::Pcmu, Codec::Pcma, Codec::Opus][..]
+    } else {
+        codecs
+    };
+    let mut formats: Vec<Format> = Vec::new();
+    for &codec in codecs {
+        let pt = codec
+            .static_pt()
+            .unwrap_or_else(|| free_pt(&[], &formats, 111));
+        formats.push(Format::of_codec(codec, pt));
+    }
+    let mut clocks: Vec<u32> = formats.iter().map(|f| f.clock).collect();
+    clocks.dedup();
+    for (n, clock) in clocks.into_iter().enumerate() {
+        let pt = free_pt(&[], &formats, 101 + n as u8);
+        formats.push(Format::dtmf(pt, clock));
+    }
+    own_sdp(local, &formats)
+}
+
+/// The switch's answer to a re-offer on a leg it dialled: the leg's negotiated format.
+pub fn own_answer(local: SocketAddr, leg: &LegFormat) -> Vec<u8> {
+    own_sdp(local, &answer_formats(leg))
+}
+
+fn own_sdp(local: SocketAddr, formats: &[Format]) -> Vec<u8> {
+    let ip = local.ip();
+    let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
+    let template = format!(
+        "v=0\r\no=freecall 1 1 IN {family} {ip}\r\ns=freecall\r\nc=IN {family} {ip}\r\nt=0 0\r\n\
+m=audio {} RTP/AVP 0\r\na=ptime:20\r\na=sendrecv\r\n",
+        local.port()
+    );
+    match rewrite_formats(template.as_bytes(), local, formats) {
+        Ok((body, _)) => body,
+        // The template is ours and always parses; keep the bare template if it did not.
+        Err(_) => template.into_bytes(),
+    }
+}
+
 /// A dynamic payload type used by neither list, `preferred` if it is free.
 fn free_pt(a: &[Format], b: &[Format], preferred: u8) -> u8 {
     let used = |pt: u8| a.iter().chain(b).any(|f| f.pt == pt);

@@ -40,6 +40,9 @@ pub struct NewCard {
     /// JSON array of phone numbers by kind.
     pub phones: String,
     pub quota: i64,
+    /// Countries (ISO 3166 codes, comma-separated) where visitors may be called back;
+    /// empty: domestic numbers only.
+    pub callback_countries: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Queryable)]
@@ -59,12 +62,41 @@ pub struct Card {
     pub quota_used: i64,
     pub quota_reserved: i64,
     pub created_ms: i64,
+    pub callback_countries: String,
 }
 
 impl Card {
     pub fn quota_left(&self) -> i64 {
         self.quota_total - self.quota_used - self.quota_reserved
     }
+
+    /// The card's numbers by kind, in the card's order: (kind, number, callback). The
+    /// issuer is called back on the numbers marked `callback` first, then on the others.
+    pub fn phone_numbers(&self) -> Vec<CardNumber> {
+        let mut all: Vec<CardNumber> = serde_json::from_str(&self.phones).unwrap_or_default();
+        all.sort_by_key(|p| !p.callback);
+        all
+    }
+
+    /// Countries whose numbers visitors may be called back on (upper case).
+    pub fn callback_countries(&self) -> Vec<String> {
+        self.callback_countries
+            .split(',')
+            .map(|c| c.trim().to_ascii_uppercase())
+            .filter(|c| !c.is_empty())
+            .collect()
+    }
+}
+
+/// One of a card's numbers as stored (JSON in `cards.phones`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+pub struct CardNumber {
+    /// landline, mobile or internet.
+    pub kind: String,
+    pub number: String,
+    /// Call the issuer back on this number first.
+    #[serde(default)]
+    pub callback: bool,
 }
 
 impl Store {
@@ -121,6 +153,7 @@ impl Store {
                     cards::phones.eq(&n.phones),
                     cards::quota_total.eq(n.quota),
                     cards::created_ms.eq(clock::unix_ms()),
+                    cards::callback_countries.eq(&n.callback_countries),
                 ))
                 .returning(cards::id)
                 .get_result(c)?;

@@ -30,6 +30,7 @@ struct NewCdr<'a> {
     codec_caller: &'a str,
     codec_callee: &'a str,
     media: Option<String>,
+    legs: Option<String>,
 }
 
 impl<'a> From<&'a CallRecord> for NewCdr<'a> {
@@ -55,6 +56,7 @@ impl<'a> From<&'a CallRecord> for NewCdr<'a> {
             codec_caller: &r.codec_caller,
             codec_callee: &r.codec_callee,
             media: r.media.as_ref().map(|m| m.to_string()),
+            legs: (!r.legs.is_empty()).then(|| serde_json::to_string(&r.legs).unwrap_or_default()),
         }
     }
 }
@@ -80,6 +82,7 @@ type Row = (
     String,
     String,
     String,
+    Option<String>,
     Option<String>,
 );
 
@@ -111,6 +114,10 @@ fn from_row(r: Row) -> CallRecord {
         codec_caller: r.18,
         codec_callee: r.19,
         media: r.20.and_then(|m| serde_json::from_str(&m).ok()),
+        legs: r
+            .21
+            .and_then(|l| serde_json::from_str(&l).ok())
+            .unwrap_or_default(),
     }
 }
 

@@ -8,13 +8,15 @@
 //!
 //! Files: `accounts.rs` (accounts, ledger, credits, idempotency, API keys), `shop.rs`
 //! (members, products, purchases), `cards.rs` (issuers, cards), `calls.rs` (reservation,
-//! answer, settlement, heartbeat and recovery).
+//! answer, settlement, heartbeat and recovery), `placed.rs` (reservations for the calls the
+//! switch places: both legs at once, with the daily limits), `cdrs.rs` (call records).
 
 pub mod accounts;
 pub mod calls;
 pub mod cards;
 pub mod cdrs;
 mod pg_fast;
+pub mod placed;
 pub mod schema;
 pub mod shop;
 

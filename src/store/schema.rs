@@ -93,6 +93,7 @@ diesel::table! {
         quota_used -> BigInt,
         quota_reserved -> BigInt,
         created_ms -> BigInt,
+        callback_countries -> Text,
     }
 }
 
@@ -212,5 +213,6 @@ diesel::table! {
         codec_caller -> Text,
         codec_callee -> Text,
         media -> Nullable<Text>,
+        legs -> Nullable<Text>,
     }
 }
