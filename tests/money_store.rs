@@ -212,6 +212,7 @@ on_both_stores!(reserve_then_settle_debits_once, |store: Store, _url| {
         ended_ms: 71_000,
         cause: "caller hung up".into(),
         record: None,
+        legs: Vec::new(),
     };
     assert_eq!(
         store.settle(&s).unwrap(),
@@ -305,6 +306,7 @@ on_both_stores!(an_unanswered_call_costs_nothing, |store: Store, _url| {
         ended_ms: 5_000,
         cause: "busy".into(),
         record: None,
+        legs: Vec::new(),
     };
     assert_eq!(
         store.settle(&s).unwrap(),
@@ -365,6 +367,7 @@ on_both_stores!(
                 ended_ms: 60_000,
                 cause: "x".into(),
                 record: None,
+                legs: Vec::new(),
             };
             store.settle(&s).unwrap();
         }
@@ -458,6 +461,7 @@ on_both_stores!(
                 ended_ms: 30_000,
                 cause: "x".into(),
                 record: None,
+                legs: Vec::new(),
             })
             .unwrap();
         store
@@ -468,6 +472,7 @@ on_both_stores!(
                 ended_ms: 30_000,
                 cause: "x".into(),
                 record: None,
+                legs: Vec::new(),
             })
             .unwrap();
         let c = store.card(card.id).unwrap();
@@ -587,6 +592,7 @@ on_both_stores!(
                     ended_ms: 2_000_000,
                     cause: "late".into(),
                     record: None,
+                    legs: Vec::new(),
                 })
                 .unwrap(),
             Settled::Already

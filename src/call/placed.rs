@@ -806,10 +806,11 @@ impl Manager {
         match method {
             Method::Bye => {
                 self.reply(now, tx, &req, 200, "OK", None, None);
-                if let Some(p) = self.placed.get_mut(&key) {
+                if let Some(p) = self.placed.get_mut(&key)
+                    && let Some(d) = p.leg(side).dialog.take()
+                {
                     // Its dialog is over: no BYE goes back to it.
-                    p.leg(side).answered = None;
-                    p.leg(side).dialog = None;
+                    self.dialogs.remove(&(d.call_id, d.local_tag));
                 }
                 self.end_placed(now, key, EndCause::HungUp(role));
             }
