@@ -44,6 +44,8 @@ pub struct SwitchHandle {
     queries: mpsc::UnboundedSender<Query>,
     /// The prompts every new call plays from (swapped by a reload).
     prompts: Arc<RwLock<Arc<Prompts>>>,
+    /// Commands for the call layer (place a call, end one) and the progress it reports.
+    link: crate::placing::SwitchLink,
 }
 
 enum Query {
@@ -63,6 +65,11 @@ impl SwitchHandle {
         move |how| {
             let _ = stop.send(how);
         }
+    }
+
+    /// What the control plane needs to place calls and follow them.
+    pub fn link(&self) -> crate::placing::SwitchLink {
+        self.link.clone()
     }
 
     /// Wait until the switch has stopped; returns its final counters.
@@ -243,9 +250,22 @@ pub async fn start(
     let (stop_tx, stop_rx) = watch::channel(Stop::Running);
     let (done_tx, done_rx) = oneshot::channel();
     let (query_tx, query_rx) = mpsc::unbounded_channel();
+    let (command_tx, command_rx) = mpsc::unbounded_channel();
+    let hub = Arc::new(crate::placing::ProgressHub::default());
     info!(sip = %bound, "listening for SIP on UDP and TCP");
     tokio::spawn(run(
-        manager, udp, tcp, media_rx, stop_rx, query_rx, done_tx, billing,
+        manager,
+        udp,
+        tcp,
+        media_rx,
+        stop_rx,
+        query_rx,
+        done_tx,
+        billing,
+        Placed {
+            commands: command_rx,
+            hub: hub.clone(),
+        },
     ));
     Ok(SwitchHandle {
         sip_addr: bound,
@@ -253,6 +273,10 @@ pub async fn start(
         done: done_rx,
         queries: query_tx,
         prompts,
+        link: crate::placing::SwitchLink {
+            commands: command_tx,
+            hub,
+        },
     })
 }
 
@@ -267,6 +291,12 @@ fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     s.set_nonblocking(true)?;
     s.bind(&addr.into())?;
     UdpSocket::from_std(s.into())
+}
+
+/// The signalling task's end of the control plane's link.
+struct Placed {
+    commands: mpsc::UnboundedReceiver<crate::call::Command>,
+    hub: Arc<crate::placing::ProgressHub>,
 }
 
 /// The signalling task's link to the accounting service.
@@ -314,6 +344,7 @@ async fn run(
     mut queries: mpsc::UnboundedReceiver<Query>,
     done: oneshot::Sender<Stats>,
     mut billing: Billing,
+    mut placed: Placed,
 ) {
     let (net_tx, mut net_rx) = mpsc::unbounded_channel::<NetInput>();
     let mut conns: HashMap<SocketAddr, mpsc::UnboundedSender<Vec<u8>>> = HashMap::new();
@@ -373,6 +404,7 @@ async fn run(
             }
             Some(event) = media_rx.recv() => manager.handle_media_event(clock::now(), event),
             Some(reply) = billing.rx.recv() => manager.handle_billing(clock::now(), reply),
+            Some(command) = placed.commands.recv() => manager.handle_command(clock::now(), command),
             Some(q) = queries.recv() => match q {
                 Query::Active(reply) => { let _ = reply.send(manager.active_calls()); }
                 Query::Finished(reply) => { let _ = reply.send(std::mem::take(&mut finished)); }
@@ -410,6 +442,9 @@ async fn run(
         }
         flush(&mut manager, &udp, &mut conns, &mut pending_tcp, &net_tx).await;
         forward_billing(&mut manager, &billing);
+        while let Some(p) = manager.poll_progress() {
+            placed.hub.publish(p);
+        }
         let ended = manager.take_finished();
         for o in &ended {
             totals.record(o);
@@ -438,6 +473,9 @@ async fn run(
                 manager.hangup_all(clock::now(), "switch shutting down");
                 flush(&mut manager, &udp, &mut conns, &mut pending_tcp, &net_tx).await;
                 forward_billing(&mut manager, &billing);
+                while let Some(p) = manager.poll_progress() {
+                    placed.hub.publish(p);
+                }
                 break;
             }
         }

@@ -11,6 +11,7 @@ pub mod dialog;
 pub mod driver;
 pub mod media;
 pub mod numbers;
+pub mod placing;
 pub mod routing;
 pub mod sip;
 pub mod store;

@@ -418,11 +418,23 @@ fn serve(cfg: Config, path: PathBuf) -> anyhow::Result<()> {
             Ok(addr) => {
                 let state = freecall::api::ApiState {
                     store: store.clone(),
-                    tariffs,
+                    tariffs: tariffs.clone(),
                     realm: cfg.billing.realm.clone(),
                     signup_bonus_mileage: cfg.billing.signup_bonus_mileage,
                     signup_bonus_guild: cfg.billing.signup_bonus_guild,
                     metrics: metrics.clone(),
+                    placing: Some(freecall::placing::Placing::new(
+                        store.clone(),
+                        tariffs.clone(),
+                        cfg.billing.node_id.clone(),
+                        freecall::numbers::Classifier::new(&cfg.billing.home_country)
+                            .context("billing.home_country")?,
+                        freecall::placing::Rules::from_config(
+                            &cfg.callbacks,
+                            &cfg.billing.blocked_destinations,
+                        ),
+                        handle.link(),
+                    )),
                 };
                 let (server, addr) = freecall::api::serve(state, addr, cfg.api.max_body_bytes)
                     .with_context(|| format!("cannot listen for the API on {addr}"))?;

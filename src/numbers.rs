@@ -110,6 +110,30 @@ impl Classifier {
         self.kind_of(&parsed)
     }
 
+    /// A number as the switch dials it (national format for the home country, `+` and
+    /// the country code otherwise), its kind and its country (ISO 3166, upper case):
+    /// `+82 2 556 1234` → `025561234`, landline, KR. `None` when it is not a number.
+    pub fn dialable(&self, number: &str) -> Option<(String, DestinationKind, String)> {
+        let parsed = phonenumber::parse(Some(self.home), number).ok()?;
+        let kind = self.kind_of(&parsed);
+        let region = parsed
+            .country()
+            .id()
+            .map(|id| id.as_ref().to_ascii_uppercase())
+            .unwrap_or_default();
+        let mode = if parsed.code().value() == self.home_code {
+            phonenumber::Mode::National
+        } else {
+            phonenumber::Mode::E164
+        };
+        let text = parsed.format().mode(mode).to_string();
+        let digits: String = text
+            .chars()
+            .filter(|c| c.is_ascii_digit() || *c == '+')
+            .collect();
+        Some((digits, kind, region))
+    }
+
     fn kind_of(&self, n: &PhoneNumber) -> DestinationKind {
         let kind = n.number_type(&phonenumber::metadata::DATABASE);
         if n.code().value() != self.home_code {
@@ -148,6 +172,19 @@ mod tests {
         assert_eq!(c.classify("0014155550123"), DestinationKind::International);
         assert_eq!(c.classify("+821012345678"), DestinationKind::Mobile);
         assert_eq!(c.classify("12"), DestinationKind::Other);
+    }
+
+    #[test]
+    fn numbers_are_dialled_in_national_or_international_format() {
+        let c = Classifier::new("KR").unwrap();
+        let d = |n: &str| c.dialable(n).map(|(n, k, r)| (n, k.as_str(), r));
+        assert_eq!(d("+82 2 556 1234"), Some(("025561234".into(), "landline", "KR".into())));
+        assert_eq!(d("010-1234-5678"), Some(("01012345678".into(), "mobile", "KR".into())));
+        assert_eq!(
+            d("+1 415 555 0123"),
+            Some(("+14155550123".into(), "international", "US".into()))
+        );
+        assert_eq!(d("not a number"), None);
     }
 
     #[test]

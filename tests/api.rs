@@ -75,6 +75,7 @@ fn start(store: Store) -> Api {
         signup_bonus_mileage: 300,
         signup_bonus_guild: 1000,
         metrics: None,
+        placing: None,
     };
     let (admin, credit, read) = (
         key(&store, "admin"),

@@ -11,9 +11,10 @@
 //! - DTOs live here (serde and OpenAPI stay at the edge); the store speaks domain types.
 //!
 //! Files: one per resource (`members.rs`, `products.rs`, `purchases.rs`, `issuers.rs`,
-//! `cards.rs`, `accounts.rs`, `tariffs.rs`), `problem.rs` (errors), `openapi.rs`.
+//! `cards.rs`, `calls.rs`, `accounts.rs`, `tariffs.rs`), `problem.rs` (errors), `openapi.rs`.
 
 pub mod accounts;
+pub mod calls;
 pub mod cards;
 pub mod cdrs;
 pub mod issuers;
@@ -42,6 +43,9 @@ pub struct ApiState {
     pub signup_bonus_guild: i64,
     /// Renders `/metrics` (None: no recorder installed, `/metrics` is 404).
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// Places calls on the running switch (None: the API runs without one, and the
+    /// call endpoints answer 503).
+    pub placing: Option<crate::placing::Placing>,
 }
 
 impl ApiState {
@@ -157,6 +161,11 @@ pub fn configure(state: ApiState, max_body: usize) -> impl FnOnce(&mut web::Serv
             .route("/v1/purchases", web::post().to(purchases::create))
             .route("/v1/issuers", web::post().to(issuers::create))
             .route("/v1/cards", web::post().to(cards::create))
+            .route("/v1/cards/{id}/callbacks", web::post().to(calls::callback))
+            .route("/v1/members/{id}/calls", web::post().to(calls::web_dial))
+            .route("/v1/calls/{id}", web::get().to(calls::show))
+            .route("/v1/calls/{id}", web::delete().to(calls::cancel))
+            .route("/v1/calls/{id}/events", web::get().to(calls::events))
             .route("/v1/accounts/{id}", web::get().to(accounts::show))
             .route("/v1/accounts/{id}/ledger", web::get().to(accounts::ledger))
             .route(
@@ -182,6 +191,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/purchases"),
     ("post", "/v1/issuers"),
     ("post", "/v1/cards"),
+    ("post", "/v1/cards/{id}/callbacks"),
+    ("post", "/v1/members/{id}/calls"),
+    ("get", "/v1/calls/{id}"),
+    ("delete", "/v1/calls/{id}"),
+    ("get", "/v1/calls/{id}/events"),
     ("get", "/v1/accounts/{id}"),
     ("get", "/v1/accounts/{id}/ledger"),
     ("post", "/v1/accounts/{id}/credits"),

@@ -9,7 +9,7 @@ use utoipa::{Modify, OpenApi};
 #[openapi(
     info(
         title = "freecall",
-        description = "REST control plane of the freecall softswitch: members, products, purchases, card issuers, cards, account credits, balances, ledgers and tariffs. Errors are application/problem+json."
+        description = "REST control plane of the freecall softswitch: members, products, purchases, card issuers, cards, free call-backs and web dial (calls the switch places, followed live), account credits, balances, ledgers and tariffs. Errors are application/problem+json."
     ),
     paths(
         super::members::create,
@@ -18,6 +18,11 @@ use utoipa::{Modify, OpenApi};
         super::purchases::create,
         super::issuers::create,
         super::cards::create,
+        super::calls::callback,
+        super::calls::web_dial,
+        super::calls::show,
+        super::calls::cancel,
+        super::calls::events,
         super::accounts::show,
         super::accounts::ledger,
         super::accounts::credit,

@@ -16,6 +16,9 @@ pub struct Problem {
     pub title: String,
     pub status: u16,
     pub detail: String,
+    /// Seconds after which a retry can help (sent as `Retry-After`, not in the body).
+    #[serde(skip)]
+    pub retry_after: Option<u64>,
 }
 
 impl std::fmt::Display for Problem {
@@ -31,6 +34,7 @@ impl Problem {
             title: title.into(),
             status,
             detail: detail.into(),
+            retry_after: None,
         }
     }
 
@@ -106,6 +110,9 @@ impl ResponseError for Problem {
         r.content_type("application/problem+json");
         if self.status == 401 {
             r.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        if let Some(secs) = self.retry_after {
+            r.insert_header(("Retry-After", secs.to_string()));
         }
         r.json(self)
     }

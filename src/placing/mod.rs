@@ -1,0 +1,394 @@
+//! The service behind every button that makes the switch dial out: a card visitor's free
+//! call-back and a member's web dial. The REST API (and the web pages after it) only
+//! parse and answer; every rule lives here and below.
+//!
+//! A request goes: the client address's rate → the number (national or international
+//! format, `;235` post-dial digits) → the kinds the card allows (premium and special
+//! numbers never, international only in the card's countries) → calls in progress on the
+//! card → the store reserves both legs in one transaction, with the daily limits per
+//! card, visitor number and issuer (they hold across nodes) → the switch gets an
+//! `Originate`. The visitor's number is dialled only after the issuer has pressed 1: that
+//! is the call layer's flow, not a rule here.
+
+pub mod progress;
+
+use crate::billing::{AccountKind, Refusal, Settlement, Tariffs};
+use crate::call::{Command, Flow, Originate, Target};
+use crate::config::CallbacksConfig;
+use crate::numbers::{Classifier, DestinationKind};
+use crate::store::calls::Charge;
+use crate::store::placed::{DailyLimits, PlacedLeg};
+use crate::store::{Store, StoreError};
+pub use progress::{ProgressHub, Request};
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, RwLock};
+use tokio::sync::mpsc;
+use tracing::info;
+
+/// The call-back rules, parsed once from `[callbacks]`.
+#[derive(Clone, Debug)]
+pub struct Rules {
+    pub allowed: Vec<DestinationKind>,
+    pub per_card_concurrent: usize,
+    pub per_address_per_minute: usize,
+    pub daily: DailyLimits,
+    /// Kinds nobody may call, whoever pays (`billing.blocked_destinations`).
+    pub blocked: Vec<DestinationKind>,
+}
+
+impl Rules {
+    /// From validated configuration (unknown kinds were reported by `Config::validate`).
+    pub fn from_config(c: &CallbacksConfig, blocked: &[String]) -> Rules {
+        Rules {
+            allowed: c
+                .allowed_destinations
+                .iter()
+                .filter_map(|k| k.parse().ok())
+                .filter(|k| *k != DestinationKind::PremiumRate)
+                .collect(),
+            per_card_concurrent: c.per_card_concurrent as usize,
+            per_address_per_minute: c.per_address_per_minute as usize,
+            daily: DailyLimits {
+                per_card: c.per_card_daily,
+                per_number: c.per_number_daily,
+                issuer_calls: c.per_issuer_daily,
+                issuer_spend: c.per_issuer_daily_spend,
+            },
+            blocked: blocked.iter().filter_map(|k| k.parse().ok()).collect(),
+        }
+    }
+}
+
+/// The switch as this service reaches it: commands in, progress out.
+#[derive(Clone)]
+pub struct SwitchLink {
+    pub commands: mpsc::UnboundedSender<Command>,
+    pub hub: Arc<ProgressHub>,
+}
+
+/// Why a request was not placed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlaceError {
+    #[error("{0}")]
+    Refused(Refusal),
+    #[error("{0}")]
+    BadNumber(String),
+    #[error("no such {0}")]
+    NotFound(&'static str),
+    /// The card (or member) has no number the switch could ring first.
+    #[error("{0}")]
+    NothingToRing(&'static str),
+    #[error("the switch is not taking calls")]
+    Stopped,
+}
+
+#[derive(Clone)]
+pub struct Placing {
+    store: Store,
+    tariffs: Arc<RwLock<Arc<Tariffs>>>,
+    node: String,
+    classifier: Classifier,
+    rules: Rules,
+    link: SwitchLink,
+    /// Request times (wall ms) per client address in the last minute.
+    recent: Arc<Mutex<HashMap<IpAddr, VecDeque<i64>>>>,
+}
+
+impl Placing {
+    pub fn new(
+        store: Store,
+        tariffs: Arc<RwLock<Arc<Tariffs>>>,
+        node: String,
+        classifier: Classifier,
+        rules: Rules,
+        link: SwitchLink,
+    ) -> Placing {
+        Placing {
+            store,
+            tariffs,
+            node,
+            classifier,
+            rules,
+            link,
+            recent: Arc::default(),
+        }
+    }
+
+    pub fn hub(&self) -> &ProgressHub {
+        &self.link.hub
+    }
+
+    fn tariffs(&self) -> Arc<Tariffs> {
+        self.tariffs
+            .read()
+            .map(|t| t.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// One more request from `client` at `now_ms`, or `TooManyRequests`.
+    fn admit(&self, client: IpAddr, now_ms: i64) -> Result<(), PlaceError> {
+        let limit = self.rules.per_address_per_minute;
+        if limit == 0 {
+            return Ok(());
+        }
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        if recent.len() > 100_000 {
+            recent.retain(|_, times| times.back().is_some_and(|t| *t > now_ms - 60_000));
+        }
+        let times = recent.entry(client).or_default();
+        while times.front().is_some_and(|t| *t <= now_ms - 60_000) {
+            times.pop_front();
+        }
+        if times.len() >= limit {
+            return Err(PlaceError::Refused(Refusal::TooManyRequests));
+        }
+        times.push_back(now_ms);
+        Ok(())
+    }
+
+    /// `text` as a number to dial: digits in national or international format, with
+    /// optional post-dial digits after `;` or `,` (`025561234;235`).
+    pub fn parse_number(&self, text: &str) -> Result<(Target, String), PlaceError> {
+        let (main, post_dial) = match text.find([';', ',']) {
+            Some(i) => (&text[..i], text[i + 1..].trim()),
+            None => (text, ""),
+        };
+        if post_dial.len() > 32
+            || !post_dial
+                .chars()
+                .all(|c| c.is_ascii_digit() || c == '*' || c == '#')
+        {
+            return Err(PlaceError::BadNumber(
+                "the extension after ';' may only hold digits, * and # (at most 32)".into(),
+            ));
+        }
+        let normal = crate::routing::normalize_number(main.trim())
+            .map_err(|e| PlaceError::BadNumber(e.to_string()))?;
+        let (number, destination, country) = self
+            .classifier
+            .dialable(&normal)
+            .filter(|(n, _, _)| n.len() >= 3)
+            .ok_or_else(|| PlaceError::BadNumber(format!("'{main}' is not a phone number")))?;
+        Ok((
+            Target {
+                number,
+                destination,
+                post_dial: post_dial.to_string(),
+            },
+            country,
+        ))
+    }
+
+    /// A card visitor asks to be called back on `text`; the request's id, once money for
+    /// both legs is reserved and the switch has it.
+    pub async fn callback(
+        &self,
+        card_id: i64,
+        text: &str,
+        client: IpAddr,
+    ) -> Result<String, PlaceError> {
+        self.admit(client, crate::clock::unix_ms())?;
+        let (visitor, country) = self.parse_number(text)?;
+        let card = self
+            .store
+            .run(move |s| s.card(card_id))
+            .await
+            .map_err(store_error)?;
+        let allowed = match visitor.destination {
+            DestinationKind::PremiumRate => false,
+            DestinationKind::International => card.callback_countries().contains(&country),
+            kind => self.rules.allowed.contains(&kind),
+        };
+        if !allowed || self.rules.blocked.contains(&visitor.destination) {
+            return Err(PlaceError::Refused(Refusal::NumberNotAllowed));
+        }
+        let issuer: Vec<Target> = card
+            .phone_numbers()
+            .iter()
+            .filter_map(|p| {
+                let n = crate::routing::normalize_number(&p.number).ok()?;
+                let (number, destination, _) = self.classifier.dialable(&n)?;
+                Some(Target {
+                    number,
+                    destination,
+                    post_dial: String::new(),
+                })
+            })
+            .collect();
+        if issuer.is_empty() {
+            return Err(PlaceError::NothingToRing(
+                "the card has no number to call its issuer on",
+            ));
+        }
+        if self.rules.per_card_concurrent > 0
+            && self.hub().active_on_card(card_id) >= self.rules.per_card_concurrent
+        {
+            return Err(PlaceError::Refused(Refusal::CardBusy));
+        }
+        let language = if card.language.starts_with("ko") {
+            "ko"
+        } else {
+            "en"
+        };
+        self.place(
+            Flow::Callback,
+            Charge::Card(card_id),
+            issuer,
+            visitor,
+            Some(card_id),
+            None,
+            language,
+            self.rules.daily,
+        )
+        .await
+    }
+
+    /// A member dials `text` from the web: the member's own phone rings first.
+    pub async fn web_dial(&self, member_id: i64, text: &str) -> Result<String, PlaceError> {
+        let (dialled, _) = self.parse_number(text)?;
+        if self.rules.blocked.contains(&dialled.destination) {
+            return Err(PlaceError::Refused(Refusal::DestinationNotAllowed));
+        }
+        let member = self
+            .store
+            .run(move |s| s.member(member_id))
+            .await
+            .map_err(store_error)?;
+        let own = crate::routing::normalize_number(&member.phone)
+            .ok()
+            .and_then(|n| self.classifier.dialable(&n))
+            .map(|(number, destination, _)| Target {
+                number,
+                destination,
+                post_dial: String::new(),
+            })
+            .ok_or(PlaceError::NothingToRing(
+                "the member has no phone number on file to ring first",
+            ))?;
+        self.place(
+            Flow::WebDial,
+            Charge::Account(member.account_id),
+            vec![own],
+            dialled,
+            None,
+            Some(member_id),
+            "ko",
+            DailyLimits::default(),
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn place(
+        &self,
+        flow: Flow,
+        charge: Charge,
+        first: Vec<Target>,
+        second: Target,
+        card: Option<i64>,
+        member: Option<i64>,
+        language: &str,
+        daily: DailyLimits,
+    ) -> Result<String, PlaceError> {
+        let tariffs = self.tariffs();
+        let kind = match charge {
+            Charge::Card(_) => AccountKind::Guild,
+            Charge::Account(_) => AccountKind::Mileage,
+        };
+        // The first leg may ring any of its numbers: it is priced at the dearest of them.
+        let first_kind = first
+            .iter()
+            .filter_map(|t| tariffs.get(kind, t.destination).map(|x| (x.per_minute, t)))
+            .max_by_key(|(pm, _)| *pm)
+            .map(|(_, t)| t.destination)
+            .unwrap_or(first[0].destination);
+        let id = format!("fc-{:016x}", rand::random::<u64>());
+        let [first_role, second_role] = match flow {
+            Flow::Callback => ["issuer", "visitor"],
+            Flow::WebDial => ["member", "dialled"],
+        };
+        let legs = vec![
+            PlacedLeg {
+                role: first_role,
+                number: first[0].number.clone(),
+                destination: first_kind,
+            },
+            PlacedLeg {
+                role: second_role,
+                number: second.number.clone(),
+                destination: second.destination,
+            },
+        ];
+        let (node, call) = (self.node.clone(), id.clone());
+        let billing = self
+            .store
+            .run(move |s| s.reserve_placed(&node, &call, charge, &legs, &tariffs, &daily))
+            .await
+            .map_err(store_error)?;
+        let account = billing.first().map(|a| a.account);
+        self.hub().register(Request {
+            id: id.clone(),
+            card,
+            member,
+            number: second.number.clone(),
+            events: Vec::new(),
+        });
+        info!(call = %id, ?flow, number = %second.number, "call requested");
+        let command = Command::Originate(Box::new(Originate {
+            id: id.clone(),
+            flow,
+            first,
+            second,
+            billing: billing.clone(),
+            card,
+            account,
+            language: language.into(),
+        }));
+        if self.link.commands.send(command).is_err() {
+            // The switch has stopped: give the money back now.
+            let release = Settlement {
+                reservation: billing[1].reservation,
+                call_id: billing[1].call_id.clone(),
+                ended_ms: crate::clock::unix_ms(),
+                cause: "switch is shutting down".into(),
+                legs: vec![crate::billing::LegSettlement {
+                    reservation: billing[0].reservation,
+                    call_id: billing[0].call_id.clone(),
+                    answered_ms: None,
+                }],
+                ..Default::default()
+            };
+            let _ = self.store.run(move |s| s.settle(&release)).await;
+            return Err(PlaceError::Stopped);
+        }
+        Ok(id)
+    }
+
+    /// End a request that has not ended: `Ok(false)` when it had already ended.
+    pub fn cancel(&self, id: &str) -> Result<bool, PlaceError> {
+        let Some(r) = self.hub().get(id) else {
+            return Err(PlaceError::NotFound("call request"));
+        };
+        if r.ended() {
+            return Ok(false);
+        }
+        self.link
+            .commands
+            .send(Command::Hangup { id: id.to_string() })
+            .map_err(|_| PlaceError::Stopped)?;
+        Ok(true)
+    }
+}
+
+fn store_error(e: StoreError) -> PlaceError {
+    match e {
+        StoreError::Refused(r) => PlaceError::Refused(r),
+        StoreError::NotFound(what) => PlaceError::NotFound(what),
+        StoreError::Unavailable(_) => PlaceError::Refused(Refusal::Unavailable),
+        other => {
+            tracing::error!(error = %other, "cannot reserve a placed call");
+            PlaceError::Refused(Refusal::Unavailable)
+        }
+    }
+}
