@@ -178,8 +178,14 @@ mod tests {
     fn numbers_are_dialled_in_national_or_international_format() {
         let c = Classifier::new("KR").unwrap();
         let d = |n: &str| c.dialable(n).map(|(n, k, r)| (n, k.as_str(), r));
-        assert_eq!(d("+82 2 556 1234"), Some(("025561234".into(), "landline", "KR".into())));
-        assert_eq!(d("010-1234-5678"), Some(("01012345678".into(), "mobile", "KR".into())));
+        assert_eq!(
+            d("+82 2 556 1234"),
+            Some(("025561234".into(), "landline", "KR".into()))
+        );
+        assert_eq!(
+            d("010-1234-5678"),
+            Some(("01012345678".into(), "mobile", "KR".into()))
+        );
         assert_eq!(
             d("+1 415 555 0123"),
             Some(("+14155550123".into(), "international", "US".into()))

@@ -620,8 +620,10 @@ impl Manager {
         leg.format = Some(format.clone());
         let reservation = leg.auth.as_ref().map(|a| a.reservation);
         let max_secs = leg.auth.as_ref().map(|a| a.max_secs);
-        self.media.set_remote(media, side, remote);
         self.media.set_format(media, side, format);
+        if side == Side::A {
+            self.media.set_remote(media, side, remote);
+        }
         info!(call = %id, role, "answered");
         if let Some(reservation) = reservation {
             let answered_ms = self.unix_ms(now);
@@ -648,7 +650,13 @@ impl Manager {
                 self.progress(&id, format!("{role}_answered"), None, now);
                 self.first_answered(now, key);
             }
-            Side::B => self.bridge(now, key),
+            Side::B => {
+                // What the switch plays to the second leg (its post-dial digits, the
+                // greeting) is queued before the leg's address is known, so nothing of
+                // the first leg — such as the tail of the issuer's "1" — reaches it first.
+                self.bridge(now, key);
+                self.media.set_remote(media, side, remote);
+            }
         }
     }
 

@@ -79,8 +79,7 @@ impl ProgressHub {
             }
             let now = p.at_ms;
             map.retain(|_, r| {
-                !r.ended()
-                    || r.events.last().map(|e| e.at_ms).unwrap_or(now) + KEEP_ENDED_MS > now
+                !r.ended() || r.events.last().map(|e| e.at_ms).unwrap_or(now) + KEEP_ENDED_MS > now
             });
         }
         // Nobody listening is fine.

@@ -1,0 +1,520 @@
+//! A card's free call-back over real sockets: the REST request, the issuer's phone and
+//! the visitor's phone behind a PBX on a trunk, real RTP carrying real audio and RFC 4733
+//! digits, the money in an SQLite store.
+
+mod common;
+
+use common::http;
+use freecall::api::ApiState;
+use freecall::config::Config;
+use freecall::media::codec::Codec;
+use freecall::sip::Message;
+use freecall::store::Store;
+use freecall::store::cards::{NewCard, NewIssuer};
+use freecall::testkit::Phone;
+use freecall::testkit::audio::{RtpEnd, level_dbfs};
+use serde_json::json;
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+fn config(trunk: SocketAddr, extra: &str) -> Config {
+    let base = common::config(&[trunk], "", "prompts_dir = \"prompts\"", "127.0.0.2/32");
+    let port_min = base.media.port_min;
+    Config::from_toml(&format!(
+        "[sip]\nlisten = \"127.0.0.1:0\"\nt1_ms = 100\n\
+[media]\naddress = \"127.0.0.1\"\nport_min = {port_min}\nport_max = {}\nprompts_dir = \"prompts\"\n\
+[[trunks]]\nname = \"pbx\"\naddress = \"{trunk}\"\n[[routes]]\nprefix = \"\"\ntrunks = [\"pbx\"]\n\
+[billing]\nnode_id = \"cb-{}-{port_min}\"\n\
+[[tariffs]]\naccount = \"guild\"\ndestination = \"landline\"\nper_minute = 30\nincrement = \"1/1\"\n\
+[[tariffs]]\naccount = \"guild\"\ndestination = \"mobile\"\nper_minute = 120\nincrement = \"1/1\"\n\
+[[tariffs]]\naccount = \"guild\"\ndestination = \"international\"\nper_minute = 600\n\
+{extra}",
+        port_min + 198,
+        std::process::id()
+    ))
+    .expect("config")
+}
+
+struct Setup {
+    api: SocketAddr,
+    store: Store,
+    _switch: freecall::driver::SwitchHandle,
+}
+
+async fn setup(cfg: &Config) -> Setup {
+    let url = common::stores::sqlite_url();
+    let store = common::stores::open(&url);
+    let switch = common::start_billed(cfg, store.clone()).await;
+    let tariffs = Arc::new(RwLock::new(Arc::new(cfg.tariffs())));
+    let placing = freecall::placing::Placing::new(
+        store.clone(),
+        tariffs.clone(),
+        cfg.billing.node_id.clone(),
+        freecall::numbers::Classifier::new("KR").unwrap(),
+        freecall::placing::Rules::from_config(&cfg.callbacks, &cfg.billing.blocked_destinations),
+        switch.link(),
+    );
+    let state = ApiState {
+        store: store.clone(),
+        tariffs,
+        realm: "freecall".into(),
+        signup_bonus_mileage: 0,
+        signup_bonus_guild: 0,
+        metrics: None,
+        placing: Some(placing),
+    };
+    let (server, api) =
+        freecall::api::serve(state, "127.0.0.1:0".parse().unwrap(), 65536).expect("API");
+    tokio::spawn(server);
+    Setup {
+        api,
+        store,
+        _switch: switch,
+    }
+}
+
+/// An issuer with `guild` and a card with `quota` calls whose call-back number is a mobile.
+fn card(store: &Store, login: &str, guild: i64, quota: i64, countries: &str) -> i64 {
+    let issuer = store
+        .create_issuer(
+            &NewIssuer {
+                login: login.into(),
+                password_hash: "x".into(),
+                name: "Kim Issuer".into(),
+                company: "Guild Co".into(),
+            },
+            guild,
+        )
+        .unwrap();
+    store
+        .create_card(&NewCard {
+            issuer_id: issuer.id,
+            language: "en".into(),
+            name: "Kim Issuer".into(),
+            title: String::new(),
+            company: String::new(),
+            text: String::new(),
+            image_url: String::new(),
+            video_url: String::new(),
+            design: String::new(),
+            phones: r#"[{"kind":"landline","number":"02-700-1000"},{"kind":"mobile","number":"010-2222-3333","callback":true}]"#.into(),
+            quota,
+            callback_countries: countries.into(),
+        })
+        .unwrap()
+        .id
+}
+
+async fn post(api: SocketAddr, path: String, body: serde_json::Value) -> http::Response {
+    tokio::task::spawn_blocking(move || http::call(api, "POST", &path, None, &[], Some(body)))
+        .await
+        .unwrap()
+}
+
+async fn get(api: SocketAddr, path: String) -> serde_json::Value {
+    tokio::task::spawn_blocking(move || http::call(api, "GET", &path, None, &[], None).json())
+        .await
+        .unwrap()
+}
+
+/// The next INVITE the PBX receives (skipping anything else), within `wait`.
+async fn next_invite(pbx: &Phone, wait: Duration) -> Option<(Message, SocketAddr)> {
+    let until = tokio::time::Instant::now() + wait;
+    loop {
+        let left = until.saturating_duration_since(tokio::time::Instant::now());
+        let (m, from) = pbx.recv(left).await?;
+        if m.method().map(|x| x.as_str()) == Some("INVITE") && m.to_tag.is_none() {
+            return Some((m, from));
+        }
+    }
+}
+
+fn sdp_for(rtp: &RtpEnd) -> String {
+    let name = rtp.codec.name();
+    format!(
+        "v=0\r\no=pbx 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+m=audio {} RTP/AVP {} 101\r\na=rtpmap:{} {name}/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n",
+        rtp.addr.port(),
+        rtp.pt,
+        rtp.pt
+    )
+}
+
+fn switch_media(invite: &Message) -> SocketAddr {
+    let (remote, _) = freecall::media::sdp::read_offer(&invite.body).expect("SDP offer");
+    remote.rtp.expect("an RTP address")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_visitor_is_called_back_after_the_issuer_presses_1_and_both_legs_are_billed() {
+    let pbx = Phone::bind("pbx").await;
+    let cfg = config(pbx.addr, "");
+    let s = setup(&cfg).await;
+    let card = card(&s.store, "kim", 100_000, 3, "");
+
+    let r = post(
+        s.api,
+        format!("/v1/cards/{card}/callbacks"),
+        json!({"number": "02-556-1234;235"}),
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    let id = r.json()["id"].as_str().unwrap().to_string();
+
+    // The issuer's call-back number rings first; the visitor's number is not dialled.
+    let (issuer_inv, from) = next_invite(&pbx, Duration::from_secs(5))
+        .await
+        .expect("the issuer is called");
+    assert_eq!(issuer_inv.uri_user.as_deref(), Some("01022223333"));
+    assert_eq!(issuer_inv.from_user.as_deref(), Some("025561234"));
+    let issuer = RtpEnd::bind(Codec::Pcmu, 0, Some(101)).await;
+    pbx.send(
+        from,
+        &pbx.response(&issuer_inv, 180, "Ringing", "iss", None),
+    )
+    .await;
+    pbx.send(
+        from,
+        &pbx.response(&issuer_inv, 200, "OK", "iss", Some(&sdp_for(&issuer))),
+    )
+    .await;
+    let to_issuer = switch_media(&issuer_inv);
+    // The issuer hears the announcement (a second of it) before pressing anything.
+    issuer
+        .send_tone(to_issuer, 1000.0, -20.0, 5, |_| false)
+        .await;
+    let heard = issuer
+        .collect(Duration::from_millis(500), Duration::from_secs(2))
+        .await;
+    let announcement = issuer.decode(&heard);
+    assert!(
+        announcement.len() >= 8000,
+        "a second of the announcement reached the issuer"
+    );
+    assert!(
+        freecall::testkit::audio::rms_dbfs(&announcement) > -40.0,
+        "the announcement is audible"
+    );
+    let steps = get(s.api, format!("/v1/calls/{id}")).await;
+    assert_eq!(steps["state"], "issuer_answered", "{steps}");
+    assert!(
+        next_invite(&pbx, Duration::from_millis(300))
+            .await
+            .is_none(),
+        "the visitor is not dialled before the issuer accepts"
+    );
+
+    issuer.send_digit(to_issuer, 1).await;
+    let (visitor_inv, from) = next_invite(&pbx, Duration::from_secs(5))
+        .await
+        .expect("the visitor is called after 1");
+    assert_eq!(visitor_inv.uri_user.as_deref(), Some("025561234"));
+    assert_eq!(visitor_inv.from_user.as_deref(), Some("01022223333"));
+    let visitor = RtpEnd::bind(Codec::Pcma, 8, Some(101)).await;
+    pbx.send(
+        from,
+        &pbx.response(&visitor_inv, 200, "OK", "vis", Some(&sdp_for(&visitor))),
+    )
+    .await;
+    let to_visitor = switch_media(&visitor_inv);
+
+    // The PBX gets the extension as RFC 4733 digits: 2, 3, 5.
+    let (v_send, i_send) = tokio::join!(
+        visitor.send_tone(to_visitor, 600.0, -12.0, 75, |_| false),
+        async {
+            tokio::time::sleep(Duration::from_millis(600)).await;
+            issuer
+                .send_tone(to_issuer, 1000.0, -12.0, 60, |_| false)
+                .await
+        }
+    );
+    assert!(v_send > 0 && i_send > 0);
+    let (at_visitor, at_issuer) = tokio::join!(
+        visitor.collect(Duration::from_millis(400), Duration::from_secs(3)),
+        issuer.collect(Duration::from_millis(400), Duration::from_secs(3)),
+    );
+    let _ = (at_visitor, at_issuer);
+    // Tones while both send: measure a fresh second each way.
+    let (heard_v, heard_i, _, _) = tokio::join!(
+        visitor.collect(Duration::from_millis(300), Duration::from_millis(1500)),
+        issuer.collect(Duration::from_millis(300), Duration::from_millis(1500)),
+        visitor.send_tone(to_visitor, 600.0, -12.0, 50, |_| false),
+        issuer.send_tone(to_issuer, 1000.0, -12.0, 50, |_| false),
+    );
+    let v_pcm = visitor.decode(&heard_v);
+    let i_pcm = issuer.decode(&heard_i);
+    assert!(v_pcm.len() >= 4000 && i_pcm.len() >= 4000);
+    assert!(
+        level_dbfs(&v_pcm, 1000.0) > -18.0,
+        "the visitor hears the issuer"
+    );
+    assert!(
+        level_dbfs(&i_pcm, 600.0) > -18.0,
+        "the issuer hears the visitor"
+    );
+
+    let steps = get(s.api, format!("/v1/calls/{id}")).await;
+    assert_eq!(steps["state"], "connected", "{steps}");
+    // The visitor hangs up.
+    let mut leg = pbx.leg_from_request(&visitor_inv, from, "vis");
+    let bye = pbx.request(&mut leg, "BYE", None);
+    pbx.send(from, &bye).await;
+    let mut issuer_bye = false;
+    for _ in 0..20 {
+        match pbx.recv(Duration::from_secs(2)).await {
+            Some((m, f)) if m.method().map(|x| x.as_str()) == Some("BYE") => {
+                assert_eq!(m.call_id, issuer_inv.call_id);
+                pbx.send(f, &pbx.response(&m, 200, "OK", "iss", None)).await;
+                issuer_bye = true;
+                break;
+            }
+            Some(_) => continue,
+            None => break,
+        }
+    }
+    assert!(issuer_bye, "the issuer's leg is hung up");
+
+    let mut record = None;
+    for _ in 0..50 {
+        let r = common::stores::records(&s.store);
+        if let Some(r) = r.into_iter().find(|r| r.call_id == id) {
+            record = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let record = record.expect("one record for the request");
+    assert_eq!(record.caller, "025561234");
+    assert_eq!(record.callee, "01022223333");
+    assert_eq!(record.card_id, Some(card));
+    assert_eq!(record.legs.len(), 2);
+    let (iss, vis) = (&record.legs[0], &record.legs[1]);
+    assert_eq!(
+        (iss.role.as_str(), iss.destination.as_str()),
+        ("issuer", "mobile")
+    );
+    assert_eq!(
+        (vis.role.as_str(), vis.destination.as_str()),
+        ("visitor", "landline")
+    );
+    assert!(
+        iss.billed_secs > vis.billed_secs,
+        "the issuer's leg talked longer"
+    );
+    // Each leg at its own kind's rate (1/1 increments: cost = ceil(rate * secs / 60)).
+    assert_eq!(iss.cost, (120 * iss.billed_secs + 59) / 60);
+    assert_eq!(vis.cost, (30 * vis.billed_secs + 59) / 60);
+    assert_eq!(record.cost, iss.cost + vis.cost);
+    let debits_i = s.store.debits_of_call(&format!("{id}/issuer")).unwrap();
+    let debits_v = s.store.debits_of_call(&format!("{id}/visitor")).unwrap();
+    assert_eq!(debits_i, vec![iss.cost], "one debit for the issuer's leg");
+    assert_eq!(debits_v, vec![vis.cost], "one debit for the visitor's leg");
+    let c = s.store.card(card).unwrap();
+    assert_eq!(
+        (c.quota_used, c.quota_reserved),
+        (1, 0),
+        "one call of the quota"
+    );
+    assert!(s.store.audit().unwrap().is_empty());
+    assert_eq!(s.store.open_reservations().unwrap(), 0);
+    let steps = get(s.api, format!("/v1/calls/{id}")).await;
+    let states: Vec<&str> = steps["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        states,
+        [
+            "requested",
+            "calling_issuer",
+            "issuer_answered",
+            "accepted",
+            "calling_visitor",
+            "connected",
+            "ended"
+        ]
+    );
+    let last = steps["steps"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["cause"], "hung-up");
+    assert_eq!(last["ended_by"], "caller");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_visitor_hears_the_post_dial_digits_as_rfc_4733() {
+    let pbx = Phone::bind("pbx").await;
+    let cfg = config(pbx.addr, "");
+    let s = setup(&cfg).await;
+    let card = card(&s.store, "lee", 100_000, 3, "");
+    let r = post(
+        s.api,
+        format!("/v1/cards/{card}/callbacks"),
+        json!({"number": "025561234;235"}),
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    let (inv, from) = next_invite(&pbx, Duration::from_secs(5)).await.unwrap();
+    let issuer = RtpEnd::bind(Codec::Pcmu, 0, Some(101)).await;
+    pbx.send(
+        from,
+        &pbx.response(&inv, 200, "OK", "iss", Some(&sdp_for(&issuer))),
+    )
+    .await;
+    let to_issuer = switch_media(&inv);
+    issuer
+        .send_tone(to_issuer, 1000.0, -20.0, 3, |_| false)
+        .await;
+    issuer.send_digit(to_issuer, 1).await;
+    let (vinv, from) = next_invite(&pbx, Duration::from_secs(5)).await.unwrap();
+    let visitor = RtpEnd::bind(Codec::Pcmu, 0, Some(101)).await;
+    pbx.send(
+        from,
+        &pbx.response(&vinv, 200, "OK", "vis", Some(&sdp_for(&visitor))),
+    )
+    .await;
+    let to_visitor = switch_media(&vinv);
+    let (_, got) = tokio::join!(
+        visitor.send_tone(to_visitor, 600.0, -20.0, 3, |_| false),
+        visitor.collect(Duration::from_millis(800), Duration::from_secs(4))
+    );
+    let mut digits = Vec::new();
+    for p in got.iter().filter(|p| p.pt == 101 && p.payload.len() >= 4) {
+        if p.payload[1] & 0x80 != 0 && digits.last() != Some(&(p.ts, p.payload[0])) {
+            digits.push((p.ts, p.payload[0]));
+        }
+    }
+    let events: Vec<u8> = digits.iter().map(|d| d.1).collect();
+    assert_eq!(events, [2, 3, 5], "the extension 235 reaches the PBX");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_say_why_and_never_dial_the_visitor() {
+    let pbx = Phone::bind("pbx").await;
+    let cfg = config(pbx.addr, "[callbacks]\nper_address_per_minute = 6\n");
+    let s = setup(&cfg).await;
+    let broke = card(&s.store, "broke", 0, 3, "");
+    let no_quota = card(&s.store, "nocalls", 100_000, 0, "");
+    let rich = card(&s.store, "rich", 100_000, 3, "");
+    let cases = [
+        (broke, "025561234", 402, "guild-exhausted"),
+        (no_quota, "025561234", 402, "quota-used-up"),
+        (rich, "0602345678", 403, "number-not-allowed"),
+        (rich, "+14155550123", 403, "number-not-allowed"),
+        (rich, "hello", 422, "bad-number"),
+        (9999, "025561234", 404, "not-found"),
+    ];
+    for (card, number, status, kind) in cases {
+        let r = post(
+            s.api,
+            format!("/v1/cards/{card}/callbacks"),
+            json!({ "number": number }),
+        )
+        .await;
+        assert_eq!(r.status, status, "{number}: {}", r.text());
+        assert_eq!(
+            r.json()["type"],
+            format!("urn:freecall:problem:{kind}"),
+            "{number}"
+        );
+    }
+    // The seventh request from this address within a minute is refused, with Retry-After.
+    let r = post(
+        s.api,
+        format!("/v1/cards/{rich}/callbacks"),
+        json!({"number": "025561234"}),
+    )
+    .await;
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert_eq!(r.json()["type"], "urn:freecall:problem:too-many-requests");
+    assert_eq!(r.header("retry-after"), Some("60"));
+    assert!(
+        next_invite(&pbx, Duration::from_millis(500))
+            .await
+            .is_none(),
+        "no refused request dials anyone"
+    );
+    assert_eq!(s.store.open_reservations().unwrap(), 0);
+    assert!(s.store.audit().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_card_with_countries_enabled_calls_back_abroad_and_limits_per_number_hold() {
+    let pbx = Phone::bind("pbx").await;
+    let cfg = config(
+        pbx.addr,
+        "[callbacks]\nper_number_daily = 1\nper_card_concurrent = 5\n",
+    );
+    let s = setup(&cfg).await;
+    let card = card(&s.store, "world", 100_000, 10, "US");
+    let r = post(
+        s.api,
+        format!("/v1/cards/{card}/callbacks"),
+        json!({"number": "+1 415 555 0123"}),
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    // The same visitor number again today: refused (across cards too).
+    let other = self::card(&s.store, "world2", 100_000, 10, "US");
+    let r = post(
+        s.api,
+        format!("/v1/cards/{other}/callbacks"),
+        json!({"number": "+14155550123"}),
+    )
+    .await;
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert_eq!(r.json()["type"], "urn:freecall:problem:number-daily-limit");
+    // The first request is cancelled by its requester while the issuer's phone rings.
+    let (inv, from) = next_invite(&pbx, Duration::from_secs(5)).await.unwrap();
+    pbx.send(from, &pbx.response(&inv, 180, "Ringing", "iss", None))
+        .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let path = format!("/v1/calls/{id}");
+    let api = s.api;
+    let r = tokio::task::spawn_blocking(move || http::call(api, "DELETE", &path, None, &[], None))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 202);
+    let mut cancelled = false;
+    for _ in 0..10 {
+        match pbx.recv(Duration::from_secs(2)).await {
+            Some((m, f)) if m.method().map(|x| x.as_str()) == Some("CANCEL") => {
+                pbx.send(f, &pbx.response(&m, 200, "OK", "iss", None)).await;
+                pbx.send(
+                    f,
+                    &pbx.response(&inv, 487, "Request Terminated", "iss", None),
+                )
+                .await;
+                cancelled = true;
+                break;
+            }
+            Some(_) => continue,
+            None => break,
+        }
+    }
+    assert!(cancelled, "the issuer's ringing phone is cancelled");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let steps = get(s.api, format!("/v1/calls/{id}")).await;
+    assert_eq!(steps["state"], "ended");
+    let last = steps["steps"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["cause"], "cancelled");
+    for _ in 0..30 {
+        if s.store.open_reservations().unwrap() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        s.store.open_reservations().unwrap(),
+        0,
+        "the money is released"
+    );
+    let c = s.store.card(card).unwrap();
+    assert_eq!(
+        (c.quota_used, c.quota_reserved),
+        (0, 0),
+        "no call of the quota used"
+    );
+}
