@@ -120,9 +120,9 @@ async fn get(api: SocketAddr, path: String) -> serde_json::Value {
 
 /// The next INVITE the PBX receives (skipping anything else), within `wait`.
 async fn next_invite(pbx: &Phone, wait: Duration) -> Option<(Message, SocketAddr)> {
-    let until = tokio::time::Instant::now() + wait;
+    let until = freecall::clock::now() + wait;
     loop {
-        let left = until.saturating_duration_since(tokio::time::Instant::now());
+        let left = until.saturating_duration_since(freecall::clock::now());
         let (m, from) = pbx.recv(left).await?;
         if m.method().map(|x| x.as_str()) == Some("INVITE") && m.to_tag.is_none() {
             return Some((m, from));
