@@ -31,7 +31,22 @@ const RULES: &[(&str, &[&str])] = &[
         &["sip", "transaction", "dialog", "call", "routing", "driver"],
     ),
     ("routing.rs", &["call", "media", "dialog", "driver"]),
-    ("call", &["driver", "config", "store", "accounting", "api"]),
+    (
+        "call",
+        &["driver", "config", "store", "accounting", "api", "placing"],
+    ),
+    (
+        "placing",
+        &[
+            "sip",
+            "transaction",
+            "dialog",
+            "media",
+            "driver",
+            "accounting",
+            "api",
+        ],
+    ),
     // Money knows nothing of SIP, media or the database.
     (
         "billing",
