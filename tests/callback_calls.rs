@@ -29,6 +29,8 @@ fn config(trunk: SocketAddr, extra: &str) -> Config {
 [[tariffs]]\naccount = \"guild\"\ndestination = \"landline\"\nper_minute = 30\nincrement = \"1/1\"\n\
 [[tariffs]]\naccount = \"guild\"\ndestination = \"mobile\"\nper_minute = 120\nincrement = \"1/1\"\n\
 [[tariffs]]\naccount = \"guild\"\ndestination = \"international\"\nper_minute = 600\n\
+[[tariffs]]\naccount = \"mileage\"\ndestination = \"mobile\"\nper_minute = 20\nincrement = \"1/1\"\n\
+[[tariffs]]\naccount = \"mileage\"\ndestination = \"landline\"\nper_minute = 10\nincrement = \"1/1\"\n\
 {extra}",
         port_min + 198,
         std::process::id()
@@ -517,4 +519,82 @@ async fn a_card_with_countries_enabled_calls_back_abroad_and_limits_per_number_h
         (0, 0),
         "no call of the quota used"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_dials_from_the_web_and_their_own_phone_rings_first() {
+    let pbx = Phone::bind("pbx").await;
+    let cfg = config(pbx.addr, "");
+    let s = setup(&cfg).await;
+    let member = s
+        .store
+        .create_member(
+            &freecall::store::shop::NewMember {
+                login: "minji".into(),
+                password_hash: "x".into(),
+                name: "Kim Minji".into(),
+                address: String::new(),
+                job: String::new(),
+                phone: "010-9999-8888".into(),
+                email: String::new(),
+                sip_ha1: "x".into(),
+            },
+            600,
+        )
+        .unwrap();
+    let key = "web-dial-test-key";
+    s.store
+        .create_api_key("shop", &freecall::auth::api_key_hash(key), "credit")
+        .unwrap();
+    let (api, path) = (s.api, format!("/v1/members/{}/calls", member.id));
+    let body = json!({"number": "02-556-1234"});
+    let anonymous = {
+        let (path, body) = (path.clone(), body.clone());
+        tokio::task::spawn_blocking(move || http::call(api, "POST", &path, None, &[], Some(body)))
+            .await
+            .unwrap()
+    };
+    assert_eq!(anonymous.status, 401, "web dial needs the shop's key");
+    let r = tokio::task::spawn_blocking(move || {
+        http::call(api, "POST", &path, Some(key), &[], Some(body))
+    })
+    .await
+    .unwrap();
+    assert_eq!(r.status, 202, "{}", r.text());
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    let (own, from) = next_invite(&pbx, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(own.uri_user.as_deref(), Some("01099998888"), "the member's phone first");
+    let phone = RtpEnd::bind(Codec::Pcmu, 0, Some(101)).await;
+    pbx.send(from, &pbx.response(&own, 200, "OK", "m", Some(&sdp_for(&phone))))
+        .await;
+    let (dialled, from) = next_invite(&pbx, Duration::from_secs(5))
+        .await
+        .expect("then the number, with no key to press");
+    assert_eq!(dialled.uri_user.as_deref(), Some("025561234"));
+    let far = RtpEnd::bind(Codec::Pcmu, 0, Some(101)).await;
+    pbx.send(from, &pbx.response(&dialled, 200, "OK", "d", Some(&sdp_for(&far))))
+        .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut leg = pbx.leg_from_request(&own, from, "m");
+    pbx.send(from, &pbx.request(&mut leg, "BYE", None)).await;
+    let mut record = None;
+    for _ in 0..50 {
+        if let Some(r) = common::stores::records(&s.store)
+            .into_iter()
+            .find(|r| r.call_id == id)
+        {
+            record = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let record = record.expect("the record");
+    assert_eq!(record.account_id, Some(member.account_id));
+    assert_eq!(record.cause, "member hung up");
+    assert_eq!(record.legs[0].role, "member");
+    assert_eq!(record.legs[1].role, "dialled");
+    assert!(record.cost > 0, "paid from the member's mileage");
+    let acc = s.store.account(member.account_id).unwrap();
+    assert_eq!((acc.balance, acc.reserved), (600 - record.cost, 0));
+    assert!(s.store.audit().unwrap().is_empty());
 }
