@@ -598,3 +598,85 @@ async fn a_member_dials_from_the_web_and_their_own_phone_rings_first() {
     assert_eq!((acc.balance, acc.reserved), (600 - record.cost, 0));
     assert!(s.store.audit().unwrap().is_empty());
 }
+
+/// pjsua2, an independent SIP stack, as both phones: the issuer's answers and presses 1
+/// (RFC 4733), the visitor's PBX answers, receives 235, and each hears the other's tone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pjsua2_phones_take_a_call_back_end_to_end() {
+    let probe = std::process::Command::new("python3")
+        .args(["-c", "import pjsua2"])
+        .status();
+    assert!(
+        matches!(probe, Ok(st) if st.success()),
+        "pjsua2 is missing: install it with `pip install pjsua2-python` (.ci/run does)"
+    );
+    let port = common::daemon::free_port();
+    let trunk: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let cfg = config(trunk, "");
+    let s = setup(&cfg).await;
+    let card = card(&s.store, "pjsua", 100_000, 3, "");
+    let ready = std::env::temp_dir().join(format!("pjsua-callback-ready-{}-{port}", std::process::id()));
+    let _ = std::fs::remove_file(&ready);
+    let child = std::process::Command::new("python3")
+        .args([
+            "tests/interop/pjsua_callback.py",
+            "--port",
+            &port.to_string(),
+            "--issuer",
+            "01022223333",
+            "--visitor",
+            "025561234",
+            "--expect-digits",
+            "235",
+            "--press",
+            "3",
+            "--seconds",
+            "3",
+            "--ready-file",
+            &ready.display().to_string(),
+        ])
+        .current_dir(common::daemon::ROOT)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("start pjsua2");
+    for _ in 0..100 {
+        if ready.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready.exists(), "pjsua2 listens");
+    let r = post(
+        s.api,
+        format!("/v1/cards/{card}/callbacks"),
+        json!({"number": "025561234;235"}),
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .expect("pjsua2 ends");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(report["visitor"]["digits"], "235");
+    let mut record = None;
+    for _ in 0..50 {
+        if let Some(r) = common::stores::records(&s.store)
+            .into_iter()
+            .find(|r| r.call_id == id)
+        {
+            record = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let record = record.expect("the record");
+    assert_eq!(record.legs.len(), 2);
+    assert!(record.legs.iter().all(|l| l.cost > 0 && l.answered_ms.is_some()));
+    assert_eq!(s.store.card(card).unwrap().quota_used, 1);
+    eprintln!("pjsua2 call-back: {report}");
+}
