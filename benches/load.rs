@@ -13,9 +13,15 @@
 //! 4. records: the money path at `FREECALL_BENCH_RECORDS_RATE` (1000) calls/s for
 //!    `FREECALL_BENCH_RECORDS_SECS` (20) s with and without call records and metrics.
 //!
-//! `FREECALL_BENCH_ONLY=signalling|media|transcode|records` runs one of them.
+//! 5. callback: `FREECALL_BENCH_CALLBACK_RATE` (200) card call-backs/s over REST for
+//!    `FREECALL_BENCH_CALLBACK_SECS` (10) s, both legs answered by the bench's phones,
+//!    beside the inbound money path at the same rate (`callback.rs`).
+//!
+//! `FREECALL_BENCH_ONLY=signalling|media|transcode|records|callback` runs one of them.
 //!
 //! Every loop is bounded in count and time; traffic stays on 127.0.0.1.
+
+mod callback;
 
 use freecall::sip::{Message, parse_datagram};
 use std::cmp::Reverse;
@@ -107,6 +113,8 @@ impl Switch {
 [database]\nurl = \"{db}\"\n\
 [billing]\nnode_id = \"bench\"\nnonce_secret = \"bench\"\nmax_call_secs = 600\n\
 [[tariffs]]\naccount = \"mileage\"\ndestination = \"landline\"\nper_minute = 10\nincrement = \"1/1\"\n\
+[[tariffs]]\naccount = \"guild\"\ndestination = \"landline\"\nper_minute = 30\nincrement = \"1/1\"\n\
+[[tariffs]]\naccount = \"guild\"\ndestination = \"mobile\"\nper_minute = 120\nincrement = \"1/1\"\n\
 [api]\nlisten = \"off\"\n\
 [log]\nlevel = \"warn\"\n"
         )
@@ -1272,6 +1280,9 @@ while media flowed {:.0} µs CPU per second of call",
             let rate = env_or("FREECALL_BENCH_RECORDS_RATE", 1000);
             let secs = env_or("FREECALL_BENCH_RECORDS_SECS", 20);
             records_bench(rate, secs, hold).await;
+        }
+        if run("callback") {
+            callback::callback_bench(hold).await;
         }
     });
 }

@@ -563,17 +563,27 @@ async fn a_member_dials_from_the_web_and_their_own_phone_rings_first() {
     assert_eq!(r.status, 202, "{}", r.text());
     let id = r.json()["id"].as_str().unwrap().to_string();
     let (own, from) = next_invite(&pbx, Duration::from_secs(5)).await.unwrap();
-    assert_eq!(own.uri_user.as_deref(), Some("01099998888"), "the member's phone first");
+    assert_eq!(
+        own.uri_user.as_deref(),
+        Some("01099998888"),
+        "the member's phone first"
+    );
     let phone = RtpEnd::bind(Codec::Pcmu, 0, Some(101)).await;
-    pbx.send(from, &pbx.response(&own, 200, "OK", "m", Some(&sdp_for(&phone))))
-        .await;
+    pbx.send(
+        from,
+        &pbx.response(&own, 200, "OK", "m", Some(&sdp_for(&phone))),
+    )
+    .await;
     let (dialled, from) = next_invite(&pbx, Duration::from_secs(5))
         .await
         .expect("then the number, with no key to press");
     assert_eq!(dialled.uri_user.as_deref(), Some("025561234"));
     let far = RtpEnd::bind(Codec::Pcmu, 0, Some(101)).await;
-    pbx.send(from, &pbx.response(&dialled, 200, "OK", "d", Some(&sdp_for(&far))))
-        .await;
+    pbx.send(
+        from,
+        &pbx.response(&dialled, 200, "OK", "d", Some(&sdp_for(&far))),
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let mut leg = pbx.leg_from_request(&own, from, "m");
     pbx.send(from, &pbx.request(&mut leg, "BYE", None)).await;
@@ -615,7 +625,10 @@ async fn pjsua2_phones_take_a_call_back_end_to_end() {
     let cfg = config(trunk, "");
     let s = setup(&cfg).await;
     let card = card(&s.store, "pjsua", 100_000, 3, "");
-    let ready = std::env::temp_dir().join(format!("pjsua-callback-ready-{}-{port}", std::process::id()));
+    let ready = std::env::temp_dir().join(format!(
+        "pjsua-callback-ready-{}-{port}",
+        std::process::id()
+    ));
     let _ = std::fs::remove_file(&ready);
     let child = std::process::Command::new("python3")
         .args([
@@ -676,7 +689,12 @@ async fn pjsua2_phones_take_a_call_back_end_to_end() {
     }
     let record = record.expect("the record");
     assert_eq!(record.legs.len(), 2);
-    assert!(record.legs.iter().all(|l| l.cost > 0 && l.answered_ms.is_some()));
+    assert!(
+        record
+            .legs
+            .iter()
+            .all(|l| l.cost > 0 && l.answered_ms.is_some())
+    );
     assert_eq!(s.store.card(card).unwrap().quota_used, 1);
     eprintln!("pjsua2 call-back: {report}");
 }
