@@ -1,9 +1,10 @@
-//! 5. Call-backs end to end: `FREECALL_BENCH_CALLBACK_RATE` (200) requests/s for
-//! `FREECALL_BENCH_CALLBACK_SECS` (10) s over REST (`POST /v1/cards/{id}/callbacks`); the
-//! bench's own UAS is the trunk behind which both phones answer: the issuer's accepts
-//! with a SIP INFO digit 1 as soon as it has answered, the visitor's hangs up after the
-//! hold. Setup is request → the visitor's leg answered (bridged). Reported beside the
-//! inbound money-path call rate of the same run, on the same kind of store (SQLite).
+//! Scenario 5, call-backs end to end: `FREECALL_BENCH_CALLBACK_RATE` (200) requests/s
+//! for `FREECALL_BENCH_CALLBACK_SECS` (10) s over REST (`POST /v1/cards/{id}/callbacks`);
+//! the bench's own UAS is the trunk behind which both phones answer: the issuer's
+//! accepts with a SIP INFO digit 1 as soon as it has answered, the visitor's hangs up
+//! after the hold. Setup is request → the visitor's leg answered (bridged). Reported
+//! beside the inbound money-path call rate of the same run, on the same kind of store
+//! (SQLite).
 
 use super::{Switch, env_or, money_run, now, percentile, response, udp};
 use freecall::sip::parse_datagram;
