@@ -26,6 +26,9 @@ struct Seen {
     http_failed: u64,
 }
 
+/// A visitor's BYE, due at a time: (when, Call-ID, to, bytes).
+type DueBye = (Instant, String, SocketAddr, Vec<u8>);
+
 /// The trunk: issuer numbers (`0109…`) answer and press 1 (INFO); visitor numbers
 /// (`02…`) answer, then send BYE after `hold`; BYEs from the switch get 200.
 async fn phones(
@@ -37,7 +40,7 @@ async fn phones(
     let me = sock.local_addr().unwrap();
     let mut buf = vec![0u8; 65536];
     let mut answered: HashMap<String, Vec<u8>> = HashMap::new();
-    let mut byes: BinaryHeap<Reverse<(Instant, String, SocketAddr, Vec<u8>)>> = BinaryHeap::new();
+    let mut byes: BinaryHeap<Reverse<DueBye>> = BinaryHeap::new();
     let mut n = 0u64;
     while !stop.load(Ordering::Relaxed) {
         while let Some(Reverse((at, _, _, _))) = byes.peek() {
