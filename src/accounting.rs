@@ -217,6 +217,23 @@ impl Accounting {
                         Some(BillingRequest::Record(r)) => {
                             let _ = write_tx.send(Write::Record(r));
                         }
+                        Some(BillingRequest::Register { key, request }) => {
+                            let (me, reply) = (self.clone(), reply_tx.clone());
+                            tokio::spawn(async move {
+                                let result = me.register(*request).await;
+                                let _ = reply.send(BillingReply::Registered { key, result });
+                            });
+                        }
+                        Some(BillingRequest::Locate { key, user }) => {
+                            let (store, reply) = (self.store.clone(), reply_tx.clone());
+                            tokio::spawn(async move {
+                                let bindings = store
+                                    .run(move |s| s.bindings(&user, clock::unix_ms()))
+                                    .await
+                                    .ok();
+                                let _ = reply.send(BillingReply::Located { key, bindings });
+                            });
+                        }
                         None => break,
                     },
                     _ = beat.tick() => {
@@ -447,6 +464,42 @@ impl Accounting {
                     Ok(auth) => BillingReply::Authorized { key, auth },
                     Err(refusal) => BillingReply::Refused { key, refusal },
                 });
+            }
+        }
+    }
+
+    /// A REGISTER: the digest against the member's stored HA1, then the bindings.
+    async fn register(
+        &self,
+        r: crate::registrar::RegisterRequest,
+    ) -> Result<Vec<crate::registrar::Binding>, crate::registrar::RegisterRefusal> {
+        use crate::registrar::RegisterRefusal;
+        let node = self.node.clone();
+        let result = self
+            .store
+            .run(move |s| {
+                let creds = s.sip_credentials_many(std::slice::from_ref(&r.user))?;
+                match creds.get(&r.user) {
+                    Some((_, ha1)) if auth::verify(ha1, &r.proof) => {}
+                    _ => return Ok(Err(RegisterRefusal::BadCredentials)),
+                }
+                let registration = crate::store::registrar::Registration {
+                    user: r.user.clone(),
+                    contacts: r.contacts.clone(),
+                    remove_all: r.remove_all,
+                    source: r.source.clone(),
+                    node,
+                    call_id: r.call_id.clone(),
+                    cseq: i64::from(r.cseq),
+                };
+                Ok(Ok(s.register(&registration, clock::unix_ms())?))
+            })
+            .await;
+        match result {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(error = %e, "registration not written");
+                Err(RegisterRefusal::Unavailable)
             }
         }
     }

@@ -12,6 +12,7 @@ pub mod driver;
 pub mod media;
 pub mod numbers;
 pub mod placing;
+pub mod registrar;
 pub mod routing;
 pub mod sip;
 pub mod store;

@@ -109,6 +109,7 @@ fn target(number: &str, kind: DestinationKind, post_dial: &str) -> Target {
         number: number.into(),
         destination: kind,
         post_dial: post_dial.into(),
+        registered: None,
     }
 }
 

@@ -72,11 +72,13 @@ fn legs(visitor: &str) -> Vec<PlacedLeg> {
             role: "issuer",
             number: "01022223333".into(),
             destination: DestinationKind::Mobile,
+            free: false,
         },
         PlacedLeg {
             role: "visitor",
             number: visitor.into(),
             destination: DestinationKind::Landline,
+            free: false,
         },
     ]
 }

@@ -201,7 +201,7 @@ fn metrics_move_when_calls_happen() {
         tokio::time::sleep(Duration::from_millis(200)).await;
         hang_up(&caller, sip, &mut leg).await;
         // A number nobody routes is refused.
-        let (invite, _) = caller.invite(sip, "not-a-number", &caller.sdp("sendrecv"));
+        let (invite, _) = caller.invite(sip, "12+34", &caller.sdp("sendrecv"));
         caller.send(sip, &invite).await;
         caller.expect_status(&[484], WAIT).await;
     });

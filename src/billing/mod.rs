@@ -283,7 +283,8 @@ impl Settlement {
     }
 }
 
-/// What the call layer asks of the accounting service (the driver carries it).
+/// What the call layer asks of the accounting service (the driver carries it): money,
+/// and — because they need the same stored credentials — registrations.
 #[derive(Clone, Debug)]
 pub enum BillingRequest {
     /// May call `key` go ahead? Answered with a `BillingReply`.
@@ -294,13 +295,37 @@ pub enum BillingRequest {
     Settle(Settlement),
     /// A call nobody pays for ended: store its record.
     Record(Box<crate::cdr::CallRecord>),
+    /// A member's softphone registers: check its digest, write the bindings. Answered
+    /// with `BillingReply::Registered`.
+    Register {
+        key: u64,
+        request: Box<crate::registrar::RegisterRequest>,
+    },
+    /// Where is this member's softphone? Answered with `BillingReply::Located`.
+    Locate { key: u64, user: String },
 }
 
 /// The accounting service's answer to `Authorize`.
 #[derive(Clone, Debug)]
 pub enum BillingReply {
-    Authorized { key: u64, auth: Authorization },
-    Refused { key: u64, refusal: Refusal },
+    Authorized {
+        key: u64,
+        auth: Authorization,
+    },
+    Refused {
+        key: u64,
+        refusal: Refusal,
+    },
+    /// The bindings after a REGISTER, or why it was refused.
+    Registered {
+        key: u64,
+        result: Result<Vec<crate::registrar::Binding>, crate::registrar::RegisterRefusal>,
+    },
+    /// A member's live bindings (empty: not registered; `None`: the store is away).
+    Located {
+        key: u64,
+        bindings: Option<Vec<crate::registrar::Binding>>,
+    },
 }
 
 /// The call layer's billing settings.

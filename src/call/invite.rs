@@ -75,17 +75,22 @@ impl Manager {
             self.stats.calls_refused += 1;
             return self.tx.send_response(now, tx, 420, b.finish(None, &[]));
         }
-        let number = match normalize_number(req.uri_user.as_deref().unwrap_or("")) {
+        let dialled = req.uri_user.as_deref().unwrap_or("");
+        // A member's SIP user (a name, not a number) is reached on its registered phones,
+        // on-net and free: never through a trunk.
+        let member = self.settings.billing.is_some() && is_sip_user(dialled);
+        let number = match normalize_number(dialled) {
             Ok(n) => n,
+            Err(_) if member => dialled.to_string(),
             Err(NumberError::Empty) => return refuse(self, 484, "no number dialled"),
             Err(e) => return refuse(self, 484, &e.to_string()),
         };
-        let destination = self
-            .settings
-            .billing
-            .as_ref()
-            .map(|b| b.classifier.classify(&number))
-            .unwrap_or(DestinationKind::Other);
+        let payer = if member { None } else { payer };
+        let destination = match &self.settings.billing {
+            _ if member => DestinationKind::Internet,
+            Some(b) => b.classifier.classify(&number),
+            None => DestinationKind::Other,
+        };
         let blocked = self
             .settings
             .billing
@@ -94,12 +99,15 @@ impl Manager {
         if blocked {
             return refuse(self, 403, "destination not allowed");
         }
-        let Some((mut trunks, record)) = self
-            .routing
-            .plan
-            .lookup(&number)
-            .map(|r| (r.trunks.clone(), r.record))
-        else {
+        let route = match member {
+            true => Some((Vec::new(), false)),
+            false => self
+                .routing
+                .plan
+                .lookup(&number)
+                .map(|r| (r.trunks.clone(), r.record)),
+        };
+        let Some((mut trunks, record)) = route else {
             return refuse(self, 404, "no route for this number");
         };
         // Trunks that do not answer OPTIONS are skipped, unless none does (then all are
@@ -141,10 +149,10 @@ impl Manager {
         info!(call = %id, number = %number, %destination, caller = ?req.from_user, source = %from.addr, "call offered");
         let call = Call {
             id,
-            state: if payer.is_some() {
-                State::Authorizing
-            } else {
-                State::Trying
+            state: match (&payer, member) {
+                (_, true) => State::Locating,
+                (Some(_), false) => State::Authorizing,
+                (None, false) => State::Trying,
             },
             number,
             a_invite_tx: tx,
@@ -170,6 +178,7 @@ impl Manager {
             refusal: None,
             record,
             destination: destination.to_string(),
+            direct: None,
         };
         self.dialogs.insert(
             (call.a.call_id.clone(), call.a.local_tag.clone()),
@@ -184,6 +193,12 @@ impl Manager {
             key,
             CallTimer::NoAnswer,
         )));
+        if member {
+            let user = self.calls[&key].number.clone();
+            self.billing_out
+                .push_back(BillingRequest::Locate { key, user });
+            return;
+        }
         match payer {
             Some(payer) => {
                 let call = &self.calls[&key];
@@ -434,15 +449,13 @@ impl Manager {
     /// Send the INVITE to the current trunk: a new dialog with its own Call-ID, tags, Via
     /// and Contact. Nothing of the caller's topology (Via, Contact, Record-Route, Call-ID,
     /// tags) is copied; the calling number is kept as the user part of From.
-    fn send_b_invite(&mut self, now: Instant, key: CallKey) {
-        let call_id = format!("{}@freecall", self.tx.new_token());
-        let from_tag = self.tx.new_token();
-        let branch = self.tx.new_branch();
-        let advertised = self.settings.advertised;
-        let user_agent = self.settings.user_agent.clone();
+    pub(super) fn send_b_invite(&mut self, now: Instant, key: CallKey) {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
+        if let Some((contact, peer)) = call.direct.clone() {
+            return self.send_direct_invite(now, key, contact, peer);
+        }
         // Indices are into the routing the call started with; a reload may have shrunk it.
         let Some(trunk) = call
             .trunks
@@ -488,14 +501,49 @@ impl Manager {
                 );
             }
         };
+        let uri = format!("sip:{}@{}", call.number, trunk.peer.addr);
+        info!(call = %call.id, trunk = %trunk.name, dest = %trunk.peer.addr, "dialling trunk");
+        let peer = trunk.peer;
+        self.send_b_request(now, key, uri, peer, offer);
+    }
+
+    /// A call to a member's registered phone: the Contact as Request-URI, sent to the
+    /// address the phone registered from, with the caller's offer as it is.
+    fn send_direct_invite(&mut self, now: Instant, key: CallKey, contact: String, peer: Peer) {
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
+        match sdp::rewrite(&call.a_invite.body, call.endpoints.b) {
+            Ok((offer, _)) => self.send_b_request(now, key, contact, peer, offer),
+            Err(e) => self.abandon(now, key, 488, "Not Acceptable Here", &e.to_string()),
+        }
+    }
+
+    /// Send the B-leg's INVITE to `uri` at `peer`: a new dialog with its own Call-ID,
+    /// tags, Via and Contact; the calling number is kept as the user part of From.
+    fn send_b_request(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        uri: String,
+        peer: Peer,
+        offer: Vec<u8>,
+    ) {
+        let call_id = format!("{}@freecall", self.tx.new_token());
+        let from_tag = self.tx.new_token();
+        let branch = self.tx.new_branch();
+        let advertised = self.settings.advertised;
+        let user_agent = self.settings.user_agent.clone();
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
         let caller = call
             .a_invite
             .from_user
             .as_deref()
             .and_then(|u| normalize_number(u).ok())
             .unwrap_or_else(|| "anonymous".to_string());
-        let uri = format!("sip:{}@{}", call.number, trunk.peer.addr);
-        let contact = super::contact_for(advertised, trunk.peer.transport);
+        let contact = super::contact_for(advertised, peer.transport);
         let dialog = Dialog {
             call_id: call_id.clone(),
             local_tag: from_tag.clone(),
@@ -505,13 +553,13 @@ impl Manager {
             local_cseq: 1,
             remote_target: uri.clone(),
             route_set: Vec::new(),
-            peer: trunk.peer,
+            peer,
         };
         let max_forwards = call.a_invite.max_forwards.unwrap_or(70).saturating_sub(1);
         let request = OutRequest {
             method: Method::Invite,
             uri,
-            via: via(trunk.peer.transport, advertised, &branch),
+            via: via(peer.transport, advertised, &branch),
             branch,
             max_forwards,
             from: dialog.local(),
@@ -527,8 +575,6 @@ impl Manager {
             content_type: Some("application/sdp".into()),
             body: offer,
         };
-        info!(call = %call.id, trunk = %trunk.name, dest = %trunk.peer.addr, "dialling trunk");
-        let peer = trunk.peer;
         if let Some(old) = call.b.replace(dialog) {
             self.dialogs.remove(&(old.call_id, old.local_tag));
         }
@@ -944,7 +990,7 @@ impl Manager {
                 self.send_bye(now, key, Side::B, cause);
                 self.finish(now, key, 200, cause);
             }
-            State::Authorizing | State::Trying | State::Early => {
+            State::Authorizing | State::Locating | State::Trying | State::Early => {
                 self.abandon(now, key, 503, "Service Unavailable", cause)
             }
             State::Cancelling => self.finish(now, key, 487, cause),
@@ -984,6 +1030,16 @@ enum Gate {
     Challenge {
         stale: bool,
     },
+}
+
+/// A member's SIP user as dialled: a login (3-64 of a-z, 0-9, '.', '_', '-') that is not a
+/// number.
+fn is_sip_user(user: &str) -> bool {
+    (3..=64).contains(&user.len())
+        && user.chars().any(|c| c.is_ascii_lowercase())
+        && user
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'))
 }
 
 /// `account=42`, `card=7` or a bare account number.

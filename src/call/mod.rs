@@ -15,10 +15,12 @@ mod in_dialog;
 mod invite;
 mod outcome;
 mod placed;
+mod register;
 
 pub use cause::{EndCause, Role};
 pub use outcome::Outcome;
 pub use placed::{Command, Flow, Originate, Progress, Target, info_digit};
+pub use register::parse_source;
 
 use crate::billing::{Authorization, BillingReply, BillingRequest, CallBilling, Settlement};
 use crate::dialog::Dialog;
@@ -81,6 +83,8 @@ pub type CallKey = u64;
 enum State {
     /// Waiting for the accounting service to reserve the call's money.
     Authorizing,
+    /// Waiting to learn where the member dialled by name is registered.
+    Locating,
     /// INVITE sent to a trunk, nothing relayed to the caller yet.
     Trying,
     /// A provisional response (ringing, early media) relayed to the caller.
@@ -166,6 +170,9 @@ pub struct Call {
     record: bool,
     /// The dialled number's kind, for the record.
     destination: String,
+    /// A call to a member's registered phone: its Contact URI and the address it
+    /// registered from (instead of a trunk).
+    direct: Option<(String, Peer)>,
 }
 
 impl Call {
@@ -267,6 +274,8 @@ pub struct Manager {
     /// Placed legs' INVITEs given up on (rang out, call ended): a 2xx that still comes is
     /// acknowledged and hung up with this dialog.
     late_answers: HashMap<TxId, Dialog>,
+    /// REGISTERs waiting for the accounting service.
+    registering: HashMap<u64, register::PendingRegister>,
 }
 
 /// What the OPTIONS pings found out.
@@ -316,6 +325,7 @@ impl Manager {
             placed: HashMap::new(),
             progress: VecDeque::new(),
             late_answers: HashMap::new(),
+            registering: HashMap::new(),
         };
         m.trunks.reset(m.routing.trunks.len());
         m
@@ -419,10 +429,17 @@ impl Manager {
 
     /// The accounting service answered an `Authorize`.
     pub fn handle_billing(&mut self, now: Instant, reply: BillingReply) {
-        self.authorizing = self.authorizing.saturating_sub(1);
         match reply {
-            BillingReply::Authorized { key, auth } => self.handle_authorized(now, key, auth),
-            BillingReply::Refused { key, refusal } => self.handle_refused(now, key, refusal),
+            BillingReply::Authorized { key, auth } => {
+                self.authorizing = self.authorizing.saturating_sub(1);
+                self.handle_authorized(now, key, auth)
+            }
+            BillingReply::Refused { key, refusal } => {
+                self.authorizing = self.authorizing.saturating_sub(1);
+                self.handle_refused(now, key, refusal)
+            }
+            BillingReply::Registered { key, result } => self.handle_registered(now, key, result),
+            BillingReply::Located { key, bindings } => self.handle_located(now, key, bindings),
         }
         self.process_tx_events(now);
     }
@@ -532,7 +549,7 @@ impl Manager {
                     }
                     let ringing = matches!(
                         state,
-                        Some(State::Authorizing | State::Trying | State::Early)
+                        Some(State::Authorizing | State::Locating | State::Trying | State::Early)
                     );
                     if ringing {
                         self.abandon(now, key, 480, "Temporarily Unavailable", "no answer");
@@ -674,6 +691,7 @@ impl Manager {
         let method = req.method().cloned().unwrap_or(Method::Ack);
         match method {
             Method::Invite => self.handle_new_invite(now, tx, req, from, local_tag),
+            Method::Register => self.handle_register(now, tx, req, from, local_tag),
             Method::Options => {
                 let mut b = Builder::response_to(&req, 200, "OK", Some(&local_tag));
                 b.header("Allow", ALLOW)
@@ -851,7 +869,7 @@ impl Manager {
 }
 
 /// Methods we accept, for Allow headers.
-const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO";
+const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, REGISTER";
 
 /// Our Contact for a leg on `transport`.
 fn contact_for(advertised: SocketAddr, transport: crate::sip::Transport) -> String {

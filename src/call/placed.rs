@@ -78,6 +78,8 @@ pub struct Target {
     pub number: String,
     pub destination: DestinationKind,
     pub post_dial: String,
+    /// A member's registered softphone: rung at its binding instead of through a trunk.
+    pub registered: Option<crate::registrar::Binding>,
 }
 
 /// One step of a placed call, as the requester follows it.
@@ -123,6 +125,8 @@ pub(super) struct OutLeg {
     provisional: bool,
     ack: Option<Vec<u8>>,
     answered: Option<Instant>,
+    /// Answered on a registered softphone: on-net, so this leg is not billed.
+    on_net: bool,
     format: Option<LegFormat>,
     auth: Option<Authorization>,
     /// A re-INVITE from the far end that the switch answered: (CSeq, server transaction),
@@ -147,6 +151,7 @@ impl OutLeg {
             provisional: false,
             ack: None,
             answered: None,
+            on_net: false,
             format: None,
             auth,
             reinvite: None,
@@ -323,6 +328,29 @@ impl Manager {
                 let cause = leg.failure.clone().unwrap_or(EndCause::NoRoute(leg.role));
                 return self.end_placed(now, key, cause);
             };
+            if let Some(binding) = &target.registered {
+                if leg.trunk == 0
+                    && let Some(peer) = super::parse_source(&binding.source)
+                {
+                    leg.trunk = 1;
+                    let uri = binding.contact.clone();
+                    return self.send_leg_invite(
+                        now,
+                        key,
+                        side,
+                        &target,
+                        uri,
+                        peer,
+                        &[],
+                        "registered",
+                    );
+                }
+                // Tried (or unusable): the next number.
+                leg.failure.get_or_insert(EndCause::NoAnswer(leg.role));
+                leg.target += 1;
+                leg.trunk = 0;
+                continue;
+            }
             if leg.trunk == 0 && leg.trunks.is_empty() {
                 let mut trunks = self
                     .routing
@@ -356,17 +384,38 @@ impl Manager {
                 leg.trunk = 0;
                 continue;
             };
-            return self.send_leg_invite(now, key, side, &target, &trunk);
+            let uri = format!("sip:{}@{}", target.number, trunk.peer.addr);
+            let codecs: Vec<Codec> = trunk
+                .codecs
+                .iter()
+                .filter_map(|c| Codec::from_name(c))
+                .collect();
+            return self.send_leg_invite(
+                now,
+                key,
+                side,
+                &target,
+                uri,
+                trunk.peer,
+                &codecs,
+                &trunk.name,
+            );
         }
     }
 
+    /// The leg's INVITE to `uri` at `peer` (a trunk, or a registered phone), offering
+    /// `codecs` (none: every codec the switch speaks); `via` names it in the record.
+    #[allow(clippy::too_many_arguments)]
     fn send_leg_invite(
         &mut self,
         now: Instant,
         key: CallKey,
         side: Side,
         target: &Target,
-        trunk: &crate::routing::Trunk,
+        uri: String,
+        peer: crate::transaction::Peer,
+        codecs: &[Codec],
+        through: &str,
     ) {
         let call_id = format!("{}@freecall", self.tx.new_token());
         let from_tag = self.tx.new_token();
@@ -385,13 +434,7 @@ impl Manager {
         } else {
             shown
         };
-        let codecs: Vec<Codec> = trunk
-            .codecs
-            .iter()
-            .filter_map(|c| Codec::from_name(c))
-            .collect();
-        let offer = sdp::own_offer(p.endpoints.local(side), &codecs);
-        let uri = format!("sip:{}@{}", target.number, trunk.peer.addr);
+        let offer = sdp::own_offer(p.endpoints.local(side), codecs);
         let dialog = Dialog {
             call_id: call_id.clone(),
             local_tag: from_tag.clone(),
@@ -401,12 +444,12 @@ impl Manager {
             local_cseq: 1,
             remote_target: uri.clone(),
             route_set: Vec::new(),
-            peer: trunk.peer,
+            peer,
         };
         let request = OutRequest {
             method: Method::Invite,
             uri,
-            via: via(trunk.peer.transport, advertised, &branch),
+            via: via(peer.transport, advertised, &branch),
             branch,
             max_forwards: 70,
             from: dialog.local(),
@@ -414,7 +457,7 @@ impl Manager {
             call_id: call_id.clone(),
             cseq: 1,
             route: Vec::new(),
-            contact: Some(super::contact_for(advertised, trunk.peer.transport)),
+            contact: Some(super::contact_for(advertised, peer.transport)),
             extra: vec![
                 ("Allow".into(), super::ALLOW.into()),
                 ("User-Agent".into(), user_agent),
@@ -425,7 +468,7 @@ impl Manager {
         let leg = p.leg(side);
         leg.attempt += 1;
         leg.provisional = false;
-        leg.dialled.push(trunk.name.clone());
+        leg.dialled.push(through.to_string());
         let attempt = leg.attempt;
         let role = leg.role;
         if let Some(old) = leg.dialog.replace(dialog) {
@@ -434,8 +477,8 @@ impl Manager {
         let id = p.id.clone();
         let first_attempt = p.legs[side.index()].dialled.len() == 1;
         self.dialogs.insert((call_id, from_tag), (key, side));
-        info!(call = %id, role, number = %target.number, trunk = %trunk.name, "dialling");
-        let tx = self.tx.send_request(now, trunk.peer, request);
+        info!(call = %id, role, number = %target.number, through, "dialling");
+        let tx = self.tx.send_request(now, peer, request);
         if let Some(p) = self.placed.get_mut(&key) {
             p.leg(side).tx = Some(tx);
         }
@@ -618,7 +661,13 @@ impl Manager {
             return self.end_placed(now, key, EndCause::Unreachable(role, 488));
         };
         leg.format = Some(format.clone());
-        let reservation = leg.auth.as_ref().map(|a| a.reservation);
+        leg.on_net = leg.current().is_some_and(|t| t.registered.is_some());
+        // An on-net leg is never billed, so its answer is not persisted for recovery.
+        let reservation = leg
+            .auth
+            .as_ref()
+            .filter(|_| !leg.on_net)
+            .map(|a| a.reservation);
         let max_secs = leg.auth.as_ref().map(|a| a.max_secs);
         self.media.set_format(media, side, format);
         if side == Side::A {
@@ -946,6 +995,8 @@ impl Manager {
         });
         let ended_ms = self.unix_ms(now);
         let answered_ms = |l: &OutLeg| l.answered.map(|a| self.unix_ms(a));
+        // What settlement bills from: nothing for a leg answered on-net.
+        let billed_from = |l: &OutLeg| answered_ms(l).filter(|_| !l.on_net);
         let [a, b] = &p.legs;
         let leg_record = |l: &OutLeg, answered: Option<i64>| crate::cdr::RecordLeg {
             role: l.role.to_string(),
@@ -1000,14 +1051,14 @@ impl Manager {
                     .push_back(BillingRequest::Settle(Settlement {
                         reservation: second.reservation,
                         call_id: second.call_id.clone(),
-                        answered_ms: b_ms,
+                        answered_ms: billed_from(b),
                         ended_ms,
                         cause: text.clone(),
                         record,
                         legs: vec![LegSettlement {
                             reservation: first.reservation,
                             call_id: first.call_id.clone(),
-                            answered_ms: a_ms,
+                            answered_ms: billed_from(a),
                         }],
                     }))
             }

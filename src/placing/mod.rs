@@ -175,6 +175,7 @@ impl Placing {
                 number,
                 destination,
                 post_dial: post_dial.to_string(),
+                registered: None,
             },
             country,
         ))
@@ -213,6 +214,7 @@ impl Placing {
                     number,
                     destination,
                     post_dial: String::new(),
+                    registered: None,
                 })
             })
             .collect();
@@ -255,21 +257,42 @@ impl Placing {
             .run(move |s| s.member(member_id))
             .await
             .map_err(store_error)?;
-        let own = crate::routing::normalize_number(&member.phone)
+        // The member's registered softphones ring first, then the phone on file.
+        let user = member.sip_user.clone();
+        let bindings = self
+            .store
+            .run(move |s| s.bindings(&user, crate::clock::unix_ms()))
+            .await
+            .unwrap_or_default();
+        let mut own: Vec<Target> = bindings
+            .into_iter()
+            .map(|b| Target {
+                number: member.sip_user.clone(),
+                destination: DestinationKind::Internet,
+                post_dial: String::new(),
+                registered: Some(b),
+            })
+            .collect();
+        if let Some((number, destination, _)) = crate::routing::normalize_number(&member.phone)
             .ok()
             .and_then(|n| self.classifier.dialable(&n))
-            .map(|(number, destination, _)| Target {
+        {
+            own.push(Target {
                 number,
                 destination,
                 post_dial: String::new(),
-            })
-            .ok_or(PlaceError::NothingToRing(
-                "the member has no phone number on file to ring first",
-            ))?;
+                registered: None,
+            });
+        }
+        if own.is_empty() {
+            return Err(PlaceError::NothingToRing(
+                "the member has no registered phone and no phone number on file",
+            ));
+        }
         self.place(
             Flow::WebDial,
             Charge::Account(member.account_id),
-            vec![own],
+            own,
             dialled,
             None,
             Some(member_id),
@@ -297,12 +320,20 @@ impl Placing {
             Charge::Account(_) => AccountKind::Mileage,
         };
         // The first leg may ring any of its numbers: it is priced at the dearest of them.
-        let first_kind = first
+        // A registered softphone is on-net and free; a leg of only those costs nothing.
+        let priced: Vec<&Target> = first.iter().filter(|t| t.registered.is_none()).collect();
+        let free = priced.is_empty();
+        let first_kind = priced
             .iter()
-            .filter_map(|t| tariffs.get(kind, t.destination).map(|x| (x.per_minute, t)))
+            .filter_map(|t| tariffs.get(kind, t.destination).map(|x| (x.per_minute, *t)))
             .max_by_key(|(pm, _)| *pm)
             .map(|(_, t)| t.destination)
-            .unwrap_or(first[0].destination);
+            .unwrap_or(
+                priced
+                    .first()
+                    .map(|t| t.destination)
+                    .unwrap_or(DestinationKind::Internet),
+            );
         let id = format!("fc-{:016x}", rand::random::<u64>());
         let [first_role, second_role] = match flow {
             Flow::Callback => ["issuer", "visitor"],
@@ -313,11 +344,13 @@ impl Placing {
                 role: first_role,
                 number: first[0].number.clone(),
                 destination: first_kind,
+                free,
             },
             PlacedLeg {
                 role: second_role,
                 number: second.number.clone(),
                 destination: second.destination,
+                free: false,
             },
         ];
         let (node, call) = (self.node.clone(), id.clone());

@@ -9,7 +9,8 @@
 //! Files: `accounts.rs` (accounts, ledger, credits, idempotency, API keys), `shop.rs`
 //! (members, products, purchases), `cards.rs` (issuers, cards), `calls.rs` (reservation,
 //! answer, settlement, heartbeat and recovery), `placed.rs` (reservations for the calls the
-//! switch places: both legs at once, with the daily limits), `cdrs.rs` (call records).
+//! switch places: both legs at once, with the daily limits), `registrar.rs` (where members'
+//! softphones are registered), `cdrs.rs` (call records).
 
 pub mod accounts;
 pub mod calls;
@@ -17,6 +18,7 @@ pub mod cards;
 pub mod cdrs;
 mod pg_fast;
 pub mod placed;
+pub mod registrar;
 pub mod schema;
 pub mod shop;
 

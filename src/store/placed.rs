@@ -29,6 +29,8 @@ pub struct PlacedLeg {
     pub role: &'static str,
     pub number: String,
     pub destination: DestinationKind,
+    /// On-net (a registered softphone): costs nothing, needs no tariff.
+    pub free: bool,
 }
 
 /// Ceilings over the last 24 hours, checked when a placed call is reserved (0: none).
@@ -116,6 +118,17 @@ impl Store {
             }
             let mut priced: Vec<Tariff> = Vec::with_capacity(legs.len());
             for leg in legs {
+                if leg.free {
+                    priced.push(Tariff {
+                        destination: leg.destination,
+                        per_minute: 0,
+                        first_secs: 1,
+                        increment_secs: 1,
+                        minimum: 0,
+                        connection: 0,
+                    });
+                    continue;
+                }
                 priced.push(*tariffs.get(kind, leg.destination).ok_or(StoreError::Refused(
                     match card {
                         Some(_) => Refusal::NumberNotAllowed,

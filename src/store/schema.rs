@@ -187,6 +187,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     nodes,
     cdrs,
     api_keys,
+    registrations,
     idempotency,
 );
 
@@ -214,5 +215,19 @@ diesel::table! {
         codec_callee -> Text,
         media -> Nullable<Text>,
         legs -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    registrations (id) {
+        id -> BigInt,
+        sip_user -> Text,
+        contact -> Text,
+        source -> Text,
+        node -> Text,
+        call_id -> Text,
+        cseq -> BigInt,
+        expires_ms -> BigInt,
+        updated_ms -> BigInt,
     }
 }

@@ -1,3 +1,4 @@
+DROP TABLE registrations;
 DROP INDEX reservations_number_day;
 DROP INDEX reservations_card_day;
 ALTER TABLE cards DROP COLUMN callback_countries;

@@ -1,0 +1,401 @@
+//! Members' softphones register (RFC 3261 section 10, SIP digest) and are reached there:
+//! by name from another member's phone, and first when the member dials from the web.
+//! Real sockets, a billed switch on SQLite.
+
+mod common;
+
+use common::WAIT;
+use common::http;
+use freecall::config::Config;
+use freecall::sip::Message;
+use freecall::store::Store;
+use freecall::testkit::Phone;
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+fn config(trunk: SocketAddr) -> Config {
+    let base = common::config(&[trunk], "", "", "127.0.0.2/32");
+    let port_min = base.media.port_min;
+    Config::from_toml(&format!(
+        "[sip]\nlisten = \"127.0.0.1:0\"\nt1_ms = 100\n\
+[media]\naddress = \"127.0.0.1\"\nport_min = {port_min}\nport_max = {}\n\
+[[trunks]]\nname = \"pstn\"\naddress = \"{trunk}\"\n[[routes]]\nprefix = \"\"\ntrunks = [\"pstn\"]\n\
+[billing]\nnode_id = \"reg-{}-{port_min}\"\n\
+[[tariffs]]\naccount = \"mileage\"\ndestination = \"landline\"\nper_minute = 10\nincrement = \"1/1\"\n\
+[[tariffs]]\naccount = \"mileage\"\ndestination = \"mobile\"\nper_minute = 20\nincrement = \"1/1\"\n",
+        port_min + 198,
+        std::process::id()
+    ))
+    .expect("config")
+}
+
+fn member(
+    store: &Store,
+    login: &str,
+    password: &str,
+    phone: &str,
+) -> freecall::store::shop::Member {
+    store
+        .create_member(
+            &freecall::store::shop::NewMember {
+                login: login.into(),
+                password_hash: "x".into(),
+                name: login.into(),
+                address: String::new(),
+                job: String::new(),
+                phone: phone.into(),
+                email: String::new(),
+                sip_ha1: freecall::auth::ha1(login, "freecall", password),
+            },
+            1000,
+        )
+        .unwrap()
+}
+
+/// A REGISTER from `phone` for `aor`; with `auth`, answering that 401 as `user`/`password`.
+fn register(
+    phone: &Phone,
+    switch: SocketAddr,
+    aor: &str,
+    cseq: u32,
+    contact: Option<&str>,
+    expires: Option<u32>,
+    auth: Option<(&Message, &str, &str)>,
+) -> Vec<u8> {
+    let uri = format!("sip:{switch}");
+    let mut text = format!(
+        "REGISTER {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKreg{cseq}x{aor}\r\nMax-Forwards: 70\r\n\
+From: <sip:{aor}@{switch}>;tag=r{aor}\r\nTo: <sip:{aor}@{switch}>\r\nCall-ID: reg-{aor}-{me}\r\nCSeq: {cseq} REGISTER\r\n",
+        me = phone.addr
+    );
+    if let Some(c) = contact {
+        text.push_str(&format!("Contact: {c}\r\n"));
+    }
+    if let Some(e) = expires {
+        text.push_str(&format!("Expires: {e}\r\n"));
+    }
+    if let Some((challenge, user, password)) = auth {
+        let value = challenge.header("WWW-Authenticate").expect("a challenge");
+        let param = |name: &str| -> String {
+            let key = format!("{name}=\"");
+            let i = value.find(&key).unwrap() + key.len();
+            value[i..].split('"').next().unwrap().to_string()
+        };
+        let (realm, nonce) = (param("realm"), param("nonce"));
+        let cnonce = format!("c{cseq}");
+        let proof = freecall::auth::DigestProof {
+            username: user.into(),
+            realm: realm.clone(),
+            nonce: nonce.clone(),
+            uri: uri.clone(),
+            response: String::new(),
+            method: "REGISTER".into(),
+            qop: Some("auth".into()),
+            nc: Some("00000001".into()),
+            cnonce: Some(cnonce.clone()),
+        };
+        let response =
+            freecall::auth::digest_response(&freecall::auth::ha1(user, &realm, password), &proof);
+        text.push_str(&format!(
+            "Authorization: Digest username=\"{user}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", \
+response=\"{response}\", algorithm=MD5, qop=auth, nc=00000001, cnonce=\"{cnonce}\"\r\n"
+        ));
+    }
+    text.push_str("Content-Length: 0\r\n\r\n");
+    text.into_bytes()
+}
+
+/// REGISTER, 401, REGISTER with credentials: the final answer.
+async fn register_as(
+    phone: &Phone,
+    switch: SocketAddr,
+    user: &str,
+    password: &str,
+    contact: Option<&str>,
+    expires: Option<u32>,
+    cseq: u32,
+) -> Message {
+    phone
+        .send(
+            switch,
+            &register(phone, switch, user, cseq, contact, expires, None),
+        )
+        .await;
+    let challenge = phone.expect_status(&[401], WAIT).await;
+    assert!(
+        challenge
+            .header("WWW-Authenticate")
+            .unwrap()
+            .contains("realm=\"freecall\"")
+    );
+    phone
+        .send(
+            switch,
+            &register(
+                phone,
+                switch,
+                user,
+                cseq + 1,
+                contact,
+                expires,
+                Some((&challenge, user, password)),
+            ),
+        )
+        .await;
+    phone.expect_status(&[200, 401, 403, 423, 400], WAIT).await
+}
+
+/// A member's authenticated INVITE to `number`: the first answer after the challenge.
+async fn call_as(
+    phone: &Phone,
+    sip: SocketAddr,
+    number: &str,
+    user: &str,
+    password: &str,
+) -> (Message, freecall::testkit::Leg) {
+    let sdp = phone.sdp("sendrecv");
+    let (invite, mut leg) = phone.invite(sip, number, &sdp);
+    phone.send(sip, &invite).await;
+    let challenge = phone.expect_status(&[407], WAIT).await;
+    phone.send(sip, &phone.ack_failure(&leg, &challenge)).await;
+    let again = phone.invite_with_credentials(&mut leg, &challenge, &sdp, user, password);
+    phone.send(sip, &again).await;
+    let resp = phone
+        .expect_status(&[180, 183, 200, 403, 404, 480, 503], WAIT)
+        .await;
+    (resp, leg)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registered_softphone_is_reached_by_name_until_it_unregisters() {
+    let trunk = Phone::bind("pstn").await;
+    let cfg = config(trunk.addr);
+    let store = common::stores::open(&common::stores::sqlite_url());
+    let switch = common::start_billed(&cfg, store.clone()).await;
+    let sip = switch.sip_addr;
+    member(&store, "minji", "minji-pw", "");
+    member(&store, "jisu", "jisu-pw", "");
+    let minji = Phone::bind("minji").await;
+    let contact = format!("<sip:minji@{}>;expires=600", minji.addr);
+
+    // Wrong password: challenged again, nothing registered.
+    let r = register_as(&minji, sip, "minji", "wrong", Some(&contact), None, 1).await;
+    assert_eq!(r.status(), Some(401));
+    assert!(
+        store
+            .bindings("minji", freecall::clock::unix_ms())
+            .unwrap()
+            .is_empty()
+    );
+    // Somebody else's address with one's own credentials: refused.
+    let r = register_as(&minji, sip, "jisu", "minji-pw", Some(&contact), None, 3).await;
+    assert_eq!(r.status(), Some(401), "jisu's password is not minji's");
+    // minji's credentials for jisu's address: refused outright.
+    minji
+        .send(
+            sip,
+            &register(&minji, sip, "jisu", 20, Some(&contact), None, None),
+        )
+        .await;
+    let challenge = minji.expect_status(&[401], WAIT).await;
+    minji
+        .send(
+            sip,
+            &register(
+                &minji,
+                sip,
+                "jisu",
+                21,
+                Some(&contact),
+                None,
+                Some((&challenge, "minji", "minji-pw")),
+            ),
+        )
+        .await;
+    let r = minji.expect_status(&[403], WAIT).await;
+    assert!(r.header("Reason").unwrap().contains("only its own address"));
+    assert!(
+        store
+            .bindings("jisu", freecall::clock::unix_ms())
+            .unwrap()
+            .is_empty()
+    );
+    // Too short an interval.
+    let short = format!("<sip:minji@{}>;expires=30", minji.addr);
+    let r = register_as(&minji, sip, "minji", "minji-pw", Some(&short), None, 5).await;
+    assert_eq!(r.status(), Some(423));
+    assert_eq!(r.header("Min-Expires"), Some("60"));
+
+    let r = register_as(&minji, sip, "minji", "minji-pw", Some(&contact), None, 7).await;
+    assert_eq!(r.status(), Some(200));
+    let listed = r.header("Contact").expect("the binding is listed");
+    assert!(
+        listed.contains(&format!("sip:minji@{}", minji.addr)),
+        "{listed}"
+    );
+    let granted: i64 = listed.rsplit("expires=").next().unwrap().parse().unwrap();
+    assert!((595..=600).contains(&granted), "{listed}");
+    let bound = store.bindings("minji", freecall::clock::unix_ms()).unwrap();
+    assert_eq!(bound.len(), 1);
+    assert_eq!(bound[0].source, format!("udp:{}", minji.addr));
+
+    // jisu's phone calls minji by name: minji's softphone rings, not the trunk.
+    let jisu = Phone::bind("jisu").await;
+    let sdp = jisu.sdp("sendrecv");
+    let (invite, mut leg) = jisu.invite(sip, "minji", &sdp);
+    jisu.send(sip, &invite).await;
+    let challenge = jisu.expect_status(&[407], WAIT).await;
+    jisu.send(sip, &jisu.ack_failure(&leg, &challenge)).await;
+    let again = jisu.invite_with_credentials(&mut leg, &challenge, &sdp, "jisu", "jisu-pw");
+    jisu.send(sip, &again).await;
+    let (inv, from) = minji.expect_request("INVITE", WAIT).await;
+    assert_eq!(
+        inv.request_uri(),
+        Some(format!("sip:minji@{}", minji.addr).as_str())
+    );
+    minji
+        .send(
+            from,
+            &minji.response(&inv, 200, "OK", "mj", Some(&minji.sdp("sendrecv"))),
+        )
+        .await;
+    let ok = jisu.expect_status(&[200], WAIT).await;
+    freecall::testkit::Phone::update_leg(&mut leg, &ok);
+    jisu.send(sip, &jisu.ack(&leg, leg.cseq)).await;
+    trunk.expect_silence(Duration::from_millis(200)).await;
+    let bye = jisu.request(&mut leg, "BYE", None);
+    jisu.send(sip, &bye).await;
+    let (b, from) = minji.expect_request("BYE", WAIT).await;
+    minji
+        .send(from, &minji.response(&b, 200, "OK", "mj", None))
+        .await;
+    jisu.expect_status(&[200], WAIT).await;
+
+    // A REGISTER without Contact fetches the bindings.
+    let r = register_as(&minji, sip, "minji", "minji-pw", None, None, 9).await;
+    assert_eq!(r.status(), Some(200));
+    assert!(r.header("Contact").is_some());
+    // Unregister every contact; a call then gets 480.
+    let r = register_as(&minji, sip, "minji", "minji-pw", Some("*"), Some(0), 11).await;
+    assert_eq!(r.status(), Some(200));
+    assert!(r.header("Contact").is_none());
+    let (resp, _) = call_as(&jisu, sip, "minji", "jisu", "jisu-pw").await;
+    assert_eq!(resp.status(), Some(480));
+    assert!(
+        resp.header("Reason")
+            .unwrap()
+            .contains("user not registered")
+    );
+    minji.expect_silence(Duration::from_millis(200)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_members_web_dial_rings_the_registered_softphone_first() {
+    let trunk = Phone::bind("pstn").await;
+    let cfg = config(trunk.addr);
+    let store = common::stores::open(&common::stores::sqlite_url());
+    let switch = common::start_billed(&cfg, store.clone()).await;
+    let sip = switch.sip_addr;
+    let m = member(&store, "dahye", "dahye-pw", "010-5555-6666");
+    let phone = Phone::bind("dahye").await;
+    let contact = format!("<sip:dahye@{}>", phone.addr);
+    let r = register_as(
+        &phone,
+        sip,
+        "dahye",
+        "dahye-pw",
+        Some(&contact),
+        Some(300),
+        1,
+    )
+    .await;
+    assert_eq!(r.status(), Some(200));
+
+    let tariffs = Arc::new(RwLock::new(Arc::new(cfg.tariffs())));
+    let placing = freecall::placing::Placing::new(
+        store.clone(),
+        tariffs.clone(),
+        cfg.billing.node_id.clone(),
+        freecall::numbers::Classifier::new("KR").unwrap(),
+        freecall::placing::Rules::from_config(&cfg.callbacks, &cfg.billing.blocked_destinations),
+        switch.link(),
+    );
+    let state = freecall::api::ApiState {
+        store: store.clone(),
+        tariffs,
+        realm: "freecall".into(),
+        signup_bonus_mileage: 0,
+        signup_bonus_guild: 0,
+        metrics: None,
+        placing: Some(placing),
+    };
+    let (server, api) =
+        freecall::api::serve(state, "127.0.0.1:0".parse().unwrap(), 65536).expect("API");
+    tokio::spawn(server);
+    store
+        .create_api_key("shop", &freecall::auth::api_key_hash("k-reg"), "credit")
+        .unwrap();
+    let path = format!("/v1/members/{}/calls", m.id);
+    let r = tokio::task::spawn_blocking(move || {
+        http::call(
+            api,
+            "POST",
+            &path,
+            Some("k-reg"),
+            &[],
+            Some(serde_json::json!({"number": "02-556-1234"})),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(r.status, 202, "{}", r.text());
+    // The softphone rings first (not the phone on file through the trunk).
+    let (inv, from) = phone.expect_request("INVITE", WAIT).await;
+    assert_eq!(
+        inv.request_uri(),
+        Some(format!("sip:dahye@{}", phone.addr).as_str())
+    );
+    phone
+        .send(
+            from,
+            &phone.response(&inv, 200, "OK", "d", Some(&phone.sdp("sendrecv"))),
+        )
+        .await;
+    let (dialled, tfrom) = trunk.expect_request("INVITE", WAIT).await;
+    assert_eq!(dialled.uri_user.as_deref(), Some("025561234"));
+    trunk
+        .send(
+            tfrom,
+            &trunk.response(&dialled, 200, "OK", "t", Some(&trunk.sdp("sendrecv"))),
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let mut leg = trunk.leg_from_request(&dialled, tfrom, "t");
+    trunk
+        .send(tfrom, &trunk.request(&mut leg, "BYE", None))
+        .await;
+    let (b, from) = phone.expect_request("BYE", WAIT).await;
+    phone
+        .send(from, &phone.response(&b, 200, "OK", "d", None))
+        .await;
+    let mut record = None;
+    for _ in 0..50 {
+        if let Some(r) = common::stores::records(&store).into_iter().next() {
+            record = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let record = record.expect("the record");
+    assert_eq!(record.legs[0].number, "dahye");
+    assert_eq!(
+        record.legs[0].cost, 0,
+        "the softphone leg is on-net and free"
+    );
+    assert!(
+        record.legs[1].cost > 0,
+        "the landline leg is paid from mileage"
+    );
+    assert!(store.audit().unwrap().is_empty());
+}
