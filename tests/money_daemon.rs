@@ -211,6 +211,110 @@ fn kill_9_then_restart(store: Store, url: String) {
     });
 }
 
+/// A call-back connected (the issuer accepted with an INFO digit, the visitor answered),
+/// then `kill -9`: at restart each answered leg is billed up to the last heartbeat, once,
+/// with one record for the request and one call of the card's quota.
+fn kill_9_mid_call_back(store: Store, url: String) {
+    let issuer = store
+        .create_issuer(
+            &freecall::store::cards::NewIssuer {
+                login: "crashcard".into(),
+                password_hash: "x".into(),
+                name: "Crash Card".into(),
+                company: String::new(),
+            },
+            100_000,
+        )
+        .unwrap();
+    let card = store
+        .create_card(&freecall::store::cards::NewCard {
+            issuer_id: issuer.id,
+            language: "ko".into(),
+            name: "Crash Card".into(),
+            title: String::new(),
+            company: String::new(),
+            text: String::new(),
+            image_url: String::new(),
+            video_url: String::new(),
+            design: String::new(),
+            phones: r#"[{"kind":"mobile","number":"010-7777-8888"}]"#.into(),
+            quota: 5,
+            callback_countries: String::new(),
+        })
+        .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let dir = temp_dir(&format!("crash-cb-{}", store.backend()));
+        let pbx = Phone::bind("pbx").await;
+        let port = free_port();
+        let api_port = free_port();
+        let media = if store.backend() == "sqlite" { 40800 } else { 41200 };
+        let conf = write_config(&dir, "cb", port, media, pbx.addr, &url, "crashy-cb");
+        let text = std::fs::read_to_string(&conf).unwrap() + "[[tariffs]]\naccount = \"guild\"\ndestination = \"mobile\"\nper_minute = 60\nincrement = \"1/1\"\n\
+[[tariffs]]\naccount = \"guild\"\ndestination = \"landline\"\nper_minute = 30\nincrement = \"1/1\"\n";
+        std::fs::write(&conf, text).unwrap();
+        let sip: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let api: SocketAddr = format!("127.0.0.1:{api_port}").parse().unwrap();
+        let env = [
+            ("FREECALL__DATABASE__URL", url.clone()),
+            ("FREECALL__BILLING__NODE_ID", "crashy-cb".to_string()),
+            ("FREECALL__API__LISTEN", api.to_string()),
+        ];
+        let mut daemon = Daemon::spawn(&conf, &env);
+        tokio::task::spawn_blocking(move || wait_ready(sip)).await.unwrap();
+        let path = format!("/v1/cards/{}/callbacks", card.id);
+        let r = tokio::task::spawn_blocking(move || {
+            common::http::call(api, "POST", &path, None, &[], Some(serde_json::json!({"number": "02-556-1234"})))
+        })
+        .await
+        .unwrap();
+        assert_eq!(r.status, 202, "{}", r.text());
+        let id = r.json()["id"].as_str().unwrap().to_string();
+        // The issuer answers and accepts with digit 1 as SIP INFO.
+        let (inv, from) = pbx.expect_request("INVITE", WAIT).await;
+        assert_eq!(inv.uri_user.as_deref(), Some("01077778888"));
+        pbx.send(from, &pbx.response(&inv, 200, "OK", "iss", Some(&pbx.sdp("sendrecv")))).await;
+        let mut leg = pbx.leg_from_request(&inv, from, "iss");
+        let info = pbx.request(&mut leg, "INFO", Some(("application/dtmf-relay", "Signal=1\r\nDuration=100\r\n")));
+        pbx.send(from, &info).await;
+        let (visitor, from) = pbx.expect_request("INVITE", WAIT).await;
+        assert_eq!(visitor.uri_user.as_deref(), Some("025561234"));
+        pbx.send(from, &pbx.response(&visitor, 200, "OK", "vis", Some(&pbx.sdp("sendrecv")))).await;
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        assert_eq!(store.open_reservations().unwrap(), 2, "both legs hold their reservation");
+
+        daemon.signal("-KILL");
+        let _ = tokio::task::spawn_blocking(move || daemon.wait_exit(Duration::from_secs(5))).await;
+        let mut daemon = Daemon::spawn(&conf, &env);
+        tokio::task::spawn_blocking(move || wait_ready(sip)).await.unwrap();
+        assert_eq!(store.open_reservations().unwrap(), 0, "recovered at start-up");
+        let issuer_debits = store.debits_of_call(&format!("{id}/issuer")).unwrap();
+        let visitor_debits = store.debits_of_call(&format!("{id}/visitor")).unwrap();
+        assert_eq!(issuer_debits.len(), 1, "one debit for the issuer's leg");
+        assert_eq!(visitor_debits.len(), 1, "one debit for the visitor's leg");
+        // About 2.5 s talked with heartbeats every second: 1 to 4 s at 60 and 30 per minute.
+        assert!((1..=4).contains(&issuer_debits[0]), "{issuer_debits:?}");
+        assert!((1..=2).contains(&visitor_debits[0]), "{visitor_debits:?}");
+        let records = common::stores::records(&store);
+        assert_eq!(records.len(), 1, "{records:?}");
+        assert_eq!(records[0].call_id, id);
+        assert_eq!(records[0].legs.len(), 2);
+        assert_eq!(records[0].cost, issuer_debits[0] + visitor_debits[0]);
+        assert!(records[0].cause.contains("switch restarted"));
+        let c = store.card(card.id).unwrap();
+        assert_eq!((c.quota_used, c.quota_reserved), (1, 0));
+        assert!(store.audit().unwrap().is_empty());
+        daemon.signal("-TERM");
+        tokio::task::spawn_blocking(move || daemon.wait_exit(Duration::from_secs(10))).await.unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    });
+}
+
+on_both_stores!(
+    kill_9_mid_call_back_bills_each_answered_leg_once,
+    |store: Store, url: String| { kill_9_mid_call_back(store, url) }
+);
+
 on_both_stores!(
     kill_9_during_an_answered_call_then_restart_bills_once,
     |store: Store, url: String| kill_9_then_restart(store, url)

@@ -105,7 +105,7 @@ impl Manager {
             ),
             _ => {
                 let mut b = Builder::response_to(&req, 405, "Method Not Allowed", None);
-                b.header("Allow", super::ALLOW);
+                b.header("Allow", self.allow());
                 self.tx.send_response(now, tx, 405, b.finish(None, &[]));
             }
         }

@@ -533,6 +533,7 @@ impl Manager {
         let from_tag = self.tx.new_token();
         let branch = self.tx.new_branch();
         let advertised = self.settings.advertised;
+        let allow = self.allow();
         let user_agent = self.settings.user_agent.clone();
         let Some(call) = self.calls.get_mut(&key) else {
             return;
@@ -569,7 +570,7 @@ impl Manager {
             route: Vec::new(),
             contact: Some(contact),
             extra: vec![
-                ("Allow".into(), super::ALLOW.into()),
+                ("Allow".into(), allow.into()),
                 ("User-Agent".into(), user_agent),
             ],
             content_type: Some("application/sdp".into()),
@@ -824,7 +825,7 @@ impl Manager {
         let call = &self.calls[&key];
         let mut b = Builder::response_to(&call.a_invite, code, phrase, Some(&call.a.local_tag));
         b.header("Contact", &self.contact(call.a.peer.transport))
-            .header("Allow", super::ALLOW)
+            .header("Allow", self.allow())
             .header("Server", &self.settings.user_agent);
         match body {
             Some(body) => b.finish(Some("application/sdp"), &body),

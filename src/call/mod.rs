@@ -694,7 +694,7 @@ impl Manager {
             Method::Register => self.handle_register(now, tx, req, from, local_tag),
             Method::Options => {
                 let mut b = Builder::response_to(&req, 200, "OK", Some(&local_tag));
-                b.header("Allow", ALLOW)
+                b.header("Allow", self.allow())
                     .header("Accept", "application/sdp")
                     .header("Server", &self.settings.user_agent);
                 self.tx.send_response(now, tx, 200, b.finish(None, &[]));
@@ -719,7 +719,7 @@ impl Manager {
             ),
             _ => {
                 let mut b = Builder::response_to(&req, 405, "Method Not Allowed", Some(&local_tag));
-                b.header("Allow", ALLOW);
+                b.header("Allow", self.allow());
                 self.tx.send_response(now, tx, 405, b.finish(None, &[]));
             }
         }
@@ -869,7 +869,20 @@ impl Manager {
 }
 
 /// Methods we accept, for Allow headers.
-const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, REGISTER";
+const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO";
+/// The same with the registrar (a switch that keeps accounts).
+const ALLOW_REGISTER: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, REGISTER";
+
+impl Manager {
+    /// The methods this switch serves, for Allow headers.
+    fn allow(&self) -> &'static str {
+        if self.settings.billing.is_some() {
+            ALLOW_REGISTER
+        } else {
+            ALLOW
+        }
+    }
+}
 
 /// Our Contact for a leg on `transport`.
 fn contact_for(advertised: SocketAddr, transport: crate::sip::Transport) -> String {

@@ -422,6 +422,7 @@ impl Manager {
         let branch = self.tx.new_branch();
         let advertised = self.settings.advertised;
         let user_agent = self.settings.user_agent.clone();
+        let allow = self.allow();
         let ring = self.settings.placed_ring;
         let Some(p) = self.placed.get_mut(&key) else {
             return;
@@ -459,7 +460,7 @@ impl Manager {
             route: Vec::new(),
             contact: Some(super::contact_for(advertised, peer.transport)),
             extra: vec![
-                ("Allow".into(), super::ALLOW.into()),
+                ("Allow".into(), allow.into()),
                 ("User-Agent".into(), user_agent),
             ],
             content_type: Some("application/sdp".into()),
@@ -901,7 +902,7 @@ impl Manager {
                 let body = sdp::own_answer(local, &format);
                 let mut b = Builder::response_to(&req, 200, "OK", None);
                 b.header("Contact", &self.contact(req_transport(&req)))
-                    .header("Allow", super::ALLOW)
+                    .header("Allow", self.allow())
                     .header("Server", &self.settings.user_agent);
                 let bytes = b.finish(Some("application/sdp"), &body);
                 self.tx.send_response(now, tx, 200, bytes);
@@ -924,7 +925,7 @@ impl Manager {
             ),
             _ => {
                 let mut b = Builder::response_to(&req, 405, "Method Not Allowed", None);
-                b.header("Allow", super::ALLOW);
+                b.header("Allow", self.allow());
                 self.tx.send_response(now, tx, 405, b.finish(None, &[]));
             }
         }

@@ -39,15 +39,10 @@ impl Manager {
         local_tag: String,
     ) {
         let Some(billing) = &self.settings.billing else {
-            return self.reply(
-                now,
-                tx,
-                &req,
-                403,
-                "Forbidden",
-                Some(&local_tag),
-                Some("this switch keeps no registrations"),
-            );
+            // A bare B2BUA keeps no accounts, so no registrations.
+            let mut b = Builder::response_to(&req, 405, "Method Not Allowed", Some(&local_tag));
+            b.header("Allow", self.allow());
+            return self.tx.send_response(now, tx, 405, b.finish(None, &[]));
         };
         let realm = billing.realm.clone();
         let Some(proof) = req
