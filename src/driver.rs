@@ -434,7 +434,7 @@ async fn run(
                     }
                     Stop::Now => {
                         manager.begin_drain();
-                        manager.hangup_all(clock::now(), "switch stopping");
+                        manager.hangup_all(clock::now(), crate::call::EndCause::SwitchStopping);
                         drain_until = Some(clock::now());
                     }
                 }
@@ -470,7 +470,7 @@ async fn run(
                     active = manager.active_calls(),
                     "grace period over, hanging up"
                 );
-                manager.hangup_all(clock::now(), "switch shutting down");
+                manager.hangup_all(clock::now(), crate::call::EndCause::SwitchStopping);
                 flush(&mut manager, &udp, &mut conns, &mut pending_tcp, &net_tx).await;
                 forward_billing(&mut manager, &billing);
                 while let Some(p) = manager.poll_progress() {

@@ -92,7 +92,8 @@ impl CallTotals {
             counter!("freecall_talk_seconds_total").increment(t.as_secs());
         }
         if outcome == "refused" {
-            counter!("freecall_refusals_total", "reason" => reason(&o.cause)).increment(1);
+            // The cause's stable code: a fixed set of labels (`call::EndCause::code`).
+            counter!("freecall_refusals_total", "reason" => o.cause_code).increment(1);
         }
         if let Some(m) = &o.media {
             for (leg, stats) in ["caller", "callee"].iter().zip(&m.legs) {
@@ -106,34 +107,6 @@ impl CallTotals {
             gauge!("freecall_acd_seconds").set(self.talk.as_secs_f64() / self.answered as f64);
         }
     }
-}
-
-/// Refusal causes are fixed strings of the switch's; anything else is grouped, so the
-/// label cannot grow without bound.
-fn reason(cause: &str) -> &'static str {
-    const KNOWN: [&str; 16] = [
-        "mileage exhausted",
-        "guild exhausted",
-        "call quota used up",
-        "destination not allowed",
-        "unknown account",
-        "authentication failed",
-        "billing unavailable",
-        "no route for this number",
-        "no number dialled",
-        "source address not allowed",
-        "call limit reached",
-        "switch is shutting down",
-        "loop detected",
-        "too many hops",
-        "no codec in common with the trunk",
-        "credentials are for another request",
-    ];
-    KNOWN
-        .iter()
-        .find(|k| cause == **k)
-        .copied()
-        .unwrap_or("other")
 }
 
 pub fn active_calls(n: usize) {

@@ -5,7 +5,7 @@
 //! through the client transaction and is answered on the original server transaction.
 //! SDP in either direction is rewritten so media keeps flowing through the switch.
 
-use super::{CallKey, ClientPurpose, Manager, PendingAck, ServerPurpose, State};
+use super::{CallKey, ClientPurpose, EndCause, Manager, PendingAck, ServerPurpose, State};
 use crate::media::Side;
 use crate::sip::{Builder, Message, Method};
 use crate::transaction::TxId;
@@ -35,15 +35,15 @@ impl Manager {
         }
         match method {
             Method::Bye => {
-                let cause = match side {
-                    Side::A => "caller hung up",
-                    Side::B => "callee hung up",
-                };
+                let cause = EndCause::HungUp(match side {
+                    Side::A => "caller",
+                    Side::B => "callee",
+                });
                 self.reply(now, tx, &req, 200, "OK", None, None);
                 let state = self.calls[&key].state;
-                info!(call = %self.calls[&key].id, cause, "BYE");
+                info!(call = %self.calls[&key].id, cause = %cause.text(), "BYE");
                 if state == State::Answered {
-                    self.send_bye(now, key, side.other(), cause);
+                    self.send_bye(now, key, side.other(), &cause);
                     self.finish(now, key, 200, cause);
                 } else if side == Side::A {
                     // BYE on an early dialog: the caller gives up before the answer.
@@ -282,7 +282,7 @@ impl Manager {
         self.tx.send_response(now, server, code, bytes);
         if code == 481 || code == 408 {
             // RFC 5057: the other leg's dialog is gone; so is the call.
-            self.hangup(now, key, "dialog lost on the other leg");
+            self.hangup(now, key, EndCause::DialogLost);
         }
     }
 

@@ -2,7 +2,7 @@
 //! switch's own hang-ups.
 
 use super::outcome::{map_trunk_failure, phrase, refusal_prompt};
-use super::{Call, CallTimer, ClientPurpose, Manager, ServerPurpose, State};
+use super::{Call, CallTimer, ClientPurpose, EndCause, Manager, Rejection, ServerPurpose, State};
 use crate::auth::{self, NonceCheck};
 use crate::billing::{Authorization, AuthorizeRequest, BillingRequest, Payer, Refusal, Settlement};
 use crate::dialog::{Dialog, via};
@@ -27,10 +27,13 @@ impl Manager {
         local_tag: String,
     ) {
         self.stats.calls_offered += 1;
-        let refuse = |m: &mut Manager, code: u16, why: &str| {
+        let refuse = |m: &mut Manager, why: Rejection| {
             m.stats.calls_refused += 1;
-            info!(code, why, source = %from.addr, "call refused");
-            m.refused_early(now, &req, code, why);
+            let code = why.sip_status();
+            let cause = EndCause::Rejected(why);
+            let text = cause.text();
+            info!(code, why = %text, source = %from.addr, "call refused");
+            m.refused_early(now, &req, code, &cause);
             m.reply(
                 now,
                 tx,
@@ -38,25 +41,25 @@ impl Manager {
                 code,
                 phrase(code),
                 Some(&local_tag),
-                Some(why),
+                Some(&text),
             );
         };
         if self.draining {
-            return refuse(self, 503, "switch is shutting down");
+            return refuse(self, Rejection::ShuttingDown);
         }
         if req.max_forwards == Some(0) {
-            return refuse(self, 483, "too many hops");
+            return refuse(self, Rejection::TooManyHops);
         }
         let me = self.settings.advertised.to_string();
         let looped = req.headers_named("Via").any(|v| {
             v.contains(&me) && v.contains(&format!("branch={}", crate::sip::BRANCH_PREFIX))
         });
         if looped {
-            return refuse(self, 482, "loop detected");
+            return refuse(self, Rejection::Loop);
         }
         let payer = match self.payer_for(now, &req, from) {
             Ok(p) => p,
-            Err(Gate::Refuse(code, why)) => return refuse(self, code, why),
+            Err(Gate::Refuse(why)) => return refuse(self, why),
             Err(Gate::Challenge { stale }) => {
                 return self.challenge(now, tx, &req, &local_tag, stale, from);
             }
@@ -82,8 +85,8 @@ impl Manager {
         let number = match normalize_number(dialled) {
             Ok(n) => n,
             Err(_) if member => dialled.to_string(),
-            Err(NumberError::Empty) => return refuse(self, 484, "no number dialled"),
-            Err(e) => return refuse(self, 484, &e.to_string()),
+            Err(NumberError::Empty) => return refuse(self, Rejection::NoNumber),
+            Err(e) => return refuse(self, Rejection::BadNumber(e.to_string())),
         };
         let payer = if member { None } else { payer };
         let destination = match &self.settings.billing {
@@ -97,7 +100,7 @@ impl Manager {
             .as_ref()
             .is_some_and(|b| b.blocked.contains(&destination));
         if blocked {
-            return refuse(self, 403, "destination not allowed");
+            return refuse(self, Rejection::DestinationNotAllowed);
         }
         let route = match member {
             true => Some((Vec::new(), false)),
@@ -108,7 +111,7 @@ impl Manager {
                 .map(|r| (r.trunks.clone(), r.record)),
         };
         let Some((mut trunks, record)) = route else {
-            return refuse(self, 404, "no route for this number");
+            return refuse(self, Rejection::NoRoute);
         };
         // Trunks that do not answer OPTIONS are skipped, unless none does (then all are
         // tried: a ping can be lost, a call should not be for that).
@@ -116,16 +119,16 @@ impl Manager {
             trunks.retain(|&t| self.trunk_is_up(t));
         }
         if !req.has_sdp() {
-            return refuse(self, 488, "an SDP offer is required in the INVITE");
+            return refuse(self, Rejection::NoOffer);
         }
         let (remote, a_formats) = match sdp::read_offer(&req.body) {
             Ok((r, f)) if !f.is_empty() => (r, f),
-            Ok(_) => return refuse(self, 488, "the offer names no audio format"),
-            Err(e) => return refuse(self, 488, &e.to_string()),
+            Ok(_) => return refuse(self, Rejection::NoAudio),
+            Err(e) => return refuse(self, Rejection::BadSdp(e.to_string())),
         };
         let (media, endpoints) = match self.media.allocate() {
             Ok(m) => m,
-            Err(e) => return refuse(self, 503, &e.to_string()),
+            Err(_) => return refuse(self, Rejection::NoMediaPorts),
         };
         self.media.set_remote(media, Side::A, remote);
 
@@ -219,7 +222,7 @@ impl Manager {
 
     /// An INVITE refused before it became a call (no route, bad number, blocked
     /// destination, …) still ends as an outcome and a record: the NOC sees attempts too.
-    fn refused_early(&mut self, now: Instant, req: &Message, code: u16, why: &str) {
+    fn refused_early(&mut self, now: Instant, req: &Message, code: u16, why: &EndCause) {
         let id = format!("fc-{}", self.tx.new_token());
         let dialled = req.uri_user.clone().unwrap_or_default();
         let number = normalize_number(&dialled).unwrap_or(dialled);
@@ -235,7 +238,7 @@ impl Manager {
                     setup_ms: at,
                     ended_ms: at,
                     code,
-                    cause: why.to_string(),
+                    cause: why.text(),
                     ended_by: crate::cdr::BY_SWITCH.into(),
                     ..Default::default()
                 })));
@@ -244,7 +247,8 @@ impl Manager {
             call: id,
             number,
             code,
-            cause: why.to_string(),
+            cause: why.text(),
+            cause_code: why.code(),
             setup: None,
             talk: None,
             media: None,
@@ -275,7 +279,7 @@ impl Manager {
             }
             // The proof covers the Request-URI: a captured one cannot dial another number.
             if Some(proof.uri.as_str()) != req.request_uri() {
-                return Err(Gate::Refuse(403, "credentials are for another request"));
+                return Err(Gate::Refuse(Rejection::CredentialsForAnotherRequest));
             }
             let unix_secs = (self.unix_ms(now) / 1000).max(0) as u64;
             let client = from.addr.ip().to_string();
@@ -304,16 +308,13 @@ impl Manager {
                 PeerBilling::Unbilled => Ok(None),
                 PeerBilling::Header(name) => match req.header(&name).and_then(parse_charge) {
                     Some(payer) => Ok(Some(payer)),
-                    None => Err(Gate::Refuse(
-                        403,
-                        "no account or card named in the charge header",
-                    )),
+                    None => Err(Gate::Refuse(Rejection::NoChargeHeader)),
                 },
             };
         }
         match self.settings.billing {
             Some(_) => Err(Gate::Challenge { stale: false }),
-            None => Err(Gate::Refuse(403, "source address not allowed")),
+            None => Err(Gate::Refuse(Rejection::SourceNotAllowed)),
         }
     }
 
@@ -395,7 +396,7 @@ impl Manager {
                 call.endpoints.a,
                 &sdp::answer_formats(&format),
             ) else {
-                return self.send_refusal(now, key, code, &text);
+                return self.send_refusal(now, key, refusal);
             };
             let media = call.media;
             let bytes = self.response_to_a(key, 183, "Session Progress", Some(body));
@@ -403,7 +404,7 @@ impl Manager {
                 return;
             };
             call.state = State::Announcing;
-            call.refusal = Some((code, text));
+            call.refusal = Some(refusal);
             call.a_format = Some(format.clone());
             let a_tx = call.a_invite_tx;
             self.tx.send_response(now, a_tx, 183, bytes);
@@ -416,7 +417,7 @@ impl Manager {
             )));
             return;
         }
-        self.send_refusal(now, key, code, &text);
+        self.send_refusal(now, key, refusal);
     }
 
     /// The announcement of a refusal ended (or took too long): the final status.
@@ -427,23 +428,24 @@ impl Manager {
         if call.state != State::Announcing {
             return;
         }
-        if let Some((code, text)) = call.refusal.take() {
-            self.send_refusal(now, key, code, &text);
+        if let Some(refusal) = call.refusal.take() {
+            self.send_refusal(now, key, refusal);
         }
     }
 
-    fn send_refusal(&mut self, now: Instant, key: CallKey, code: u16, text: &str) {
+    fn send_refusal(&mut self, now: Instant, key: CallKey, refusal: Refusal) {
         let Some(call) = self.calls.get(&key) else {
             return;
         };
+        let code = refusal.sip_status();
         let a_tx = call.a_invite_tx;
         let mut b =
             Builder::response_to(&call.a_invite, code, phrase(code), Some(&call.a.local_tag));
-        b.reason(code, text)
+        b.reason(code, &refusal.to_string())
             .header("Server", &self.settings.user_agent);
         self.tx.send_response(now, a_tx, code, b.finish(None, &[]));
         self.stats.calls_refused += 1;
-        self.finish(now, key, code, text);
+        self.finish(now, key, code, EndCause::Refused(refusal));
     }
 
     /// Send the INVITE to the current trunk: a new dialog with its own Call-ID, tags, Via
@@ -462,13 +464,7 @@ impl Manager {
             .get(call.trunk_pos)
             .and_then(|&i| self.routing.trunks.get(i))
         else {
-            return self.abandon(
-                now,
-                key,
-                503,
-                "Service Unavailable",
-                "trunk no longer configured",
-            );
+            return self.abandon(now, key, 503, "Service Unavailable", EndCause::TrunkGone);
         };
         let offer = if trunk.codecs.is_empty() {
             // The caller's offer as it is: the trunk picks, media is relayed untouched.
@@ -497,7 +493,7 @@ impl Manager {
                     key,
                     488,
                     "Not Acceptable Here",
-                    "no codec in common with the trunk",
+                    EndCause::NoCommonCodec,
                 );
             }
         };
@@ -515,7 +511,13 @@ impl Manager {
         };
         match sdp::rewrite(&call.a_invite.body, call.endpoints.b) {
             Ok((offer, _)) => self.send_b_request(now, key, contact, peer, offer),
-            Err(e) => self.abandon(now, key, 488, "Not Acceptable Here", &e.to_string()),
+            Err(e) => self.abandon(
+                now,
+                key,
+                488,
+                "Not Acceptable Here",
+                EndCause::Rejected(Rejection::BadSdp(e.to_string())),
+            ),
         }
     }
 
@@ -716,7 +718,7 @@ impl Manager {
                 ));
                 self.tx.send_request(now, peer, bye);
                 if call.state == State::Cancelling {
-                    self.finish(now, key, 487, "caller cancelled");
+                    self.finish(now, key, 487, EndCause::CallerCancelled);
                 }
             }
             return;
@@ -733,7 +735,13 @@ impl Manager {
         self.tx.send_stateless(peer, ack);
         if !resp.has_sdp() {
             warn!(call = %call.id, "trunk answered without SDP");
-            return self.abandon(now, key, 502, "Bad Gateway", "trunk answered without SDP");
+            return self.abandon(
+                now,
+                key,
+                502,
+                "Bad Gateway",
+                EndCause::TrunkAnsweredWithoutSdp,
+            );
         }
         let body = self.answer_sdp(key, &resp);
         let Some(call) = self.calls.get_mut(&key) else {
@@ -839,7 +847,7 @@ impl Manager {
             return;
         };
         if call.state == State::Cancelling {
-            return self.finish(now, key, 487, "caller cancelled");
+            return self.finish(now, key, 487, EndCause::CallerCancelled);
         }
         let (a_code, a_phrase, retry) = map_trunk_failure(code);
         if retry && call.trunk_pos + 1 < call.trunks.len() {
@@ -860,7 +868,7 @@ impl Manager {
             .header("Server", &self.settings.user_agent);
         self.tx
             .send_response(now, a_tx, a_code, b.finish(None, &[]));
-        self.finish(now, key, a_code, &format!("trunk: {code} {text}"));
+        self.finish(now, key, a_code, EndCause::Trunk(code, text));
     }
 
     pub(super) fn handle_client_timeout(&mut self, now: Instant, tx: TxId) {
@@ -888,7 +896,7 @@ impl Manager {
                         408,
                         Builder::response(408, "Request Timeout").finish(None, &[]),
                     );
-                    self.hangup(now, key, "in-dialog request timed out");
+                    self.hangup(now, key, EndCause::InDialogTimeout);
                 }
             }
             ClientPurpose::Ping { index, generation } => {
@@ -936,13 +944,13 @@ impl Manager {
                 if let Some(c) = self.tx.send_cancel(now, b_tx) {
                     self.client_txs.insert(c, (key, ClientPurpose::Cancel));
                 } else {
-                    self.finish(now, key, 487, "caller cancelled");
+                    self.finish(now, key, 487, EndCause::CallerCancelled);
                 }
             }
             // No provisional yet: the CANCEL is sent when one arrives; a trunk that stays
             // silent times out (Timer B) and the call is removed then.
             Some(_) => {}
-            None => self.finish(now, key, 487, "caller cancelled"),
+            None => self.finish(now, key, 487, EndCause::CallerCancelled),
         }
     }
 
@@ -953,7 +961,7 @@ impl Manager {
         key: CallKey,
         code: u16,
         phrase: &str,
-        cause: &str,
+        cause: EndCause,
     ) {
         let Some(call) = self.calls.get(&key) else {
             return;
@@ -964,7 +972,7 @@ impl Manager {
         let tag = call.a.local_tag.clone();
         if !answered {
             let mut b = Builder::response_to(&call.a_invite, code, phrase, Some(&tag));
-            b.reason(code, cause);
+            b.reason(code, &cause.text());
             self.tx.send_response(now, a_tx, code, b.finish(None, &[]));
         }
         if let Some(b_tx) = b_tx
@@ -974,21 +982,21 @@ impl Manager {
         }
         if answered {
             // The trunk's 2xx arrived but the call cannot go on: hang up the trunk leg.
-            self.send_bye(now, key, Side::B, cause);
+            self.send_bye(now, key, Side::B, &cause);
         }
         self.stats.calls_failed += 1;
         self.finish(now, key, code, cause);
     }
 
     /// The switch ends a call itself (RTP timeout, missing ACK, shutdown).
-    pub(super) fn hangup(&mut self, now: Instant, key: CallKey, cause: &str) {
+    pub(super) fn hangup(&mut self, now: Instant, key: CallKey, cause: EndCause) {
         let Some(call) = self.calls.get(&key) else {
             return;
         };
         match call.state {
             State::Answered => {
-                self.send_bye(now, key, Side::A, cause);
-                self.send_bye(now, key, Side::B, cause);
+                self.send_bye(now, key, Side::A, &cause);
+                self.send_bye(now, key, Side::B, &cause);
                 self.finish(now, key, 200, cause);
             }
             State::Authorizing | State::Locating | State::Trying | State::Early => {
@@ -1000,7 +1008,7 @@ impl Manager {
     }
 
     /// BYE on one leg with a Reason header saying why.
-    pub(super) fn send_bye(&mut self, now: Instant, key: CallKey, side: Side, cause: &str) {
+    pub(super) fn send_bye(&mut self, now: Instant, key: CallKey, side: Side, cause: &EndCause) {
         let advertised = self.settings.advertised;
         let branch = self.tx.new_branch();
         let Some(call) = self.calls.get_mut(&key) else {
@@ -1015,7 +1023,7 @@ impl Manager {
         let mut bye = d.request(Method::Bye, branch, advertised, &contact);
         bye.extra.push((
             "Reason".into(),
-            format!("SIP;cause=200;text=\"{}\"", cause.replace('"', "'")),
+            format!("SIP;cause=200;text=\"{}\"", cause.text().replace('"', "'")),
         ));
         let tx = self.tx.send_request(now, peer, bye);
         self.client_txs.insert(tx, (key, ClientPurpose::Bye));
@@ -1026,7 +1034,7 @@ use super::CallKey;
 
 /// Why a new INVITE does not go ahead yet.
 enum Gate {
-    Refuse(u16, &'static str),
+    Refuse(Rejection),
     /// Answer 407 (with `stale=true` when the nonce merely expired).
     Challenge {
         stale: bool,

@@ -17,7 +17,7 @@ mod outcome;
 mod placed;
 mod register;
 
-pub use cause::{EndCause, Role};
+pub use cause::{EndCause, Rejection, Role};
 pub use outcome::Outcome;
 pub use placed::{Command, Flow, Originate, Progress, Target, info_digit};
 pub use register::parse_source;
@@ -165,7 +165,7 @@ pub struct Call {
     /// The switch is playing its own early media (ringback) to the caller.
     local_media: bool,
     /// The final status to send once the refusal's announcement ends.
-    refusal: Option<(u16, String)>,
+    refusal: Option<crate::billing::Refusal>,
     /// The route asks for a recording.
     record: bool,
     /// The dialled number's kind, for the record.
@@ -523,7 +523,7 @@ impl Manager {
                         .and_then(|c| c.paid.as_ref().map(|p| p.limit_reason));
                     if let Some(reason) = reason {
                         info!(call = %self.call_name(key), reason, "time limit reached, hanging up");
-                        self.hangup(now, key, reason);
+                        self.hangup(now, key, EndCause::LimitReached(reason));
                     }
                 }
                 CallTimer::Warn => {
@@ -544,7 +544,7 @@ impl Manager {
                     let state = self.calls.get(&key).map(|c| c.state);
                     if state == Some(State::Cancelling) {
                         info!(call = %self.call_name(key), "trunk never confirmed the CANCEL");
-                        self.finish(now, key, 487, "caller cancelled");
+                        self.finish(now, key, 487, EndCause::CallerCancelled);
                         continue;
                     }
                     let ringing = matches!(
@@ -552,7 +552,7 @@ impl Manager {
                         Some(State::Authorizing | State::Locating | State::Trying | State::Early)
                     );
                     if ringing {
-                        self.abandon(now, key, 480, "Temporarily Unavailable", "no answer");
+                        self.abandon(now, key, 480, "Temporarily Unavailable", EndCause::RangOut);
                     }
                 }
             }
@@ -582,7 +582,7 @@ impl Manager {
             MediaEvent::RtpTimeout(id) => {
                 if let Some(key) = self.media_calls.get(&id).copied() {
                     info!(call = %self.call_name(key), "no RTP, hanging up");
-                    self.hangup(now, key, "media timeout");
+                    self.hangup(now, key, EndCause::MediaTimeout);
                 }
             }
             MediaEvent::PlayDone(id, Side::A) => {
@@ -606,14 +606,14 @@ impl Manager {
     }
 
     /// End every call now: BYE to answered ones, CANCEL/503 to ringing ones.
-    pub fn hangup_all(&mut self, now: Instant, cause: &str) {
+    pub fn hangup_all(&mut self, now: Instant, cause: EndCause) {
         let keys: Vec<CallKey> = self.calls.keys().copied().collect();
         for key in keys {
-            self.hangup(now, key, cause);
+            self.hangup(now, key, cause.clone());
         }
         let placed: Vec<CallKey> = self.placed.keys().copied().collect();
         for key in placed {
-            self.end_placed(now, key, EndCause::SwitchStopping);
+            self.end_placed(now, key, cause.clone());
         }
         self.process_tx_events(now);
     }
@@ -653,7 +653,7 @@ impl Manager {
                         self.server_txs.get(&tx).copied()
                     {
                         info!(call = %self.call_name(key), "caller never acknowledged the answer");
-                        self.hangup(now, key, "no ACK from caller");
+                        self.hangup(now, key, EndCause::NoAck);
                     }
                 }
             }
@@ -750,7 +750,7 @@ impl Manager {
     }
 
     /// Remove a call and everything that points at it.
-    fn finish(&mut self, now: Instant, key: CallKey, outcome_code: u16, cause: &str) {
+    fn finish(&mut self, now: Instant, key: CallKey, outcome_code: u16, cause: EndCause) {
         let Some(call) = self.calls.remove(&key) else {
             return;
         };
@@ -777,7 +777,7 @@ impl Manager {
         let record = self
             .settings
             .records
-            .then(|| Box::new(self.record_of(&call, now, outcome_code, cause, &media)));
+            .then(|| Box::new(self.record_of(&call, now, outcome_code, &cause, &media)));
         match (&call.paid, record) {
             (Some(paid), record) => {
                 self.billing_out
@@ -786,7 +786,7 @@ impl Manager {
                         call_id: call.id.clone(),
                         answered_ms: call.answered.map(|a| self.unix_ms(a)),
                         ended_ms: self.unix_ms(now),
-                        cause: cause.to_string(),
+                        cause: cause.text(),
                         record,
                         legs: Vec::new(),
                     }))
@@ -801,7 +801,7 @@ impl Manager {
             call = %call.id,
             number = %call.number,
             code = outcome_code,
-            cause,
+            cause = %cause.text(),
             talk_ms = talk.map(|d| d.as_millis() as u64).unwrap_or(0),
             "call ended"
         );
@@ -809,7 +809,8 @@ impl Manager {
             call: call.id,
             number: call.number,
             code: outcome_code,
-            cause: cause.to_string(),
+            cause: cause.text(),
+            cause_code: cause.code(),
             setup: call
                 .answered
                 .map(|a| a.saturating_duration_since(call.started)),
@@ -828,7 +829,7 @@ impl Manager {
         call: &Call,
         now: Instant,
         code: u16,
-        cause: &str,
+        cause: &EndCause,
         media: &Option<crate::media::MediaStats>,
     ) -> crate::cdr::CallRecord {
         let dialled = if call.b.is_some() {
@@ -858,8 +859,8 @@ impl Manager {
             billed_secs: 0,
             cost: 0,
             code,
-            cause: cause.to_string(),
-            ended_by: outcome::ended_by(cause).into(),
+            cause: cause.text(),
+            ended_by: cause.ended_by().into(),
             codec_caller: call.a_format.as_ref().map(|f| f.name()).unwrap_or_default(),
             codec_callee: call.b_format.as_ref().map(|f| f.name()).unwrap_or_default(),
             media: media.as_ref().and_then(|m| serde_json::to_value(m).ok()),

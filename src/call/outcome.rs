@@ -11,6 +11,8 @@ pub struct Outcome {
     pub code: u16,
     /// Why it ended, in words an operator reads: "caller hung up", "no route", …
     pub cause: String,
+    /// The same as a stable code (`EndCause::code`): the metric label.
+    pub cause_code: &'static str,
     /// INVITE received → answer, for answered calls.
     pub setup: Option<Duration>,
     pub talk: Option<Duration>,
@@ -67,16 +69,5 @@ pub fn phrase(code: u16) -> &'static str {
         600 => "Busy Everywhere",
         603 => "Decline",
         _ => "Failed",
-    }
-}
-
-/// Who ended a call, from the cause the call layer gave: `caller`, `callee` or `switch`.
-pub fn ended_by(cause: &str) -> &'static str {
-    if cause.starts_with("caller") {
-        crate::cdr::BY_CALLER
-    } else if cause.starts_with("callee") || cause.starts_with("trunk") {
-        crate::cdr::BY_CALLEE
-    } else {
-        crate::cdr::BY_SWITCH
     }
 }

@@ -1086,6 +1086,7 @@ impl Manager {
             number: b.number(),
             code: cause.sip_status(),
             cause: text,
+            cause_code: cause.code(),
             setup: b.answered.map(|t| t.saturating_duration_since(p.started)),
             talk,
             media: media_stats,

@@ -6,7 +6,7 @@
 //! (`BillingRequest::Register`), so several nodes share them through the store. A call is
 //! sent to the address the phone registered from, never to an address its Contact names.
 
-use super::{CallKey, Manager, State};
+use super::{CallKey, EndCause, Manager, State};
 use crate::auth::{self, NonceCheck};
 use crate::billing::BillingRequest;
 use crate::registrar::{Binding, RegisterRefusal, RegisterRequest};
@@ -219,14 +219,14 @@ impl Manager {
                 key,
                 480,
                 "Temporarily Unavailable",
-                "user not registered",
+                EndCause::NotRegistered,
             ),
             (false, None) => self.abandon(
                 now,
                 key,
                 503,
                 "Service Unavailable",
-                "registrar unavailable",
+                EndCause::RegistrarUnavailable,
             ),
         }
     }
