@@ -253,7 +253,7 @@ mod tests {
             EndCause::DialogLost,
             EndCause::NotRegistered,
             EndCause::RegistrarUnavailable,
-            EndCause::Rejected(Rejection::NoRoute),
+            EndCause::Rejected(Rejection::Loop),
             EndCause::HungUp("issuer"),
             EndCause::Declined,
             EndCause::NoKeyPressed,

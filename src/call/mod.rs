@@ -14,6 +14,7 @@ mod cause;
 mod in_dialog;
 mod invite;
 mod outcome;
+mod outbound;
 mod placed;
 mod register;
 

@@ -16,13 +16,14 @@
 //! and the call is settled once, with one record holding both legs.
 
 use super::cause::{EndCause, Role};
+use super::outbound::{LegResponse, NewInvite, OutLeg};
 use super::{CallKey, CallTimer, ClientPurpose, Manager};
 use crate::billing::{Authorization, BillingRequest, LegSettlement, Settlement};
-use crate::dialog::{Dialog, via};
+use crate::dialog::Dialog;
 use crate::media::codec::Codec;
-use crate::media::{Endpoints, LegFormat, MediaId, Play, Side, sdp};
+use crate::media::{Endpoints, MediaId, Play, Side, sdp};
 use crate::numbers::DestinationKind;
-use crate::sip::{Builder, Message, Method, OutRequest};
+use crate::sip::{Builder, Message, Method};
 use crate::transaction::TxId;
 use std::cmp::Reverse;
 use std::time::{Duration, Instant};
@@ -105,71 +106,6 @@ enum Stage {
     CallingSecond,
     /// Both answered and bridged.
     Connected,
-}
-
-/// One outbound leg: the numbers it may ring, the trunks of the current number, and the
-/// dialog once an INVITE is out.
-pub(super) struct OutLeg {
-    role: Role,
-    targets: Vec<Target>,
-    target: usize,
-    /// Trunk indices (into the routing the call started with) for the current target.
-    trunks: Vec<usize>,
-    trunk: usize,
-    /// Names of the trunks dialled, for the record.
-    dialled: Vec<String>,
-    dialog: Option<Dialog>,
-    tx: Option<TxId>,
-    /// Bumped with every INVITE sent, so a ring timer of an earlier attempt is ignored.
-    attempt: u32,
-    provisional: bool,
-    ack: Option<Vec<u8>>,
-    answered: Option<Instant>,
-    /// Answered on a registered softphone: on-net, so this leg is not billed.
-    on_net: bool,
-    format: Option<LegFormat>,
-    auth: Option<Authorization>,
-    /// A re-INVITE from the far end that the switch answered: (CSeq, server transaction),
-    /// until its ACK arrives.
-    reinvite: Option<(u32, TxId)>,
-    /// The worst failure so far, told when no number is left.
-    failure: Option<EndCause>,
-}
-
-impl OutLeg {
-    fn new(role: Role, targets: Vec<Target>, auth: Option<Authorization>) -> OutLeg {
-        OutLeg {
-            role,
-            targets,
-            target: 0,
-            trunks: Vec::new(),
-            trunk: 0,
-            dialled: Vec::new(),
-            dialog: None,
-            tx: None,
-            attempt: 0,
-            provisional: false,
-            ack: None,
-            answered: None,
-            on_net: false,
-            format: None,
-            auth,
-            reinvite: None,
-            failure: None,
-        }
-    }
-
-    fn current(&self) -> Option<&Target> {
-        self.targets.get(self.target)
-    }
-
-    /// The number this leg rang last (or would ring first).
-    fn number(&self) -> String {
-        self.targets
-            .get(self.target.min(self.targets.len().saturating_sub(1)))
-            .map(|t| t.number.clone())
-            .unwrap_or_default()
-    }
 }
 
 pub(super) struct Placed {
@@ -436,43 +372,24 @@ impl Manager {
             shown
         };
         let offer = sdp::own_offer(p.endpoints.local(side), codecs);
-        let dialog = Dialog {
+        let (request, old) = p.leg(side).invite(NewInvite {
             call_id: call_id.clone(),
-            local_tag: from_tag.clone(),
-            local_uri: format!("<sip:{shown}@{}>", advertised.ip()),
-            remote_tag: None,
-            remote: format!("<{uri}>"),
-            local_cseq: 1,
-            remote_target: uri.clone(),
-            route_set: Vec::new(),
-            peer,
-        };
-        let request = OutRequest {
-            method: Method::Invite,
-            uri,
-            via: via(peer.transport, advertised, &branch),
+            from_tag: from_tag.clone(),
             branch,
+            uri,
+            peer,
+            from_user: &shown,
+            advertised,
             max_forwards: 70,
-            from: dialog.local(),
-            to: dialog.remote.clone(),
-            call_id: call_id.clone(),
-            cseq: 1,
-            route: Vec::new(),
-            contact: Some(super::contact_for(advertised, peer.transport)),
-            extra: vec![
-                ("Allow".into(), allow.into()),
-                ("User-Agent".into(), user_agent),
-            ],
-            content_type: Some("application/sdp".into()),
-            body: offer,
-        };
+            allow,
+            user_agent,
+            offer,
+        });
         let leg = p.leg(side);
-        leg.attempt += 1;
-        leg.provisional = false;
         leg.dialled.push(through.to_string());
         let attempt = leg.attempt;
         let role = leg.role;
-        if let Some(old) = leg.dialog.replace(dialog) {
+        if let Some(old) = old {
             self.dialogs.remove(&(old.call_id, old.local_tag));
         }
         let id = p.id.clone();
@@ -505,41 +422,37 @@ impl Manager {
         resp: Message,
     ) {
         let code = resp.status().unwrap_or(0);
-        let current = self
-            .placed
-            .get(&key)
-            .is_some_and(|p| p.legs[side.index()].tx == Some(tx));
-        if !current {
-            // An INVITE given up on (rang out, or the call ended): a late 2xx is
-            // acknowledged and hung up.
-            if code >= 200 {
-                self.client_txs.remove(&tx);
-                if let Some(d) = self.late_answers.remove(&tx)
-                    && code < 300
-                {
-                    self.ack_and_bye(now, d, &resp, "call no longer wanted");
+        let advertised = self.settings.advertised;
+        let branch = self.tx.new_branch();
+        let heard = match self.placed.get_mut(&key) {
+            Some(p) => p.leg(side).handle_response(tx, &resp, now, branch, advertised),
+            None => LegResponse::Stale,
+        };
+        match heard {
+            LegResponse::Stale => {
+                // An INVITE given up on (rang out, or the call ended): a late 2xx is
+                // acknowledged and hung up.
+                if code >= 200 {
+                    self.client_txs.remove(&tx);
+                    if let Some(d) = self.late_answers.remove(&tx)
+                        && code < 300
+                    {
+                        self.ack_and_bye(now, d, &resp, "call no longer wanted");
+                    }
                 }
             }
-            return;
-        }
-        let Some(p) = self.placed.get_mut(&key) else {
-            return;
-        };
-        let leg = p.leg(side);
-        if code < 200 {
-            leg.provisional = true;
-            if let (Some(tag), Some(d)) = (&resp.to_tag, leg.dialog.as_mut()) {
-                d.remote_tag = Some(tag.clone());
-                d.remote = resp.to.clone();
+            LegResponse::Trying | LegResponse::Provisional => {}
+            LegResponse::AnsweredAgain(ack, peer) => self.tx.send_stateless(peer, ack),
+            LegResponse::Fork(d) => self.ack_and_bye(now, d, &resp, "call already answered"),
+            LegResponse::Answered(ack, peer) => {
+                self.tx.send_stateless(peer, ack);
+                self.leg_answered(now, key, side, resp);
             }
-            return;
+            LegResponse::Failed(code) => {
+                self.client_txs.remove(&tx);
+                self.leg_failed(now, key, side, code);
+            }
         }
-        if code < 300 {
-            return self.leg_answered(now, key, side, resp);
-        }
-        self.client_txs.remove(&tx);
-        leg.tx = None;
-        self.leg_failed(now, key, side, code);
     }
 
     /// The leg's INVITE got no answer at all (Timer B).
@@ -618,40 +531,14 @@ impl Manager {
         self.dial_leg(now, key, side);
     }
 
+    /// The leg's first 2xx (already acknowledged): its media, then the flow goes on.
     fn leg_answered(&mut self, now: Instant, key: CallKey, side: Side, resp: Message) {
-        let advertised = self.settings.advertised;
-        let branch = self.tx.new_branch();
         let Some(p) = self.placed.get_mut(&key) else {
             return;
         };
         let media = p.media;
         let id = p.id.clone();
         let leg = p.leg(side);
-        let Some(d) = leg.dialog.as_mut() else { return };
-        if leg.answered.is_some() {
-            if d.remote_tag.is_some() && d.remote_tag == resp.to_tag {
-                // A retransmitted 2xx: ACK it again.
-                if let Some(ack) = &leg.ack {
-                    self.tx.send_stateless(d.peer, ack.clone());
-                }
-            } else {
-                // A second fork answered: not wanted.
-                let mut other = d.clone();
-                other.remote_tag = None;
-                self.ack_and_bye(now, other, &resp, "call already answered");
-            }
-            return;
-        }
-        d.remote_tag = resp.to_tag.clone();
-        d.remote = resp.to.clone();
-        if let Some(c) = resp.contact_uri.clone() {
-            d.remote_target = c;
-        }
-        d.route_set = resp.record_routes().into_iter().rev().collect();
-        let ack = d.ack(1, branch, advertised).to_bytes();
-        self.tx.send_stateless(d.peer, ack.clone());
-        leg.ack = Some(ack);
-        leg.answered = Some(now);
         let role = leg.role;
         let answer = sdp::read_offer(&resp.body)
             .ok()

@@ -1,0 +1,222 @@
+//! One outbound leg, the same state machine for every leg the switch dials: the B-leg
+//! of a call that came in, and both legs of a call the switch places. It holds the
+//! numbers the leg may ring (in turn) and the trunks of the current one (in failover
+//! order), opens a new dialog per attempt (`invite`), and says what each response means
+//! (`handle_response`): provisional, the first 2xx (acknowledged here, the ACK kept for
+//! retransmissions), a retransmitted 2xx, a second fork, a failure, or a response to an
+//! attempt given up on. What an answer or a failure means for the call is the flow's
+//! business (`invite.rs`, `placed.rs`).
+
+use super::cause::{EndCause, Role};
+use super::placed::Target;
+use crate::billing::Authorization;
+use crate::dialog::{Dialog, via};
+use crate::media::LegFormat;
+use crate::sip::{Message, Method, OutRequest};
+use crate::transaction::{Peer, TxId};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+/// One outbound leg: the numbers it may ring, the trunks of the current number, and the
+/// dialog once an INVITE is out.
+pub(super) struct OutLeg {
+    pub(super) role: Role,
+    pub(super) targets: Vec<Target>,
+    pub(super) target: usize,
+    /// Trunk indices (into the routing the call started with) for the current target.
+    pub(super) trunks: Vec<usize>,
+    pub(super) trunk: usize,
+    /// Names of the trunks dialled, for the record.
+    pub(super) dialled: Vec<String>,
+    pub(super) dialog: Option<Dialog>,
+    pub(super) tx: Option<TxId>,
+    /// Bumped with every INVITE sent, so a ring timer of an earlier attempt is ignored.
+    pub(super) attempt: u32,
+    pub(super) provisional: bool,
+    pub(super) ack: Option<Vec<u8>>,
+    pub(super) answered: Option<Instant>,
+    /// Answered on a registered softphone: on-net, so this leg is not billed.
+    pub(super) on_net: bool,
+    pub(super) format: Option<LegFormat>,
+    pub(super) auth: Option<Authorization>,
+    /// A re-INVITE from the far end that the switch answered: (CSeq, server transaction),
+    /// until its ACK arrives.
+    pub(super) reinvite: Option<(u32, TxId)>,
+    /// The worst failure so far, told when no number is left.
+    pub(super) failure: Option<EndCause>,
+}
+
+impl OutLeg {
+    pub(super) fn new(role: Role, targets: Vec<Target>, auth: Option<Authorization>) -> OutLeg {
+        OutLeg {
+            role,
+            targets,
+            target: 0,
+            trunks: Vec::new(),
+            trunk: 0,
+            dialled: Vec::new(),
+            dialog: None,
+            tx: None,
+            attempt: 0,
+            provisional: false,
+            ack: None,
+            answered: None,
+            on_net: false,
+            format: None,
+            auth,
+            reinvite: None,
+            failure: None,
+        }
+    }
+
+    pub(super) fn current(&self) -> Option<&Target> {
+        self.targets.get(self.target)
+    }
+
+    /// The number this leg rang last (or would ring first).
+    pub(super) fn number(&self) -> String {
+        self.targets
+            .get(self.target.min(self.targets.len().saturating_sub(1)))
+            .map(|t| t.number.clone())
+            .unwrap_or_default()
+    }
+
+    /// Open a new dialog for the next attempt and build its INVITE. The dialog of the
+    /// attempt before (if any) is returned, for its key to be forgotten.
+    pub(super) fn invite(&mut self, n: NewInvite<'_>) -> (OutRequest, Option<Dialog>) {
+        let dialog = Dialog {
+            call_id: n.call_id.clone(),
+            local_tag: n.from_tag,
+            local_uri: format!("<sip:{}@{}>", n.from_user, n.advertised.ip()),
+            remote_tag: None,
+            remote: format!("<{}>", n.uri),
+            local_cseq: 1,
+            remote_target: n.uri.clone(),
+            route_set: Vec::new(),
+            peer: n.peer,
+        };
+        let request = OutRequest {
+            method: Method::Invite,
+            uri: n.uri,
+            via: via(n.peer.transport, n.advertised, &n.branch),
+            branch: n.branch,
+            max_forwards: n.max_forwards,
+            from: dialog.local(),
+            to: dialog.remote.clone(),
+            call_id: n.call_id,
+            cseq: INVITE_CSEQ,
+            route: Vec::new(),
+            contact: Some(super::contact_for(n.advertised, n.peer.transport)),
+            extra: vec![
+                ("Allow".into(), n.allow.into()),
+                ("User-Agent".into(), n.user_agent),
+            ],
+            content_type: Some("application/sdp".into()),
+            body: n.offer,
+        };
+        self.attempt += 1;
+        self.provisional = false;
+        self.ack = None;
+        self.tx = None;
+        (request, self.dialog.replace(dialog))
+    }
+
+    /// What a response to one of this leg's INVITEs means, with the leg's own part done:
+    /// tags noted, the first 2xx acknowledged (the ACK is kept for retransmissions).
+    pub(super) fn handle_response(
+        &mut self,
+        tx: TxId,
+        resp: &Message,
+        now: Instant,
+        ack_branch: String,
+        advertised: SocketAddr,
+    ) -> LegResponse {
+        let code = resp.status().unwrap_or(0);
+        if self.tx != Some(tx) {
+            return LegResponse::Stale;
+        }
+        let Some(d) = self.dialog.as_mut() else {
+            return LegResponse::Stale;
+        };
+        if code < 200 {
+            // Any provisional, 100 too, lets a CANCEL go (RFC 3261 9.1).
+            self.provisional = true;
+            if code == 100 {
+                return LegResponse::Trying;
+            }
+            if let Some(tag) = &resp.to_tag {
+                d.remote_tag = Some(tag.clone());
+                d.remote = resp.to.clone();
+            }
+            return LegResponse::Provisional;
+        }
+        if code >= 300 {
+            self.tx = None;
+            return LegResponse::Failed(code);
+        }
+        if let Some(ack) = &self.ack {
+            if d.remote_tag.is_some() && d.remote_tag == resp.to_tag {
+                return LegResponse::AnsweredAgain(ack.clone(), d.peer);
+            }
+            // Another fork answered: acknowledge it, then hang it up.
+            let mut other = d.clone();
+            other.remote_tag = None;
+            return LegResponse::Fork(answered_dialog(other, resp));
+        }
+        let answered = answered_dialog(d.clone(), resp);
+        let ack = answered.ack(INVITE_CSEQ, ack_branch, advertised).to_bytes();
+        *d = answered;
+        self.ack = Some(ack.clone());
+        self.answered = Some(now);
+        LegResponse::Answered(ack, d.peer)
+    }
+}
+
+/// Every INVITE a leg sends opens a new dialog, so its CSeq is always 1.
+pub(super) const INVITE_CSEQ: u32 = 1;
+
+/// What a leg's next INVITE needs.
+pub(super) struct NewInvite<'a> {
+    pub call_id: String,
+    pub from_tag: String,
+    pub branch: String,
+    pub uri: String,
+    pub peer: Peer,
+    /// The calling number shown (From's user part).
+    pub from_user: &'a str,
+    pub advertised: SocketAddr,
+    pub max_forwards: u32,
+    pub allow: &'static str,
+    pub user_agent: String,
+    pub offer: Vec<u8>,
+}
+
+/// What a response to a leg's INVITE means.
+pub(super) enum LegResponse {
+    /// For an INVITE the leg has given up on (or none).
+    Stale,
+    /// 100 Trying.
+    Trying,
+    /// 18x (the far end's tag noted).
+    Provisional,
+    /// The first 2xx: send this ACK to this peer.
+    Answered(Vec<u8>, Peer),
+    /// The 2xx again (the ACK was lost): the ACK again.
+    AnsweredAgain(Vec<u8>, Peer),
+    /// A second fork answered: this dialog is to be acknowledged and hung up.
+    Fork(Dialog),
+    /// A final failure (the leg has no INVITE out any more).
+    Failed(u16),
+}
+
+/// `d` as the 2xx `resp` establishes it (RFC 3261 12.1.2).
+pub(super) fn answered_dialog(mut d: Dialog, resp: &Message) -> Dialog {
+    d.remote_tag = resp.to_tag.clone();
+    d.remote = resp.to.clone();
+    if let Some(c) = resp.contact_uri.clone() {
+        d.remote_target = c;
+    }
+    d.route_set = resp.record_routes().into_iter().rev().collect();
+    d
+}
+
