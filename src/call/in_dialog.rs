@@ -152,6 +152,7 @@ impl Manager {
             Side::A => self.calls[&key].a.peer.transport,
             Side::B => self.calls[&key]
                 .b
+                .dialog
                 .as_ref()
                 .map(|b| b.peer.transport)
                 .unwrap_or(crate::sip::Transport::Udp),
@@ -232,7 +233,7 @@ impl Manager {
             {
                 let peer = match from.other() {
                     Side::A => self.calls[&key].a.peer,
-                    Side::B => match &self.calls[&key].b {
+                    Side::B => match &self.calls[&key].b.dialog {
                         Some(b) => b.peer,
                         None => return,
                     },
@@ -319,7 +320,7 @@ impl Manager {
         let to = side.other();
         let Some(d) = (match to {
             Side::A => Some(&call.a),
-            Side::B => call.b.as_ref(),
+            Side::B => call.b.dialog.as_ref(),
         }) else {
             return;
         };

@@ -1,17 +1,19 @@
 //! New calls: admission, routing, the B-leg INVITE, failover, answer, CANCEL, and the
 //! switch's own hang-ups.
 
+use super::outbound::{LegResponse, NewInvite, OutLeg};
 use super::outcome::{map_trunk_failure, phrase, refusal_prompt};
+use super::placed::Target;
 use super::{Call, CallTimer, ClientPurpose, EndCause, Manager, Rejection, ServerPurpose, State};
 use crate::auth::{self, NonceCheck};
 use crate::billing::{Authorization, AuthorizeRequest, BillingRequest, Payer, Refusal, Settlement};
-use crate::dialog::{Dialog, via};
+use crate::dialog::Dialog;
 use crate::media::codec::Codec;
 use crate::media::{Play, Side, sdp};
 use crate::numbers::DestinationKind;
 use crate::routing::PeerBilling;
 use crate::routing::{NumberError, normalize_number};
-use crate::sip::{Builder, Message, Method, OutRequest};
+use crate::sip::{Builder, Message, Method};
 use crate::transaction::{Peer, TxId};
 use std::cmp::Reverse;
 use std::time::Instant;
@@ -150,6 +152,17 @@ impl Manager {
             peer: from,
         };
         info!(call = %id, number = %number, %destination, caller = ?req.from_user, source = %from.addr, "call offered");
+        let mut b_leg = OutLeg::new(
+            "callee",
+            vec![Target {
+                number: number.clone(),
+                destination,
+                post_dial: String::new(),
+                registered: None,
+            }],
+            None,
+        );
+        b_leg.trunks = trunks;
         let call = Call {
             id,
             state: match (&payer, member) {
@@ -161,22 +174,15 @@ impl Manager {
             a_invite_tx: tx,
             a_invite: req,
             a,
-            b: None,
-            b_tx: None,
-            b_provisional: false,
-            b_ack: None,
-            trunks,
-            trunk_pos: 0,
+            b: b_leg,
             media,
             endpoints,
-            b_invite_cseq: 0,
             started: now,
             answered: None,
             pending_ack: [None, None],
             paid: None,
             a_formats,
             a_format: None,
-            b_format: None,
             local_media: false,
             refusal: None,
             record,
@@ -460,8 +466,9 @@ impl Manager {
         }
         // Indices are into the routing the call started with; a reload may have shrunk it.
         let Some(trunk) = call
+            .b
             .trunks
-            .get(call.trunk_pos)
+            .get(call.b.trunk)
             .and_then(|&i| self.routing.trunks.get(i))
         else {
             return self.abandon(now, key, 503, "Service Unavailable", EndCause::TrunkGone);
@@ -484,8 +491,8 @@ impl Manager {
             Ok(o) => o,
             Err(e) => {
                 info!(call = %call.id, trunk = %trunk.name, error = %e, "no codec in common with trunk");
-                if call.trunk_pos + 1 < call.trunks.len() {
-                    call.trunk_pos += 1;
+                if call.b.trunk + 1 < call.b.trunks.len() {
+                    call.b.trunk += 1;
                     return self.send_b_invite(now, key);
                 }
                 return self.abandon(
@@ -500,6 +507,7 @@ impl Manager {
         let uri = format!("sip:{}@{}", call.number, trunk.peer.addr);
         info!(call = %call.id, trunk = %trunk.name, dest = %trunk.peer.addr, "dialling trunk");
         let peer = trunk.peer;
+        call.b.dialled.push(trunk.name.clone());
         self.send_b_request(now, key, uri, peer, offer);
     }
 
@@ -546,46 +554,26 @@ impl Manager {
             .as_deref()
             .and_then(|u| normalize_number(u).ok())
             .unwrap_or_else(|| "anonymous".to_string());
-        let contact = super::contact_for(advertised, peer.transport);
-        let dialog = Dialog {
-            call_id: call_id.clone(),
-            local_tag: from_tag.clone(),
-            local_uri: format!("<sip:{caller}@{}>", advertised.ip()),
-            remote_tag: None,
-            remote: format!("<{uri}>"),
-            local_cseq: 1,
-            remote_target: uri.clone(),
-            route_set: Vec::new(),
-            peer,
-        };
         let max_forwards = call.a_invite.max_forwards.unwrap_or(70).saturating_sub(1);
-        let request = OutRequest {
-            method: Method::Invite,
-            uri,
-            via: via(peer.transport, advertised, &branch),
-            branch,
-            max_forwards,
-            from: dialog.local(),
-            to: dialog.remote.clone(),
+        let (request, old) = call.b.invite(NewInvite {
             call_id: call_id.clone(),
-            cseq: 1,
-            route: Vec::new(),
-            contact: Some(contact),
-            extra: vec![
-                ("Allow".into(), allow.into()),
-                ("User-Agent".into(), user_agent),
-            ],
-            content_type: Some("application/sdp".into()),
-            body: offer,
-        };
-        if let Some(old) = call.b.replace(dialog) {
+            from_tag: from_tag.clone(),
+            branch,
+            uri,
+            peer,
+            from_user: &caller,
+            advertised,
+            max_forwards,
+            allow,
+            user_agent,
+            offer,
+        });
+        if let Some(old) = old {
             self.dialogs.remove(&(old.call_id, old.local_tag));
         }
-        call.b_invite_cseq = 1;
-        call.b_provisional = false;
         self.dialogs.insert((call_id, from_tag), (key, Side::B));
         let tx = self.tx.send_request(now, peer, request);
-        call.b_tx = Some(tx);
+        call.b.tx = Some(tx);
         self.client_txs.insert(tx, (key, ClientPurpose::BInvite));
     }
 
@@ -616,123 +604,93 @@ impl Manager {
 
     fn handle_b_invite_response(&mut self, now: Instant, key: CallKey, tx: TxId, resp: Message) {
         let code = resp.status().unwrap_or(0);
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        if call.b_tx != Some(tx) {
-            return;
-        }
-        if code < 200 {
-            call.b_provisional = true;
-            if call.state == State::Cancelling {
-                // The CANCEL waited for a provisional (RFC 3261 9.1).
-                if let Some(c) = self.tx.send_cancel(now, tx) {
-                    self.client_txs.insert(c, (key, ClientPurpose::Cancel));
-                }
-                return;
-            }
-            if code == 100 {
-                return;
-            }
-            if let (Some(tag), Some(b)) = (&resp.to_tag, call.b.as_mut()) {
-                b.remote_tag = Some(tag.clone());
-                b.remote = resp.to.clone();
-            }
-            let mut body = self.answer_sdp(key, &resp);
-            let mut code_to_a = code;
-            let mut phrase_to_a = resp.reason_phrase().to_string();
-            let Some(call) = self.calls.get_mut(&key) else {
-                return;
-            };
-            if body.is_none() && call.local_media {
-                // Our ringback already plays: the caller knows it rings.
-                return;
-            }
-            if body.is_none()
-                && self.settings.media.local_ringback
-                && call.a_format.is_none()
-                && let Some(format) = sdp::caller_playable(&call.a_formats)
-                && let Ok((ours, _)) = sdp::rewrite_formats(
-                    &call.a_invite.body,
-                    call.endpoints.a,
-                    &sdp::answer_formats(&format),
-                )
-            {
-                call.local_media = true;
-                call.a_format = Some(format.clone());
-                self.media.set_format(call.media, Side::A, format);
-                self.media
-                    .play(call.media, Side::A, Play::Prompt("please-hold".into()));
-                self.media.play(call.media, Side::A, Play::Ringback);
-                body = Some(ours);
-                code_to_a = 183;
-                phrase_to_a = "Session Progress".into();
-            }
-            call.state = State::Early;
-            let bytes = self.response_to_a(key, code_to_a, &phrase_to_a, body);
-            let a_tx = self.calls[&key].a_invite_tx;
-            self.tx.send_response(now, a_tx, code_to_a, bytes);
-            return;
-        }
-        if code < 300 {
-            return self.handle_b_answer(now, key, resp);
-        }
-        self.client_txs.remove(&tx);
-        self.b_leg_failed(now, key, code, resp.reason_phrase().to_string());
-    }
-
-    fn handle_b_answer(&mut self, now: Instant, key: CallKey, resp: Message) {
         let advertised = self.settings.advertised;
         let branch = self.tx.new_branch();
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        let Some(b) = call.b.as_mut() else { return };
-        if call.state == State::Answered || call.state == State::Cancelling {
-            let same = b.remote_tag.is_some() && b.remote_tag == resp.to_tag;
-            if same && let Some(ack) = &call.b_ack {
-                // A retransmitted 2xx: ACK it again.
-                self.tx.send_stateless(b.peer, ack.clone());
-                return;
-            }
-            if call.state == State::Cancelling || !same {
-                // Answered after the caller gave up, or a second fork: ACK and BYE it.
-                let peer = b.peer;
-                let mut d = b.clone();
-                d.remote_tag = resp.to_tag.clone();
-                d.remote = resp.to.clone();
-                if let Some(c) = resp.contact_uri.clone() {
-                    d.remote_target = c;
-                }
-                d.route_set = resp.record_routes().into_iter().rev().collect();
-                self.tx.send_stateless(
-                    peer,
-                    d.ack(call.b_invite_cseq, branch, advertised).to_bytes(),
-                );
-                let bye_branch = self.tx.new_branch();
-                let contact = super::contact_for(advertised, peer.transport);
-                let mut bye = d.request(Method::Bye, bye_branch, advertised, &contact);
-                bye.extra.push((
-                    "Reason".into(),
-                    "SIP;cause=487;text=\"caller cancelled\"".into(),
-                ));
-                self.tx.send_request(now, peer, bye);
-                if call.state == State::Cancelling {
-                    self.finish(now, key, 487, EndCause::CallerCancelled);
+        let cancelling = call.state == State::Cancelling;
+        match call.b.handle_response(tx, &resp, now, branch, advertised) {
+            LegResponse::Stale | LegResponse::Trying if !cancelling => {}
+            LegResponse::Trying | LegResponse::Provisional if cancelling => {
+                // The CANCEL waited for a provisional (RFC 3261 9.1).
+                if let Some(c) = self.tx.send_cancel(now, tx) {
+                    self.client_txs.insert(c, (key, ClientPurpose::Cancel));
                 }
             }
+            LegResponse::Stale | LegResponse::Trying => {}
+            LegResponse::Provisional => self.b_leg_ringing(now, key, code, resp),
+            LegResponse::AnsweredAgain(ack, peer) => self.tx.send_stateless(peer, ack),
+            LegResponse::Fork(d) => self.ack_and_bye(now, d, &resp, "call already answered"),
+            LegResponse::Answered(ack, peer) if cancelling => {
+                // Answered after the caller gave up: acknowledged, then hung up.
+                self.tx.send_stateless(peer, ack);
+                if let Some(d) = call.b.dialog.as_mut() {
+                    let contact = super::contact_for(advertised, peer.transport);
+                    let mut bye =
+                        d.request(Method::Bye, self.tx.new_branch(), advertised, &contact);
+                    bye.extra.push((
+                        "Reason".into(),
+                        "SIP;cause=487;text=\"caller cancelled\"".into(),
+                    ));
+                    self.tx.send_request(now, peer, bye);
+                }
+                self.finish(now, key, 487, EndCause::CallerCancelled);
+            }
+            LegResponse::Answered(ack, peer) => {
+                self.tx.send_stateless(peer, ack);
+                self.handle_b_answer(now, key, resp);
+            }
+            LegResponse::Failed(code) => {
+                self.client_txs.remove(&tx);
+                self.b_leg_failed(now, key, code, resp.reason_phrase().to_string());
+            }
+        }
+    }
+
+    /// The trunk rings (18x): relay it to the caller with our SDP, or play our ringback.
+    fn b_leg_ringing(&mut self, now: Instant, key: CallKey, code: u16, resp: Message) {
+        let mut body = self.answer_sdp(key, &resp);
+        let mut code_to_a = code;
+        let mut phrase_to_a = resp.reason_phrase().to_string();
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if body.is_none() && call.local_media {
+            // Our ringback already plays: the caller knows it rings.
             return;
         }
-        b.remote_tag = resp.to_tag.clone();
-        b.remote = resp.to.clone();
-        if let Some(c) = resp.contact_uri.clone() {
-            b.remote_target = c;
+        if body.is_none()
+            && self.settings.media.local_ringback
+            && call.a_format.is_none()
+            && let Some(format) = sdp::caller_playable(&call.a_formats)
+            && let Ok((ours, _)) = sdp::rewrite_formats(
+                &call.a_invite.body,
+                call.endpoints.a,
+                &sdp::answer_formats(&format),
+            )
+        {
+            call.local_media = true;
+            call.a_format = Some(format.clone());
+            self.media.set_format(call.media, Side::A, format);
+            self.media
+                .play(call.media, Side::A, Play::Prompt("please-hold".into()));
+            self.media.play(call.media, Side::A, Play::Ringback);
+            body = Some(ours);
+            code_to_a = 183;
+            phrase_to_a = "Session Progress".into();
         }
-        b.route_set = resp.record_routes().into_iter().rev().collect();
-        let ack = b.ack(call.b_invite_cseq, branch, advertised).to_bytes();
-        let peer = b.peer;
-        call.b_ack = Some(ack.clone());
-        self.tx.send_stateless(peer, ack);
+        call.state = State::Early;
+        let bytes = self.response_to_a(key, code_to_a, &phrase_to_a, body);
+        let a_tx = self.calls[&key].a_invite_tx;
+        self.tx.send_response(now, a_tx, code_to_a, bytes);
+    }
+
+    /// The trunk's first 2xx (already acknowledged): answer the caller.
+    fn handle_b_answer(&mut self, now: Instant, key: CallKey, resp: Message) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
         if !resp.has_sdp() {
             warn!(call = %call.id, "trunk answered without SDP");
             return self.abandon(
@@ -809,7 +767,7 @@ impl Manager {
                 self.media.set_remote(call.media, Side::B, remote);
                 if let (Some(a), Some(b)) = (caller, trunk) {
                     call.a_format = Some(a.clone());
-                    call.b_format = Some(b.clone());
+                    call.b.format = Some(b.clone());
                     self.media.set_format(call.media, Side::A, a);
                     self.media.set_format(call.media, Side::B, b);
                 }
@@ -850,9 +808,9 @@ impl Manager {
             return self.finish(now, key, 487, EndCause::CallerCancelled);
         }
         let (a_code, a_phrase, retry) = map_trunk_failure(code);
-        if retry && call.trunk_pos + 1 < call.trunks.len() {
+        if retry && call.b.trunk + 1 < call.b.trunks.len() {
             info!(call = %call.id, code, "trunk failed, trying the next one");
-            call.trunk_pos += 1;
+            call.b.trunk += 1;
             return self.send_b_invite(now, key);
         }
         self.stats.calls_failed += 1;
@@ -880,7 +838,7 @@ impl Manager {
                 if self
                     .calls
                     .get(&key)
-                    .map(|c| c.b_tx == Some(tx))
+                    .map(|c| c.b.tx == Some(tx))
                     .unwrap_or(false)
                 {
                     self.b_leg_failed(now, key, 408, "no response from trunk".into());
@@ -935,8 +893,8 @@ impl Manager {
         let give_up = now + self.settings.timers.t1 * 64;
         self.timers
             .push(Reverse((give_up, key, CallTimer::NoAnswer)));
-        let b_tx = call.b_tx;
-        let provisional = call.b_provisional;
+        let b_tx = call.b.tx;
+        let provisional = call.b.provisional;
         let bytes = self.response_to_a(key, 487, "Request Terminated", None);
         self.tx.send_response(now, invite, 487, bytes);
         match b_tx {
@@ -967,7 +925,7 @@ impl Manager {
             return;
         };
         let a_tx = call.a_invite_tx;
-        let b_tx = call.b_tx;
+        let b_tx = call.b.tx;
         let answered = call.state == State::Answered;
         let tag = call.a.local_tag.clone();
         if !answered {

@@ -13,8 +13,8 @@
 mod cause;
 mod in_dialog;
 mod invite;
-mod outcome;
 mod outbound;
+mod outcome;
 mod placed;
 mod register;
 
@@ -143,16 +143,11 @@ pub struct Call {
     a_invite: Message,
     a_invite_tx: TxId,
     a: Dialog,
-    /// Set once the B-leg INVITE is sent; replaced on failover.
-    b: Option<Dialog>,
-    b_tx: Option<TxId>,
-    b_provisional: bool,
-    b_ack: Option<Vec<u8>>,
-    trunks: Vec<usize>,
-    trunk_pos: usize,
+    /// The B-leg: the trunks in failover order, a new dialog per attempt (the same
+    /// outbound state machine as a placed call's legs); its format once negotiated.
+    b: outbound::OutLeg,
     media: MediaId,
     endpoints: Endpoints,
-    b_invite_cseq: u32,
     started: Instant,
     answered: Option<Instant>,
     /// At most one relayed re-INVITE waits for its ACK per side (indexed by origin side).
@@ -162,7 +157,6 @@ pub struct Call {
     /// The caller's offered formats, and the one its leg uses once chosen.
     a_formats: Vec<crate::media::Format>,
     a_format: Option<crate::media::LegFormat>,
-    b_format: Option<crate::media::LegFormat>,
     /// The switch is playing its own early media (ringback) to the caller.
     local_media: bool,
     /// The final status to send once the refusal's announcement ends.
@@ -188,7 +182,7 @@ impl Call {
         let local = self.endpoints.local(to);
         let format = match to {
             Side::A => self.a_format.as_ref(),
-            Side::B => self.b_format.as_ref(),
+            Side::B => self.b.format.as_ref(),
         };
         match format {
             Some(f) => crate::media::sdp::rewrite_formats(
@@ -203,7 +197,7 @@ impl Call {
     fn dialog_mut(&mut self, side: Side) -> Option<&mut Dialog> {
         match side {
             Side::A => Some(&mut self.a),
-            Side::B => self.b.as_mut(),
+            Side::B => self.b.dialog.as_mut(),
         }
     }
 }
@@ -760,7 +754,7 @@ impl Manager {
         self.media_calls.remove(&call.media);
         self.dialogs
             .remove(&(call.a.call_id.clone(), call.a.local_tag.clone()));
-        if let Some(b) = &call.b {
+        if let Some(b) = &call.b.dialog {
             self.dialogs
                 .remove(&(b.call_id.clone(), b.local_tag.clone()));
         }
@@ -833,15 +827,7 @@ impl Manager {
         cause: &EndCause,
         media: &Option<crate::media::MediaStats>,
     ) -> crate::cdr::CallRecord {
-        let dialled = if call.b.is_some() {
-            call.trunk_pos + 1
-        } else {
-            0
-        };
-        let trunks: Vec<String> = call.trunks[..dialled.min(call.trunks.len())]
-            .iter()
-            .filter_map(|&i| self.routing.trunks.get(i).map(|t| t.name.clone()))
-            .collect();
+        let trunks = call.b.dialled.clone();
         let caller = call.a_invite.from_user.clone().unwrap_or_default();
         crate::cdr::CallRecord {
             id: 0,
@@ -863,7 +849,7 @@ impl Manager {
             cause: cause.text(),
             ended_by: cause.ended_by().into(),
             codec_caller: call.a_format.as_ref().map(|f| f.name()).unwrap_or_default(),
-            codec_callee: call.b_format.as_ref().map(|f| f.name()).unwrap_or_default(),
+            codec_callee: call.b.format.as_ref().map(|f| f.name()).unwrap_or_default(),
             media: media.as_ref().and_then(|m| serde_json::to_value(m).ok()),
             legs: Vec::new(),
         }

@@ -219,4 +219,3 @@ pub(super) fn answered_dialog(mut d: Dialog, resp: &Message) -> Dialog {
     d.route_set = resp.record_routes().into_iter().rev().collect();
     d
 }
-

@@ -425,7 +425,9 @@ impl Manager {
         let advertised = self.settings.advertised;
         let branch = self.tx.new_branch();
         let heard = match self.placed.get_mut(&key) {
-            Some(p) => p.leg(side).handle_response(tx, &resp, now, branch, advertised),
+            Some(p) => p
+                .leg(side)
+                .handle_response(tx, &resp, now, branch, advertised),
             None => LegResponse::Stale,
         };
         match heard {
@@ -819,7 +821,7 @@ impl Manager {
     }
 
     /// ACK a 2xx on a dialog we do not want, then hang it up.
-    fn ack_and_bye(&mut self, now: Instant, mut d: Dialog, resp: &Message, why: &str) {
+    pub(super) fn ack_and_bye(&mut self, now: Instant, mut d: Dialog, resp: &Message, why: &str) {
         let advertised = self.settings.advertised;
         d.remote_tag = resp.to_tag.clone();
         d.remote = resp.to.clone();
