@@ -223,6 +223,62 @@ async fn a_digit_crosses_to_the_opus_leg_retimed_and_is_detected_once() {
     s.media.release(s.id);
 }
 
+/// An Opus phone that offers digits only at 8 kHz (as baresip does): its digit is
+/// detected, reaches a G.711 leg with the same 8 kHz durations, and digits the switch
+/// sends it count in 8 kHz too.
+#[tokio::test]
+async fn an_opus_phone_with_digits_at_8_khz_is_heard_and_sent_to() {
+    let a = RtpEnd::bind(Codec::Opus, 111, Some(101))
+        .await
+        .with_dtmf_clock(8000);
+    let b = RtpEnd::bind(Codec::Pcmu, 0, Some(101)).await;
+    let mut s = setup(a, b).await;
+    let to_a = s.to_a_leg;
+    let (_, got) = tokio::join!(
+        async {
+            s.a.send_tone(to_a, 1000.0, -12.0, 5, |_| false).await;
+            s.a.send_digit(to_a, 7).await;
+        },
+        s.b.collect(Duration::from_millis(400), Duration::from_secs(4)),
+    );
+    let events: Vec<_> = got.iter().filter(|p| p.pt == 101).collect();
+    assert_eq!(events.len(), 7, "every event packet crossed: {got:?}");
+    assert!(events.iter().all(|e| e.payload[0] == 7));
+    assert!(events.iter().all(|e| e.ts == events[0].ts), "one event");
+    let durations: Vec<u16> = events
+        .iter()
+        .map(|e| u16::from_be_bytes([e.payload[2], e.payload[3]]))
+        .collect();
+    assert_eq!(
+        durations,
+        [160, 320, 480, 640, 800, 800, 800],
+        "8 kHz both sides"
+    );
+    let mut digits = Vec::new();
+    while let Ok(e) = s.events.try_recv() {
+        if let MediaEvent::Digit(_, side, d) = e {
+            digits.push((side, d));
+        }
+    }
+    assert_eq!(digits, [(Side::A, '7')], "detected once");
+    // Digits to the Opus phone: durations at 8 kHz, timestamps on its 48 kHz audio.
+    s.media.play(s.id, Side::A, Play::Digits("3".into()));
+    let got_a =
+        s.a.collect(Duration::from_millis(400), Duration::from_secs(3))
+            .await;
+    let ends: Vec<u16> = got_a
+        .iter()
+        .filter(|p| p.pt == 101 && p.payload[1] & 0x80 != 0)
+        .map(|p| u16::from_be_bytes([p.payload[2], p.payload[3]]))
+        .collect();
+    assert!(
+        !ends.is_empty(),
+        "the digit reached the Opus phone: {got_a:?}"
+    );
+    assert!(ends.iter().all(|d| *d == 800), "100 ms at 8 kHz: {ends:?}");
+    s.media.release(s.id);
+}
+
 #[tokio::test]
 async fn the_switch_sends_digits_and_plays_a_prompt() {
     let a = RtpEnd::bind(Codec::Pcmu, 0, Some(101)).await;

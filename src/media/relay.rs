@@ -138,6 +138,9 @@ struct Transcoder {
     out_dtmf: Option<u8>,
     in_clock: u32,
     out_clock: u32,
+    /// Telephone-event clocks (the units of event durations) in and out.
+    in_dtmf_clock: u32,
+    out_dtmf_clock: u32,
     map: Option<SeqMap>,
     /// Samples (8 kHz) in the last decoded frame: the size of a concealed one.
     frame: usize,
@@ -601,6 +604,8 @@ impl Relay {
                     out_dtmf: to.dtmf,
                     in_clock: fc.clock(),
                     out_clock: tc.clock(),
+                    in_dtmf_clock: from.dtmf_clock.max(1),
+                    out_dtmf_clock: to.dtmf_clock.max(1),
                     map: None,
                     frame: 160,
                     pcm: Box::new([0; MAX_FRAME]),
@@ -886,7 +891,9 @@ fn play_tick(
                 let start = *player.event_ts.get_or_insert(ts);
                 let first = step == 0;
                 let end = step + 1 >= DIGIT_TICKS;
-                let duration = (step.min(DIGIT_TICKS - 1) as u32 + 1) * ticks_per_frame;
+                // Durations count in the event clock, timestamps in the audio's.
+                let event_ticks = TICK_SAMPLES as u32 * format.dtmf_clock / 8000;
+                let duration = (step.min(DIGIT_TICKS - 1) as u32 + 1) * event_ticks;
                 write_header(&mut scratch[..], pt, first, seq, start, out.ssrc);
                 scratch[12] = code;
                 scratch[13] = (u8::from(end) << 7) | 10; // volume −10 dBm0
@@ -993,7 +1000,8 @@ fn transcode(
         write_header(&mut scratch[..], pt, marker, seq, ts, out.ssrc);
         scratch[12..12 + payload.len()].copy_from_slice(payload);
         let dur = u16::from_be_bytes([payload[2], payload[3]]) as i64;
-        let scaled = t.scale(dur).clamp(0, 0xffff) as u16;
+        let scaled =
+            (dur * t.out_dtmf_clock as i64 / t.in_dtmf_clock as i64).clamp(0, 0xffff) as u16;
         scratch[14..16].copy_from_slice(&scaled.to_be_bytes());
         if socket
             .try_send_to(&scratch[..12 + payload.len()], dest)

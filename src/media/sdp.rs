@@ -76,11 +76,15 @@ impl Format {
 }
 
 /// What one leg sends and receives once negotiated: its audio format and, if it agreed to
-/// RFC 4733, the telephone-event payload type at the same clock.
+/// RFC 4733, the telephone-event payload type and its clock. The clock is the audio's
+/// when the leg offers that, else what it offers: an Opus phone may offer only
+/// `telephone-event/8000`. Events keep the audio's timestamp base (RFC 4733 2.1); their
+/// durations count in the event clock.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LegFormat {
     pub audio: Format,
     pub dtmf: Option<u8>,
+    pub dtmf_clock: u32,
 }
 
 impl LegFormat {
@@ -99,12 +103,15 @@ impl LegFormat {
         self.audio.name.clone()
     }
     fn from_list(formats: &[Format], audio: &Format) -> LegFormat {
+        let dtmf = formats
+            .iter()
+            .find(|f| f.is_dtmf() && f.clock == audio.clock)
+            .or_else(|| formats.iter().find(|f| f.is_dtmf() && f.clock == 8000))
+            .or_else(|| formats.iter().find(|f| f.is_dtmf()));
         LegFormat {
             audio: audio.clone(),
-            dtmf: formats
-                .iter()
-                .find(|f| f.is_dtmf() && f.clock == audio.clock)
-                .map(|f| f.pt),
+            dtmf: dtmf.map(|f| f.pt),
+            dtmf_clock: dtmf.map(|f| f.clock).unwrap_or(audio.clock),
         }
     }
 }
@@ -294,7 +301,7 @@ pub fn caller_playable(caller: &[Format]) -> Option<LegFormat> {
 pub fn answer_formats(leg: &LegFormat) -> Vec<Format> {
     let mut out = vec![leg.audio.clone()];
     if let Some(pt) = leg.dtmf {
-        out.push(Format::dtmf(pt, leg.audio.clock));
+        out.push(Format::dtmf(pt, leg.dtmf_clock));
     }
     out
 }
@@ -460,6 +467,22 @@ fn anchor(sd: &mut SessionDescription, local: SocketAddr) -> Result<Remote, SdpE
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_opus_phone_offering_telephone_event_at_8000_is_answered_with_it() {
+        // What baresip offers: Opus at 48 kHz, digits at 8 kHz only.
+        let offer = "v=0\r\no=b 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+m=audio 4000 RTP/AVP 111 101\r\na=rtpmap:111 opus/48000/2\r\na=rtpmap:101 telephone-event/8000\r\n";
+        let formats = super::formats(offer.as_bytes()).unwrap();
+        let leg = super::caller_playable(&formats).unwrap();
+        assert_eq!((leg.dtmf, leg.dtmf_clock), (Some(101), 8000));
+        let answer = super::answer_formats(&leg);
+        assert!(
+            answer
+                .iter()
+                .any(|f| f.is_dtmf() && f.clock == 8000 && f.pt == 101)
+        );
+    }
+
     use super::*;
 
     const OFFER: &str = "v=0\r\no=alice 1 1 IN IP4 10.0.0.5\r\ns=-\r\nc=IN IP4 10.0.0.5\r\nt=0 0\r\n\

@@ -60,6 +60,9 @@ pub struct RtpEnd {
     pub codec: Codec,
     pub pt: u8,
     pub dtmf: Option<u8>,
+    /// The telephone-event clock (the codec's unless `with_dtmf_clock` says otherwise):
+    /// the unit of event durations.
+    pub dtmf_clock: u32,
     pub ssrc: u32,
     state: std::sync::Mutex<State>,
 }
@@ -86,6 +89,7 @@ impl RtpEnd {
             codec,
             pt,
             dtmf,
+            dtmf_clock: codec.clock(),
             ssrc: 0x1234_0000 + pt as u32,
             state: std::sync::Mutex::new(State {
                 seq: 1000,
@@ -95,6 +99,12 @@ impl RtpEnd {
                 dec: Decoder::new(codec).expect("decoder"),
             }),
         }
+    }
+
+    /// Telephone-events at `clock` (an Opus phone offering `telephone-event/8000`).
+    pub fn with_dtmf_clock(mut self, clock: u32) -> RtpEnd {
+        self.dtmf_clock = clock;
+        self
     }
 
     /// The format the switch is told this leg negotiated.
@@ -108,6 +118,7 @@ impl RtpEnd {
                 fmtp: (self.codec == Codec::Opus).then(|| "useinbandfec=1".into()),
             },
             dtmf: self.dtmf,
+            dtmf_clock: self.dtmf_clock,
         }
     }
 
@@ -159,7 +170,7 @@ impl RtpEnd {
         for i in 0..7u32 {
             tokio::time::sleep(Duration::from_millis(20)).await;
             let end = i >= 4;
-            let duration = self.ticks(160) * (i.min(4) + 1);
+            let duration = 160 * self.dtmf_clock / 8000 * (i.min(4) + 1);
             {
                 let mut st = self.state.lock().unwrap();
                 header(&mut out, pt, i == 0, st.seq, start, self.ssrc);
