@@ -698,3 +698,52 @@ async fn pjsua2_phones_take_a_call_back_end_to_end() {
     assert_eq!(s.store.card(card).unwrap().quota_used, 1);
     eprintln!("pjsua2 call-back: {report}");
 }
+
+/// A card takes `callbacks.per_card_concurrent` call-backs at once; one more is refused
+/// with `card-busy` and Retry-After until one ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_card_busy_with_call_backs_refuses_one_more_until_one_ends() {
+    let pbx = Phone::bind("pbx").await;
+    let cfg = config(pbx.addr, "[callbacks]\nper_card_concurrent = 1\n");
+    let s = setup(&cfg).await;
+    let card = card(&s.store, "busy", 100_000, 10, "");
+    let first = post(
+        s.api,
+        format!("/v1/cards/{card}/callbacks"),
+        json!({"number": "025561234"}),
+    )
+    .await;
+    assert_eq!(first.status, 202, "{}", first.text());
+    let id = first.json()["id"].as_str().unwrap().to_string();
+    let (inv, from) = next_invite(&pbx, Duration::from_secs(5)).await.unwrap();
+    pbx.send(from, &pbx.response(&inv, 180, "Ringing", "iss", None))
+        .await;
+    let second = post(
+        s.api,
+        format!("/v1/cards/{card}/callbacks"),
+        json!({"number": "025561235"}),
+    )
+    .await;
+    assert_eq!(second.status, 429, "{}", second.text());
+    assert_eq!(second.json()["type"], "urn:freecall:problem:card-busy");
+    assert_eq!(second.header("retry-after"), Some("60"));
+    // The issuer's phone is busy: the first request ends, and the card takes one again.
+    pbx.send(from, &pbx.response(&inv, 486, "Busy Here", "iss", None))
+        .await;
+    for _ in 0..30 {
+        if get(s.api, format!("/v1/calls/{id}")).await["state"] == "ended" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let steps = get(s.api, format!("/v1/calls/{id}")).await;
+    let last = steps["steps"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["cause"], "busy", "{steps}");
+    let third = post(
+        s.api,
+        format!("/v1/cards/{card}/callbacks"),
+        json!({"number": "025561236"}),
+    )
+    .await;
+    assert_eq!(third.status, 202, "{}", third.text());
+}
