@@ -182,6 +182,16 @@ pub fn normalize_number(user: &str) -> Result<String, NumberError> {
     Ok(cleaned)
 }
 
+/// A member's SIP user as dialled or written on a card: a login (3-64 of a-z, 0-9, '.',
+/// '_', '-') that is not a number.
+pub fn is_sip_user(user: &str) -> bool {
+    (3..=64).contains(&user.len())
+        && user.chars().any(|c| c.is_ascii_lowercase())
+        && user
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -399,3 +399,128 @@ async fn a_members_web_dial_rings_the_registered_softphone_first() {
     );
     assert!(store.audit().unwrap().is_empty());
 }
+
+/// A card's internet phone may be a SIP phone: the issuer is called back on it wherever
+/// it is registered, on-net and free, and the visitor through the trunk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_back_rings_the_issuers_registered_sip_phone() {
+    let trunk = Phone::bind("pstn").await;
+    let text = config(trunk.addr);
+    let cfg = Config::from_toml(&format!(
+        "{}\n[[tariffs]]\naccount = \"guild\"\ndestination = \"landline\"\nper_minute = 30\nincrement = \"1/1\"\n",
+        toml_of(&text)
+    ))
+    .unwrap();
+    let store = common::stores::open(&common::stores::sqlite_url());
+    let switch = common::start_billed(&cfg, store.clone()).await;
+    let sip = switch.sip_addr;
+    member(&store, "kimsip", "kim-pw", "");
+    let phone = Phone::bind("kimsip").await;
+    let contact = format!("<sip:kimsip@{}>", phone.addr);
+    let r = register_as(
+        &phone,
+        sip,
+        "kimsip",
+        "kim-pw",
+        Some(&contact),
+        Some(300),
+        1,
+    )
+    .await;
+    assert_eq!(r.status(), Some(200));
+    let issuer = store
+        .create_issuer(
+            &freecall::store::cards::NewIssuer {
+                login: "kimcard".into(),
+                password_hash: "x".into(),
+                name: "Kim".into(),
+                company: String::new(),
+            },
+            10_000,
+        )
+        .unwrap();
+    let card = store
+        .create_card(&freecall::store::cards::NewCard {
+            issuer_id: issuer.id,
+            language: "en".into(),
+            name: "Kim".into(),
+            title: String::new(),
+            company: String::new(),
+            text: String::new(),
+            image_url: String::new(),
+            video_url: String::new(),
+            design: String::new(),
+            phones: r#"[{"kind":"internet","number":"kimsip","callback":true}]"#.into(),
+            quota: 3,
+            callback_countries: String::new(),
+        })
+        .unwrap();
+    let placing = freecall::placing::Placing::new(
+        store.clone(),
+        Arc::new(RwLock::new(Arc::new(cfg.tariffs()))),
+        cfg.billing.node_id.clone(),
+        freecall::numbers::Classifier::new("KR").unwrap(),
+        freecall::placing::Rules::from_config(&cfg.callbacks, &cfg.billing.blocked_destinations),
+        switch.link(),
+    );
+    let id = placing
+        .callback(card.id, "02-556-1234", "127.0.0.9".parse().unwrap())
+        .await
+        .expect("requested");
+    let (inv, from) = phone.expect_request("INVITE", WAIT).await;
+    assert_eq!(
+        inv.request_uri(),
+        Some(format!("sip:kimsip@{}", phone.addr).as_str())
+    );
+    phone
+        .send(
+            from,
+            &phone.response(&inv, 200, "OK", "k", Some(&phone.sdp("sendrecv"))),
+        )
+        .await;
+    let mut leg = phone.leg_from_request(&inv, from, "k");
+    let info = phone.request(&mut leg, "INFO", Some(("application/dtmf", "1")));
+    phone.send(from, &info).await;
+    let (visitor, tfrom) = trunk.expect_request("INVITE", WAIT).await;
+    assert_eq!(visitor.uri_user.as_deref(), Some("025561234"));
+    trunk
+        .send(
+            tfrom,
+            &trunk.response(&visitor, 200, "OK", "v", Some(&trunk.sdp("sendrecv"))),
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let mut vleg = trunk.leg_from_request(&visitor, tfrom, "v");
+    trunk
+        .send(tfrom, &trunk.request(&mut vleg, "BYE", None))
+        .await;
+    let mut record = None;
+    for _ in 0..50 {
+        if let Some(r) = common::stores::records(&store)
+            .into_iter()
+            .find(|r| r.call_id == id)
+        {
+            record = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let record = record.expect("the record");
+    assert_eq!(record.legs[0].number, "kimsip");
+    assert_eq!(record.legs[0].cost, 0, "the issuer's SIP phone is on-net");
+    assert!(record.legs[1].cost > 0);
+    assert_eq!(store.card(card.id).unwrap().quota_used, 1);
+}
+
+/// The test configuration's TOML again (to add to it).
+fn toml_of(cfg: &Config) -> String {
+    let port_min = cfg.media.port_min;
+    let trunk = cfg.trunks[0].address.clone();
+    format!(
+        "[sip]\nlisten = \"127.0.0.1:0\"\nt1_ms = 100\n\
+[media]\naddress = \"127.0.0.1\"\nport_min = {port_min}\nport_max = {}\n\
+[[trunks]]\nname = \"pstn\"\naddress = \"{trunk}\"\n[[routes]]\nprefix = \"\"\ntrunks = [\"pstn\"]\n\
+[billing]\nnode_id = \"{}\"\n",
+        cfg.media.port_max, cfg.billing.node_id
+    )
+}

@@ -48,6 +48,8 @@ fn default_language() -> String {
 pub struct CardPhone {
     /// landline, mobile or internet.
     pub kind: String,
+    /// A phone number; for an internet phone also a member's SIP user (rung where that
+    /// phone is registered).
     pub number: String,
     /// Call the issuer back on this number first (else the card's order is kept).
     #[serde(default)]
@@ -146,9 +148,12 @@ pub async fn create(
                 "phones[{i}].kind must be landline, mobile or internet"
             )));
         }
-        if crate::routing::normalize_number(&p.number).is_err() {
+        // An internet phone may be a member's SIP user: it rings wherever that phone
+        // is registered.
+        let sip_user = p.kind == "internet" && crate::routing::is_sip_user(&p.number);
+        if !sip_user && crate::routing::normalize_number(&p.number).is_err() {
             return Err(Problem::validation(&format!(
-                "phones[{i}].number is not a phone number"
+                "phones[{i}].number is not a phone number (or, for an internet phone, a SIP user)"
             )));
         }
     }

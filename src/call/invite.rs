@@ -83,7 +83,7 @@ impl Manager {
         let dialled = req.uri_user.as_deref().unwrap_or("");
         // A member's SIP user (a name, not a number) is reached on its registered phones,
         // on-net and free: never through a trunk.
-        let member = self.settings.billing.is_some() && is_sip_user(dialled);
+        let member = self.settings.billing.is_some() && crate::routing::is_sip_user(dialled);
         let number = match normalize_number(dialled) {
             Ok(n) => n,
             Err(_) if member => dialled.to_string(),
@@ -997,16 +997,6 @@ enum Gate {
     Challenge {
         stale: bool,
     },
-}
-
-/// A member's SIP user as dialled: a login (3-64 of a-z, 0-9, '.', '_', '-') that is not a
-/// number.
-fn is_sip_user(user: &str) -> bool {
-    (3..=64).contains(&user.len())
-        && user.chars().any(|c| c.is_ascii_lowercase())
-        && user
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'))
 }
 
 /// `account=42`, `card=7` or a bare account number.

@@ -204,23 +204,39 @@ impl Placing {
         if !allowed || self.rules.blocked.contains(&visitor.destination) {
             return Err(PlaceError::Refused(Refusal::NumberNotAllowed));
         }
-        let issuer: Vec<Target> = card
-            .phone_numbers()
-            .iter()
-            .filter_map(|p| {
-                let n = crate::routing::normalize_number(&p.number).ok()?;
-                let (number, destination, _) = self.classifier.dialable(&n)?;
-                Some(Target {
+        let mut issuer: Vec<Target> = Vec::new();
+        for p in card.phone_numbers() {
+            if p.kind == "internet" && crate::routing::is_sip_user(&p.number) {
+                // A SIP phone: rung where it is registered (on-net, free), if anywhere.
+                let user = p.number.clone();
+                let bindings = self
+                    .store
+                    .run(move |s| s.bindings(&user, crate::clock::unix_ms()))
+                    .await
+                    .unwrap_or_default();
+                issuer.extend(bindings.into_iter().map(|b| Target {
+                    number: p.number.clone(),
+                    destination: DestinationKind::Internet,
+                    post_dial: String::new(),
+                    registered: Some(b),
+                }));
+                continue;
+            }
+            let dialable = crate::routing::normalize_number(&p.number)
+                .ok()
+                .and_then(|n| self.classifier.dialable(&n));
+            if let Some((number, destination, _)) = dialable {
+                issuer.push(Target {
                     number,
                     destination,
                     post_dial: String::new(),
                     registered: None,
-                })
-            })
-            .collect();
+                });
+            }
+        }
         if issuer.is_empty() {
             return Err(PlaceError::NothingToRing(
-                "the card has no number to call its issuer on",
+                "the card has no number (or registered phone) to call its issuer on",
             ));
         }
         if self.rules.per_card_concurrent > 0
