@@ -10,7 +10,6 @@ use freecall::config::Config;
 use freecall::media::codec::Codec;
 use freecall::sip::Message;
 use freecall::store::Store;
-use freecall::store::cards::{NewCard, NewIssuer};
 use freecall::testkit::Phone;
 use freecall::testkit::audio::{RtpEnd, level_dbfs};
 use serde_json::json;
@@ -76,36 +75,11 @@ async fn setup(cfg: &Config) -> Setup {
     }
 }
 
-/// An issuer with `guild` and a card with `quota` calls whose call-back number is a mobile.
+/// An issuer with `guild` and a card with `quota` calls whose call-back number is a mobile
+/// (its landline is rung after it).
 fn card(store: &Store, login: &str, guild: i64, quota: i64, countries: &str) -> i64 {
-    let issuer = store
-        .create_issuer(
-            &NewIssuer {
-                login: login.into(),
-                password_hash: "x".into(),
-                name: "Kim Issuer".into(),
-                company: "Guild Co".into(),
-            },
-            guild,
-        )
-        .unwrap();
-    store
-        .create_card(&NewCard {
-            issuer_id: issuer.id,
-            language: "en".into(),
-            name: "Kim Issuer".into(),
-            title: String::new(),
-            company: String::new(),
-            text: String::new(),
-            image_url: String::new(),
-            video_url: String::new(),
-            design: String::new(),
-            phones: r#"[{"kind":"landline","number":"02-700-1000"},{"kind":"mobile","number":"010-2222-3333","callback":true}]"#.into(),
-            quota,
-            callback_countries: countries.into(),
-        })
-        .unwrap()
-        .id
+    let phones = r#"[{"kind":"landline","number":"02-700-1000"},{"kind":"mobile","number":"010-2222-3333","callback":true}]"#;
+    common::cards::issue(store, login, guild, quota, phones, countries).0
 }
 
 async fn post(api: SocketAddr, path: String, body: serde_json::Value) -> http::Response {
@@ -277,16 +251,9 @@ async fn a_visitor_is_called_back_after_the_issuer_presses_1_and_both_legs_are_b
     }
     assert!(issuer_bye, "the issuer's leg is hung up");
 
-    let mut record = None;
-    for _ in 0..50 {
-        let r = common::stores::records(&s.store);
-        if let Some(r) = r.into_iter().find(|r| r.call_id == id) {
-            record = Some(r);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let record = record.expect("one record for the request");
+    let record = common::stores::wait_record(&s.store, &id)
+        .await
+        .expect("one record for the request");
     assert_eq!(record.caller, "025561234");
     assert_eq!(record.callee, "01022223333");
     assert_eq!(record.card_id, Some(card));
@@ -587,18 +554,9 @@ async fn a_member_dials_from_the_web_and_their_own_phone_rings_first() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let mut leg = pbx.leg_from_request(&own, from, "m");
     pbx.send(from, &pbx.request(&mut leg, "BYE", None)).await;
-    let mut record = None;
-    for _ in 0..50 {
-        if let Some(r) = common::stores::records(&s.store)
-            .into_iter()
-            .find(|r| r.call_id == id)
-        {
-            record = Some(r);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let record = record.expect("the record");
+    let record = common::stores::wait_record(&s.store, &id)
+        .await
+        .expect("the record");
     assert_eq!(record.account_id, Some(member.account_id));
     assert_eq!(record.cause, "member hung up");
     assert_eq!(record.legs[0].role, "member");
@@ -676,18 +634,9 @@ async fn pjsua2_phones_take_a_call_back_end_to_end() {
     let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
     assert_eq!(report["ok"], true, "{report}");
     assert_eq!(report["visitor"]["digits"], "235");
-    let mut record = None;
-    for _ in 0..50 {
-        if let Some(r) = common::stores::records(&s.store)
-            .into_iter()
-            .find(|r| r.call_id == id)
-        {
-            record = Some(r);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let record = record.expect("the record");
+    let record = common::stores::wait_record(&s.store, &id)
+        .await
+        .expect("the record");
     assert_eq!(record.legs.len(), 2);
     assert!(
         record

@@ -215,33 +215,14 @@ fn kill_9_then_restart(store: Store, url: String) {
 /// then `kill -9`: at restart each answered leg is billed up to the last heartbeat, once,
 /// with one record for the request and one call of the card's quota.
 fn kill_9_mid_call_back(store: Store, url: String) {
-    let issuer = store
-        .create_issuer(
-            &freecall::store::cards::NewIssuer {
-                login: "crashcard".into(),
-                password_hash: "x".into(),
-                name: "Crash Card".into(),
-                company: String::new(),
-            },
-            100_000,
-        )
-        .unwrap();
-    let card = store
-        .create_card(&freecall::store::cards::NewCard {
-            issuer_id: issuer.id,
-            language: "ko".into(),
-            name: "Crash Card".into(),
-            title: String::new(),
-            company: String::new(),
-            text: String::new(),
-            image_url: String::new(),
-            video_url: String::new(),
-            design: String::new(),
-            phones: r#"[{"kind":"mobile","number":"010-7777-8888"}]"#.into(),
-            quota: 5,
-            callback_countries: String::new(),
-        })
-        .unwrap();
+    let (card, _) = common::cards::issue(
+        &store,
+        "crashcard",
+        100_000,
+        5,
+        r#"[{"kind":"mobile","number":"010-7777-8888"}]"#,
+        "",
+    );
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let dir = temp_dir(&format!("crash-cb-{}", store.backend()));
@@ -262,7 +243,7 @@ fn kill_9_mid_call_back(store: Store, url: String) {
         ];
         let mut daemon = Daemon::spawn(&conf, &env);
         tokio::task::spawn_blocking(move || wait_ready(sip)).await.unwrap();
-        let path = format!("/v1/cards/{}/callbacks", card.id);
+        let path = format!("/v1/cards/{card}/callbacks");
         let r = tokio::task::spawn_blocking(move || {
             common::http::call(api, "POST", &path, None, &[], Some(serde_json::json!({"number": "02-556-1234"})))
         })
@@ -301,7 +282,7 @@ fn kill_9_mid_call_back(store: Store, url: String) {
         assert_eq!(records[0].legs.len(), 2);
         assert_eq!(records[0].cost, issuer_debits[0] + visitor_debits[0]);
         assert!(records[0].cause.contains("switch restarted"));
-        let c = store.card(card.id).unwrap();
+        let c = store.card(card).unwrap();
         assert_eq!((c.quota_used, c.quota_reserved), (1, 0));
         assert!(store.audit().unwrap().is_empty());
         daemon.signal("-TERM");

@@ -10,7 +10,6 @@ use freecall::billing::{LegSettlement, Refusal, Settlement, Tariff, Tariffs};
 use freecall::cdr::{CallRecord, RecordLeg};
 use freecall::numbers::DestinationKind;
 use freecall::store::calls::{Charge, Settled};
-use freecall::store::cards::{NewCard, NewIssuer};
 use freecall::store::placed::{DailyLimits, PlacedLeg};
 use freecall::store::{Store, StoreError};
 
@@ -36,34 +35,7 @@ fn tariffs() -> Tariffs {
 }
 
 fn card(store: &Store, login: &str, guild: i64, quota: i64) -> (i64, i64) {
-    let issuer = store
-        .create_issuer(
-            &NewIssuer {
-                login: login.into(),
-                password_hash: "x".into(),
-                name: "Park".into(),
-                company: String::new(),
-            },
-            guild,
-        )
-        .unwrap();
-    let card = store
-        .create_card(&NewCard {
-            issuer_id: issuer.id,
-            language: "ko".into(),
-            name: "Park".into(),
-            title: String::new(),
-            company: String::new(),
-            text: String::new(),
-            image_url: String::new(),
-            video_url: String::new(),
-            design: String::new(),
-            phones: "[]".into(),
-            quota,
-            callback_countries: String::new(),
-        })
-        .unwrap();
-    (card.id, issuer.account_id)
+    common::cards::issue(store, login, guild, quota, "[]", "")
 }
 
 fn legs(visitor: &str) -> Vec<PlacedLeg> {

@@ -428,33 +428,14 @@ async fn a_call_back_rings_the_issuers_registered_sip_phone() {
     )
     .await;
     assert_eq!(r.status(), Some(200));
-    let issuer = store
-        .create_issuer(
-            &freecall::store::cards::NewIssuer {
-                login: "kimcard".into(),
-                password_hash: "x".into(),
-                name: "Kim".into(),
-                company: String::new(),
-            },
-            10_000,
-        )
-        .unwrap();
-    let card = store
-        .create_card(&freecall::store::cards::NewCard {
-            issuer_id: issuer.id,
-            language: "en".into(),
-            name: "Kim".into(),
-            title: String::new(),
-            company: String::new(),
-            text: String::new(),
-            image_url: String::new(),
-            video_url: String::new(),
-            design: String::new(),
-            phones: r#"[{"kind":"internet","number":"kimsip","callback":true}]"#.into(),
-            quota: 3,
-            callback_countries: String::new(),
-        })
-        .unwrap();
+    let (card, _) = common::cards::issue(
+        &store,
+        "kimcard",
+        10_000,
+        3,
+        r#"[{"kind":"internet","number":"kimsip","callback":true}]"#,
+        "",
+    );
     let placing = freecall::placing::Placing::new(
         store.clone(),
         Arc::new(RwLock::new(Arc::new(cfg.tariffs()))),
@@ -464,7 +445,7 @@ async fn a_call_back_rings_the_issuers_registered_sip_phone() {
         switch.link(),
     );
     let id = placing
-        .callback(card.id, "02-556-1234", "127.0.0.9".parse().unwrap())
+        .callback(card, "02-556-1234", "127.0.0.9".parse().unwrap())
         .await
         .expect("requested");
     let (inv, from) = phone.expect_request("INVITE", WAIT).await;
@@ -494,22 +475,13 @@ async fn a_call_back_rings_the_issuers_registered_sip_phone() {
     trunk
         .send(tfrom, &trunk.request(&mut vleg, "BYE", None))
         .await;
-    let mut record = None;
-    for _ in 0..50 {
-        if let Some(r) = common::stores::records(&store)
-            .into_iter()
-            .find(|r| r.call_id == id)
-        {
-            record = Some(r);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let record = record.expect("the record");
+    let record = common::stores::wait_record(&store, &id)
+        .await
+        .expect("the record");
     assert_eq!(record.legs[0].number, "kimsip");
     assert_eq!(record.legs[0].cost, 0, "the issuer's SIP phone is on-net");
     assert!(record.legs[1].cost > 0);
-    assert_eq!(store.card(card.id).unwrap().quota_used, 1);
+    assert_eq!(store.card(card).unwrap().quota_used, 1);
 }
 
 /// The test configuration's TOML again (to add to it).

@@ -334,6 +334,23 @@ impl Manager {
         stale: bool,
         from: Peer,
     ) {
+        self.stats.calls_challenged += 1;
+        self.send_challenge(now, tx, req, local_tag, stale, from, 407);
+    }
+
+    /// A digest challenge with a fresh nonce bound to `from`: 407 (Proxy-Authenticate) for
+    /// calls, 401 (WWW-Authenticate) for registrations.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn send_challenge(
+        &mut self,
+        now: Instant,
+        tx: TxId,
+        req: &Message,
+        local_tag: &str,
+        stale: bool,
+        from: Peer,
+        code: u16,
+    ) {
         let Some(billing) = &self.settings.billing else {
             return;
         };
@@ -342,12 +359,14 @@ impl Manager {
             &from.addr.ip().to_string(),
         );
         let value = auth::challenge(&billing.realm, &nonce, stale);
-        let mut b =
-            Builder::response_to(req, 407, "Proxy Authentication Required", Some(local_tag));
-        b.header("Proxy-Authenticate", &value)
+        let (phrase, header) = match code {
+            401 => ("Unauthorized", "WWW-Authenticate"),
+            _ => ("Proxy Authentication Required", "Proxy-Authenticate"),
+        };
+        let mut b = Builder::response_to(req, code, phrase, Some(local_tag));
+        b.header(header, &value)
             .header("Server", &self.settings.user_agent);
-        self.stats.calls_challenged += 1;
-        self.tx.send_response(now, tx, 407, b.finish(None, &[]));
+        self.tx.send_response(now, tx, code, b.finish(None, &[]));
     }
 
     /// The accounting service reserved the call's money: dial the trunk.

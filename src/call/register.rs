@@ -139,18 +139,7 @@ impl Manager {
         stale: bool,
         from: Peer,
     ) {
-        let Some(billing) = &self.settings.billing else {
-            return;
-        };
-        let nonce = billing.nonces.issue(
-            (self.unix_ms(now) / 1000).max(0) as u64,
-            &from.addr.ip().to_string(),
-        );
-        let value = auth::challenge(&billing.realm, &nonce, stale);
-        let mut b = Builder::response_to(req, 401, "Unauthorized", Some(local_tag));
-        b.header("WWW-Authenticate", &value)
-            .header("Server", &self.settings.user_agent);
-        self.tx.send_response(now, tx, 401, b.finish(None, &[]));
+        self.send_challenge(now, tx, req, local_tag, stale, from, 401);
     }
 
     /// The accounting service wrote (or refused) a REGISTER's bindings.

@@ -129,6 +129,31 @@ impl Rows {
     }
 }
 
+/// The account that pays for `$charge` and its kind (one query, inside the caller's
+/// transaction); `UnknownAccount` when there is none.
+macro_rules! payer_of {
+    ($c:expr, $charge:expr) => {{
+        let found: Option<(i64, String)> = match $charge {
+            Charge::Account(a) => accounts::table
+                .find(a)
+                .select((accounts::id, accounts::kind))
+                .first($c)
+                .optional()?,
+            Charge::Card(card) => cards::table
+                .inner_join(issuers::table.inner_join(accounts::table))
+                .filter(cards::id.eq(card))
+                .select((accounts::id, accounts::kind))
+                .first($c)
+                .optional()?,
+        };
+        let (account, kind) = found.ok_or(StoreError::Refused(Refusal::UnknownAccount))?;
+        let kind = AccountKind::parse(&kind)
+            .ok_or_else(|| StoreError::Invalid(format!("account kind '{kind}'")))?;
+        (account, kind)
+    }};
+}
+pub(super) use payer_of;
+
 /// Who pays, after the payer was resolved (and a member authenticated).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Charge {
@@ -384,22 +409,7 @@ impl Store {
         }
         in_tx!(self, c => {
             // Who pays, and in what: one query inside the transaction.
-            let found: Option<(i64, String)> = match charge {
-                Charge::Account(a) => accounts::table
-                    .find(a)
-                    .select((accounts::id, accounts::kind))
-                    .first(c)
-                    .optional()?,
-                Charge::Card(card) => cards::table
-                    .inner_join(issuers::table.inner_join(accounts::table))
-                    .filter(cards::id.eq(card))
-                    .select((accounts::id, accounts::kind))
-                    .first(c)
-                    .optional()?,
-            };
-            let (account, kind) = found.ok_or(StoreError::Refused(Refusal::UnknownAccount))?;
-            let kind = AccountKind::parse(&kind)
-                .ok_or_else(|| StoreError::Invalid(format!("account kind '{kind}'")))?;
+            let (account, kind) = payer_of!(c, charge);
             let tariff: Tariff = *tariffs
                 .get(kind, destination)
                 .ok_or(StoreError::Refused(Refusal::DestinationNotAllowed))?;

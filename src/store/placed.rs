@@ -13,7 +13,7 @@
 //! themselves, so they hold across nodes sharing one database.
 
 use super::accounts::{Entry, append};
-use super::calls::Charge;
+use super::calls::{Charge, payer_of};
 use super::schema::{accounts, cards, issuers, ledger, reservations};
 use super::{Result, Store, StoreError, in_tx};
 use crate::billing::tariff::max_secs_together;
@@ -68,22 +68,7 @@ impl Store {
             return Err(StoreError::Invalid("a placed call needs a leg".into()));
         };
         in_tx!(self, c => {
-            let found: Option<(i64, String)> = match charge {
-                Charge::Account(a) => accounts::table
-                    .find(a)
-                    .select((accounts::id, accounts::kind))
-                    .first(c)
-                    .optional()?,
-                Charge::Card(card) => cards::table
-                    .inner_join(issuers::table.inner_join(accounts::table))
-                    .filter(cards::id.eq(card))
-                    .select((accounts::id, accounts::kind))
-                    .first(c)
-                    .optional()?,
-            };
-            let (account, kind) = found.ok_or(StoreError::Refused(Refusal::UnknownAccount))?;
-            let kind = AccountKind::parse(&kind)
-                .ok_or_else(|| StoreError::Invalid(format!("account kind '{kind}'")))?;
+            let (account, kind) = payer_of!(c, charge);
             let card = match charge {
                 Charge::Card(card) => Some(card),
                 Charge::Account(_) => None,

@@ -1,6 +1,7 @@
 //! Shared set-up for the end-to-end tests: a switch on 127.0.0.1 with the given trunks.
 #![allow(dead_code)]
 
+pub mod cards;
 pub mod daemon;
 pub mod http;
 pub mod stores;

@@ -64,3 +64,14 @@ pub fn records(store: &Store) -> Vec<freecall::cdr::CallRecord> {
         })
         .expect("read call records")
 }
+
+/// The record of call `id`, once it is stored (bounded: 5 s), or `None`.
+pub async fn wait_record(store: &Store, id: &str) -> Option<freecall::cdr::CallRecord> {
+    for _ in 0..50 {
+        if let Some(r) = records(store).into_iter().find(|r| r.call_id == id) {
+            return Some(r);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    None
+}
