@@ -5,7 +5,6 @@
 mod common;
 
 use common::http;
-use freecall::api::ApiState;
 use freecall::config::Config;
 use freecall::media::codec::Codec;
 use freecall::sip::Message;
@@ -14,7 +13,6 @@ use freecall::testkit::Phone;
 use freecall::testkit::audio::{RtpEnd, level_dbfs};
 use serde_json::json;
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 fn config(trunk: SocketAddr, extra: &str) -> Config {
@@ -47,27 +45,7 @@ async fn setup(cfg: &Config) -> Setup {
     let url = common::stores::sqlite_url();
     let store = common::stores::open(&url);
     let switch = common::start_billed(cfg, store.clone()).await;
-    let tariffs = Arc::new(RwLock::new(Arc::new(cfg.tariffs())));
-    let placing = freecall::placing::Placing::new(
-        store.clone(),
-        tariffs.clone(),
-        cfg.billing.node_id.clone(),
-        freecall::numbers::Classifier::new("KR").unwrap(),
-        freecall::placing::Rules::from_config(&cfg.callbacks, &cfg.billing.blocked_destinations),
-        switch.link(),
-    );
-    let state = ApiState {
-        store: store.clone(),
-        tariffs,
-        realm: "freecall".into(),
-        signup_bonus_mileage: 0,
-        signup_bonus_guild: 0,
-        metrics: None,
-        placing: Some(placing),
-    };
-    let (server, api) =
-        freecall::api::serve(state, "127.0.0.1:0".parse().unwrap(), 65536).expect("API");
-    tokio::spawn(server);
+    let api = common::serve_api(cfg, &store, &switch);
     Setup {
         api,
         store,

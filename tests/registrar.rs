@@ -312,27 +312,7 @@ async fn a_members_web_dial_rings_the_registered_softphone_first() {
     .await;
     assert_eq!(r.status(), Some(200));
 
-    let tariffs = Arc::new(RwLock::new(Arc::new(cfg.tariffs())));
-    let placing = freecall::placing::Placing::new(
-        store.clone(),
-        tariffs.clone(),
-        cfg.billing.node_id.clone(),
-        freecall::numbers::Classifier::new("KR").unwrap(),
-        freecall::placing::Rules::from_config(&cfg.callbacks, &cfg.billing.blocked_destinations),
-        switch.link(),
-    );
-    let state = freecall::api::ApiState {
-        store: store.clone(),
-        tariffs,
-        realm: "freecall".into(),
-        signup_bonus_mileage: 0,
-        signup_bonus_guild: 0,
-        metrics: None,
-        placing: Some(placing),
-    };
-    let (server, api) =
-        freecall::api::serve(state, "127.0.0.1:0".parse().unwrap(), 65536).expect("API");
-    tokio::spawn(server);
+    let api = common::serve_api(&cfg, &store, &switch);
     store
         .create_api_key("shop", &freecall::auth::api_key_hash("k-reg"), "credit")
         .unwrap();

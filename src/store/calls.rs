@@ -154,6 +154,26 @@ macro_rules! payer_of {
 }
 pub(super) use payer_of;
 
+/// Hold `$amount` on `$account` in one conditional statement: the account's (balance,
+/// reserved) after it, or `None` when what is available no longer covers it (then
+/// nothing changed). This statement is why concurrent calls can never overdraw.
+macro_rules! hold {
+    ($c:expr, $account:expr, $amount:expr) => {{
+        let amount: i64 = $amount;
+        let after: Option<(i64, i64)> = diesel::update(
+            accounts::table
+                .filter(accounts::id.eq($account))
+                .filter((accounts::balance - accounts::reserved).ge(amount)),
+        )
+        .set(accounts::reserved.eq(accounts::reserved + amount))
+        .returning((accounts::balance, accounts::reserved))
+        .get_result($c)
+        .optional()?;
+        after
+    }};
+}
+pub(super) use hold;
+
 /// Who pays, after the payer was resolved (and a member authenticated).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Charge {
@@ -424,15 +444,7 @@ impl Store {
                     return Err(StoreError::Refused(kind.exhausted()));
                 };
                 let amount = tariff.cost(max_secs);
-                let after: Option<(i64, i64)> = diesel::update(
-                    accounts::table
-                        .filter(accounts::id.eq(account))
-                        .filter((accounts::balance - accounts::reserved).ge(amount)),
-                )
-                .set(accounts::reserved.eq(accounts::reserved + amount))
-                .returning((accounts::balance, accounts::reserved))
-                .get_result(c)
-                .optional()?;
+                let after = hold!(c, account, amount);
                 match after {
                     Some(after) => break (max_secs, amount, after),
                     // Another call took some of the balance between the read and the

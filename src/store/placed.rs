@@ -13,7 +13,7 @@
 //! themselves, so they hold across nodes sharing one database.
 
 use super::accounts::{Entry, append};
-use super::calls::{Charge, payer_of};
+use super::calls::{Charge, hold, payer_of};
 use super::schema::{accounts, cards, issuers, ledger, reservations};
 use super::{Result, Store, StoreError, in_tx};
 use crate::billing::tariff::max_secs_together;
@@ -150,15 +150,7 @@ impl Store {
                 {
                     return Err(StoreError::Refused(Refusal::IssuerDailyLimit));
                 }
-                let after: Option<(i64, i64)> = diesel::update(
-                    accounts::table
-                        .filter(accounts::id.eq(account))
-                        .filter((accounts::balance - accounts::reserved).ge(total)),
-                )
-                .set(accounts::reserved.eq(accounts::reserved + total))
-                .returning((accounts::balance, accounts::reserved))
-                .get_result(c)
-                .optional()?;
+                let after = hold!(c, account, total);
                 match after {
                     Some(after) => break (max_secs, amounts, after),
                     // Another call took some of the balance between the read and the

@@ -73,3 +73,35 @@ pub async fn start_billed(cfg: &Config, store: freecall::store::Store) -> Switch
         .await
         .expect("switch starts")
 }
+
+/// The REST API on 127.0.0.1 (a free port) for `store`, placing calls on `switch` with
+/// `cfg`'s call-back rules and tariffs: its address.
+pub fn serve_api(
+    cfg: &Config,
+    store: &freecall::store::Store,
+    switch: &SwitchHandle,
+) -> SocketAddr {
+    use std::sync::{Arc, RwLock};
+    let tariffs = Arc::new(RwLock::new(Arc::new(cfg.tariffs())));
+    let placing = freecall::placing::Placing::new(
+        store.clone(),
+        tariffs.clone(),
+        cfg.billing.node_id.clone(),
+        freecall::numbers::Classifier::new(&cfg.billing.home_country).expect("home country"),
+        freecall::placing::Rules::from_config(&cfg.callbacks, &cfg.billing.blocked_destinations),
+        switch.link(),
+    );
+    let state = freecall::api::ApiState {
+        store: store.clone(),
+        tariffs,
+        realm: cfg.billing.realm.clone(),
+        signup_bonus_mileage: 0,
+        signup_bonus_guild: 0,
+        metrics: None,
+        placing: Some(placing),
+    };
+    let (server, api) =
+        freecall::api::serve(state, "127.0.0.1:0".parse().expect("address"), 65536).expect("API");
+    tokio::spawn(server);
+    api
+}
