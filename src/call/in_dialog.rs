@@ -40,8 +40,11 @@ impl Manager {
                     Side::B => "callee",
                 });
                 self.reply(now, tx, &req, 200, "OK", None, None);
-                let state = self.calls[&key].state;
-                info!(call = %self.calls[&key].id, cause = %cause.text(), "BYE");
+                let Some(call) = self.calls.get(&key) else {
+                    return;
+                };
+                let state = call.state;
+                info!(call = %call.id, cause = %cause.text(), "BYE");
                 if state == State::Answered {
                     self.send_bye(now, key, side.other(), &cause);
                     self.finish(now, key, 200, cause);
@@ -54,7 +57,8 @@ impl Manager {
             }
             Method::Options => self.reply(now, tx, &req, 200, "OK", None, None),
             Method::Invite | Method::Update | Method::Info => {
-                if self.calls[&key].state != State::Answered && method == Method::Invite {
+                let answered = self.calls.get(&key).map(|c| c.state) == Some(State::Answered);
+                if !answered && method == Method::Invite {
                     return self.reply(
                         now,
                         tx,
@@ -65,8 +69,10 @@ impl Manager {
                         Some("call not yet answered"),
                     );
                 }
-                let busy = self.calls[&key].pending_ack[side.index()]
-                    .as_ref()
+                let busy = self
+                    .calls
+                    .get(&key)
+                    .and_then(|c| c.pending_ack[side.index()].as_ref())
                     .map(|p| p.sent.is_none())
                     .unwrap_or(false);
                 if method == Method::Invite && busy {
@@ -149,14 +155,10 @@ impl Manager {
             None
         };
         let contact_transport = match to {
-            Side::A => self.calls[&key].a.peer.transport,
-            Side::B => self.calls[&key]
-                .b
-                .dialog
-                .as_ref()
-                .map(|b| b.peer.transport)
-                .unwrap_or(crate::sip::Transport::Udp),
-        };
+            Side::A => Some(call.a.peer.transport),
+            Side::B => call.b.dialog.as_ref().map(|b| b.peer.transport),
+        }
+        .unwrap_or(crate::sip::Transport::Udp);
         let contact = self.contact(contact_transport);
         let Some(call) = self.calls.get_mut(&key) else {
             return;
@@ -225,20 +227,17 @@ impl Manager {
         }
         if is_invite && (200..300).contains(&code) {
             // A retransmitted 2xx whose ACK we already passed on: ACK again.
-            if let Some(p) = self
-                .calls
-                .get(&key)
-                .and_then(|c| c.pending_ack[from.index()].as_ref())
+            if let Some(c) = self.calls.get(&key)
+                && let Some(p) = c.pending_ack[from.index()].as_ref()
                 && let Some(ack) = &p.sent
             {
                 let peer = match from.other() {
-                    Side::A => self.calls[&key].a.peer,
-                    Side::B => match &self.calls[&key].b.dialog {
-                        Some(b) => b.peer,
-                        None => return,
-                    },
+                    Side::A => Some(c.a.peer),
+                    Side::B => c.b.dialog.as_ref().map(|b| b.peer),
                 };
-                self.tx.send_stateless(peer, ack.clone());
+                if let Some(peer) = peer {
+                    self.tx.send_stateless(peer, ack.clone());
+                }
                 return;
             }
         }
@@ -270,7 +269,7 @@ impl Manager {
         };
         let mut b = Builder::response_to(&req, code, resp.reason_phrase(), None);
         if is_invite || resp.cseq_method == Method::Update {
-            b.header("Contact", &self.contact(self.calls[&key].a.peer.transport));
+            b.header("Contact", &self.contact(call.a.peer.transport));
         }
         if let Some(r) = resp.header("Reason") {
             b.header("Reason", r);

@@ -202,15 +202,18 @@ impl Manager {
             key,
             CallTimer::NoAnswer,
         )));
+        // The call was inserted just above: it is there.
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
         if member {
-            let user = self.calls[&key].number.clone();
+            let user = call.number.clone();
             self.billing_out
                 .push_back(BillingRequest::Locate { key, user });
             return;
         }
         match payer {
             Some(payer) => {
-                let call = &self.calls[&key];
                 self.authorizing += 1;
                 self.billing_out.push_back(BillingRequest::Authorize {
                     key,
@@ -425,7 +428,7 @@ impl Manager {
             };
             let media = call.media;
             let bytes = self.response_to_a(key, 183, "Session Progress", Some(body));
-            let Some(call) = self.calls.get_mut(&key) else {
+            let (Some(bytes), Some(call)) = (bytes, self.calls.get_mut(&key)) else {
                 return;
             };
             call.state = State::Announcing;
@@ -700,9 +703,10 @@ impl Manager {
             phrase_to_a = "Session Progress".into();
         }
         call.state = State::Early;
-        let bytes = self.response_to_a(key, code_to_a, &phrase_to_a, body);
-        let a_tx = self.calls[&key].a_invite_tx;
-        self.tx.send_response(now, a_tx, code_to_a, bytes);
+        let a_tx = call.a_invite_tx;
+        if let Some(bytes) = self.response_to_a(key, code_to_a, &phrase_to_a, body) {
+            self.tx.send_response(now, a_tx, code_to_a, bytes);
+        }
     }
 
     /// The trunk's first 2xx (already acknowledged): answer the caller.
@@ -756,8 +760,9 @@ impl Manager {
             self.media.record(media, file);
         }
         self.media.arm(media);
-        let bytes = self.response_to_a(key, 200, "OK", body);
-        self.tx.send_response(now, a_tx, 200, bytes);
+        if let Some(bytes) = self.response_to_a(key, 200, "OK", body) {
+            self.tx.send_response(now, a_tx, 200, bytes);
+        }
     }
 
     /// The B-leg's SDP rewritten for the caller (and the B-leg's media address noted).
@@ -806,16 +811,16 @@ impl Manager {
         code: u16,
         phrase: &str,
         body: Option<Vec<u8>>,
-    ) -> Vec<u8> {
-        let call = &self.calls[&key];
+    ) -> Option<Vec<u8>> {
+        let call = self.calls.get(&key)?;
         let mut b = Builder::response_to(&call.a_invite, code, phrase, Some(&call.a.local_tag));
         b.header("Contact", &self.contact(call.a.peer.transport))
             .header("Allow", self.allow())
             .header("Server", &self.settings.user_agent);
-        match body {
+        Some(match body {
             Some(body) => b.finish(Some("application/sdp"), &body),
             None => b.finish(None, &[]),
-        }
+        })
     }
 
     /// The trunk refused or timed out: try the next trunk or tell the caller.
@@ -914,8 +919,9 @@ impl Manager {
             .push(Reverse((give_up, key, CallTimer::NoAnswer)));
         let b_tx = call.b.tx;
         let provisional = call.b.provisional;
-        let bytes = self.response_to_a(key, 487, "Request Terminated", None);
-        self.tx.send_response(now, invite, 487, bytes);
+        if let Some(bytes) = self.response_to_a(key, 487, "Request Terminated", None) {
+            self.tx.send_response(now, invite, 487, bytes);
+        }
         match b_tx {
             Some(b_tx) if provisional => {
                 if let Some(c) = self.tx.send_cancel(now, b_tx) {
