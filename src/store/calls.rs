@@ -174,41 +174,7 @@ macro_rules! hold {
 }
 pub(super) use hold;
 
-/// Who pays, after the payer was resolved (and a member authenticated).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Charge {
-    Account(i64),
-    Card(i64),
-}
-
-/// What settlement did.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Settled {
-    Done {
-        billed_secs: i64,
-        cost: i64,
-        released: i64,
-    },
-    /// The reservation was settled before (a retry, or recovery got there first).
-    Already,
-}
-
-/// An open reservation being settled after a restart.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Recovered {
-    pub call_id: String,
-    pub billed_secs: i64,
-    pub cost: i64,
-}
-
-/// One call to reserve for, in a batch.
-#[derive(Clone, Debug)]
-pub struct ReserveItem {
-    pub call_id: String,
-    pub number: String,
-    pub destination: DestinationKind,
-    pub charge: Charge,
-}
+pub use super::reservation::{Charge, Recovered, ReserveItem, Settled};
 
 impl Store {
     /// SIP digest credentials of several members in one query: user → (account, HA1).

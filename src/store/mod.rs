@@ -8,7 +8,8 @@
 //!
 //! Files: `accounts.rs` (accounts, ledger, credits, idempotency, API keys), `shop.rs`
 //! (members, products, purchases), `cards.rs` (issuers, cards), `calls.rs` (reservation,
-//! answer, settlement, heartbeat and recovery), `placed.rs` (reservations for the calls the
+//! answer, settlement, heartbeat and recovery; its types in `reservation.rs`, shared with
+//! `pg_fast.rs`, PostgreSQL's server-side functions, a leaf), `placed.rs` (reservations for the calls the
 //! switch places: both legs at once, with the daily limits), `registrar.rs` (where members'
 //! softphones are registered), `cdrs.rs` (call records).
 
@@ -19,6 +20,7 @@ pub mod cdrs;
 mod pg_fast;
 pub mod placed;
 pub mod registrar;
+pub mod reservation;
 pub mod schema;
 pub mod shop;
 

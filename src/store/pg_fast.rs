@@ -8,7 +8,7 @@
 //! is done in SQL there and in `Tariff` for SQLite; the store tests run the same cases on
 //! both backends and must agree.
 
-use super::calls::Settled;
+use super::reservation::{ReserveItem, Settled};
 use super::{Result, StoreError};
 use crate::billing::Settlement;
 use diesel::pg::PgConnection;
@@ -158,7 +158,7 @@ struct ReservedMany {
 pub(crate) fn reserve_many(
     c: &mut PgConnection,
     node: &str,
-    items: &[super::calls::ReserveItem],
+    items: &[ReserveItem],
     rows: &[ReserveRow],
     now_ms: i64,
 ) -> diesel::QueryResult<Vec<Option<i64>>> {
