@@ -46,8 +46,8 @@ pub struct CallbacksConfig {
     /// Seconds the issuer has to press 1 or 2 after the announcement.
     pub answer_secs: u64,
     /// Kinds of visitor numbers a card may call back (international only on the countries
-    /// a card names, premium rate and other special numbers never).
-    pub allowed_destinations: Vec<String>,
+    /// a card names, premium rate and other special numbers never). Parsed once, here.
+    pub allowed_destinations: Vec<crate::numbers::DestinationKind>,
     /// Call-backs in progress at once per card.
     pub per_card_concurrent: u32,
     /// Call-back requests per card in 24 hours.
@@ -67,7 +67,11 @@ impl Default for CallbacksConfig {
         CallbacksConfig {
             ring_secs: 30,
             answer_secs: 15,
-            allowed_destinations: vec!["landline".into(), "mobile".into(), "internet".into()],
+            allowed_destinations: vec![
+                crate::numbers::DestinationKind::Landline,
+                crate::numbers::DestinationKind::Mobile,
+                crate::numbers::DestinationKind::Internet,
+            ],
             per_card_concurrent: 2,
             per_card_daily: 50,
             per_number_daily: 5,
@@ -605,12 +609,10 @@ impl Config {
             errors.push("callbacks.answer_secs: must be 1..=120".into());
         }
         for (i, k) in self.callbacks.allowed_destinations.iter().enumerate() {
-            match k.parse::<crate::numbers::DestinationKind>() {
-                Err(e) => errors.push(format!("callbacks.allowed_destinations[{i}]: {e}")),
-                Ok(crate::numbers::DestinationKind::PremiumRate) => errors.push(format!(
+            if *k == crate::numbers::DestinationKind::PremiumRate {
+                errors.push(format!(
                     "callbacks.allowed_destinations[{i}]: premium_rate numbers are never called back"
-                )),
-                Ok(_) => {}
+                ));
             }
         }
         if self.callbacks.per_card_daily < 0

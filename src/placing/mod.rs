@@ -44,7 +44,7 @@ impl Rules {
             allowed: c
                 .allowed_destinations
                 .iter()
-                .filter_map(|k| k.parse().ok())
+                .copied()
                 .filter(|k| *k != DestinationKind::PremiumRate)
                 .collect(),
             per_card_concurrent: c.per_card_concurrent as usize,
