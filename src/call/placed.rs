@@ -297,7 +297,9 @@ impl Manager {
                 if trunks.iter().any(|&t| self.trunk_is_up(t)) {
                     trunks.retain(|&t| self.trunk_is_up(t));
                 }
-                let p = self.placed.get_mut(&key).expect("looked up above");
+                let Some(p) = self.placed.get_mut(&key) else {
+                    return;
+                };
                 let leg = &mut p.legs[side.index()];
                 if trunks.is_empty() {
                     leg.failure.get_or_insert(EndCause::NoRoute(leg.role));
@@ -306,7 +308,9 @@ impl Manager {
                 }
                 leg.trunks = trunks;
             }
-            let p = self.placed.get_mut(&key).expect("looked up above");
+            let Some(p) = self.placed.get_mut(&key) else {
+                return;
+            };
             let leg = &p.legs[side.index()];
             let Some(trunk) = leg
                 .trunks
