@@ -7,11 +7,14 @@
 //! SIP or money.
 
 pub mod codec;
+mod player;
 mod ports;
 pub mod prompts;
 mod recorder;
 mod relay;
+mod rtp;
 pub mod sdp;
+mod transcode;
 
 pub use ports::PortPool;
 pub use prompts::Prompts;
