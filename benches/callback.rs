@@ -6,7 +6,7 @@
 //! beside the inbound money-path call rate of the same run, on the same kind of store
 //! (SQLite).
 
-use super::{Switch, env_or, money_run, now, percentile, response, udp};
+use super::{Switch, calls_per_sec, env_or, money_run, now, percentile, response, udp};
 use freecall::sip::parse_datagram;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -286,7 +286,7 @@ pub async fn callback_bench(hold: Duration) {
         })
         .unwrap_or(-1);
     let cbps = s.completed as f64 / (elapsed.as_secs_f64() - hold.as_secs_f64()).max(0.001);
-    let inbound_cps = super::calls_per_sec(&inbound.r, hold);
+    let inbound_cps = calls_per_sec(&inbound.r, hold);
     let (p50, p99) = (
         percentile(&mut s.bridged_us, 0.5),
         percentile(&mut s.bridged_us, 0.99),

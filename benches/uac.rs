@@ -1,0 +1,230 @@
+//! The bench's UAC: calls placed at a rate, held, hung up; setup latencies.
+
+use super::*;
+
+#[derive(Default)]
+pub(crate) struct UacReport {
+    pub(crate) attempted: u64,
+    pub(crate) completed: u64,
+    pub(crate) failed: u64,
+    pub(crate) latencies_us: Vec<u64>,
+    pub(crate) elapsed: Duration,
+}
+
+pub(crate) struct UacCall {
+    /// The call's number in the run (member and branch derive from it).
+    pub(crate) seq: u64,
+    /// CSeq of the INVITE in flight (2 after a 407).
+    pub(crate) cseq: u32,
+    pub(crate) started: Instant,
+    pub(crate) from: String,
+    pub(crate) to: Option<String>,
+    pub(crate) contact: String,
+    pub(crate) bye_sent: Option<Instant>,
+}
+
+/// Place `total` calls at `rate`/s to `target`, hold each `hold`, then BYE.
+/// With `rtp`, every answered call's media target is reported and BYE waits for `release`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn uac(
+    target: SocketAddr,
+    rate: u64,
+    total: u64,
+    hold: Duration,
+    rtp_addrs: Vec<SocketAddr>,
+    media: Option<tokio::sync::mpsc::UnboundedSender<(String, SocketAddr)>>,
+    release: Option<tokio::sync::watch::Receiver<bool>>,
+    run: &str,
+    members: Option<u64>,
+) -> UacReport {
+    let sock = udp("127.0.0.1:0");
+    let me = sock.local_addr().unwrap();
+    let mut calls: HashMap<String, UacCall> = HashMap::new();
+    let mut byes: BinaryHeap<Reverse<(Instant, String)>> = BinaryHeap::new();
+    let mut report = UacReport::default();
+    let mut buf = vec![0u8; 65536];
+    let start = now();
+    let mut sent = 0u64;
+    let mut last_sweep = start;
+    let deadline = start
+        + Duration::from_secs_f64(total as f64 / rate as f64)
+        + hold
+        + Duration::from_secs(15);
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    // Like a softphone with authentication caching: once challenged, later INVITEs carry
+    // credentials for the nonce it was given (a fresh cnonce each time).
+    let mut nonce: Option<String> = None;
+    let invite = |seq: u64, cseq: u32, rtp: SocketAddr, nonce: Option<&str>| -> String {
+        let call_id = format!("{run}-{seq}@bench");
+        let sdp = sdp("uac", rtp);
+        // Seoul landlines, 02-2000-0000 onwards: numbers the classifier knows as landline.
+        let number = 220_000_000 + seq % 70_000_000;
+        let uri = format!("sip:0{number}@{target}");
+        let auth = match (members, nonce) {
+            (Some(m), Some(nonce)) => {
+                let user = format!("m{}", seq % m);
+                let proof = freecall::auth::DigestProof {
+                    username: user.clone(),
+                    realm: "freecall".into(),
+                    nonce: nonce.to_string(),
+                    uri: uri.clone(),
+                    response: String::new(),
+                    method: "INVITE".into(),
+                    qop: Some("auth".into()),
+                    nc: Some("00000001".into()),
+                    cnonce: Some(format!("c{seq}x{cseq}")),
+                };
+                let response = freecall::auth::digest_response(
+                    &freecall::auth::ha1(&user, "freecall", "pw"),
+                    &proof,
+                );
+                format!(
+                    "Proxy-Authorization: Digest username=\"{user}\", realm=\"freecall\", nonce=\"{nonce}\", uri=\"{uri}\", \
+response=\"{response}\", algorithm=MD5, qop=auth, nc=00000001, cnonce=\"c{seq}x{cseq}\"\r\n"
+                )
+            }
+            _ => String::new(),
+        };
+        format!(
+            "INVITE {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{run}{seq}c{cseq};rport\r\n\
+Max-Forwards: 70\r\nFrom: <sip:0311111111@127.0.0.1>;tag=c{seq}\r\nTo: <{uri}>\r\n\
+Call-ID: {call_id}\r\nCSeq: {cseq} INVITE\r\nContact: <sip:uac@{me}>\r\n{auth}Content-Type: application/sdp\r\n\
+Content-Length: {}\r\n\r\n{sdp}",
+            sdp.len()
+        )
+    };
+    loop {
+        let t = now();
+        if t > deadline || (sent == total && calls.is_empty()) {
+            break;
+        }
+        tokio::select! {
+            _ = tick.tick() => {
+                let due = ((t - start).as_secs_f64() * rate as f64) as u64;
+                while sent < due.min(total) {
+                    let call_id = format!("{run}-{sent}@bench");
+                    let rtp = rtp_addrs[sent as usize % rtp_addrs.len()];
+                    let inv = invite(sent, 1, rtp, nonce.as_deref());
+                    let _ = sock.send_to(inv.as_bytes(), target).await;
+                    let from = format!("<sip:0311111111@127.0.0.1>;tag=c{sent}");
+                    calls.insert(call_id, UacCall { seq: sent, cseq: 1, started: now(), from, to: None, contact: String::new(), bye_sent: None });
+                    sent += 1;
+                    report.attempted += 1;
+                }
+                // BYEs that are due (after the hold time, or once media is released).
+                let released = release.as_ref().map(|r| *r.borrow()).unwrap_or(true);
+                while let Some(Reverse((at, _))) = byes.peek() {
+                    if *at > t || !released {
+                        break;
+                    }
+                    let Some(Reverse((_, call_id))) = byes.pop() else { break };
+                    if let Some(c) = calls.get_mut(&call_id) {
+                        let bye = format!(
+                            "BYE {} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKbye{call_id};rport\r\nMax-Forwards: 70\r\n\
+        From: {}\r\nTo: {}\r\nCall-ID: {call_id}\r\nCSeq: {} BYE\r\nContent-Length: 0\r\n\r\n",
+                            c.contact, c.from, c.to.clone().unwrap_or_default(), c.cseq + 1
+                        );
+                        let _ = sock.send_to(bye.as_bytes(), target).await;
+                        c.bye_sent = Some(now());
+                    }
+                }
+                // Calls stuck for 8 s are failures (checked every 100 ms).
+                if t.duration_since(last_sweep) < Duration::from_millis(100) {
+                    continue;
+                }
+                last_sweep = t;
+                let stuck: Vec<String> = calls
+                    .iter()
+                    .filter(|(_, c)| {
+                        let since = c.bye_sent.unwrap_or(c.started);
+                        (c.to.is_none() || c.bye_sent.is_some()) && t.saturating_duration_since(since) > Duration::from_secs(8)
+                    })
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                for k in stuck {
+                    calls.remove(&k);
+                    report.failed += 1;
+                }
+            }
+            r = sock.recv_from(&mut buf) => {
+                let Ok((n, _)) = r else { continue };
+                let Ok(m) = parse_datagram(&buf[..n]) else { continue };
+                let code = m.status().unwrap_or(0);
+                if code == 0 || code == 100 {
+                    continue;
+                }
+                let is_invite = m.cseq_method.as_str() == "INVITE";
+                if is_invite && (200..300).contains(&code) {
+                    let Some(c) = calls.get_mut(&m.call_id) else { continue };
+                    let ack = format!(
+                        "ACK {} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKack{};rport\r\nMax-Forwards: 70\r\n\
+        From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {} ACK\r\nContent-Length: 0\r\n\r\n",
+                        m.contact_uri.clone().unwrap_or_default(), m.call_id, m.from, m.to, m.call_id, m.cseq
+                    );
+                    let _ = sock.send_to(ack.as_bytes(), target).await;
+                    if c.to.is_none() {
+                        report.latencies_us.push(now().duration_since(c.started).as_micros() as u64);
+                        c.to = Some(m.to.clone());
+                        c.contact = m.contact_uri.clone().unwrap_or_default();
+                        if let (Some(tx), Some(t)) = (&media, offer_target(&m)) {
+                            let _ = tx.send((m.call_id.clone(), t));
+                        }
+                        byes.push(Reverse((now() + hold, m.call_id.clone())));
+                    }
+                } else if is_invite && code == 407 && members.is_some() {
+                    // ACK the challenge (same branch as the INVITE), then again with credentials.
+                    let Some(c) = calls.get_mut(&m.call_id) else { continue };
+                    if m.cseq != c.cseq {
+                        continue;
+                    }
+                    let ack = format!(
+                        "ACK sip:0{number}@{target} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{run}{seq}c{cseq};rport\r\nMax-Forwards: 70\r\n\
+        From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} ACK\r\nContent-Length: 0\r\n\r\n",
+                        m.from, m.to, m.call_id, seq = c.seq, cseq = c.cseq, number = 220_000_000 + c.seq % 70_000_000
+                    );
+                    let _ = sock.send_to(ack.as_bytes(), target).await;
+                    let challenge = m.header("Proxy-Authenticate").unwrap_or_default();
+                    nonce = challenge
+                        .split("nonce=\"")
+                        .nth(1)
+                        .and_then(|r| r.split('"').next())
+                        .map(str::to_string);
+                    if c.cseq >= 3 || nonce.is_none() {
+                        calls.remove(&m.call_id);
+                        report.failed += 1;
+                        continue;
+                    }
+                    c.cseq += 1;
+                    let rtp = rtp_addrs[c.seq as usize % rtp_addrs.len()];
+                    let inv = invite(c.seq, c.cseq, rtp, nonce.as_deref());
+                    let _ = sock.send_to(inv.as_bytes(), target).await;
+                } else if is_invite && code >= 300 {
+                    if calls.remove(&m.call_id).is_some() {
+                        report.failed += 1;
+                    }
+                } else if m.cseq_method.as_str() == "BYE" && code == 200
+                    && calls.remove(&m.call_id).is_some() {
+                        report.completed += 1;
+                    }
+            }
+        }
+    }
+    report.failed += calls.len() as u64;
+    report.elapsed = now().duration_since(start);
+    report
+}
+
+pub(crate) fn percentile(v: &mut [u64], p: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_unstable();
+    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
+    v[i] as f64 / 1000.0
+}
+
+/// Calls completed per second of the run, the hold time of the last calls left out.
+pub(crate) fn calls_per_sec(r: &UacReport, hold: Duration) -> f64 {
+    r.completed as f64 / (r.elapsed.as_secs_f64() - hold.as_secs_f64()).max(0.001)
+}
