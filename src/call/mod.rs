@@ -10,6 +10,7 @@
 //! re-INVITE, UPDATE, INFO relayed between legs, ACK), `outcome.rs` (how a failure is told
 //! to the caller).
 
+mod admission;
 mod cause;
 mod in_dialog;
 mod invite;
@@ -17,6 +18,7 @@ mod outbound;
 mod outcome;
 mod placed;
 mod register;
+mod trunk_health;
 
 pub use cause::{EndCause, Rejection, Role};
 pub use outcome::Outcome;
@@ -261,7 +263,7 @@ pub struct Manager {
     /// times can be persisted without the state machine reading a clock.
     wall_anchor: Option<(Instant, i64)>,
     /// Trunk health from OPTIONS pings, by index into `routing.trunks`.
-    trunks: TrunkHealth,
+    trunks: trunk_health::TrunkHealth,
     /// Calls the switch places (call-backs, web dial); keys shared with `calls`.
     placed: HashMap<CallKey, placed::Placed>,
     /// Their progress for the requester, drained by the driver.
@@ -271,27 +273,6 @@ pub struct Manager {
     late_answers: HashMap<TxId, Dialog>,
     /// REGISTERs waiting for the accounting service.
     registering: HashMap<u64, register::PendingRegister>,
-}
-
-/// What the OPTIONS pings found out.
-#[derive(Default)]
-struct TrunkHealth {
-    up: Vec<bool>,
-    pinging: Vec<bool>,
-    /// Bumped when routing is replaced: answers to older pings are ignored.
-    generation: u64,
-    next_ping: Option<Instant>,
-    /// Changes (trunk name, up) for the operator, drained by the driver.
-    changes: Vec<(String, bool)>,
-}
-
-impl TrunkHealth {
-    /// A new trunk list: every trunk up, none being pinged, older pings' answers ignored.
-    fn reset(&mut self, trunks: usize) {
-        self.up = vec![true; trunks];
-        self.pinging = vec![false; trunks];
-        self.generation += 1;
-    }
 }
 
 impl Manager {
@@ -316,7 +297,7 @@ impl Manager {
             replays: crate::auth::ReplayGuard::default(),
             authorizing: 0,
             wall_anchor: None,
-            trunks: TrunkHealth::default(),
+            trunks: trunk_health::TrunkHealth::default(),
             placed: HashMap::new(),
             progress: VecDeque::new(),
             late_answers: HashMap::new(),
@@ -324,76 +305,6 @@ impl Manager {
         };
         m.trunks.reset(m.routing.trunks.len());
         m
-    }
-
-    /// Trunks whose state changed since the last call: (name, up).
-    pub fn take_trunk_changes(&mut self) -> Vec<(String, bool)> {
-        std::mem::take(&mut self.trunks.changes)
-    }
-
-    /// Whether trunk `index` answered its last ping (or has not been pinged yet).
-    fn trunk_is_up(&self, index: usize) -> bool {
-        self.trunks.up.get(index).copied().unwrap_or(true)
-    }
-
-    /// OPTIONS to every trunk not already being pinged.
-    fn ping_trunks(&mut self, now: Instant) {
-        let advertised = self.settings.advertised;
-        for index in 0..self.routing.trunks.len() {
-            if self.trunks.pinging.get(index).copied().unwrap_or(true) {
-                continue;
-            }
-            let peer = self.routing.trunks[index].peer;
-            let branch = self.tx.new_branch();
-            let tag = self.tx.new_token();
-            let uri = format!("sip:{}", peer.addr);
-            let request = crate::sip::OutRequest {
-                method: Method::Options,
-                uri: uri.clone(),
-                via: crate::dialog::via(peer.transport, advertised, &branch),
-                branch,
-                max_forwards: 70,
-                from: format!("<sip:freecall@{}>;tag={tag}", advertised.ip()),
-                to: format!("<{uri}>"),
-                call_id: format!("{}@freecall", self.tx.new_token()),
-                cseq: 1,
-                route: Vec::new(),
-                contact: Some(contact_for(advertised, peer.transport)),
-                extra: vec![("User-Agent".into(), self.settings.user_agent.clone())],
-                content_type: None,
-                body: Vec::new(),
-            };
-            let tx = self.tx.send_request(now, peer, request);
-            self.trunks.pinging[index] = true;
-            self.client_txs.insert(
-                tx,
-                (
-                    0,
-                    ClientPurpose::Ping {
-                        index,
-                        generation: self.trunks.generation,
-                    },
-                ),
-            );
-        }
-    }
-
-    /// A ping's result: any answer but 5xx means the trunk is up.
-    fn trunk_answered(&mut self, index: usize, generation: u64, up: bool) {
-        if generation != self.trunks.generation || index >= self.trunks.up.len() {
-            return;
-        }
-        self.trunks.pinging[index] = false;
-        if self.trunks.up[index] != up {
-            self.trunks.up[index] = up;
-            let name = self.routing.trunks[index].name.clone();
-            if up {
-                info!(trunk = %name, "trunk answers OPTIONS again: back in routing");
-            } else {
-                tracing::warn!(trunk = %name, "trunk does not answer OPTIONS: skipped by routing");
-            }
-            self.trunks.changes.push((name, up));
-        }
     }
 
     /// Tell the manager which wall-clock time `now` is (the driver does so at start).

@@ -1,0 +1,100 @@
+//! Trunk health: OPTIONS to every trunk every `sip.trunk_ping_secs`; a trunk that does not
+//! answer (or answers 5xx) is skipped by routing until it answers again.
+
+use super::{ClientPurpose, Manager, contact_for};
+use crate::sip::Method;
+use std::time::Instant;
+use tracing::info;
+
+/// What the OPTIONS pings found out.
+#[derive(Default)]
+pub(super) struct TrunkHealth {
+    pub(super) up: Vec<bool>,
+    pub(super) pinging: Vec<bool>,
+    /// Bumped when routing is replaced: answers to older pings are ignored.
+    pub(super) generation: u64,
+    pub(super) next_ping: Option<Instant>,
+    /// Changes (trunk name, up) for the operator, drained by the driver.
+    pub(super) changes: Vec<(String, bool)>,
+}
+
+impl TrunkHealth {
+    /// A new trunk list: every trunk up, none being pinged, older pings' answers ignored.
+    pub(super) fn reset(&mut self, trunks: usize) {
+        self.up = vec![true; trunks];
+        self.pinging = vec![false; trunks];
+        self.generation += 1;
+    }
+}
+
+impl Manager {
+    /// Trunks whose state changed since the last call: (name, up).
+    pub fn take_trunk_changes(&mut self) -> Vec<(String, bool)> {
+        std::mem::take(&mut self.trunks.changes)
+    }
+
+    /// Whether trunk `index` answered its last ping (or has not been pinged yet).
+    pub(super) fn trunk_is_up(&self, index: usize) -> bool {
+        self.trunks.up.get(index).copied().unwrap_or(true)
+    }
+
+    /// OPTIONS to every trunk not already being pinged.
+    pub(super) fn ping_trunks(&mut self, now: Instant) {
+        let advertised = self.settings.advertised;
+        for index in 0..self.routing.trunks.len() {
+            if self.trunks.pinging.get(index).copied().unwrap_or(true) {
+                continue;
+            }
+            let peer = self.routing.trunks[index].peer;
+            let branch = self.tx.new_branch();
+            let tag = self.tx.new_token();
+            let uri = format!("sip:{}", peer.addr);
+            let request = crate::sip::OutRequest {
+                method: Method::Options,
+                uri: uri.clone(),
+                via: crate::dialog::via(peer.transport, advertised, &branch),
+                branch,
+                max_forwards: 70,
+                from: format!("<sip:freecall@{}>;tag={tag}", advertised.ip()),
+                to: format!("<{uri}>"),
+                call_id: format!("{}@freecall", self.tx.new_token()),
+                cseq: 1,
+                route: Vec::new(),
+                contact: Some(contact_for(advertised, peer.transport)),
+                extra: vec![("User-Agent".into(), self.settings.user_agent.clone())],
+                content_type: None,
+                body: Vec::new(),
+            };
+            let tx = self.tx.send_request(now, peer, request);
+            self.trunks.pinging[index] = true;
+            self.client_txs.insert(
+                tx,
+                (
+                    0,
+                    ClientPurpose::Ping {
+                        index,
+                        generation: self.trunks.generation,
+                    },
+                ),
+            );
+        }
+    }
+
+    /// A ping's result: any answer but 5xx means the trunk is up.
+    pub(super) fn trunk_answered(&mut self, index: usize, generation: u64, up: bool) {
+        if generation != self.trunks.generation || index >= self.trunks.up.len() {
+            return;
+        }
+        self.trunks.pinging[index] = false;
+        if self.trunks.up[index] != up {
+            self.trunks.up[index] = up;
+            let name = self.routing.trunks[index].name.clone();
+            if up {
+                info!(trunk = %name, "trunk answers OPTIONS again: back in routing");
+            } else {
+                tracing::warn!(trunk = %name, "trunk does not answer OPTIONS: skipped by routing");
+            }
+            self.trunks.changes.push((name, up));
+        }
+    }
+}
