@@ -151,6 +151,8 @@ pub struct Call {
     media: MediaId,
     endpoints: Endpoints,
     started: Instant,
+    /// When the caller was answered (the trunk's 2xx passed on). Not `b.answered`: a trunk
+    /// may answer a call that the caller has cancelled, or answer without SDP.
     answered: Option<Instant>,
     /// At most one relayed re-INVITE waits for its ACK per side (indexed by origin side).
     pending_ack: [Option<PendingAck>; 2],

@@ -174,6 +174,59 @@ macro_rules! hold {
 }
 pub(super) use hold;
 
+/// A reservation row: who holds what for which call, with the tariff it was priced at
+/// (settlement uses it even if tariffs are reloaded meanwhile).
+#[derive(Insertable)]
+#[diesel(table_name = reservations)]
+pub(super) struct NewReservation<'a> {
+    call_id: &'a str,
+    node: &'a str,
+    account_id: i64,
+    card_id: Option<i64>,
+    number: &'a str,
+    destination: &'static str,
+    amount: i64,
+    max_secs: i64,
+    per_minute: i64,
+    first_secs: i64,
+    increment_secs: i64,
+    minimum: i64,
+    connection: i64,
+    created_ms: i64,
+}
+
+impl<'a> NewReservation<'a> {
+    /// `(account, card)` pays; `(amount, max_secs)` is held, priced at `tariff`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn new(
+        call_id: &'a str,
+        node: &'a str,
+        (account_id, card_id): (i64, Option<i64>),
+        number: &'a str,
+        destination: DestinationKind,
+        (amount, max_secs): (i64, i64),
+        tariff: &Tariff,
+        created_ms: i64,
+    ) -> NewReservation<'a> {
+        NewReservation {
+            call_id,
+            node,
+            account_id,
+            card_id,
+            number,
+            destination: destination.as_str(),
+            amount,
+            max_secs,
+            per_minute: tariff.per_minute,
+            first_secs: tariff.first_secs,
+            increment_secs: tariff.increment_secs,
+            minimum: tariff.minimum,
+            connection: tariff.connection,
+            created_ms,
+        }
+    }
+}
+
 pub use super::reservation::{Charge, Recovered, ReserveItem, Settled};
 
 impl Store {
@@ -436,21 +489,9 @@ impl Store {
                 Charge::Account(_) => None,
             };
             let id: i64 = diesel::insert_into(reservations::table)
-                .values((
-                    reservations::call_id.eq(call_id),
-                    reservations::node.eq(node),
-                    reservations::account_id.eq(account),
-                    reservations::card_id.eq(card),
-                    reservations::number.eq(number),
-                    reservations::destination.eq(destination.as_str()),
-                    reservations::amount.eq(amount),
-                    reservations::max_secs.eq(max_secs),
-                    reservations::per_minute.eq(tariff.per_minute),
-                    reservations::first_secs.eq(tariff.first_secs),
-                    reservations::increment_secs.eq(tariff.increment_secs),
-                    reservations::minimum.eq(tariff.minimum),
-                    reservations::connection.eq(tariff.connection),
-                    reservations::created_ms.eq(clock::unix_ms()),
+                .values(NewReservation::new(
+                    call_id, node, (account, card), number, destination, (amount, max_secs),
+                    &tariff, clock::unix_ms(),
                 ))
                 .returning(reservations::id)
                 .get_result(c)?;

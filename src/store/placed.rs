@@ -13,7 +13,7 @@
 //! themselves, so they hold across nodes sharing one database.
 
 use super::accounts::{Entry, append};
-use super::calls::{Charge, hold, payer_of};
+use super::calls::{Charge, NewReservation, hold, payer_of};
 use super::schema::{accounts, cards, issuers, ledger, reservations};
 use super::{Result, Store, StoreError, in_tx};
 use crate::billing::tariff::max_secs_together;
@@ -179,21 +179,9 @@ impl Store {
                 let leg_card = if n + 1 == legs.len() { card } else { None };
                 let leg_call = format!("{call_id}/{}", leg.role);
                 let id: i64 = diesel::insert_into(reservations::table)
-                    .values((
-                        reservations::call_id.eq(&leg_call),
-                        reservations::node.eq(node),
-                        reservations::account_id.eq(account),
-                        reservations::card_id.eq(leg_card),
-                        reservations::number.eq(&leg.number),
-                        reservations::destination.eq(leg.destination.as_str()),
-                        reservations::amount.eq(amount),
-                        reservations::max_secs.eq(max_secs),
-                        reservations::per_minute.eq(tariff.per_minute),
-                        reservations::first_secs.eq(tariff.first_secs),
-                        reservations::increment_secs.eq(tariff.increment_secs),
-                        reservations::minimum.eq(tariff.minimum),
-                        reservations::connection.eq(tariff.connection),
-                        reservations::created_ms.eq(now),
+                    .values(NewReservation::new(
+                        &leg_call, node, (account, leg_card), &leg.number, leg.destination,
+                        (*amount, max_secs), tariff, now,
                     ))
                     .returning(reservations::id)
                     .get_result(c)?;
