@@ -226,6 +226,7 @@ fn main() -> ExitCode {
                     node: None,
                     number: number.map(|n| freecall::routing::normalize_number(&n).unwrap_or(n)),
                     account,
+                    card: None,
                     since_ms,
                     until_ms: None,
                     limit: 1000,

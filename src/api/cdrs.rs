@@ -120,6 +120,7 @@ impl CdrFilter {
             node: None,
             number,
             account: self.account,
+            card: None,
             since_ms: time("since", &self.since)?,
             until_ms: time("until", &self.until)?,
             limit,

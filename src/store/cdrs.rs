@@ -131,6 +131,8 @@ pub struct CdrQuery {
     /// Either number of the call (calling or dialled).
     pub number: Option<String>,
     pub account: Option<i64>,
+    /// Calls on this card (its visitors' call-backs).
+    pub card: Option<i64>,
     /// Calls that ended at or after / before this wall-clock time (ms).
     pub since_ms: Option<i64>,
     pub until_ms: Option<i64>,
@@ -147,6 +149,9 @@ macro_rules! filtered {
         }
         if let Some(a) = q.account {
             query = query.filter(cdrs::account_id.eq(a));
+        }
+        if let Some(card) = q.card {
+            query = query.filter(cdrs::card_id.eq(card));
         }
         if let Some(node) = &q.node {
             query = query.filter(cdrs::node.eq(node.clone()));

@@ -11,13 +11,15 @@
 //! answer, settlement, heartbeat and recovery; its types in `reservation.rs`, shared with
 //! `pg_fast.rs`, PostgreSQL's server-side functions, a leaf), `placed.rs` (reservations for the calls the
 //! switch places: both legs at once, with the daily limits), `registrar.rs` (where members'
-//! softphones are registered), `cdrs.rs` (call records).
+//! softphones are registered), `cdrs.rs` (call records), `phonebook.rs` (members' phone
+//! books).
 
 pub mod accounts;
 pub mod calls;
 pub mod cards;
 pub mod cdrs;
 mod pg_fast;
+pub mod phonebook;
 pub mod placed;
 pub mod registrar;
 pub mod reservation;

@@ -94,6 +94,32 @@ diesel::table! {
         quota_reserved -> BigInt,
         created_ms -> BigInt,
         callback_countries -> Text,
+        slug -> Nullable<Text>,
+        photo -> Text,
+        updated_ms -> BigInt,
+        deleted_ms -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    card_texts (id) {
+        id -> BigInt,
+        card_id -> BigInt,
+        language -> Text,
+        name -> Text,
+        title -> Text,
+        company -> Text,
+        text -> Text,
+    }
+}
+
+diesel::table! {
+    phonebook (id) {
+        id -> BigInt,
+        member_id -> BigInt,
+        name -> Text,
+        number -> Text,
+        created_ms -> BigInt,
     }
 }
 
@@ -169,6 +195,8 @@ diesel::table! {
 }
 
 diesel::joinable!(cards -> issuers (issuer_id));
+diesel::joinable!(card_texts -> cards (card_id));
+diesel::joinable!(phonebook -> members (member_id));
 diesel::joinable!(issuers -> accounts (account_id));
 diesel::joinable!(members -> accounts (account_id));
 diesel::joinable!(ledger -> accounts (account_id));
@@ -182,6 +210,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     sale_items,
     issuers,
     cards,
+    card_texts,
+    phonebook,
     ledger,
     reservations,
     nodes,

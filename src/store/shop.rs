@@ -137,6 +137,47 @@ impl Store {
         })
     }
 
+    /// A member by login, with the password hash to check (web login).
+    pub fn member_login(&self, login: &str) -> Result<Option<(Member, String)>> {
+        on_conn!(self, c => {
+            let row: Option<(i64, String)> = members::table
+                .filter(members::login.eq(login))
+                .select((members::id, members::password_hash))
+                .first(c)
+                .optional()?;
+            match row {
+                Some((id, hash)) => Ok(Some((
+                    members::table.find(id).select(member_columns!()).first::<Member>(c)?,
+                    hash,
+                ))),
+                None => Ok(None),
+            }
+        })
+    }
+
+    /// A new password: its Argon2id hash and the SIP digest HA1 change together, so the
+    /// member's softphone takes the new password too.
+    pub fn set_member_password(&self, id: i64, password_hash: &str, sip_ha1: &str) -> Result<()> {
+        on_conn!(self, c => {
+            diesel::update(members::table.find(id))
+                .set((members::password_hash.eq(password_hash), members::sip_ha1.eq(sip_ha1)))
+                .execute(c)?;
+            Ok(())
+        })
+    }
+
+    /// A member's purchases, newest first: (sale id, total price, mileage, when).
+    pub fn sales_of(&self, member_id: i64, limit: i64) -> Result<Vec<(i64, i64, i64, i64)>> {
+        on_conn!(self, c => {
+            Ok(sales::table
+                .filter(sales::member_id.eq(member_id))
+                .order(sales::id.desc())
+                .limit(limit.clamp(1, 1000))
+                .select((sales::id, sales::total_price, sales::mileage, sales::created_ms))
+                .load(c)?)
+        })
+    }
+
     pub fn create_product(&self, p: &NewProduct) -> Result<Product> {
         on_conn!(self, c => {
             let id: i64 = diesel::insert_into(products::table)
