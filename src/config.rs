@@ -33,6 +33,56 @@ pub struct Config {
     pub cdr: CdrConfig,
     #[serde(default)]
     pub callbacks: CallbacksConfig,
+    #[serde(default)]
+    pub web: WebConfig,
+}
+
+/// The web pages: public card pages, issuers' and members' self-service.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebConfig {
+    /// "api": on the REST API's listener (the default); "off": no pages; or an
+    /// address:port of their own.
+    pub listen: String,
+    /// The address visitors reach the pages at (links, QR codes, vCards, Open Graph), e.g.
+    /// "https://call.example.com". Empty: taken from each request's Host.
+    pub public_url: String,
+    /// Photos issuers upload, and the session key file (when `session_secret` is unset).
+    pub data_dir: String,
+    /// Signs and encrypts the session cookie (64 characters or more); nodes behind one
+    /// address share it. Unset: a key kept in `data_dir/session.key`, made at first start.
+    pub session_secret: Option<String>,
+    /// Mark the session cookie `Secure` (set this when the pages are served over TLS,
+    /// e.g. behind a TLS-terminating proxy).
+    pub secure_cookies: bool,
+    /// Hours a login lasts without being used.
+    pub session_hours: u64,
+    /// Largest photo an issuer may upload.
+    pub max_photo_bytes: usize,
+    /// Let people sign up as members of the shop on the page (else the shop creates
+    /// members over REST).
+    pub member_signup: bool,
+    /// Failed logins per account, and per address, within 15 minutes before further
+    /// attempts are refused until the window passes.
+    pub login_failures_per_account: usize,
+    pub login_failures_per_address: usize,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            listen: "api".into(),
+            public_url: String::new(),
+            data_dir: "data/web".into(),
+            session_secret: None,
+            secure_cookies: false,
+            session_hours: 12,
+            max_photo_bytes: 2 * 1024 * 1024,
+            member_signup: false,
+            login_failures_per_account: 5,
+            login_failures_per_address: 20,
+        }
+    }
 }
 
 /// Calls the switch places: a card's free call-back (the issuer is asked first, then the
@@ -663,6 +713,38 @@ impl Config {
                     t.account, t.destination
                 ));
             }
+        }
+        if !matches!(self.web.listen.as_str(), "api" | "off")
+            && self.web.listen.parse::<SocketAddr>().is_err()
+        {
+            errors.push(format!(
+                "web.listen: '{}' is not \"api\", \"off\" or an address:port",
+                self.web.listen
+            ));
+        }
+        let url = &self.web.public_url;
+        if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
+            errors.push(format!(
+                "web.public_url: '{}' must start with http:// or https://",
+                self.web.public_url
+            ));
+        }
+        if self
+            .web
+            .session_secret
+            .as_ref()
+            .is_some_and(|s| s.len() < 64)
+        {
+            errors.push("web.session_secret: must be at least 64 characters".into());
+        }
+        if self.web.session_hours == 0 || self.web.session_hours > 24 * 90 {
+            errors.push("web.session_hours: must be 1..=2160".into());
+        }
+        if self.web.max_photo_bytes < 1024 || self.web.max_photo_bytes > 20 * 1024 * 1024 {
+            errors.push("web.max_photo_bytes: must be 1 KiB..=20 MiB".into());
+        }
+        if self.web.login_failures_per_account == 0 || self.web.login_failures_per_address == 0 {
+            errors.push("web.login_failures_per_account/_per_address: must be at least 1".into());
         }
         if self.api.listen != "off" && self.api.listen.parse::<SocketAddr>().is_err() {
             errors.push(format!(

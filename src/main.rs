@@ -128,6 +128,10 @@ async fn reload(
         ),
         ("database.url", running.database.url != cfg.database.url),
         ("api.listen", running.api.listen != cfg.api.listen),
+        (
+            "web",
+            format!("{:?}", running.web) != format!("{:?}", cfg.web),
+        ),
     ];
     for (key, changed) in restart_only {
         if changed {
@@ -415,37 +419,61 @@ fn serve(cfg: Config, path: PathBuf) -> anyhow::Result<()> {
         let tariffs = accounting.tariffs.clone();
         let reloader = accounting.clone();
         let handle = driver::start(&cfg, seed, Some(accounting)).await?;
-        let api = match cfg.api.listen.parse::<std::net::SocketAddr>() {
-            Ok(addr) => {
-                let state = freecall::api::ApiState {
-                    store: store.clone(),
-                    tariffs: tariffs.clone(),
-                    realm: cfg.billing.realm.clone(),
-                    signup_bonus_mileage: cfg.billing.signup_bonus_mileage,
-                    signup_bonus_guild: cfg.billing.signup_bonus_guild,
-                    metrics: metrics.clone(),
-                    placing: Some(freecall::placing::Placing::new(
-                        store.clone(),
-                        tariffs.clone(),
-                        cfg.billing.node_id.clone(),
-                        freecall::numbers::Classifier::new(&cfg.billing.home_country)
-                            .context("billing.home_country")?,
-                        freecall::placing::Rules::from_config(
-                            &cfg.callbacks,
-                            &cfg.billing.blocked_destinations,
-                        ),
-                        handle.link(),
-                    )),
-                };
-                let (server, addr) = freecall::api::serve(state, addr, cfg.api.max_body_bytes)
-                    .with_context(|| format!("cannot listen for the API on {addr}"))?;
-                let api_handle = server.handle();
-                tokio::spawn(server);
-                info!(api = %addr, "REST API listening");
-                Some(api_handle)
-            }
-            Err(_) => None,
+        let placing = freecall::placing::Placing::new(
+            store.clone(),
+            tariffs.clone(),
+            cfg.billing.node_id.clone(),
+            freecall::numbers::Classifier::new(&cfg.billing.home_country)
+                .context("billing.home_country")?,
+            freecall::placing::Rules::from_config(
+                &cfg.callbacks,
+                &cfg.billing.blocked_destinations,
+            ),
+            handle.link(),
+        );
+        let pages = if cfg.web.listen == "off" {
+            None
+        } else {
+            Some(
+                freecall::web::WebState::new(
+                    store.clone(),
+                    Some(placing.clone()),
+                    tariffs.clone(),
+                    cfg.web.clone(),
+                    cfg.billing.realm.clone(),
+                    cfg.billing.signup_bonus_guild,
+                    cfg.billing.signup_bonus_mileage,
+                )
+                .with_context(|| format!("web.data_dir '{}': the session key", cfg.web.data_dir))?,
+            )
         };
+        let mut servers = Vec::new();
+        if let Ok(addr) = cfg.api.listen.parse::<std::net::SocketAddr>() {
+            let state = freecall::api::ApiState {
+                store: store.clone(),
+                tariffs: tariffs.clone(),
+                realm: cfg.billing.realm.clone(),
+                signup_bonus_mileage: cfg.billing.signup_bonus_mileage,
+                signup_bonus_guild: cfg.billing.signup_bonus_guild,
+                metrics: metrics.clone(),
+                placing: Some(placing.clone()),
+            };
+            let same = pages.clone().filter(|_| cfg.web.listen == "api");
+            let with_pages = same.is_some();
+            let (server, addr) =
+                freecall::api::serve_with_pages(state, addr, cfg.api.max_body_bytes, same)
+                    .with_context(|| format!("cannot listen for the API on {addr}"))?;
+            servers.push(server.handle());
+            tokio::spawn(server);
+            info!(api = %addr, pages = with_pages, "REST API listening");
+        }
+        if let (Some(state), Ok(addr)) = (pages, cfg.web.listen.parse::<std::net::SocketAddr>()) {
+            let (server, addr) = freecall::web::serve(state, addr)
+                .with_context(|| format!("cannot listen for the web pages on {addr}"))?;
+            servers.push(server.handle());
+            tokio::spawn(server);
+            info!(web = %addr, "web pages listening");
+        }
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
         info!(sip = %handle.sip_addr, trunks = cfg.trunks.len(), "freecall ready");
         let grace = Duration::from_secs(cfg.sip.shutdown_grace_secs);
@@ -482,8 +510,8 @@ fn serve(cfg: Config, path: PathBuf) -> anyhow::Result<()> {
         if let Some(stats) = handle.join().await {
             info!(?stats, "stopped");
         }
-        if let Some(api) = api {
-            api.stop(true).await;
+        for server in servers {
+            server.stop(true).await;
         }
         Ok::<(), anyhow::Error>(())
     })

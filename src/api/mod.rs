@@ -214,10 +214,22 @@ pub fn serve(
     addr: SocketAddr,
     max_body: usize,
 ) -> std::io::Result<(actix_web::dev::Server, SocketAddr)> {
+    serve_with_pages(state, addr, max_body, None)
+}
+
+/// The API and, on the same listener, the web pages (`crate::web`) when `pages` is given.
+pub fn serve_with_pages(
+    state: ApiState,
+    addr: SocketAddr,
+    max_body: usize,
+    pages: Option<crate::web::WebState>,
+) -> std::io::Result<(actix_web::dev::Server, SocketAddr)> {
     let server = HttpServer::new(move || {
-        App::new()
-            .configure(configure(state.clone(), max_body))
-            .default_service(web::to(problem::not_found))
+        let app = App::new().configure(configure(state.clone(), max_body));
+        match &pages {
+            Some(p) => app.configure(crate::web::configure(p.clone())),
+            None => app.default_service(web::to(problem::not_found)),
+        }
     })
     .workers(2)
     .disable_signals()

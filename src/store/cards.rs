@@ -96,7 +96,7 @@ pub struct Card {
 }
 
 /// One language version of a card's text; the card's own row is its main language.
-#[derive(Clone, Debug, PartialEq, Eq, Queryable)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Queryable)]
 pub struct CardText {
     pub language: String,
     pub name: String,
@@ -131,6 +131,11 @@ impl Card {
         let mut all: Vec<CardNumber> = serde_json::from_str(&self.phones).unwrap_or_default();
         all.sort_by_key(|p| !p.callback);
         all
+    }
+
+    /// The card's numbers as the issuer listed them (for the page and the vCard).
+    pub fn phone_numbers_in_order(&self) -> Vec<CardNumber> {
+        serde_json::from_str(&self.phones).unwrap_or_default()
     }
 
     /// Countries whose numbers visitors may be called back on (upper case).

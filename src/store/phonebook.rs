@@ -61,7 +61,13 @@ impl Store {
         })
     }
 
-    pub fn update_phonebook_entry(&self, member_id: i64, id: i64, name: &str, number: &str) -> Result<Entry> {
+    pub fn update_phonebook_entry(
+        &self,
+        member_id: i64,
+        id: i64,
+        name: &str,
+        number: &str,
+    ) -> Result<Entry> {
         on_conn!(self, c => {
             let n = diesel::update(phonebook::table.find(id).filter(phonebook::member_id.eq(member_id)))
                 .set((phonebook::name.eq(name), phonebook::number.eq(number)))

@@ -1,0 +1,208 @@
+//! Electronic business cards as their issuers write them (C2–C4): the rules a card must
+//! meet, whoever sends it (REST, the card editor, an imported vCard), its vCard form, and
+//! its photo.
+//!
+//! Files: `mod.rs` (a `Draft` and its validation into the store's `NewCard`), `vcard.rs`
+//! (vCard 4.0 out; 4.0, 3.0 and 2.1 in), `photo.rs` (uploaded photos: type, size, file).
+
+pub mod photo;
+pub mod vcard;
+
+use crate::store::cards::{Card, CardNumber, CardText, NewCard};
+
+/// Designs a card can be shown in (the public page's colours).
+pub const DESIGNS: &[&str] = &["classic", "ocean", "forest", "night"];
+/// Languages a card can be written in.
+pub const LANGUAGES: &[&str] = &["ko", "en"];
+pub const MAX_QUOTA: i64 = 1_000_000;
+pub const MAX_PHONES: usize = 20;
+
+/// A card as someone wants it to be, before the rules are checked.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Draft {
+    pub main: CardText,
+    /// Further language versions (at most one per language, none in the main language).
+    pub versions: Vec<CardText>,
+    pub image_url: String,
+    pub video_url: String,
+    pub design: String,
+    pub phones: Vec<CardNumber>,
+    pub quota: i64,
+    pub callback_countries: Vec<String>,
+}
+
+/// What is wrong with a draft, field by field, in words an issuer can act on.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.join("; "))]
+pub struct Invalid(pub Vec<String>);
+
+fn check_text(errors: &mut Vec<String>, field: &str, value: &str, max: usize, required: bool) {
+    if required && value.trim().is_empty() {
+        errors.push(format!("{field} is required"));
+    } else if value.chars().count() > max {
+        errors.push(format!("{field} is longer than {max} characters"));
+    } else if value
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\r')
+    {
+        errors.push(format!("{field} contains control characters"));
+    }
+}
+
+fn check_url(errors: &mut Vec<String>, field: &str, value: &str) {
+    check_text(errors, field, value, 2000, false);
+    if !(value.is_empty() || value.starts_with("https://") || value.starts_with("http://")) {
+        errors.push(format!("{field} must be an http:// or https:// address"));
+    }
+}
+
+impl Draft {
+    /// The draft from a card as stored (to edit it, or export it).
+    pub fn of(card: &Card, versions: Vec<CardText>) -> Draft {
+        Draft {
+            main: card.main_text(),
+            versions,
+            image_url: card.image_url.clone(),
+            video_url: card.video_url.clone(),
+            design: card.design.clone(),
+            phones: serde_json::from_str(&card.phones).unwrap_or_default(),
+            quota: card.quota_total,
+            callback_countries: card.callback_countries(),
+        }
+    }
+
+    /// Check every rule, reporting all that fail; the card for the store and its further
+    /// language versions.
+    pub fn validate(mut self, issuer_id: i64) -> Result<(NewCard, Vec<CardText>), Invalid> {
+        let mut errors = Vec::new();
+        if issuer_id <= 0 {
+            errors.push("issuer_id must be positive".into());
+        }
+        if !(0..=MAX_QUOTA).contains(&self.quota) {
+            errors.push(format!("quota must be 0-{MAX_QUOTA}"));
+        }
+        self.main.language = self.main.language.trim().to_ascii_lowercase();
+        if !LANGUAGES.contains(&self.main.language.as_str()) {
+            errors.push(format!("language must be one of {}", LANGUAGES.join(", ")));
+        }
+        check_text(&mut errors, "name", &self.main.name, 200, true);
+        check_text(&mut errors, "title", &self.main.title, 200, false);
+        check_text(&mut errors, "company", &self.main.company, 200, false);
+        check_text(&mut errors, "text", &self.main.text, 4000, false);
+        let mut seen = vec![self.main.language.clone()];
+        for (i, v) in self.versions.iter_mut().enumerate() {
+            v.language = v.language.trim().to_ascii_lowercase();
+            if !LANGUAGES.contains(&v.language.as_str()) {
+                errors.push(format!(
+                    "versions[{i}].language must be one of {}",
+                    LANGUAGES.join(", ")
+                ));
+            } else if seen.contains(&v.language) {
+                errors.push(format!(
+                    "versions[{i}]: the card has a '{}' version already",
+                    v.language
+                ));
+            }
+            seen.push(v.language.clone());
+            check_text(
+                &mut errors,
+                &format!("versions[{i}].name"),
+                &v.name,
+                200,
+                true,
+            );
+            check_text(
+                &mut errors,
+                &format!("versions[{i}].title"),
+                &v.title,
+                200,
+                false,
+            );
+            check_text(
+                &mut errors,
+                &format!("versions[{i}].company"),
+                &v.company,
+                200,
+                false,
+            );
+            check_text(
+                &mut errors,
+                &format!("versions[{i}].text"),
+                &v.text,
+                4000,
+                false,
+            );
+        }
+        check_url(&mut errors, "image_url", &self.image_url);
+        check_url(&mut errors, "video_url", &self.video_url);
+        if self.design.is_empty() {
+            self.design = DESIGNS[0].into();
+        }
+        if !DESIGNS.contains(&self.design.as_str()) {
+            errors.push(format!("design must be one of {}", DESIGNS.join(", ")));
+        }
+        if self.phones.len() > MAX_PHONES {
+            errors.push(format!("at most {MAX_PHONES} phone numbers"));
+        }
+        for (i, p) in self.phones.iter_mut().enumerate() {
+            p.number = p.number.trim().to_string();
+            if !matches!(p.kind.as_str(), "landline" | "mobile" | "internet") {
+                errors.push(format!(
+                    "phones[{i}].kind must be landline, mobile or internet"
+                ));
+            }
+            // An internet phone may be a member's SIP user: it rings wherever that phone
+            // is registered.
+            let sip_user = p.kind == "internet" && crate::routing::is_sip_user(&p.number);
+            if !sip_user && crate::routing::normalize_number(&p.number).is_err() {
+                errors.push(format!(
+                    "phones[{i}].number '{}' is not a phone number (or, for an internet phone, a SIP user)",
+                    p.number
+                ));
+            }
+        }
+        for c in self.callback_countries.iter_mut() {
+            *c = c.trim().to_ascii_uppercase();
+        }
+        self.callback_countries.retain(|c| !c.is_empty());
+        if self.callback_countries.len() > 50
+            || self
+                .callback_countries
+                .iter()
+                .any(|c| c.len() != 2 || !c.chars().all(|ch| ch.is_ascii_alphabetic()))
+        {
+            errors.push("callback_countries must be at most 50 two-letter country codes".into());
+        }
+        if !errors.is_empty() {
+            return Err(Invalid(errors));
+        }
+        let new = NewCard {
+            issuer_id,
+            language: self.main.language,
+            name: self.main.name.trim().to_string(),
+            title: self.main.title.trim().to_string(),
+            company: self.main.company.trim().to_string(),
+            text: self.main.text,
+            image_url: self.image_url,
+            video_url: self.video_url,
+            design: self.design,
+            phones: serde_json::to_string(&self.phones).unwrap_or_else(|_| "[]".into()),
+            quota: self.quota,
+            callback_countries: self.callback_countries.join(","),
+        };
+        Ok((new, self.versions))
+    }
+}
+
+/// The language version of `card` to show a reader of `lang`: the one written in it when
+/// there is one, else the card's main text.
+pub fn text_for(card: &Card, versions: &[CardText], lang: &str) -> CardText {
+    if card.language == lang {
+        return card.main_text();
+    }
+    versions
+        .iter()
+        .find(|v| v.language == lang)
+        .cloned()
+        .unwrap_or_else(|| card.main_text())
+}

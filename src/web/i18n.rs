@@ -1,0 +1,446 @@
+//! The pages' words in Korean and English. A page's language comes from `?lang=` (which
+//! is then remembered in a cookie), the cookie, or the browser's `Accept-Language`.
+
+use actix_web::HttpRequest;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lang {
+    Ko,
+    En,
+}
+
+impl Lang {
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::Ko => "ko",
+            Lang::En => "en",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Lang> {
+        let s = s.trim().to_ascii_lowercase();
+        if s.starts_with("ko") {
+            Some(Lang::Ko)
+        } else if s.starts_with("en") {
+            Some(Lang::En)
+        } else {
+            None
+        }
+    }
+
+    /// The first language of `Accept-Language` we speak (by q-value), else Korean.
+    pub fn from_accept(header: &str) -> Lang {
+        let mut best: Option<(u32, Lang)> = None;
+        for part in header.split(',') {
+            let mut it = part.split(';');
+            let tag = it.next().unwrap_or("").trim();
+            let q = it
+                .find_map(|p| p.trim().strip_prefix("q="))
+                .and_then(|q| q.parse::<f32>().ok())
+                .map(|q| (q.clamp(0.0, 1.0) * 1000.0) as u32)
+                .unwrap_or(1000);
+            if let Some(lang) = Lang::parse(tag)
+                && q > 0
+                && best.is_none_or(|(bq, _)| q > bq)
+            {
+                best = Some((q, lang));
+            }
+        }
+        best.map(|(_, l)| l).unwrap_or(Lang::Ko)
+    }
+
+    /// The language a request asks for: `?lang=`, the `lang` cookie, `Accept-Language`.
+    pub fn of(req: &HttpRequest) -> Lang {
+        let query = req.query_string();
+        if let Some(l) = query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("lang="))
+            .and_then(Lang::parse)
+        {
+            return l;
+        }
+        if let Some(l) = req.cookie("lang").and_then(|c| Lang::parse(c.value())) {
+            return l;
+        }
+        let accept = req
+            .headers()
+            .get("Accept-Language")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        Lang::from_accept(accept)
+    }
+
+    /// The text for `key`; the key itself when the table lacks it (a test catches that).
+    pub fn t(self, key: &str) -> &'static str {
+        match WORDS.iter().find(|(k, _, _)| *k == key) {
+            Some((_, ko, en)) => match self {
+                Lang::Ko => ko,
+                Lang::En => en,
+            },
+            None => "?",
+        }
+    }
+}
+
+/// (key, Korean, English)
+pub const WORDS: &[(&str, &str, &str)] = &[
+    ("brand", "프리콜", "freecall"),
+    (
+        "tagline",
+        "누군가 이미 낸 무료 전화",
+        "Free calls someone else has paid for",
+    ),
+    (
+        "home_issuer",
+        "명함을 만들고 방문자에게 무료 전화를 받으세요",
+        "Make a business card and let visitors call you for free",
+    ),
+    (
+        "home_member",
+        "쇼핑 마일리지로 무료 전화를 거세요",
+        "Call for free with the mileage you earned shopping",
+    ),
+    ("signup", "가입하기", "Sign up"),
+    ("login", "로그인", "Log in"),
+    ("logout", "로그아웃", "Log out"),
+    ("login_as", "로그인 유형", "I am"),
+    ("as_issuer", "명함 발행인", "a card issuer"),
+    ("as_member", "쇼핑몰 회원", "a shop member"),
+    ("username", "아이디", "Login name"),
+    ("password", "비밀번호", "Password"),
+    ("password_new", "새 비밀번호", "New password"),
+    ("password_current", "현재 비밀번호", "Current password"),
+    ("password_change", "비밀번호 변경", "Change password"),
+    (
+        "password_changed",
+        "비밀번호를 바꿨습니다.",
+        "Your password has been changed.",
+    ),
+    ("your_name", "이름", "Your name"),
+    ("company", "회사", "Company"),
+    ("title", "직함", "Title"),
+    ("name", "이름", "Name"),
+    ("text", "소개", "About"),
+    ("save", "저장", "Save"),
+    ("delete", "삭제", "Delete"),
+    ("cancel", "취소", "Cancel"),
+    ("edit", "수정", "Edit"),
+    ("add", "추가", "Add"),
+    ("back", "돌아가기", "Back"),
+    ("language", "언어", "Language"),
+    ("lang_ko", "한국어", "Korean"),
+    ("lang_en", "영어", "English"),
+    (
+        "bad_login",
+        "아이디나 비밀번호가 맞지 않습니다.",
+        "The login name or password is not right.",
+    ),
+    (
+        "too_many_logins",
+        "로그인 실패가 너무 많습니다. 15분 뒤에 다시 해 보세요.",
+        "Too many failed logins. Try again in 15 minutes.",
+    ),
+    (
+        "bad_form",
+        "양식이 만료되었습니다. 페이지를 새로 고친 뒤 다시 보내 주세요.",
+        "This form has expired. Reload the page and send it again.",
+    ),
+    (
+        "login_taken",
+        "이미 쓰이는 아이디입니다.",
+        "That login name is taken.",
+    ),
+    (
+        "password_rule",
+        "비밀번호는 8자 이상이어야 합니다.",
+        "The password needs at least 8 characters.",
+    ),
+    (
+        "login_rule",
+        "아이디는 영문 소문자, 숫자, . _ - 로 3-32자입니다.",
+        "A login name is 3-32 lower-case letters, digits, '.', '_' or '-'.",
+    ),
+    ("required", "꼭 넣어야 합니다", "is required"),
+    ("guild", "길드 잔액", "Guild balance"),
+    ("mileage", "마일리지", "Mileage"),
+    ("reserved", "통화 중 예약", "Held by calls in progress"),
+    ("topups", "충전 내역", "Top-ups"),
+    ("minutes_left", "남은 통화 시간", "Minutes left"),
+    ("per_minute", "분당", "per minute"),
+    ("minutes", "분", "min"),
+    ("kind_landline", "일반전화", "Landline"),
+    ("kind_mobile", "휴대전화", "Mobile"),
+    ("kind_internet", "인터넷전화", "Internet phone"),
+    ("kind_international", "국제전화", "International"),
+    ("my_cards", "내 명함", "My cards"),
+    ("new_card", "새 명함", "New card"),
+    ("edit_card", "명함 수정", "Edit card"),
+    ("no_cards", "아직 명함이 없습니다.", "No cards yet."),
+    ("quota", "통화 횟수", "Call quota"),
+    ("quota_left", "남은 통화", "Calls left"),
+    ("quota_used", "쓴 통화", "Calls used"),
+    ("public_link", "공개 주소", "Public link"),
+    ("qr_code", "QR 코드", "QR code"),
+    ("photo", "사진", "Photo"),
+    ("photo_hint", "JPEG, PNG, WebP", "JPEG, PNG or WebP"),
+    ("remove_photo", "사진 지우기", "Remove the photo"),
+    ("video", "동영상 주소", "Video link"),
+    ("design", "디자인", "Design"),
+    ("design_classic", "클래식", "Classic"),
+    ("design_ocean", "바다", "Ocean"),
+    ("design_forest", "숲", "Forest"),
+    ("design_night", "밤", "Night"),
+    ("phones", "전화번호", "Phone numbers"),
+    ("phone_kind", "종류", "Kind"),
+    ("number", "번호", "Number"),
+    ("callback_first", "먼저 걸기", "Ring first"),
+    (
+        "callback_countries",
+        "해외 콜백 허용 국가",
+        "Countries visitors may be called back in",
+    ),
+    (
+        "callback_countries_hint",
+        "예: JP, US (비우면 국내만)",
+        "e.g. JP, US (empty: domestic only)",
+    ),
+    ("main_version", "기본 언어", "Main language"),
+    ("other_version", "다른 언어판", "Another language version"),
+    (
+        "other_version_hint",
+        "비우면 다른 언어판 없음",
+        "Leave the name empty for none",
+    ),
+    ("calls", "통화 기록", "Calls"),
+    ("no_calls", "통화 기록이 없습니다.", "No calls yet."),
+    ("call_from", "건 번호", "From"),
+    ("call_to", "받은 번호", "To"),
+    ("started", "시작", "Start"),
+    ("ended", "끝", "End"),
+    ("duration", "통화 시간", "Duration"),
+    ("cost", "요금", "Cost"),
+    ("export_vcard", "vCard 내보내기", "Export vCard"),
+    ("import_vcard", "vCard 가져오기", "Import a vCard"),
+    (
+        "import_vcard_hint",
+        "휴대전화 연락처의 .vcf 파일로 새 명함을 만들거나 이 명함을 고칩니다",
+        "A .vcf from a phone's contacts creates a new card, or updates this one",
+    ),
+    ("import", "가져오기", "Import"),
+    ("saved", "저장했습니다.", "Saved."),
+    ("card_gone", "없는 명함입니다.", "There is no such card."),
+    ("call_free", "무료로 전화 받기", "Call for free"),
+    (
+        "call_free_hint",
+        "연락받을 번호를 적으면 명함 주인이 먼저 받고 바로 전화를 드립니다. 요금은 무료입니다.",
+        "Type where you can be reached: the card's owner is rung first, then your phone rings. It costs you nothing.",
+    ),
+    ("your_number", "내 전화번호", "Your phone number"),
+    ("extension", "내선 (선택)", "Extension (optional)"),
+    ("save_contact", "연락처 저장", "Save contact"),
+    ("call_direct", "직접 전화", "Call directly"),
+    ("progress", "전화 진행 상황", "Your call"),
+    (
+        "refresh_hint",
+        "이 페이지는 저절로 바뀝니다.",
+        "This page updates by itself.",
+    ),
+    ("state_requested", "요청을 받았습니다", "Request received"),
+    (
+        "state_calling_issuer",
+        "명함 주인에게 전화하는 중",
+        "Calling the card's owner",
+    ),
+    (
+        "state_issuer_answered",
+        "명함 주인이 받았습니다",
+        "The card's owner answered",
+    ),
+    (
+        "state_accepted",
+        "명함 주인이 수락했습니다",
+        "The card's owner accepted",
+    ),
+    (
+        "state_declined",
+        "명함 주인이 거절했습니다",
+        "The card's owner declined",
+    ),
+    (
+        "state_calling_visitor",
+        "지금 전화가 갑니다",
+        "Your phone is ringing now",
+    ),
+    ("state_connected", "연결되었습니다", "Connected"),
+    ("state_ended", "통화가 끝났습니다", "The call has ended"),
+    (
+        "state_calling_member",
+        "내 전화로 거는 중",
+        "Calling your phone",
+    ),
+    ("state_member_answered", "전화를 받았습니다", "You answered"),
+    (
+        "state_calling_dialled",
+        "상대에게 거는 중",
+        "Calling the number you dialled",
+    ),
+    (
+        "refused",
+        "전화를 걸 수 없습니다",
+        "The call cannot be placed",
+    ),
+    (
+        "why_guild-exhausted",
+        "이 명함의 통화 잔액이 다 떨어졌습니다.",
+        "This card's call balance has run out.",
+    ),
+    (
+        "why_quota-used-up",
+        "이 명함의 무료 통화 횟수를 다 썼습니다.",
+        "This card's free calls have all been used.",
+    ),
+    (
+        "why_number-not-allowed",
+        "이 번호로는 전화를 드릴 수 없습니다.",
+        "We cannot call you back on this number.",
+    ),
+    (
+        "why_destination-not-allowed",
+        "이 번호로는 걸 수 없습니다.",
+        "This number cannot be called.",
+    ),
+    (
+        "why_bad-number",
+        "전화번호가 올바르지 않습니다.",
+        "That is not a phone number.",
+    ),
+    (
+        "why_too-many-requests",
+        "요청이 너무 많습니다. 잠시 뒤에 다시 해 보세요.",
+        "Too many requests. Please try again in a minute.",
+    ),
+    (
+        "why_number-daily-limit",
+        "이 번호로는 오늘 더 전화를 드릴 수 없습니다.",
+        "This number has had its calls for today.",
+    ),
+    (
+        "why_card-daily-limit",
+        "이 명함은 오늘 통화를 다 썼습니다.",
+        "This card has had its calls for today.",
+    ),
+    (
+        "why_issuer-daily-limit",
+        "오늘은 더 전화를 드릴 수 없습니다.",
+        "No more calls can be placed today.",
+    ),
+    (
+        "why_card-busy",
+        "명함 주인이 통화 중입니다. 잠시 뒤에 다시 해 보세요.",
+        "The card's owner is on other calls. Please try again shortly.",
+    ),
+    (
+        "why_mileage-exhausted",
+        "마일리지가 부족합니다.",
+        "There is not enough mileage for this call.",
+    ),
+    (
+        "why_nothing-to-ring",
+        "명함 주인에게 연결할 번호가 없습니다.",
+        "The card's owner has no number to be reached on.",
+    ),
+    (
+        "why_unavailable",
+        "지금은 전화를 걸 수 없습니다. 잠시 뒤에 다시 해 보세요.",
+        "Calls cannot be placed right now. Please try again shortly.",
+    ),
+    (
+        "why_other",
+        "전화를 걸 수 없습니다.",
+        "The call could not be placed.",
+    ),
+    (
+        "cause_hung-up",
+        "통화를 마쳤습니다.",
+        "The call was completed.",
+    ),
+    (
+        "cause_declined",
+        "명함 주인이 지금은 받을 수 없습니다.",
+        "The card's owner cannot take the call now.",
+    ),
+    (
+        "cause_no-answer",
+        "전화를 받지 않았습니다.",
+        "Nobody answered.",
+    ),
+    ("cause_busy", "통화 중입니다.", "The line was busy."),
+    (
+        "cause_cancelled",
+        "요청이 취소되었습니다.",
+        "The request was cancelled.",
+    ),
+    (
+        "cause_no-key-pressed",
+        "명함 주인이 수락하지 않았습니다.",
+        "The card's owner did not accept the call.",
+    ),
+    (
+        "cause_limit-reached",
+        "통화 시간이 다 되었습니다.",
+        "The call reached its time limit.",
+    ),
+    (
+        "cause_unreachable",
+        "지금은 연결할 수 없습니다.",
+        "The phone could not be reached.",
+    ),
+    (
+        "cause_not-registered",
+        "인터넷전화가 켜져 있지 않습니다.",
+        "The internet phone is not online.",
+    ),
+    (
+        "cause_other",
+        "전화가 연결되지 않았습니다.",
+        "The call could not be connected.",
+    ),
+    ("dial", "전화 걸기", "Dial"),
+    (
+        "dial_hint",
+        "번호를 누르면 내 전화가 먼저 울리고, 받으면 상대에게 연결됩니다. 요금은 마일리지로 냅니다.",
+        "Your own phone rings first; answer it and the number is dialled. Paid from your mileage.",
+    ),
+    ("phonebook", "전화번호부", "Phone book"),
+    (
+        "phonebook_empty",
+        "전화번호부가 비어 있습니다.",
+        "Your phone book is empty.",
+    ),
+    ("call", "걸기", "Call"),
+    ("purchases", "구매 내역", "Purchases"),
+    ("no_purchases", "구매 내역이 없습니다.", "No purchases yet."),
+    ("ledger", "마일리지 내역", "Mileage history"),
+    ("amount", "금액", "Amount"),
+    ("when", "때", "When"),
+    ("what", "내용", "What"),
+    ("total", "합계", "Total"),
+    ("error", "문제가 생겼습니다", "Something went wrong"),
+    (
+        "not_found",
+        "찾을 수 없는 페이지입니다.",
+        "There is no such page.",
+    ),
+    (
+        "store_down",
+        "지금은 데이터를 읽을 수 없습니다. 잠시 뒤에 다시 해 보세요. 아무것도 잃지 않았습니다.",
+        "The data cannot be reached right now. Please try again shortly; nothing was lost.",
+    ),
+    (
+        "need_login",
+        "먼저 로그인해 주세요.",
+        "Please log in first.",
+    ),
+    ("welcome", "환영합니다", "Welcome"),
+    ("signup_bonus", "가입 보너스", "Sign-up bonus"),
+];
