@@ -3,6 +3,13 @@
 // refreshes itself instead.
 (function () {
   "use strict";
+  function clock(ms) {
+    return new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  }
+  // Times in the reader's own time zone.
+  document.querySelectorAll("time[data-ms]").forEach(function (t) {
+    t.textContent = clock(Number(t.dataset.ms));
+  });
   var box = document.getElementById("progress");
   if (!box || box.dataset.ended === "true" || !window.EventSource) return;
   var words = JSON.parse(document.getElementById("words").textContent);
@@ -21,7 +28,8 @@
     var li = document.createElement("li");
     li.dataset.state = s.state;
     var t = document.createElement("time");
-    t.textContent = (s.at || "").substring(11, 19);
+    t.dataset.ms = s.at_ms;
+    t.textContent = clock(s.at_ms);
     li.appendChild(t);
     li.appendChild(document.createTextNode(" " + text));
     steps.appendChild(li);

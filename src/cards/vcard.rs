@@ -269,3 +269,95 @@ pub fn import(src: &[u8], language: &str) -> Result<Imported, VcardError> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        std::fs::read(format!(
+            "{}/tests/fixtures/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_phones_vcard_3_0_gives_name_company_title_and_numbers_by_kind() {
+        let i = import(&fixture("phone-3.0.vcf"), "ko").unwrap();
+        assert_eq!(i.draft.main.name, "Jisoo Park");
+        assert_eq!(i.draft.main.company, "Hanbit Trading");
+        assert_eq!(i.draft.main.title, "Sales Manager");
+        assert_eq!(i.draft.main.text, "Met at the Busan trade fair.");
+        let n: Vec<(&str, &str)> = i
+            .draft
+            .phones
+            .iter()
+            .map(|p| (p.kind.as_str(), p.number.as_str()))
+            .collect();
+        assert_eq!(
+            n,
+            [("mobile", "010-4444-5555"), ("landline", "02-3456-7890")]
+        );
+        assert_eq!(i.skipped.len(), 1, "the fax: {:?}", i.skipped);
+    }
+
+    #[test]
+    fn a_vcard_2_1_in_quoted_printable_korean_imports() {
+        let i = import(&fixture("phone-2.1.vcf"), "en").unwrap();
+        assert_eq!(i.draft.main.name, "이서연");
+        let n: Vec<(&str, &str)> = i
+            .draft
+            .phones
+            .iter()
+            .map(|p| (p.kind.as_str(), p.number.as_str()))
+            .collect();
+        assert_eq!(
+            n,
+            [("mobile", "010-7777-8888"), ("landline", "031-222-3333")]
+        );
+    }
+
+    #[test]
+    fn export_then_import_gives_the_same_text_and_numbers() {
+        let main = CardText {
+            language: "en".into(),
+            name: "Jane Doe".into(),
+            title: "Buyer".into(),
+            company: "Acme; Seoul".into(),
+            text: "Line one,\nand two; three".into(),
+        };
+        let phones = vec![
+            CardNumber {
+                kind: "mobile".into(),
+                number: "010-1111-2222".into(),
+                callback: false,
+            },
+            CardNumber {
+                kind: "landline".into(),
+                number: "02-555-0100".into(),
+                callback: false,
+            },
+        ];
+        let text = export(&main, &phones, "https://call.example.com/c/abc", None);
+        let back = import(text.as_bytes(), "ko").unwrap();
+        assert_eq!(back.draft.main, main);
+        assert_eq!(back.draft.phones, phones);
+    }
+
+    #[test]
+    fn what_is_not_a_vcard_is_refused_with_words() {
+        assert!(matches!(
+            import(b"\x89PNG\r\n", "en"),
+            Err(VcardError::NotVcard(_))
+        ));
+        assert_eq!(
+            import(b"BEGIN:VCARD\r\nVERSION:3.0\r\nEND:VCARD\r\n", "en").unwrap_err(),
+            VcardError::NoName
+        );
+        assert_eq!(
+            import(&vec![b'a'; MAX_BYTES + 1], "en").unwrap_err(),
+            VcardError::TooLarge
+        );
+    }
+}

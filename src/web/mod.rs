@@ -327,8 +327,8 @@ impl Page {
 
     /// A wall-clock time in ms as `2026-12-01 14:03` (UTC).
     pub fn when(&self, ms: &i64) -> String {
-        let s = crate::cdr::stamp(*ms);
-        s.get(..16).unwrap_or(&s).replace('T', " ")
+        let s = crate::cdr::clock_time(*ms);
+        s.get(..16).unwrap_or(&s).to_string()
     }
 }
 
@@ -593,7 +593,9 @@ pub fn progress_words(lang: Lang) -> String {
 pub struct StepLine {
     pub state: String,
     pub words: String,
+    /// `14:03:07` UTC; the page's script shows it in the reader's own time.
     pub at: String,
+    pub at_ms: i64,
 }
 
 /// The progress page's view of a request: its steps, whether it ended, and why.
@@ -612,10 +614,11 @@ pub fn progress_view(lang: Lang, r: &crate::placing::progress::Request) -> Progr
         .map(|e| StepLine {
             state: e.state.clone(),
             words: step_words(lang, &e.state).to_string(),
-            at: crate::cdr::stamp(e.at_ms)
+            at: crate::cdr::clock_time(e.at_ms)
                 .get(11..19)
                 .unwrap_or("")
                 .to_string(),
+            at_ms: e.at_ms,
         })
         .collect();
     let outcome = r

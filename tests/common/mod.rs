@@ -1,6 +1,7 @@
 //! Shared set-up for the end-to-end tests: a switch on 127.0.0.1 with the given trunks.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod cards;
 pub mod daemon;
 pub mod http;
@@ -104,4 +105,64 @@ pub fn serve_api(
         freecall::api::serve(state, "127.0.0.1:0".parse().expect("address"), 65536).expect("API");
     tokio::spawn(server);
     api
+}
+
+/// The REST API and the web pages on one listener, as the shipped configuration serves
+/// them; photos and the session key under a fresh data directory. Its address.
+pub fn serve_site(
+    cfg: &Config,
+    store: &freecall::store::Store,
+    switch: &SwitchHandle,
+    web: freecall::config::WebConfig,
+) -> SocketAddr {
+    use std::sync::{Arc, RwLock};
+    let tariffs = Arc::new(RwLock::new(Arc::new(cfg.tariffs())));
+    let placing = freecall::placing::Placing::new(
+        store.clone(),
+        tariffs.clone(),
+        cfg.billing.node_id.clone(),
+        freecall::numbers::Classifier::new(&cfg.billing.home_country).expect("home country"),
+        freecall::placing::Rules::from_config(&cfg.callbacks, &cfg.billing.blocked_destinations),
+        switch.link(),
+    );
+    let state = freecall::api::ApiState {
+        store: store.clone(),
+        tariffs: tariffs.clone(),
+        realm: cfg.billing.realm.clone(),
+        signup_bonus_mileage: 0,
+        signup_bonus_guild: cfg.billing.signup_bonus_guild,
+        metrics: None,
+        placing: Some(placing.clone()),
+    };
+    let pages = freecall::web::WebState::new(
+        store.clone(),
+        Some(placing),
+        tariffs,
+        web,
+        cfg.billing.realm.clone(),
+        cfg.billing.signup_bonus_guild,
+        cfg.billing.signup_bonus_mileage,
+    )
+    .expect("web state");
+    let (server, addr) = freecall::api::serve_with_pages(
+        state,
+        "127.0.0.1:0".parse().expect("address"),
+        65536,
+        Some(pages),
+    )
+    .expect("API and pages");
+    tokio::spawn(server);
+    addr
+}
+
+/// Web settings for a test: its own data directory.
+pub fn web_config() -> freecall::config::WebConfig {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("freecall-web-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    freecall::config::WebConfig {
+        data_dir: dir.display().to_string(),
+        ..Default::default()
+    }
 }

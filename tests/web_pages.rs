@@ -1,0 +1,710 @@
+//! The web side in a real browser (headless Chromium through chromedriver): an issuer signs
+//! up and builds a card, a visitor on a phone-sized screen calls for free and watches the
+//! call connect while the test's SIP phones ring, a member dials from the phone book; and
+//! the fences: refusals in the visitor's words, CSRF, password guessing.
+//!
+//! Screenshots land in `target/screenshots/` for a person to look at.
+
+mod common;
+
+use common::browser::Browser;
+use common::http;
+use freecall::config::Config;
+use freecall::media::codec::Codec;
+use freecall::sip::Message;
+use freecall::store::Store;
+use freecall::testkit::Phone;
+use freecall::testkit::audio::RtpEnd;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+const PHONE: (u32, u32) = (360, 740);
+const DESKTOP: (u32, u32) = (1200, 900);
+
+fn config(trunk: SocketAddr) -> Config {
+    let base = common::config(&[trunk], "", "prompts_dir = \"prompts\"", "127.0.0.2/32");
+    let port_min = base.media.port_min;
+    Config::from_toml(&format!(
+        "[sip]\nlisten = \"127.0.0.1:0\"\nt1_ms = 100\n\
+[media]\naddress = \"127.0.0.1\"\nport_min = {port_min}\nport_max = {}\nprompts_dir = \"prompts\"\n\
+[[trunks]]\nname = \"pbx\"\naddress = \"{trunk}\"\n[[routes]]\nprefix = \"\"\ntrunks = [\"pbx\"]\n\
+[billing]\nnode_id = \"web-{}-{port_min}\"\nsignup_bonus_guild = 50000\n\
+[[tariffs]]\naccount = \"guild\"\ndestination = \"landline\"\nper_minute = 30\nincrement = \"1/1\"\n\
+[[tariffs]]\naccount = \"guild\"\ndestination = \"mobile\"\nper_minute = 120\nincrement = \"1/1\"\n\
+[[tariffs]]\naccount = \"mileage\"\ndestination = \"mobile\"\nper_minute = 20\nincrement = \"1/1\"\n\
+[[tariffs]]\naccount = \"mileage\"\ndestination = \"landline\"\nper_minute = 10\nincrement = \"1/1\"\n",
+        port_min + 198,
+        std::process::id()
+    ))
+    .expect("config")
+}
+
+struct Site {
+    url: String,
+    addr: SocketAddr,
+    store: Store,
+    pbx: Phone,
+    _switch: freecall::driver::SwitchHandle,
+}
+
+async fn site() -> Site {
+    let pbx = Phone::bind("pbx").await;
+    let cfg = config(pbx.addr);
+    let store = common::stores::open(&common::stores::sqlite_url());
+    let switch = common::start_billed(&cfg, store.clone()).await;
+    let addr = common::serve_site(&cfg, &store, &switch, common::web_config());
+    Site {
+        url: format!("http://{addr}"),
+        addr,
+        store,
+        pbx,
+        _switch: switch,
+    }
+}
+
+fn fixture(name: &str) -> String {
+    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The next new INVITE the PBX receives, within `wait` (retransmissions of calls it has
+/// seen, in `seen`, are skipped).
+async fn next_invite_after(
+    pbx: &Phone,
+    wait: Duration,
+    seen: &[&Message],
+) -> Option<(Message, SocketAddr)> {
+    let until = freecall::clock::now() + wait;
+    loop {
+        let left = until.saturating_duration_since(freecall::clock::now());
+        let (m, from) = pbx.recv(left).await?;
+        if m.method().map(|x| x.as_str()) == Some("INVITE")
+            && m.to_tag.is_none()
+            && !seen.iter().any(|s| s.call_id == m.call_id)
+        {
+            return Some((m, from));
+        }
+    }
+}
+
+async fn next_invite(pbx: &Phone, wait: Duration) -> Option<(Message, SocketAddr)> {
+    next_invite_after(pbx, wait, &[]).await
+}
+
+fn sdp_for(rtp: &RtpEnd) -> String {
+    let name = rtp.codec.name();
+    format!(
+        "v=0\r\no=pbx 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+m=audio {} RTP/AVP {} 101\r\na=rtpmap:{} {name}/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n",
+        rtp.addr.port(),
+        rtp.pt,
+        rtp.pt
+    )
+}
+
+fn switch_media(invite: &Message) -> SocketAddr {
+    let (remote, _) = freecall::media::sdp::read_offer(&invite.body).expect("SDP offer");
+    remote.rtp.expect("an RTP address")
+}
+
+/// Answer `inv` on the PBX with a phone speaking `codec`; the phone and where the switch
+/// takes its audio.
+async fn answer(
+    pbx: &Phone,
+    inv: &Message,
+    from: SocketAddr,
+    tag: &str,
+    codec: Codec,
+    pt: u8,
+) -> (RtpEnd, SocketAddr) {
+    let phone = RtpEnd::bind(codec, pt, Some(101)).await;
+    pbx.send(from, &pbx.response(inv, 180, "Ringing", tag, None))
+        .await;
+    pbx.send(
+        from,
+        &pbx.response(inv, 200, "OK", tag, Some(&sdp_for(&phone))),
+    )
+    .await;
+    (phone, switch_media(inv))
+}
+
+/// The far end hangs up `inv`'s call; the other leg's BYE is answered.
+async fn hang_up(pbx: &Phone, inv: &Message, from: SocketAddr, tag: &str) {
+    let mut leg = pbx.leg_from_request(inv, from, tag);
+    let bye = pbx.request(&mut leg, "BYE", None);
+    pbx.send(from, &bye).await;
+    for _ in 0..20 {
+        match pbx.recv(Duration::from_secs(2)).await {
+            Some((m, f)) if m.method().map(|x| x.as_str()) == Some("BYE") => {
+                pbx.send(f, &pbx.response(&m, 200, "OK", "x", None)).await;
+                return;
+            }
+            Some(_) => continue,
+            None => return,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_issuer_signs_up_builds_a_two_language_card_with_a_photo_and_an_edit_shows_at_once() {
+    let s = site().await;
+    let b = Browser::start(DESKTOP.0, DESKTOP.1).await;
+
+    b.goto(&format!("{}/signup?lang=ko", s.url)).await;
+    b.fill("input[name=login]", "minji").await;
+    b.fill("input[name=password]", "a long secret").await;
+    b.fill("input[name=name]", "김민지").await;
+    b.fill("input[name=company]", "한빛상사").await;
+    b.submit("button[type=submit]").await;
+    assert_eq!(b.path().await, "/issuer", "signed up and logged in");
+    // The guild opened with the sign-up bonus.
+    assert_eq!(b.text("#balance").await, "50,000");
+    assert!(
+        b.body().await.contains("남은 통화 시간"),
+        "minutes left per kind are shown"
+    );
+
+    b.submit("#new-card").await;
+    b.fill("input[name=name]", "김민지").await;
+    b.fill("input[name=title]", "제품 디자이너").await;
+    b.fill("input[name=company]", "한빛상사").await;
+    b.fill("textarea[name=text]", "전화 주세요.").await;
+    b.select("select[name=alt_language]", "en").await;
+    b.fill("input[name=alt_name]", "Minji Kim").await;
+    b.fill("input[name=alt_title]", "Product designer").await;
+    b.fill("input[name=alt_company]", "Hanbit Trading").await;
+    b.select("select[name=phone0_kind]", "mobile").await;
+    b.fill("input[name=phone0_number]", "010-2222-3333").await;
+    b.click("input[name=phone0_callback]").await;
+    b.select("select[name=phone1_kind]", "landline").await;
+    b.fill("input[name=phone1_number]", "02-700-1000").await;
+    b.select("select[name=design]", "ocean").await;
+    b.fill("input[name=quota]", "10").await;
+    b.c.find(fantoccini::Locator::Css("input[name=photo]"))
+        .await
+        .expect("photo field")
+        .send_keys(&fixture("photo.png"))
+        .await
+        .expect("choose the photo");
+    b.submit("#save").await;
+    assert!(
+        b.path().await.starts_with("/issuer/cards/"),
+        "saved: {}",
+        b.body().await
+    );
+    assert!(
+        b.body().await.contains("저장했습니다"),
+        "the editor says it saved"
+    );
+    b.screenshot("issuer-card-editor").await;
+    let public =
+        b.c.find(fantoccini::Locator::Css("#public-link"))
+            .await
+            .expect("public link")
+            .attr("href")
+            .await
+            .expect("href")
+            .expect("a link");
+    assert!(
+        public.starts_with("/c/") && public.len() == 3 + 16,
+        "an unguessable link: {public}"
+    );
+
+    // The public page, in Korean: name, title, photo, QR code, tel: link, Open Graph.
+    b.goto(&format!("{}{public}?lang=ko", s.url)).await;
+    assert_eq!(b.text(".name").await, "김민지");
+    assert_eq!(b.text(".title").await, "제품 디자이너");
+    let loaded = b
+        .js("return [document.querySelector('.photo').naturalWidth, document.querySelector('.qr').naturalWidth, \
+             document.querySelector('meta[property=\"og:title\"]').content, \
+             document.querySelector('meta[property=\"og:image\"]').content, \
+             document.querySelector('a[href^=\"tel:\"]').getAttribute('href'), document.body.className]")
+        .await;
+    assert_eq!(loaded[0], 96, "the uploaded photo is served: {loaded}");
+    assert!(
+        loaded[1].as_i64().unwrap_or(0) >= 200,
+        "the QR code is drawn: {loaded}"
+    );
+    assert_eq!(loaded[2], "김민지");
+    assert!(
+        loaded[3]
+            .as_str()
+            .unwrap_or("")
+            .starts_with(&format!("{}/photos/", s.url)),
+        "{loaded}"
+    );
+    assert_eq!(loaded[4], "tel:01022223333");
+    assert_eq!(loaded[5], "design-ocean");
+    b.screenshot("card-public-ko").await;
+
+    // In English, the English version.
+    b.goto(&format!("{}{public}?lang=en", s.url)).await;
+    assert_eq!(b.text(".name").await, "Minji Kim");
+    assert_eq!(b.text(".title").await, "Product designer");
+    assert_eq!(b.text(".company").await, "Hanbit Trading");
+
+    // An edit shows on the public page at once.
+    b.goto(&format!("{}/issuer", s.url)).await;
+    b.submit("#cards a").await;
+    b.fill("input[name=alt_title]", "Head of design").await;
+    b.submit("#save").await;
+    b.goto(&format!("{}{public}?lang=en", s.url)).await;
+    assert_eq!(
+        b.text(".title").await,
+        "Head of design",
+        "the edit is on the page"
+    );
+
+    // The photo's URL is its content's hash: cached for good. The page is revalidated.
+    let page = http::request(s.addr, "GET", &format!("{public}?lang=en"), &[], None);
+    assert_eq!(page.status, 200);
+    assert_eq!(page.header("Cache-Control"), Some("private, no-cache"));
+    let etag = page.header("ETag").expect("an ETag").to_string();
+    assert!(page.text().contains("og:url"), "Open Graph tags");
+    let photo = loaded[3]
+        .as_str()
+        .unwrap()
+        .trim_start_matches(&s.url)
+        .to_string();
+    let img = http::request(s.addr, "GET", &photo, &[], None);
+    assert_eq!(img.status, 200);
+    assert_eq!(img.header("Content-Type"), Some("image/png"));
+    assert!(
+        img.header("Cache-Control")
+            .unwrap_or("")
+            .contains("immutable")
+    );
+    let _ = etag;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_visitor_on_a_phone_calls_for_free_and_the_page_follows_the_call_until_connected() {
+    let s = site().await;
+    let phones = r#"[{"kind":"landline","number":"02-700-1000"},{"kind":"mobile","number":"010-2222-3333","callback":true}]"#;
+    let (card, _) = common::cards::issue(&s.store, "kim", 100_000, 3, phones, "");
+    let slug = s
+        .store
+        .card(card)
+        .expect("card")
+        .slug
+        .expect("a public link");
+    let b = Browser::start(PHONE.0, PHONE.1).await;
+    b.goto(&format!("{}/c/{slug}?lang=en", s.url)).await;
+    b.screenshot("visitor-card-phone").await;
+    // Readable on a phone: nothing wider than the screen.
+    let width = b
+        .js("return [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+        .await;
+    assert!(
+        width[0].as_i64() <= width[1].as_i64(),
+        "no sideways scrolling: {width}"
+    );
+
+    b.fill("#number", "02-556-1234").await;
+    b.fill("#extension", "235").await;
+    b.submit("#call").await;
+    let path = b.path().await;
+    assert!(
+        path.starts_with(&format!("/c/{slug}/calls/")),
+        "the progress page: {path} {}",
+        b.body().await
+    );
+
+    // The issuer's phone rings first.
+    let (issuer_inv, from) = next_invite(&s.pbx, Duration::from_secs(5))
+        .await
+        .expect("the issuer is called");
+    assert_eq!(issuer_inv.uri_user.as_deref(), Some("01022223333"));
+    let state = b
+        .wait_text("#state", "Calling the card's owner", Duration::from_secs(5))
+        .await;
+    assert!(state.contains("Calling the card's owner"), "{state}");
+    let (issuer, to_issuer) = answer(&s.pbx, &issuer_inv, from, "iss", Codec::Pcmu, 0).await;
+    let state = b
+        .wait_text("#state", "answered", Duration::from_secs(5))
+        .await;
+    assert!(state.contains("The card's owner answered"), "{state}");
+    assert!(
+        next_invite_after(&s.pbx, Duration::from_millis(300), &[&issuer_inv])
+            .await
+            .is_none(),
+        "the visitor waits for the issuer"
+    );
+    // The issuer hears the question, then presses 1.
+    issuer
+        .send_tone(to_issuer, 1000.0, -20.0, 5, |_| false)
+        .await;
+    let _ = issuer
+        .collect(Duration::from_millis(500), Duration::from_secs(2))
+        .await;
+    issuer.send_digit(to_issuer, 1).await;
+
+    let (visitor_inv, vfrom) = next_invite_after(&s.pbx, Duration::from_secs(5), &[&issuer_inv])
+        .await
+        .expect("the visitor is called");
+    assert_eq!(visitor_inv.uri_user.as_deref(), Some("025561234"));
+    let state = b
+        .wait_text("#state", "ringing", Duration::from_secs(5))
+        .await;
+    assert!(state.contains("Your phone is ringing now"), "{state}");
+    let (_visitor, _to_visitor) = answer(&s.pbx, &visitor_inv, vfrom, "vis", Codec::Pcma, 8).await;
+    let state = b
+        .wait_text("#state", "Connected", Duration::from_secs(5))
+        .await;
+    assert_eq!(state, "Connected");
+    b.screenshot("visitor-connected-phone").await;
+
+    hang_up(&s.pbx, &visitor_inv, vfrom, "vis").await;
+    let state = b.wait_text("#state", "ended", Duration::from_secs(5)).await;
+    assert_eq!(state, "The call has ended");
+    assert_eq!(b.text("#outcome").await, "The call was completed.");
+    let steps: Vec<String> = b
+        .js("return [...document.querySelectorAll('#steps li')].map(li => li.dataset.state)")
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "requested",
+            "calling_issuer",
+            "issuer_answered",
+            "accepted",
+            "calling_visitor",
+            "connected",
+            "ended"
+        ]
+    );
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_request_shows_its_reason_in_the_visitors_language_and_dials_nobody() {
+    let s = site().await;
+    let phones = r#"[{"kind":"mobile","number":"010-2222-3333","callback":true}]"#;
+    let (card, _) = common::cards::issue(&s.store, "lee", 100_000, 0, phones, "");
+    let slug = s.store.card(card).expect("card").slug.expect("link");
+    let b = Browser::start(PHONE.0, PHONE.1).await;
+
+    b.goto(&format!("{}/c/{slug}?lang=ko", s.url)).await;
+    b.fill("#number", "02-556-1234").await;
+    b.submit("#call").await;
+    let error = b.text(".error").await;
+    assert!(
+        error.contains("무료 통화 횟수를 다 썼습니다"),
+        "the quota is used up, in Korean: {error}"
+    );
+    b.screenshot("visitor-refused-ko").await;
+
+    b.goto(&format!("{}/c/{slug}?lang=en", s.url)).await;
+    b.fill("#number", "060-700-1234").await;
+    b.submit("#call").await;
+    let error = b.text(".error").await;
+    assert!(
+        error.contains("We cannot call you back on this number"),
+        "premium numbers are refused: {error}"
+    );
+    // What the visitor typed stays in the form.
+    let typed = b.js("return document.getElementById('number').value").await;
+    assert_eq!(typed, "060-700-1234");
+
+    assert!(
+        next_invite(&s.pbx, Duration::from_millis(500))
+            .await
+            .is_none(),
+        "nobody is dialled"
+    );
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_card_exported_as_vcard_imports_as_the_same_card_and_a_phones_vcard_3_imports() {
+    let s = site().await;
+    let b = Browser::start(DESKTOP.0, DESKTOP.1).await;
+    b.goto(&format!("{}/signup?lang=en", s.url)).await;
+    b.fill("input[name=login]", "jisoo").await;
+    b.fill("input[name=password]", "a long secret").await;
+    b.fill("input[name=name]", "Jisoo").await;
+    b.submit("button[type=submit]").await;
+    b.submit("#new-card").await;
+    b.fill("input[name=name]", "Jane Doe").await;
+    b.fill("input[name=title]", "Buyer").await;
+    b.fill("input[name=company]", "Acme; Seoul").await;
+    b.fill("textarea[name=text]", "Line one, and two; three")
+        .await;
+    b.select("select[name=phone0_kind]", "mobile").await;
+    b.fill("input[name=phone0_number]", "010-1111-2222").await;
+    b.select("select[name=phone1_kind]", "landline").await;
+    b.fill("input[name=phone1_number]", "02-555-0100").await;
+    b.fill("input[name=quota]", "5").await;
+    b.submit("#save").await;
+    let edit = b.path().await;
+
+    // Export, as "Save contact" gives it.
+    let vcf = b
+        .js(&format!(
+            "return fetch('{edit}/card.vcf').then(r => r.text())"
+        ))
+        .await
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(vcf.starts_with("BEGIN:VCARD\r\nVERSION:4.0\r\n"), "{vcf}");
+    assert!(vcf.contains("FN;LANGUAGE=en:Jane Doe"), "{vcf}");
+    assert!(vcf.contains("ORG:Acme\\; Seoul"), "{vcf}");
+    assert!(
+        vcf.contains("TEL;VALUE=URI;TYPE=CELL,VOICE;PREF=1:tel:010-1111-2222"),
+        "{vcf}"
+    );
+    assert!(
+        vcf.contains("URL:http://"),
+        "the public page's address: {vcf}"
+    );
+    let file = std::env::temp_dir().join(format!("freecall-export-{}.vcf", std::process::id()));
+    std::fs::write(&file, &vcf).unwrap();
+
+    // Import it: a new card, the same as the first.
+    b.goto(&format!("{}/issuer", s.url)).await;
+    b.c.find(fantoccini::Locator::Css("input[name=vcard]"))
+        .await
+        .unwrap()
+        .send_keys(&file.display().to_string())
+        .await
+        .unwrap();
+    b.submit("form[action='/issuer/cards/import'] button").await;
+    assert!(b.body().await.contains("Saved."), "{}", b.body().await);
+    let issuer = s.store.issuer_login("jisoo").unwrap().unwrap().0;
+    let cards = s.store.cards_of(issuer.id).unwrap();
+    assert_eq!(cards.len(), 2);
+    let (a, c) = (&cards[0], &cards[1]);
+    assert_eq!(
+        (&c.name, &c.title, &c.company, &c.text, &c.language),
+        (&a.name, &a.title, &a.company, &a.text, &a.language)
+    );
+    assert_eq!(
+        c.phone_numbers_in_order(),
+        a.phone_numbers_in_order(),
+        "the same numbers by kind"
+    );
+    assert_ne!(c.slug, a.slug, "a card of its own, with its own link");
+
+    // A phone's vCard 3.0: name, company, title, mobile and work numbers; the fax is left out.
+    b.goto(&format!("{}/issuer", s.url)).await;
+    b.c.find(fantoccini::Locator::Css("input[name=vcard]"))
+        .await
+        .unwrap()
+        .send_keys(&fixture("phone-3.0.vcf"))
+        .await
+        .unwrap();
+    b.submit("form[action='/issuer/cards/import'] button").await;
+    assert!(b.body().await.contains("Saved."), "{}", b.body().await);
+    let cards = s.store.cards_of(issuer.id).unwrap();
+    let p = cards.last().unwrap();
+    assert_eq!(
+        (p.name.as_str(), p.title.as_str(), p.company.as_str()),
+        ("Jisoo Park", "Sales Manager", "Hanbit Trading")
+    );
+    let numbers: Vec<(String, String)> = p
+        .phone_numbers_in_order()
+        .into_iter()
+        .map(|n| (n.kind, n.number))
+        .collect();
+    assert_eq!(
+        numbers,
+        [
+            ("mobile".to_string(), "010-4444-5555".to_string()),
+            ("landline".into(), "02-3456-7890".into())
+        ]
+    );
+
+    // Something that is not a vCard gets a page that says so.
+    b.goto(&format!("{}/issuer", s.url)).await;
+    b.c.find(fantoccini::Locator::Css("input[name=vcard]"))
+        .await
+        .unwrap()
+        .send_keys(&fixture("photo.png"))
+        .await
+        .unwrap();
+    b.submit("form[action='/issuer/cards/import'] button").await;
+    assert!(
+        b.body().await.contains("this is not a vCard"),
+        "{}",
+        b.body().await
+    );
+    assert_eq!(
+        s.store.cards_of(issuer.id).unwrap().len(),
+        3,
+        "nothing was made of it"
+    );
+    b.stop().await;
+}
+
+/// The cookie jar of a client without a browser: the session cookie and the form token.
+fn session(addr: SocketAddr, path: &str) -> (String, String) {
+    let r = http::request(addr, "GET", path, &[("Cookie", "lang=en")], None);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let cookie = r
+        .header("Set-Cookie")
+        .and_then(|c| c.split(';').next())
+        .expect("a session cookie")
+        .to_string();
+    let body = r.text();
+    let token = body
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|t| t.split('"').next())
+        .expect("a form token")
+        .to_string();
+    (format!("{cookie}; lang=en"), token)
+}
+
+fn post_form(addr: SocketAddr, path: &str, cookie: &str, body: &str) -> http::Response {
+    http::request(
+        addr,
+        "POST",
+        path,
+        &[
+            ("Cookie", cookie),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        Some(body.as_bytes()),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forms_without_the_sessions_token_and_password_guessing_are_refused() {
+    let s = site().await;
+    let addr = s.addr;
+    tokio::task::spawn_blocking(move || {
+        // A sign-up posted from another site (no cookie, no token) makes nothing.
+        let r = http::request(
+            addr,
+            "POST",
+            "/signup",
+            &[
+                ("Cookie", "lang=en"),
+                ("Content-Type", "application/x-www-form-urlencoded"),
+            ],
+            Some(b"as=issuer&login=mallory&password=a+long+secret&name=M&csrf=guess"),
+        );
+        assert_eq!(r.status, 403, "{}", r.text());
+        assert!(r.text().contains("This form has expired"), "{}", r.text());
+
+        let (cookie, token) = session(addr, "/signup");
+        let r = post_form(
+            addr,
+            "/signup",
+            &cookie,
+            &format!("as=issuer&login=park&password=a+long+secret&name=Park&csrf={token}"),
+        );
+        assert_eq!(r.status, 303, "{}", r.text());
+
+        // Guessing: five wrong passwords, then even the right one is refused for a while.
+        let (cookie, token) = session(addr, "/login");
+        for _ in 0..5 {
+            let r = post_form(
+                addr,
+                "/login",
+                &cookie,
+                &format!("as=issuer&login=park&password=wrong+guess&csrf={token}"),
+            );
+            assert_eq!(r.status, 401);
+            assert!(r.text().contains("The login name or password is not right"));
+        }
+        let r = post_form(
+            addr,
+            "/login",
+            &cookie,
+            &format!("as=issuer&login=park&password=a+long+secret&csrf={token}"),
+        );
+        assert_eq!(r.status, 429, "{}", r.text());
+        assert!(r.text().contains("Too many failed logins"), "{}", r.text());
+        // Login CSRF: the right password with another session's token is refused too.
+        let (other, _) = session(addr, "/login");
+        let r = post_form(
+            addr,
+            "/login",
+            &other,
+            &format!("as=issuer&login=park&password=a+long+secret&csrf={token}"),
+        );
+        assert_eq!(r.status, 403);
+    })
+    .await
+    .unwrap();
+    assert!(
+        s.store.issuer_login("mallory").unwrap().is_none(),
+        "no issuer was made by the forged form"
+    );
+    assert!(s.store.issuer_login("park").unwrap().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_calls_a_phone_book_entry_and_their_own_phone_rings_first() {
+    let s = site().await;
+    let hash = freecall::auth::hash_password("member secret").unwrap();
+    s.store
+        .create_member(
+            &freecall::store::shop::NewMember {
+                login: "haneul".into(),
+                password_hash: hash,
+                name: "Haneul".into(),
+                address: String::new(),
+                job: String::new(),
+                phone: "010-5555-6666".into(),
+                email: String::new(),
+                sip_ha1: freecall::auth::ha1("haneul", "freecall", "member secret"),
+            },
+            10_000,
+        )
+        .unwrap();
+    let b = Browser::start(PHONE.0, PHONE.1).await;
+    b.goto(&format!("{}/login?as=member&lang=en", s.url)).await;
+    b.fill("input[name=login]", "haneul").await;
+    b.fill("input[name=password]", "member secret").await;
+    b.submit("button[type=submit]").await;
+    assert_eq!(b.path().await, "/member");
+    assert_eq!(b.text("#balance").await, "10,000");
+
+    b.fill("#add-entry input[name=name]", "Mum").await;
+    b.fill("#add-entry input[name=number]", "02-556-7777").await;
+    b.submit("#add-entry button").await;
+    assert!(
+        b.text(".book").await.contains("Mum")
+            || b.js("return document.querySelector('.entry input[name=name]').value")
+                .await
+                == "Mum"
+    );
+    b.screenshot("member-phonebook-phone").await;
+    b.submit(".entry .call-entry").await;
+    assert!(
+        b.path().await.starts_with("/member/calls/"),
+        "{}",
+        b.body().await
+    );
+
+    let (own, from) = next_invite(&s.pbx, Duration::from_secs(5))
+        .await
+        .expect("the member's phone rings");
+    assert_eq!(
+        own.uri_user.as_deref(),
+        Some("01055556666"),
+        "the member's own phone first"
+    );
+    let (_m, _) = answer(&s.pbx, &own, from, "mem", Codec::Pcmu, 0).await;
+    let (mum, mfrom) = next_invite_after(&s.pbx, Duration::from_secs(5), &[&own])
+        .await
+        .expect("then the entry's number");
+    assert_eq!(mum.uri_user.as_deref(), Some("025567777"));
+    let (_n, _) = answer(&s.pbx, &mum, mfrom, "mum", Codec::Pcmu, 0).await;
+    let state = b
+        .wait_text("#state", "Connected", Duration::from_secs(5))
+        .await;
+    assert_eq!(state, "Connected");
+    hang_up(&s.pbx, &mum, mfrom, "mum").await;
+    let state = b.wait_text("#state", "ended", Duration::from_secs(5)).await;
+    assert_eq!(state, "The call has ended");
+    b.stop().await;
+}
