@@ -457,6 +457,7 @@ fn serve(cfg: Config, path: PathBuf) -> anyhow::Result<()> {
                 signup_bonus_guild: cfg.billing.signup_bonus_guild,
                 metrics: metrics.clone(),
                 placing: Some(placing.clone()),
+                public_url: String::new(),
             };
             let same = pages.clone().filter(|_| cfg.web.listen == "api");
             let with_pages = same.is_some();

@@ -128,6 +128,35 @@ const RULES: &[(&str, &[&str])] = &[
             "routing",
         ],
     ),
+    // A card's rules and formats: plain data over the store's types.
+    (
+        "cards",
+        &[
+            "sip",
+            "transaction",
+            "dialog",
+            "call",
+            "media",
+            "driver",
+            "accounting",
+            "api",
+            "web",
+            "placing",
+        ],
+    ),
+    // The pages read the store and place calls through `placing`: never the call path.
+    (
+        "web",
+        &[
+            "sip",
+            "transaction",
+            "dialog",
+            "call",
+            "media",
+            "driver",
+            "accounting",
+        ],
+    ),
     (
         "accounting.rs",
         &["sip", "transaction", "dialog", "call", "media", "api"],

@@ -82,7 +82,7 @@ fn view(r: &Request) -> CallView {
     }
 }
 
-fn placing(state: &ApiState) -> Result<&Placing, Problem> {
+pub(super) fn placing(state: &ApiState) -> Result<&Placing, Problem> {
     state.placing.as_ref().ok_or_else(|| {
         Problem::new(
             503,
@@ -113,7 +113,7 @@ pub fn problem(e: PlaceError) -> Problem {
     }
 }
 
-fn accepted(id: String, state: &ApiState) -> HttpResponse {
+pub(super) fn accepted(id: String, state: &ApiState) -> HttpResponse {
     let body = state
         .placing
         .as_ref()

@@ -11,7 +11,8 @@
 //! - DTOs live here (serde and OpenAPI stay at the edge); the store speaks domain types.
 //!
 //! Files: one per resource (`members.rs`, `products.rs`, `purchases.rs`, `issuers.rs`,
-//! `cards.rs`, `calls.rs`, `accounts.rs`, `tariffs.rs`), `problem.rs` (errors), `openapi.rs`.
+//! `cards.rs`, `calls.rs`, `phonebook.rs`, `accounts.rs`, `tariffs.rs`), `problem.rs`
+//! (errors), `openapi.rs`.
 
 pub mod accounts;
 pub mod calls;
@@ -20,6 +21,7 @@ pub mod cdrs;
 pub mod issuers;
 pub mod members;
 pub mod openapi;
+pub mod phonebook;
 pub mod problem;
 pub mod products;
 pub mod purchases;
@@ -46,6 +48,9 @@ pub struct ApiState {
     /// Places calls on the running switch (None: the API runs without one, and the
     /// call endpoints answer 503).
     pub placing: Option<crate::placing::Placing>,
+    /// Where the web pages are reached (`web.public_url`), for cards' `public_url`; empty:
+    /// the request's own host.
+    pub public_url: String,
 }
 
 impl ApiState {
@@ -161,6 +166,27 @@ pub fn configure(state: ApiState, max_body: usize) -> impl FnOnce(&mut web::Serv
             .route("/v1/purchases", web::post().to(purchases::create))
             .route("/v1/issuers", web::post().to(issuers::create))
             .route("/v1/cards", web::post().to(cards::create))
+            .route("/v1/cards", web::get().to(cards::list))
+            .route("/v1/cards/{id}", web::get().to(cards::show))
+            .route("/v1/cards/{id}", web::put().to(cards::update))
+            .route("/v1/cards/{id}", web::delete().to(cards::delete))
+            .route("/v1/cards/{id}/vcard", web::get().to(cards::vcard))
+            .route("/v1/cards/{id}/vcard", web::put().to(cards::put_vcard))
+            .route("/v1/issuers/{id}/calls", web::get().to(cards::issuer_calls))
+            .route("/v1/members/{id}/phonebook", web::get().to(phonebook::list))
+            .route("/v1/members/{id}/phonebook", web::post().to(phonebook::add))
+            .route(
+                "/v1/members/{id}/phonebook/{entry}",
+                web::put().to(phonebook::update),
+            )
+            .route(
+                "/v1/members/{id}/phonebook/{entry}",
+                web::delete().to(phonebook::delete),
+            )
+            .route(
+                "/v1/members/{id}/phonebook/{entry}/calls",
+                web::post().to(phonebook::call),
+            )
             .route("/v1/cards/{id}/callbacks", web::post().to(calls::callback))
             .route("/v1/members/{id}/calls", web::post().to(calls::web_dial))
             .route("/v1/calls/{id}", web::get().to(calls::show))
@@ -191,6 +217,18 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/purchases"),
     ("post", "/v1/issuers"),
     ("post", "/v1/cards"),
+    ("get", "/v1/cards"),
+    ("get", "/v1/cards/{id}"),
+    ("put", "/v1/cards/{id}"),
+    ("delete", "/v1/cards/{id}"),
+    ("get", "/v1/cards/{id}/vcard"),
+    ("put", "/v1/cards/{id}/vcard"),
+    ("get", "/v1/issuers/{id}/calls"),
+    ("get", "/v1/members/{id}/phonebook"),
+    ("post", "/v1/members/{id}/phonebook"),
+    ("put", "/v1/members/{id}/phonebook/{entry}"),
+    ("delete", "/v1/members/{id}/phonebook/{entry}"),
+    ("post", "/v1/members/{id}/phonebook/{entry}/calls"),
     ("post", "/v1/cards/{id}/callbacks"),
     ("post", "/v1/members/{id}/calls"),
     ("get", "/v1/calls/{id}"),

@@ -9,7 +9,7 @@ use utoipa::{Modify, OpenApi};
 #[openapi(
     info(
         title = "freecall",
-        description = "REST control plane of the freecall softswitch: members, products, purchases, card issuers, cards, free call-backs and web dial (calls the switch places, followed live), account credits, balances, ledgers and tariffs. Errors are application/problem+json."
+        description = "REST control plane of the freecall softswitch: members, products, purchases, card issuers, cards (with vCards), members' phone books, free call-backs and web dial (calls the switch places, followed live), account credits, balances, ledgers and tariffs. Errors are application/problem+json."
     ),
     paths(
         super::members::create,
@@ -18,6 +18,18 @@ use utoipa::{Modify, OpenApi};
         super::purchases::create,
         super::issuers::create,
         super::cards::create,
+        super::cards::list,
+        super::cards::show,
+        super::cards::update,
+        super::cards::delete,
+        super::cards::vcard,
+        super::cards::put_vcard,
+        super::cards::issuer_calls,
+        super::phonebook::list,
+        super::phonebook::add,
+        super::phonebook::update,
+        super::phonebook::delete,
+        super::phonebook::call,
         super::calls::callback,
         super::calls::web_dial,
         super::calls::show,

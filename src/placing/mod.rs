@@ -441,3 +441,20 @@ fn store_error(e: StoreError) -> PlaceError {
         }
     }
 }
+
+/// A phone book entry's name and number, checked: the number must be one the switch could
+/// dial (the dial itself checks again, with the allowed kinds).
+pub fn check_phonebook_entry(
+    name: &str,
+    number: &str,
+) -> std::result::Result<(String, String), String> {
+    let name = name.trim();
+    let number = number.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err("the name must be 1-100 characters".into());
+    }
+    if number.len() > 40 || crate::routing::normalize_number(number).is_err() {
+        return Err(format!("'{number}' is not a phone number"));
+    }
+    Ok((name.to_string(), number.to_string()))
+}

@@ -230,20 +230,6 @@ pub struct EntryForm {
     number: String,
 }
 
-/// A phone book entry's name and number, checked: the number must be one the switch could
-/// dial (the dial itself checks again, with the allowed kinds).
-pub fn check_entry(name: &str, number: &str) -> Result<(String, String), String> {
-    let name = name.trim();
-    let number = number.trim();
-    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-        return Err("the name must be 1-100 characters".into());
-    }
-    if number.len() > 40 || crate::routing::normalize_number(number).is_err() {
-        return Err(format!("'{number}' is not a phone number"));
-    }
-    Ok((name.to_string(), number.to_string()))
-}
-
 pub async fn add_entry(
     state: web::Data<WebState>,
     req: HttpRequest,
@@ -267,7 +253,7 @@ pub async fn add_entry(
         )
         .await;
     }
-    let (name, number) = match check_entry(&form.name, &form.number) {
+    let (name, number) = match crate::placing::check_phonebook_entry(&form.name, &form.number) {
         Ok(x) => x,
         Err(e) => {
             return dashboard_page(&state, &req, &session, who.id, 422, vec![e], String::new())
@@ -309,7 +295,7 @@ pub async fn update_entry(
         )
         .await;
     }
-    let (name, number) = match check_entry(&form.name, &form.number) {
+    let (name, number) = match crate::placing::check_phonebook_entry(&form.name, &form.number) {
         Ok(x) => x,
         Err(e) => {
             return dashboard_page(&state, &req, &session, who.id, 422, vec![e], String::new())

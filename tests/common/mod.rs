@@ -100,6 +100,7 @@ pub fn serve_api(
         signup_bonus_guild: 0,
         metrics: None,
         placing: Some(placing),
+        public_url: String::new(),
     };
     let (server, api) =
         freecall::api::serve(state, "127.0.0.1:0".parse().expect("address"), 65536).expect("API");
@@ -133,6 +134,7 @@ pub fn serve_site(
         signup_bonus_guild: cfg.billing.signup_bonus_guild,
         metrics: None,
         placing: Some(placing.clone()),
+        public_url: String::new(),
     };
     let pages = freecall::web::WebState::new(
         store.clone(),
