@@ -273,7 +273,45 @@ async fn an_issuer_signs_up_builds_a_two_language_card_with_a_photo_and_an_edit_
             .unwrap_or("")
             .contains("immutable")
     );
-    let _ = etag;
+    let cookie = page
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("Set-Cookie"))
+        .filter_map(|(_, v)| v.split(';').next())
+        .find(|c| c.starts_with("freecall="))
+        .expect("the visitor's session")
+        .to_string();
+    let again = http::request(
+        s.addr,
+        "GET",
+        &format!("{public}?lang=en"),
+        &[("If-None-Match", &etag), ("Cookie", &cookie)],
+        None,
+    );
+    assert_eq!(again.status, 304, "unchanged: revalidated, not sent again");
+    // Without a choice, the browser's language decides.
+    let en = http::request(
+        s.addr,
+        "GET",
+        &public,
+        &[("Accept-Language", "en-US,en;q=0.9")],
+        None,
+    );
+    assert!(
+        en.text().contains("<h1 class=\"name\">Minji Kim</h1>"),
+        "English from Accept-Language"
+    );
+    let ko = http::request(
+        s.addr,
+        "GET",
+        &public,
+        &[("Accept-Language", "ko-KR,ko;q=0.9,en;q=0.8")],
+        None,
+    );
+    assert!(
+        ko.text().contains("<h1 class=\"name\">김민지</h1>"),
+        "Korean from Accept-Language"
+    );
     b.stop().await;
 }
 
@@ -547,8 +585,11 @@ fn session(addr: SocketAddr, path: &str) -> (String, String) {
     let r = http::request(addr, "GET", path, &[("Cookie", "lang=en")], None);
     assert_eq!(r.status, 200, "{}", r.text());
     let cookie = r
-        .header("Set-Cookie")
-        .and_then(|c| c.split(';').next())
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("Set-Cookie"))
+        .filter_map(|(_, v)| v.split(';').next())
+        .find(|c| c.starts_with("freecall="))
         .expect("a session cookie")
         .to_string();
     let body = r.text();

@@ -71,3 +71,37 @@ pub fn store(data_dir: &str, bytes: &[u8], max: usize) -> Result<String, PhotoEr
     }
     Ok(name)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_photo_is_told_by_its_bytes_and_stored_under_its_hash() {
+        let dir = std::env::temp_dir().join(format!("freecall-photo-{}", std::process::id()));
+        let data = dir.display().to_string();
+        let png = std::fs::read(format!(
+            "{}/tests/fixtures/photo.png",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        let name = store(&data, &png, 1 << 20).unwrap();
+        assert!(name.ends_with(".png") && name.len() == 36, "{name}");
+        assert_eq!(content_type(&name), Some("image/png"));
+        assert_eq!(std::fs::read(super::dir(&data).join(&name)).unwrap(), png);
+        assert_eq!(
+            store(&data, &png, 1 << 20).unwrap(),
+            name,
+            "the same photo, the same name"
+        );
+        assert_eq!(
+            store(&data, b"<svg onload=alert(1)>", 1 << 20),
+            Err(PhotoError::NotAnImage)
+        );
+        assert_eq!(store(&data, &png, 100), Err(PhotoError::TooLarge(100)));
+        assert_eq!(store(&data, b"", 100), Err(PhotoError::Empty));
+        assert_eq!(content_type("../../etc/passwd"), None);
+        assert_eq!(content_type("x.png"), None);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

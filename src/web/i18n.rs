@@ -444,3 +444,51 @@ pub const WORDS: &[(&str, &str, &str)] = &[
     ("welcome", "환영합니다", "Welcome"),
     ("signup_bonus", "가입 보너스", "Sign-up bonus"),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every key a template or a page names (`t("…")`) is in the table, once, in both
+    /// languages.
+    #[test]
+    fn every_word_a_page_uses_is_there_in_both_languages() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut texts = Vec::new();
+        for dir in ["templates", "src/web"] {
+            for e in std::fs::read_dir(root.join(dir)).unwrap() {
+                texts.push(std::fs::read_to_string(e.unwrap().path()).unwrap());
+            }
+        }
+        let mut missing = Vec::new();
+        for text in &texts {
+            for part in text.split(".t(\"").skip(1) {
+                let key = part.split('"').next().unwrap_or("");
+                if !key.is_empty() && !key.contains('{') && !WORDS.iter().any(|(k, _, _)| *k == key)
+                {
+                    missing.push(key.to_string());
+                }
+            }
+        }
+        assert!(missing.is_empty(), "words missing: {missing:?}");
+        for (i, (k, ko, en)) in WORDS.iter().enumerate() {
+            assert!(!ko.is_empty() && !en.is_empty(), "{k}");
+            assert!(!WORDS[..i].iter().any(|(o, _, _)| o == k), "{k} twice");
+        }
+        // The words the code builds from codes are there too.
+        for kind in ["landline", "mobile", "internet"] {
+            assert_ne!(Lang::En.t(&format!("kind_{kind}")), "?");
+        }
+        for d in crate::cards::DESIGNS {
+            assert_ne!(Lang::Ko.t(&format!("design_{d}")), "?");
+        }
+    }
+
+    #[test]
+    fn accept_language_picks_the_best_language_we_speak() {
+        assert_eq!(Lang::from_accept("en-US,en;q=0.9,ko;q=0.8"), Lang::En);
+        assert_eq!(Lang::from_accept("fr-FR,ko;q=0.5,en;q=0.4"), Lang::Ko);
+        assert_eq!(Lang::from_accept("de"), Lang::Ko);
+        assert_eq!(Lang::from_accept("ko;q=0,en;q=0.1"), Lang::En);
+    }
+}
