@@ -443,6 +443,8 @@ fn serve(cfg: Config, path: PathBuf) -> anyhow::Result<()> {
                     cfg.billing.realm.clone(),
                     cfg.billing.signup_bonus_guild,
                     cfg.billing.signup_bonus_mileage,
+                    freecall::numbers::Classifier::new(&cfg.billing.home_country)
+                        .context("billing.home_country")?,
                 )
                 .with_context(|| format!("web.data_dir '{}': the session key", cfg.web.data_dir))?,
             )
@@ -457,7 +459,9 @@ fn serve(cfg: Config, path: PathBuf) -> anyhow::Result<()> {
                 signup_bonus_guild: cfg.billing.signup_bonus_guild,
                 metrics: metrics.clone(),
                 placing: Some(placing.clone()),
-                public_url: String::new(),
+                public_url: cfg.web.public_url.clone(),
+                numbers: freecall::numbers::Classifier::new(&cfg.billing.home_country)
+                    .context("billing.home_country")?,
             };
             let same = pages.clone().filter(|_| cfg.web.listen == "api");
             let with_pages = same.is_some();

@@ -77,6 +77,7 @@ fn start(store: Store) -> Api {
         metrics: None,
         placing: None,
         public_url: String::new(),
+        numbers: freecall::numbers::Classifier::new("KR").expect("home country"),
     };
     let (admin, credit, read) = (
         key(&store, "admin"),

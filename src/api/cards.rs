@@ -240,7 +240,7 @@ pub async fn create(
     authorize(&state, &req, &[Scope::Admin]).await?;
     let (issuer, draft) = body.into_inner().draft();
     let (new, versions) = draft
-        .validate(issuer)
+        .validate(issuer, &state.numbers)
         .map_err(|e| Problem::validation(&e.to_string()))?;
     let (card, texts) = state
         .store
@@ -342,7 +342,7 @@ pub async fn update(
     let id = path.into_inner();
     let (issuer, draft) = body.into_inner().draft();
     let (new, versions) = draft
-        .validate(issuer)
+        .validate(issuer, &state.numbers)
         .map_err(|e| Problem::validation(&e.to_string()))?;
     let (card, texts) = state
         .store
@@ -472,7 +472,7 @@ pub async fn put_vcard(
     }
     let id = path.into_inner();
     let (card, texts) = load(&state, id).await?;
-    let imported = crate::cards::vcard::import(&body, &card.language)
+    let imported = crate::cards::vcard::import(&body, &card.language, &state.numbers)
         .map_err(|e| Problem::validation(&e.to_string()))?;
     let old = Draft::of(&card, texts);
     let mut draft = imported.draft;
@@ -487,7 +487,7 @@ pub async fn put_vcard(
     draft.callback_countries = old.callback_countries;
     draft.image_url = imported.photo_url.unwrap_or(old.image_url);
     let (new, versions) = draft
-        .validate(card.issuer_id)
+        .validate(card.issuer_id, &state.numbers)
         .map_err(|e| Problem::validation(&e.to_string()))?;
     let (card, texts) = state
         .store

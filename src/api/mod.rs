@@ -51,6 +51,8 @@ pub struct ApiState {
     /// Where the web pages are reached (`web.public_url`), for cards' `public_url`; empty:
     /// the request's own host.
     pub public_url: String,
+    /// Reads the numbers written on cards (the home country's phonenumber metadata).
+    pub numbers: crate::numbers::Classifier,
 }
 
 impl ApiState {

@@ -8,6 +8,7 @@
 pub mod photo;
 pub mod vcard;
 
+use crate::numbers::{Classifier, DestinationKind};
 use crate::store::cards::{Card, CardNumber, CardText, NewCard};
 
 /// Designs a card can be shown in (the public page's colours).
@@ -72,8 +73,14 @@ impl Draft {
     }
 
     /// Check every rule, reporting all that fail; the card for the store and its further
-    /// language versions.
-    pub fn validate(mut self, issuer_id: i64) -> Result<(NewCard, Vec<CardText>), Invalid> {
+    /// language versions. Numbers are read with `numbers` (phonenumber's metadata): each
+    /// must be one, of the kind it is listed as, and never premium rate (the switch dials
+    /// the issuer's numbers at the issuer's expense).
+    pub fn validate(
+        mut self,
+        issuer_id: i64,
+        numbers: &Classifier,
+    ) -> Result<(NewCard, Vec<CardText>), Invalid> {
         let mut errors = Vec::new();
         if issuer_id <= 0 {
             errors.push("issuer_id must be positive".into());
@@ -153,12 +160,29 @@ impl Draft {
             }
             // An internet phone may be a member's SIP user: it rings wherever that phone
             // is registered.
-            let sip_user = p.kind == "internet" && crate::routing::is_sip_user(&p.number);
-            if !sip_user && crate::routing::normalize_number(&p.number).is_err() {
-                errors.push(format!(
+            if p.kind == "internet" && crate::routing::is_sip_user(&p.number) {
+                continue;
+            }
+            let kind = crate::routing::normalize_number(&p.number)
+                .ok()
+                .and_then(|n| numbers.dialable(&n))
+                .map(|(_, kind, _)| kind);
+            match kind {
+                None => errors.push(format!(
                     "phones[{i}].number '{}' is not a phone number (or, for an internet phone, a SIP user)",
                     p.number
-                ));
+                )),
+                Some(DestinationKind::PremiumRate) => errors.push(format!(
+                    "phones[{i}].number '{}' is a premium-rate number: it cannot be on a card",
+                    p.number
+                )),
+                Some(kind) if !listed_as(&p.kind, kind) => errors.push(format!(
+                    "phones[{i}].number '{}' is a {} number, not a {} one",
+                    p.number,
+                    kind.as_str().replace('_', "-"),
+                    p.kind
+                )),
+                Some(_) => {}
             }
         }
         for c in self.callback_countries.iter_mut() {
@@ -194,6 +218,31 @@ impl Draft {
     }
 }
 
+/// Whether a number of `kind` may be listed as `listed` (a card's own word for it).
+/// Numbers abroad cannot be told apart by their digits alone, so they fit any kind.
+fn listed_as(listed: &str, kind: DestinationKind) -> bool {
+    use DestinationKind::*;
+    match listed {
+        "mobile" => matches!(kind, Mobile | International),
+        "landline" => matches!(kind, Landline | TollFree | International | Other),
+        "internet" => matches!(kind, Internet | Landline | Mobile | International | Other),
+        _ => false,
+    }
+}
+
+/// The kind a number is listed as when nothing says (an imported vCard): its own.
+pub fn kind_of_number(numbers: &Classifier, number: &str) -> &'static str {
+    match crate::routing::normalize_number(number)
+        .ok()
+        .and_then(|n| numbers.dialable(&n))
+        .map(|(_, kind, _)| kind)
+    {
+        Some(DestinationKind::Mobile) => "mobile",
+        Some(DestinationKind::Internet) => "internet",
+        _ => "landline",
+    }
+}
+
 /// The language version of `card` to show a reader of `lang`: the one written in it when
 /// there is one, else the card's main text.
 pub fn text_for(card: &Card, versions: &[CardText], lang: &str) -> CardText {
@@ -205,4 +254,74 @@ pub fn text_for(card: &Card, versions: &[CardText], lang: &str) -> CardText {
         .find(|v| v.language == lang)
         .cloned()
         .unwrap_or_else(|| card.main_text())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn draft(phones: &[(&str, &str)]) -> Draft {
+        Draft {
+            main: CardText {
+                language: "ko".into(),
+                name: "김민지".into(),
+                ..Default::default()
+            },
+            phones: phones
+                .iter()
+                .map(|(k, n)| CardNumber {
+                    kind: k.to_string(),
+                    number: n.to_string(),
+                    callback: false,
+                })
+                .collect(),
+            quota: 1,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn numbers_must_be_numbers_of_the_kind_they_are_listed_as_and_never_premium_rate() {
+        let kr = Classifier::new("KR").unwrap();
+        let ok = draft(&[
+            ("mobile", "010-2222-3333"),
+            ("landline", "02-700-1000"),
+            ("internet", "070-1234-5678"),
+            ("internet", "minji"),
+            ("mobile", "+1 415 555 0123"),
+        ]);
+        assert!(ok.validate(1, &kr).is_ok());
+        let Invalid(errors) = draft(&[
+            ("mobile", "02-700-1000"),
+            ("landline", "060-700-1234"),
+            ("mobile", "hello"),
+        ])
+        .validate(1, &kr)
+        .unwrap_err();
+        assert_eq!(errors.len(), 3, "{errors:?}");
+        assert!(
+            errors[0].contains("is a landline number, not a mobile one"),
+            "{errors:?}"
+        );
+        assert!(errors[1].contains("premium-rate"), "{errors:?}");
+        assert!(errors[2].contains("is not a phone number"), "{errors:?}");
+    }
+
+    #[test]
+    fn every_fault_is_named_at_once() {
+        let kr = Classifier::new("KR").unwrap();
+        let mut d = draft(&[]);
+        d.main.name = String::new();
+        d.design = "neon".into();
+        d.quota = -1;
+        d.video_url = "javascript:alert(1)".into();
+        d.callback_countries = vec!["USA".into()];
+        d.versions = vec![CardText {
+            language: "ko".into(),
+            name: "x".into(),
+            ..Default::default()
+        }];
+        let Invalid(errors) = d.validate(1, &kr).unwrap_err();
+        assert_eq!(errors.len(), 6, "{errors:?}");
+    }
 }

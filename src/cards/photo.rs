@@ -65,7 +65,8 @@ pub fn store(data_dir: &str, bytes: &[u8], max: usize) -> Result<String, PhotoEr
     let path = dir.join(&name);
     if !path.exists() {
         // Written aside and renamed, so a reader never sees half a file.
-        let tmp = dir.join(format!(".{name}.part"));
+        use rand::Rng;
+        let tmp = dir.join(format!(".{name}.{:x}.part", rand::rng().next_u64()));
         std::fs::write(&tmp, bytes).map_err(|e| PhotoError::Io(e.to_string()))?;
         std::fs::rename(&tmp, &path).map_err(|e| PhotoError::Io(e.to_string()))?;
     }

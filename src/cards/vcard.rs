@@ -129,7 +129,11 @@ fn tel_uri(number: &str) -> String {
 
 /// Read a vCard (4.0, 3.0 or 2.1; the first card of the file) into a card draft in
 /// `language` (the vCard's own LANGUAGE wins when it names one we speak).
-pub fn import(src: &[u8], language: &str) -> Result<Imported, VcardError> {
+pub fn import(
+    src: &[u8],
+    language: &str,
+    numbers: &crate::numbers::Classifier,
+) -> Result<Imported, VcardError> {
     if src.len() > MAX_BYTES {
         return Err(VcardError::TooLarge);
     }
@@ -220,11 +224,8 @@ pub fn import(src: &[u8], language: &str) -> Result<Imported, VcardError> {
             out.skipped.push(format!("{number} (fax or pager)"));
             continue;
         }
-        let kind = if types.iter().any(|t| t == "cell") {
-            "mobile"
-        } else {
-            "landline"
-        };
+        // The number's own kind (phones mark numbers loosely: a mobile as WORK).
+        let kind = super::kind_of_number(numbers, &number);
         if crate::routing::normalize_number(&number).is_err() {
             out.skipped.push(format!("{number} (not a phone number)"));
             continue;
@@ -274,6 +275,10 @@ pub fn import(src: &[u8], language: &str) -> Result<Imported, VcardError> {
 mod tests {
     use super::*;
 
+    fn kr() -> crate::numbers::Classifier {
+        crate::numbers::Classifier::new("KR").unwrap()
+    }
+
     fn fixture(name: &str) -> Vec<u8> {
         std::fs::read(format!(
             "{}/tests/fixtures/{name}",
@@ -284,7 +289,7 @@ mod tests {
 
     #[test]
     fn a_phones_vcard_3_0_gives_name_company_title_and_numbers_by_kind() {
-        let i = import(&fixture("phone-3.0.vcf"), "ko").unwrap();
+        let i = import(&fixture("phone-3.0.vcf"), "ko", &kr()).unwrap();
         assert_eq!(i.draft.main.name, "Jisoo Park");
         assert_eq!(i.draft.main.company, "Hanbit Trading");
         assert_eq!(i.draft.main.title, "Sales Manager");
@@ -304,7 +309,7 @@ mod tests {
 
     #[test]
     fn a_vcard_2_1_in_quoted_printable_korean_imports() {
-        let i = import(&fixture("phone-2.1.vcf"), "en").unwrap();
+        let i = import(&fixture("phone-2.1.vcf"), "en", &kr()).unwrap();
         assert_eq!(i.draft.main.name, "이서연");
         let n: Vec<(&str, &str)> = i
             .draft
@@ -340,7 +345,7 @@ mod tests {
             },
         ];
         let text = export(&main, &phones, "https://call.example.com/c/abc", None);
-        let back = import(text.as_bytes(), "ko").unwrap();
+        let back = import(text.as_bytes(), "ko", &kr()).unwrap();
         assert_eq!(back.draft.main, main);
         assert_eq!(back.draft.phones, phones);
     }
@@ -348,15 +353,15 @@ mod tests {
     #[test]
     fn what_is_not_a_vcard_is_refused_with_words() {
         assert!(matches!(
-            import(b"\x89PNG\r\n", "en"),
+            import(b"\x89PNG\r\n", "en", &kr()),
             Err(VcardError::NotVcard(_))
         ));
         assert_eq!(
-            import(b"BEGIN:VCARD\r\nVERSION:3.0\r\nEND:VCARD\r\n", "en").unwrap_err(),
+            import(b"BEGIN:VCARD\r\nVERSION:3.0\r\nEND:VCARD\r\n", "en", &kr()).unwrap_err(),
             VcardError::NoName
         );
         assert_eq!(
-            import(&vec![b'a'; MAX_BYTES + 1], "en").unwrap_err(),
+            import(&vec![b'a'; MAX_BYTES + 1], "en", &kr()).unwrap_err(),
             VcardError::TooLarge
         );
     }

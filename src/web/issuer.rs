@@ -420,7 +420,7 @@ pub async fn create(
         p.errors.push(p.t("bad_form").into());
         return render(403, &editor(p, None, draft, Vec::new()));
     }
-    let checked = draft.clone().validate(who.id);
+    let checked = draft.clone().validate(who.id, &state.numbers);
     let photo = match form.photo_bytes() {
         None => None,
         Some(Ok(bytes)) => match take_photo(&state, bytes).await {
@@ -574,7 +574,7 @@ pub async fn update(
         }
     };
     p.errors.extend(bad_quota);
-    let (new, versions) = match draft.clone().validate(who.id) {
+    let (new, versions) = match draft.clone().validate(who.id, &state.numbers) {
         Ok(x) if p.errors.is_empty() => x,
         Ok(_) => return render(422, &editor(p, Some(e), draft, Vec::new())),
         Err(invalid) => {
@@ -681,7 +681,7 @@ pub async fn import(
         Some(f) => std::fs::read(f.file.path()).unwrap_or_default(),
         None => return super::message_page(&req, 422, "error", "choose a .vcf file to import"),
     };
-    let imported = match crate::cards::vcard::import(&bytes, lang.code()) {
+    let imported = match crate::cards::vcard::import(&bytes, lang.code(), &state.numbers) {
         Ok(i) => i,
         Err(e) => return super::message_page(&req, 422, "import_vcard", &e.to_string()),
     };
@@ -715,7 +715,7 @@ pub async fn import(
             if draft.image_url.is_empty() {
                 draft.image_url = old.image_url;
             }
-            let (new, versions) = match draft.validate(issuer) {
+            let (new, versions) = match draft.validate(issuer, &state.numbers) {
                 Ok(x) => x,
                 Err(e) => return super::message_page(&req, 422, "import_vcard", &e.to_string()),
             };
@@ -736,7 +736,7 @@ pub async fn import(
         }
         None => {
             draft.quota = 0;
-            let (new, versions) = match draft.validate(issuer) {
+            let (new, versions) = match draft.validate(issuer, &state.numbers) {
                 Ok(x) => x,
                 Err(e) => return super::message_page(&req, 422, "import_vcard", &e.to_string()),
             };

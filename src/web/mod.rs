@@ -49,6 +49,8 @@ pub struct WebState {
     pub signup_bonus_mileage: i64,
     pub limiter: Arc<LoginLimiter>,
     pub key: Key,
+    /// Reads the numbers issuers write on cards and members in phone books.
+    pub numbers: crate::numbers::Classifier,
 }
 
 impl WebState {
@@ -63,6 +65,7 @@ impl WebState {
         realm: String,
         signup_bonus_guild: i64,
         signup_bonus_mileage: i64,
+        numbers: crate::numbers::Classifier,
     ) -> std::io::Result<WebState> {
         let key = session_key(&cfg)?;
         Ok(WebState {
@@ -78,6 +81,7 @@ impl WebState {
             signup_bonus_guild,
             signup_bonus_mileage,
             key,
+            numbers,
         })
     }
 
@@ -109,15 +113,24 @@ fn session_key(cfg: &WebConfig) -> std::io::Result<Key> {
                 _ => {
                     std::fs::create_dir_all(&cfg.data_dir)?;
                     let bytes = Key::generate().master().to_vec();
-                    let tmp = path.with_extension("part");
+                    // Written aside, then linked into place: never half a key, and never
+                    // another node's (or process's) key overwritten when two start at once.
+                    let tmp = path.with_extension(format!("{}.part", std::process::id()));
                     std::fs::write(&tmp, &bytes)?;
                     #[cfg(unix)]
                     {
                         use std::os::unix::fs::PermissionsExt;
                         std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
                     }
-                    std::fs::rename(&tmp, &path)?;
-                    bytes
+                    let linked = std::fs::hard_link(&tmp, &path);
+                    let _ = std::fs::remove_file(&tmp);
+                    match linked {
+                        Ok(()) => bytes,
+                        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                            std::fs::read(&path)?
+                        }
+                        Err(e) => return Err(e),
+                    }
                 }
             }
         }

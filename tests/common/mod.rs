@@ -101,6 +101,8 @@ pub fn serve_api(
         metrics: None,
         placing: Some(placing),
         public_url: String::new(),
+        numbers: freecall::numbers::Classifier::new(&cfg.billing.home_country)
+            .expect("home country"),
     };
     let (server, api) =
         freecall::api::serve(state, "127.0.0.1:0".parse().expect("address"), 65536).expect("API");
@@ -135,6 +137,8 @@ pub fn serve_site(
         metrics: None,
         placing: Some(placing.clone()),
         public_url: String::new(),
+        numbers: freecall::numbers::Classifier::new(&cfg.billing.home_country)
+            .expect("home country"),
     };
     let pages = freecall::web::WebState::new(
         store.clone(),
@@ -144,6 +148,7 @@ pub fn serve_site(
         cfg.billing.realm.clone(),
         cfg.billing.signup_bonus_guild,
         cfg.billing.signup_bonus_mileage,
+        freecall::numbers::Classifier::new(&cfg.billing.home_country).expect("home country"),
     )
     .expect("web state");
     let (server, addr) = freecall::api::serve_with_pages(
