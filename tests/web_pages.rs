@@ -416,6 +416,30 @@ async fn a_visitor_on_a_phone_calls_for_free_and_the_page_follows_the_call_until
             "ended"
         ]
     );
+
+    // The issuer finds the call on the card's page: both numbers, times, length, cost.
+    let request = path.rsplit('/').next().unwrap().to_string();
+    let record = common::stores::wait_record(&s.store, &request)
+        .await
+        .expect("the call's record");
+    let issuer_id = s.store.card(card).unwrap().issuer_id;
+    let hash = freecall::auth::hash_password("issuer secret").unwrap();
+    s.store.set_issuer_password(issuer_id, &hash).unwrap();
+    b.goto(&format!("{}/login?lang=en", s.url)).await;
+    b.fill("input[name=login]", "kim").await;
+    b.fill("input[name=password]", "issuer secret").await;
+    b.submit("button[type=submit]").await;
+    b.goto(&format!("{}/issuer/cards/{card}", s.url)).await;
+    let row = b.text("#calls tbody tr").await;
+    assert!(
+        row.contains("025561234") && row.contains("01022223333"),
+        "both numbers: {row}"
+    );
+    assert!(
+        row.contains(&format!("{}s", record.billed_secs)) && row.contains(&record.cost.to_string()),
+        "length and cost: {row} vs {record:?}"
+    );
+    b.screenshot("issuer-sees-the-call").await;
     b.stop().await;
 }
 
@@ -602,6 +626,17 @@ fn session(addr: SocketAddr, path: &str) -> (String, String) {
     (format!("{cookie}; lang=en"), token)
 }
 
+/// The session cookie a response set (a login renews it), else the one sent.
+fn next_cookie(r: &http::Response, old: &str) -> String {
+    r.headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("Set-Cookie"))
+        .filter_map(|(_, v)| v.split(';').next())
+        .find(|c| c.starts_with("freecall="))
+        .map(|c| format!("{c}; lang=en"))
+        .unwrap_or_else(|| old.to_string())
+}
+
 fn post_form(addr: SocketAddr, path: &str, cookie: &str, body: &str) -> http::Response {
     http::request(
         addr,
@@ -643,6 +678,77 @@ async fn forms_without_the_sessions_token_and_password_guessing_are_refused() {
         );
         assert_eq!(r.status, 303, "{}", r.text());
 
+        // The password can be changed (the current one proves it is the owner), and a
+        // logout ends the session.
+        let signed_up = r
+            .headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("Set-Cookie"))
+            .filter_map(|(_, v)| v.split(';').next())
+            .find(|c| c.starts_with("freecall="))
+            .expect("logged in")
+            .to_string();
+        let cookie = format!("{signed_up}; lang=en");
+        let page = http::request(
+            addr,
+            "GET",
+            "/account/password",
+            &[("Cookie", &cookie)],
+            None,
+        );
+        let cookie = next_cookie(&page, &cookie);
+        let token = page
+            .text()
+            .split("name=\"csrf\" value=\"")
+            .nth(1)
+            .and_then(|t| t.split('"').next())
+            .expect("token")
+            .to_string();
+        let r = post_form(
+            addr,
+            "/account/password",
+            &cookie,
+            &format!("current=not+it&new=another+secret&csrf={token}"),
+        );
+        assert_eq!(r.status, 401, "the current password is checked");
+        let r = post_form(
+            addr,
+            "/account/password",
+            &cookie,
+            &format!("current=a+long+secret&new=another+secret&csrf={token}"),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert!(r.text().contains("Your password has been changed"));
+        let cookie = r
+            .headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("Set-Cookie"))
+            .filter_map(|(_, v)| v.split(';').next())
+            .find(|c| c.starts_with("freecall="))
+            .map(|c| format!("{c}; lang=en"))
+            .unwrap_or(cookie);
+        let r = post_form(addr, "/logout", &cookie, &format!("csrf={token}"));
+        assert_eq!(r.status, 303);
+        let after = r
+            .headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("Set-Cookie"))
+            .filter_map(|(_, v)| v.split(';').next())
+            .find(|c| c.starts_with("freecall="))
+            .unwrap_or("freecall=")
+            .to_string();
+        let r = http::request(addr, "GET", "/issuer", &[("Cookie", &after)], None);
+        assert_eq!(r.status, 303, "logged out: back to the login");
+        let (cookie, token) = session(addr, "/login");
+        let r = post_form(
+            addr,
+            "/login",
+            &cookie,
+            &format!("as=issuer&login=park&password=another+secret&csrf={token}"),
+        );
+        assert_eq!(r.status, 303, "the new password works");
+        let password = "another+secret";
+
         // Guessing: five wrong passwords, then even the right one is refused for a while.
         let (cookie, token) = session(addr, "/login");
         for _ in 0..5 {
@@ -659,7 +765,7 @@ async fn forms_without_the_sessions_token_and_password_guessing_are_refused() {
             addr,
             "/login",
             &cookie,
-            &format!("as=issuer&login=park&password=a+long+secret&csrf={token}"),
+            &format!("as=issuer&login=park&password={password}&csrf={token}"),
         );
         assert_eq!(r.status, 429, "{}", r.text());
         assert!(r.text().contains("Too many failed logins"), "{}", r.text());
@@ -669,7 +775,7 @@ async fn forms_without_the_sessions_token_and_password_guessing_are_refused() {
             addr,
             "/login",
             &other,
-            &format!("as=issuer&login=park&password=a+long+secret&csrf={token}"),
+            &format!("as=issuer&login=park&password={password}&csrf={token}"),
         );
         assert_eq!(r.status, 403);
     })
