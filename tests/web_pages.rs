@@ -48,11 +48,15 @@ struct Site {
 }
 
 async fn site() -> Site {
+    site_with(common::web_config()).await
+}
+
+async fn site_with(web: freecall::config::WebConfig) -> Site {
     let pbx = Phone::bind("pbx").await;
     let cfg = config(pbx.addr);
     let store = common::stores::open(&common::stores::sqlite_url());
     let switch = common::start_billed(&cfg, store.clone()).await;
-    let addr = common::serve_site(&cfg, &store, &switch, common::web_config());
+    let addr = common::serve_site(&cfg, &store, &switch, web);
     Site {
         url: format!("http://{addr}"),
         addr,
@@ -563,6 +567,13 @@ async fn a_card_exported_as_vcard_imports_as_the_same_card_and_a_phones_vcard_3_
         .unwrap();
     b.submit("form[action='/issuer/cards/import'] button").await;
     assert!(b.body().await.contains("Saved."), "{}", b.body().await);
+    assert!(
+        b.body()
+            .await
+            .contains("Left out of the card: 02-3456-7899 (fax or pager)"),
+        "the issuer is told what was left out: {}",
+        b.body().await
+    );
     let cards = s.store.cards_of(issuer.id).unwrap();
     let p = cards.last().unwrap();
     assert_eq!(
@@ -854,4 +865,136 @@ async fn a_member_calls_a_phone_book_entry_and_their_own_phone_rings_first() {
     let state = b.wait_text("#state", "ended", Duration::from_secs(5)).await;
     assert_eq!(state, "The call has ended");
     b.stop().await;
+}
+
+/// Another web site (on 127.0.0.2, so another origin and another site) whose page posts a
+/// form to the switch's pages as soon as it loads.
+async fn hostile_site(target: &str) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.2:0")
+        .await
+        .expect("127.0.0.2");
+    let addr = listener.local_addr().unwrap();
+    let page = format!(
+        "<!doctype html><html><body>\
+<form id=f method=post action=\"{target}\">\
+<input name=csrf value=guessed><input name=number value=02-556-7777><input name=name value=Fraud></form>\
+<script>document.getElementById('f').submit()</script></body></html>"
+    );
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        for _ in 0..10 {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            let mut buf = [0u8; 4096];
+            let _ = sock.read(&mut buf).await;
+            let resp = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}",
+                page.len()
+            );
+            let _ = sock.write_all(resp.as_bytes()).await;
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_form_posted_from_another_site_changes_nothing_for_a_logged_in_member() {
+    let s = site().await;
+    let hash = freecall::auth::hash_password("member secret").unwrap();
+    let member = s
+        .store
+        .create_member(
+            &freecall::store::shop::NewMember {
+                login: "dana".into(),
+                password_hash: hash,
+                name: "Dana".into(),
+                address: String::new(),
+                job: String::new(),
+                phone: "010-5555-6666".into(),
+                email: String::new(),
+                sip_ha1: freecall::auth::ha1("dana", "freecall", "member secret"),
+            },
+            10_000,
+        )
+        .unwrap();
+    let b = Browser::start(DESKTOP.0, DESKTOP.1).await;
+    b.goto(&format!("{}/login?as=member&lang=en", s.url)).await;
+    b.fill("input[name=login]", "dana").await;
+    b.fill("input[name=password]", "member secret").await;
+    b.submit("button[type=submit]").await;
+    assert_eq!(b.path().await, "/member");
+
+    for target in ["/member/dial", "/member/phonebook"] {
+        let evil = hostile_site(&format!("{}{target}", s.url)).await;
+        b.goto(&format!("http://{evil}/")).await;
+        // The form posts itself and the browser lands on the switch's answer.
+        let until = freecall::clock::now() + Duration::from_secs(10);
+        while !b
+            .c
+            .current_url()
+            .await
+            .unwrap()
+            .as_str()
+            .starts_with(&s.url)
+        {
+            assert!(
+                freecall::clock::now() < until,
+                "the hostile form was not sent"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        b.screenshot(&format!("hostile-post-{}", target.replace('/', "-")))
+            .await;
+    }
+    assert!(
+        next_invite(&s.pbx, Duration::from_secs(1)).await.is_none(),
+        "no call was placed"
+    );
+    assert!(
+        s.store.phonebook(member.id).unwrap().is_empty(),
+        "no entry was added"
+    );
+    // The member's own session still works on the switch's own pages.
+    b.goto(&format!("{}/member", s.url)).await;
+    assert_eq!(b.path().await, "/member");
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_sign_up_on_the_page_only_where_the_shop_lets_them() {
+    let closed = site().await;
+    let open = site_with(freecall::config::WebConfig {
+        member_signup: true,
+        ..common::web_config()
+    })
+    .await;
+    let (a, b) = (closed.addr, open.addr);
+    tokio::task::spawn_blocking(move || {
+        let r = http::request(a, "GET", "/signup?as=member", &[], None);
+        assert_eq!(r.status, 303, "no member sign-up unless the shop enables it");
+        assert_eq!(r.header("Location"), Some("/login?as=member"));
+        let (cookie, token) = session(b, "/signup?as=member");
+        let r = post_form(
+            b,
+            "/signup",
+            &cookie,
+            &format!("as=member&login=sora&password=a+long+secret&name=Sora&phone=010-3333-4444&csrf={token}"),
+        );
+        assert_eq!(r.status, 303, "{}", r.text());
+        assert_eq!(r.header("Location"), Some("/member"));
+    })
+    .await
+    .unwrap();
+    let (m, _) = open
+        .store
+        .member_login("sora")
+        .unwrap()
+        .expect("the member");
+    assert_eq!(m.phone, "010-3333-4444");
+    assert_eq!(
+        m.sip_user, "sora",
+        "the login is the softphone's SIP user too"
+    );
 }

@@ -54,12 +54,17 @@ pub async fn login_form(
     session: Session,
     q: web::Query<RoleQuery>,
 ) -> HttpResponse {
+    let role = role_of(q.role.as_deref());
+    if let Some(w) = super::current(&session).filter(|w| w.role == role) {
+        // Logged in already: their own pages.
+        return see_other(&format!("/{}", w.role));
+    }
     let p = Page::new(&req, &session, "login");
     render(
         200,
         &Login {
             p,
-            role: role_of(q.role.as_deref()),
+            role,
             login: String::new(),
         },
     )

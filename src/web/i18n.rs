@@ -227,6 +227,11 @@ pub const WORDS: &[(&str, &str, &str)] = &[
         "A .vcf from a phone's contacts creates a new card, or updates this one",
     ),
     ("import", "가져오기", "Import"),
+    (
+        "import_skipped",
+        "가져오지 않은 항목",
+        "Left out of the card",
+    ),
     ("saved", "저장했습니다.", "Saved."),
     ("card_gone", "없는 명함입니다.", "There is no such card."),
     ("call_free", "무료로 전화 받기", "Call for free"),

@@ -531,6 +531,9 @@ pub async fn edit_form(
     if q.saved.is_some() {
         p.notices.push(p.t("saved").into());
     }
+    if let Some(Ok(notice)) = session.remove_as::<String>("notice") {
+        p.notices.push(notice);
+    }
     let calls = call_lines(&p, &card_calls(&state, card.id).await);
     let e = edited(&state, &req, &card);
     render(200, &editor(p, Some(e), Draft::of(&card, texts), calls))
@@ -686,6 +689,17 @@ pub async fn import(
         Err(e) => return super::message_page(&req, 422, "import_vcard", &e.to_string()),
     };
     let target: Option<i64> = field(&form.card).trim().parse().ok();
+    if !imported.skipped.is_empty() {
+        // Told on the next page: what the vCard had that a card cannot take.
+        let _ = session.insert(
+            "notice",
+            format!(
+                "{}: {}",
+                lang.t("import_skipped"),
+                imported.skipped.join(", ")
+            ),
+        );
+    }
     let photo = match imported.photo {
         Some(bytes) => take_photo(&state, bytes).await.ok(),
         None => None,
