@@ -277,6 +277,7 @@ fn a_member_signed_up_over_rest_calls_with_pjsua2_and_is_billed() {
     let mut daemon = Daemon::spawn(&conf_path, &env);
     wait_ready(format!("127.0.0.1:{sip_port}").parse().unwrap());
     let api: SocketAddr = format!("127.0.0.1:{api_port}").parse().unwrap();
+    common::daemon::wait_api(api);
     let r = common::http::call(
         api,
         "POST",

@@ -242,7 +242,12 @@ fn kill_9_mid_call_back(store: Store, url: String) {
             ("FREECALL__API__LISTEN", api.to_string()),
         ];
         let mut daemon = Daemon::spawn(&conf, &env);
-        tokio::task::spawn_blocking(move || wait_ready(sip)).await.unwrap();
+        tokio::task::spawn_blocking(move || {
+            wait_ready(sip);
+            common::daemon::wait_api(api);
+        })
+        .await
+        .unwrap();
         let path = format!("/v1/cards/{card}/callbacks");
         let r = tokio::task::spawn_blocking(move || {
             common::http::call(api, "POST", &path, None, &[], Some(serde_json::json!({"number": "02-556-1234"})))

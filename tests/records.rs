@@ -171,6 +171,7 @@ fn the_live_feed_shows_a_call_within_a_second_and_resumes_without_repeats() {
     let s = setup("feed");
     let mut daemon = Daemon::spawn(&s.conf, &s.env);
     wait_ready(s.sip);
+    common::daemon::wait_api(s.api);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (trunk, caller) = rt.block_on(phones(s.trunk_port));
     let mut feed = Sse::open(s.api, &s.key, None);

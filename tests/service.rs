@@ -181,6 +181,7 @@ fn metrics_move_when_calls_happen() {
     ];
     let mut daemon = Daemon::spawn(conf.to_str().unwrap(), &env);
     wait_ready(sip);
+    common::daemon::wait_api(api);
     let scrape = || common::http::request(api, "GET", "/metrics", &[], None);
     let value = |text: &str, series: &str| -> f64 {
         text.lines()

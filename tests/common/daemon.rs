@@ -88,6 +88,18 @@ From: <sip:probe@127.0.0.1>;tag=p\r\nTo: <sip:{sip}>\r\nCall-ID: ready{i}\r\nCSe
     panic!("the switch did not answer OPTIONS on {sip}");
 }
 
+/// Wait until the REST API accepts connections (bounded: 15 s): the switch answers SIP a
+/// moment before its HTTP listeners are bound.
+pub fn wait_api(api: SocketAddr) {
+    for _ in 0..150 {
+        if std::net::TcpStream::connect_timeout(&api, Duration::from_millis(100)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("the API did not listen on {api}");
+}
+
 pub fn free_port() -> u16 {
     // UDP and TCP must both be free: bind both and release them.
     loop {
