@@ -35,6 +35,42 @@ pub struct Config {
     pub callbacks: CallbacksConfig,
     #[serde(default)]
     pub web: WebConfig,
+    #[serde(default)]
+    pub bookings: BookingsConfig,
+}
+
+/// Calls booked for a set time (C11): a call-back or a member's dial that waits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BookingsConfig {
+    /// How far ahead a call may be booked.
+    pub max_days_ahead: u64,
+    /// A booking missed while every node was down still fires this late; later it ends
+    /// as "missed".
+    pub late_window_secs: u64,
+    /// How long a node's claim on a due booking holds before another node may take it
+    /// (only while nothing was dialled).
+    pub lease_secs: u64,
+    /// Attempts when the line is busy or nobody answers, and the wait between them.
+    pub attempts: u64,
+    pub retry_secs: u64,
+    /// Bookings not yet done at once, per card (or member) and per number.
+    pub per_owner_open: u64,
+    pub per_number_open: u64,
+}
+
+impl Default for BookingsConfig {
+    fn default() -> Self {
+        BookingsConfig {
+            max_days_ahead: 30,
+            late_window_secs: 600,
+            lease_secs: 60,
+            attempts: 3,
+            retry_secs: 300,
+            per_owner_open: 20,
+            per_number_open: 3,
+        }
+    }
 }
 
 /// The web pages: public card pages, issuers' and members' self-service.
@@ -745,6 +781,19 @@ impl Config {
         }
         if self.web.login_failures_per_account == 0 || self.web.login_failures_per_address == 0 {
             errors.push("web.login_failures_per_account/_per_address: must be at least 1".into());
+        }
+        let b = &self.bookings;
+        if b.max_days_ahead == 0 || b.max_days_ahead > 366 {
+            errors.push("bookings.max_days_ahead: must be 1..=366".into());
+        }
+        if b.lease_secs == 0 || b.lease_secs > 3600 {
+            errors.push("bookings.lease_secs: must be 1..=3600".into());
+        }
+        if b.attempts == 0 || b.attempts > 10 {
+            errors.push("bookings.attempts: must be 1..=10".into());
+        }
+        if b.retry_secs == 0 || b.retry_secs > 86_400 {
+            errors.push("bookings.retry_secs: must be 1..=86400".into());
         }
         if self.api.listen != "off" && self.api.listen.parse::<SocketAddr>().is_err() {
             errors.push(format!(

@@ -431,6 +431,13 @@ fn serve(cfg: Config, path: PathBuf) -> anyhow::Result<()> {
             ),
             handle.link(),
         );
+        let bookings = freecall::placing::bookings::Bookings::new(
+            placing.clone(),
+            store.clone(),
+            cfg.billing.node_id.clone(),
+            freecall::placing::bookings::BookingRules::from_config(&cfg.bookings),
+        );
+        let _scheduler = bookings.spawn();
         let pages = if cfg.web.listen == "off" {
             None
         } else {
@@ -462,6 +469,7 @@ fn serve(cfg: Config, path: PathBuf) -> anyhow::Result<()> {
                 public_url: cfg.web.public_url.clone(),
                 numbers: freecall::numbers::Classifier::new(&cfg.billing.home_country)
                     .context("billing.home_country")?,
+                bookings: Some(bookings.clone()),
             };
             let same = pages.clone().filter(|_| cfg.web.listen == "api");
             let with_pages = same.is_some();

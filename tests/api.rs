@@ -78,6 +78,7 @@ fn start(store: Store) -> Api {
         placing: None,
         public_url: String::new(),
         numbers: freecall::numbers::Classifier::new("KR").expect("home country"),
+        bookings: None,
     };
     let (admin, credit, read) = (
         key(&store, "admin"),

@@ -11,10 +11,11 @@
 //! - DTOs live here (serde and OpenAPI stay at the edge); the store speaks domain types.
 //!
 //! Files: one per resource (`members.rs`, `products.rs`, `purchases.rs`, `issuers.rs`,
-//! `cards.rs`, `calls.rs`, `phonebook.rs`, `accounts.rs`, `tariffs.rs`), `problem.rs`
+//! `cards.rs`, `calls.rs`, `bookings.rs`, `phonebook.rs`, `accounts.rs`, `tariffs.rs`), `problem.rs`
 //! (errors), `openapi.rs`.
 
 pub mod accounts;
+pub mod bookings;
 pub mod calls;
 pub mod cards;
 pub mod cdrs;
@@ -53,6 +54,8 @@ pub struct ApiState {
     pub public_url: String,
     /// Reads the numbers written on cards (the home country's phonenumber metadata).
     pub numbers: crate::numbers::Classifier,
+    /// Books calls for a set time (None: no switch, the booking endpoints answer 503).
+    pub bookings: Option<crate::placing::bookings::Bookings>,
 }
 
 impl ApiState {
@@ -191,6 +194,23 @@ pub fn configure(state: ApiState, max_body: usize) -> impl FnOnce(&mut web::Serv
             )
             .route("/v1/cards/{id}/callbacks", web::post().to(calls::callback))
             .route("/v1/members/{id}/calls", web::post().to(calls::web_dial))
+            .route(
+                "/v1/cards/{id}/bookings",
+                web::post().to(bookings::book_callback),
+            )
+            .route("/v1/cards/{id}/bookings", web::get().to(bookings::of_card))
+            .route(
+                "/v1/members/{id}/bookings",
+                web::post().to(bookings::book_dial),
+            )
+            .route(
+                "/v1/members/{id}/bookings",
+                web::get().to(bookings::of_member),
+            )
+            .route("/v1/bookings", web::get().to(bookings::by_serial))
+            .route("/v1/bookings/{id}", web::get().to(bookings::show))
+            .route("/v1/bookings/{id}", web::patch().to(bookings::reschedule))
+            .route("/v1/bookings/{id}", web::delete().to(bookings::cancel))
             .route("/v1/calls/{id}", web::get().to(calls::show))
             .route("/v1/calls/{id}", web::delete().to(calls::cancel))
             .route("/v1/calls/{id}/events", web::get().to(calls::events))
@@ -233,6 +253,14 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/members/{id}/phonebook/{entry}/calls"),
     ("post", "/v1/cards/{id}/callbacks"),
     ("post", "/v1/members/{id}/calls"),
+    ("post", "/v1/cards/{id}/bookings"),
+    ("get", "/v1/cards/{id}/bookings"),
+    ("post", "/v1/members/{id}/bookings"),
+    ("get", "/v1/members/{id}/bookings"),
+    ("get", "/v1/bookings"),
+    ("get", "/v1/bookings/{id}"),
+    ("patch", "/v1/bookings/{id}"),
+    ("delete", "/v1/bookings/{id}"),
     ("get", "/v1/calls/{id}"),
     ("delete", "/v1/calls/{id}"),
     ("get", "/v1/calls/{id}/events"),

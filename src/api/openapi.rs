@@ -9,7 +9,7 @@ use utoipa::{Modify, OpenApi};
 #[openapi(
     info(
         title = "freecall",
-        description = "REST control plane of the freecall softswitch: members, products, purchases, card issuers, cards (with vCards), members' phone books, free call-backs and web dial (calls the switch places, followed live), account credits, balances, ledgers and tariffs. Errors are application/problem+json."
+        description = "REST control plane of the freecall softswitch: members, products, purchases, card issuers, cards (with vCards), members' phone books, free call-backs and web dial, calls booked for a set time (calls the switch places, followed live), account credits, balances, ledgers and tariffs. Errors are application/problem+json."
     ),
     paths(
         super::members::create,
@@ -32,6 +32,14 @@ use utoipa::{Modify, OpenApi};
         super::phonebook::call,
         super::calls::callback,
         super::calls::web_dial,
+        super::bookings::book_callback,
+        super::bookings::book_dial,
+        super::bookings::show,
+        super::bookings::by_serial,
+        super::bookings::reschedule,
+        super::bookings::cancel,
+        super::bookings::of_card,
+        super::bookings::of_member,
         super::calls::show,
         super::calls::cancel,
         super::calls::events,

@@ -10,6 +10,7 @@
 //! `Originate`. The visitor's number is dialled only after the issuer has pressed 1: that
 //! is the call layer's flow, not a rule here.
 
+pub mod bookings;
 pub mod progress;
 
 use crate::billing::{AccountKind, Refusal, Settlement, Tariffs};
@@ -190,18 +191,60 @@ impl Placing {
         client: IpAddr,
     ) -> Result<String, PlaceError> {
         self.admit(client, crate::clock::unix_ms())?;
+        self.callback_as(card_id, text, None).await
+    }
+
+    /// `client` may ask (the per-address rate, as for a call-back request now).
+    pub fn admit_request(&self, client: IpAddr) -> Result<(), PlaceError> {
+        self.admit(client, crate::clock::unix_ms())
+    }
+
+    /// Whether `text` is a number `card`'s visitors may be called back on (what a booking
+    /// checks when it is made; the call checks again when it is placed).
+    pub async fn check_callback(&self, card_id: i64, text: &str) -> Result<(), PlaceError> {
         let (visitor, country) = self.parse_number(text)?;
         let card = self
             .store
             .run(move |s| s.card(card_id))
             .await
             .map_err(store_error)?;
+        if !self.may_call_back(&card, &visitor, &country) {
+            return Err(PlaceError::Refused(Refusal::NumberNotAllowed));
+        }
+        Ok(())
+    }
+
+    fn may_call_back(
+        &self,
+        card: &crate::store::cards::Card,
+        visitor: &Target,
+        country: &str,
+    ) -> bool {
         let allowed = match visitor.destination {
             DestinationKind::PremiumRate => false,
-            DestinationKind::International => card.callback_countries().contains(&country),
+            DestinationKind::International => {
+                card.callback_countries().iter().any(|c| c == country)
+            }
             kind => self.rules.allowed.contains(&kind),
         };
-        if !allowed || self.rules.blocked.contains(&visitor.destination) {
+        allowed && !self.rules.blocked.contains(&visitor.destination)
+    }
+
+    /// A call-back as `callback` places it, with the request's id chosen by the caller (a
+    /// booking's attempt) and no per-address rate (it was counted when booked).
+    pub async fn callback_as(
+        &self,
+        card_id: i64,
+        text: &str,
+        id: Option<String>,
+    ) -> Result<String, PlaceError> {
+        let (visitor, country) = self.parse_number(text)?;
+        let card = self
+            .store
+            .run(move |s| s.card(card_id))
+            .await
+            .map_err(store_error)?;
+        if !self.may_call_back(&card, &visitor, &country) {
             return Err(PlaceError::Refused(Refusal::NumberNotAllowed));
         }
         let mut issuer: Vec<Target> = Vec::new();
@@ -258,12 +301,23 @@ impl Placing {
             None,
             language,
             self.rules.daily,
+            id,
         )
         .await
     }
 
     /// A member dials `text` from the web: the member's own phone rings first.
     pub async fn web_dial(&self, member_id: i64, text: &str) -> Result<String, PlaceError> {
+        self.web_dial_as(member_id, text, None).await
+    }
+
+    /// `web_dial` with the request's id chosen by the caller (a booking's attempt).
+    pub async fn web_dial_as(
+        &self,
+        member_id: i64,
+        text: &str,
+        id: Option<String>,
+    ) -> Result<String, PlaceError> {
         let (dialled, _) = self.parse_number(text)?;
         if self.rules.blocked.contains(&dialled.destination) {
             return Err(PlaceError::Refused(Refusal::DestinationNotAllowed));
@@ -314,6 +368,7 @@ impl Placing {
             Some(member_id),
             "ko",
             DailyLimits::default(),
+            id,
         )
         .await
     }
@@ -329,6 +384,7 @@ impl Placing {
         member: Option<i64>,
         language: &str,
         daily: DailyLimits,
+        id: Option<String>,
     ) -> Result<String, PlaceError> {
         let tariffs = self.tariffs();
         let kind = match charge {
@@ -350,7 +406,7 @@ impl Placing {
                     .map(|t| t.destination)
                     .unwrap_or(DestinationKind::Internet),
             );
-        let id = format!("fc-{:016x}", rand::random::<u64>());
+        let id = id.unwrap_or_else(|| format!("fc-{:016x}", rand::random::<u64>()));
         let [first_role, second_role] = match flow {
             Flow::Callback => ["issuer", "visitor"],
             Flow::WebDial => ["member", "dialled"],

@@ -12,9 +12,10 @@
 //! `pg_fast.rs`, PostgreSQL's server-side functions, a leaf), `placed.rs` (reservations for the calls the
 //! switch places: both legs at once, with the daily limits), `registrar.rs` (where members'
 //! softphones are registered), `cdrs.rs` (call records), `phonebook.rs` (members' phone
-//! books).
+//! books), `bookings.rs` (calls booked for a set time: claim, dial once, retry).
 
 pub mod accounts;
+pub mod bookings;
 pub mod calls;
 pub mod cards;
 pub mod cdrs;

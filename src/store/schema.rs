@@ -114,6 +114,41 @@ diesel::table! {
 }
 
 diesel::table! {
+    bookings (id) {
+        id -> BigInt,
+        serial -> Text,
+        token -> Text,
+        card_id -> Nullable<BigInt>,
+        member_id -> Nullable<BigInt>,
+        number -> Text,
+        due_ms -> BigInt,
+        time_zone -> Text,
+        state -> Text,
+        attempts -> BigInt,
+        max_attempts -> BigInt,
+        retry_secs -> BigInt,
+        claimed_by -> Nullable<Text>,
+        lease_ms -> Nullable<BigInt>,
+        call_id -> Nullable<Text>,
+        cause -> Nullable<Text>,
+        created_ms -> BigInt,
+        updated_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    booking_attempts (id) {
+        id -> BigInt,
+        booking_id -> BigInt,
+        attempt -> BigInt,
+        call_id -> Text,
+        cause -> Nullable<Text>,
+        started_ms -> BigInt,
+        ended_ms -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
     phonebook (id) {
         id -> BigInt,
         member_id -> BigInt,
@@ -212,6 +247,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     cards,
     card_texts,
     phonebook,
+    bookings,
+    booking_attempts,
     ledger,
     reservations,
     nodes,

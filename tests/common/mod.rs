@@ -103,6 +103,7 @@ pub fn serve_api(
         public_url: String::new(),
         numbers: freecall::numbers::Classifier::new(&cfg.billing.home_country)
             .expect("home country"),
+        bookings: None,
     };
     let (server, api) =
         freecall::api::serve(state, "127.0.0.1:0".parse().expect("address"), 65536).expect("API");
@@ -139,6 +140,7 @@ pub fn serve_site(
         public_url: String::new(),
         numbers: freecall::numbers::Classifier::new(&cfg.billing.home_country)
             .expect("home country"),
+        bookings: None,
     };
     let pages = freecall::web::WebState::new(
         store.clone(),

@@ -1,0 +1,2 @@
+DROP TABLE booking_attempts;
+DROP TABLE bookings;
