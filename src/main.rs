@@ -453,7 +453,8 @@ fn serve(cfg: Config, path: PathBuf) -> anyhow::Result<()> {
                     freecall::numbers::Classifier::new(&cfg.billing.home_country)
                         .context("billing.home_country")?,
                 )
-                .with_context(|| format!("web.data_dir '{}': the session key", cfg.web.data_dir))?,
+                .with_context(|| format!("web.data_dir '{}': the session key", cfg.web.data_dir))?
+                .with_bookings(bookings.clone()),
             )
         };
         let mut servers = Vec::new();

@@ -998,3 +998,103 @@ async fn members_sign_up_on_the_page_only_where_the_shop_lets_them() {
         "the login is the softphone's SIP user too"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_visitor_books_a_call_for_tomorrow_gets_a_serial_moves_finds_and_cancels_it() {
+    let s = site().await;
+    let phones = r#"[{"kind":"mobile","number":"010-2222-3333","callback":true}]"#;
+    let (card, _) = common::cards::issue(&s.store, "yoon", 100_000, 3, phones, "");
+    let slug = s.store.card(card).unwrap().slug.unwrap();
+    let b = Browser::start(PHONE.0, PHONE.1).await;
+    b.goto(&format!("{}/c/{slug}?lang=en", s.url)).await;
+    // Tomorrow, 15:00 in the visitor's own zone (the browser is in Seoul).
+    let tomorrow = chrono::DateTime::from_timestamp_millis(
+        freecall::clock::unix_ms() + 9 * 3_600_000 + 86_400_000,
+    )
+    .unwrap()
+    .format("%Y-%m-%d")
+    .to_string();
+    b.fill("#book input[name=number]", "02-556-1234").await;
+    b.js(&format!("document.getElementById('book-date').value = '{tomorrow}'; document.getElementById('book-time').value = '15:00'; return 1")).await;
+    let zone = b
+        .js("return document.getElementById('time-zone').value")
+        .await;
+    assert_eq!(zone, "Asia/Seoul", "the browser's own zone");
+    b.submit("#book-button").await;
+    assert!(
+        b.path().await.starts_with("/bookings/bk-"),
+        "{}",
+        b.body().await
+    );
+    let serial = b.text("#serial").await;
+    assert!(serial.starts_with("R-") && serial.len() == 15, "{serial}");
+    assert_eq!(b.text("#booking-state").await, "Booked");
+    assert_eq!(b.text("#local").await, format!("{tomorrow} 15:00"));
+    b.screenshot("visitor-booked-phone").await;
+    let booking = s.store.booking_by_serial(&serial, "02-556-1234").unwrap();
+    let utc = chrono::DateTime::from_timestamp_millis(booking.due_ms)
+        .unwrap()
+        .format("%H:%M")
+        .to_string();
+    assert_eq!(utc, "06:00", "15:00 in Seoul is 06:00 UTC");
+
+    // Moved to 16:30.
+    b.js("document.querySelector('#move input[name=time]').value = '16:30'; return 1")
+        .await;
+    b.submit("#move button").await;
+    assert_eq!(b.text("#local").await, format!("{tomorrow} 16:30"));
+
+    // Found again with the serial and the number; the serial alone is not enough.
+    b.goto(&format!(
+        "{}/bookings/find?lang=en&serial={serial}&number=02-556-0000",
+        s.url
+    ))
+    .await;
+    assert!(
+        b.text(".error")
+            .await
+            .contains("No booking has that number"),
+        "{}",
+        b.body().await
+    );
+    b.goto(&format!(
+        "{}/bookings/find?serial={}&number=02-556-1234",
+        s.url,
+        serial.to_lowercase()
+    ))
+    .await;
+    assert_eq!(b.text("#serial").await, serial);
+
+    b.submit("#cancel button").await;
+    assert_eq!(b.text("#booking-state").await, "Cancelled");
+    assert!(
+        b.c.find(fantoccini::Locator::Css("#move")).await.is_err(),
+        "nothing left to change"
+    );
+    assert_eq!(
+        s.store
+            .booking_by_serial(&serial, "02-556-1234")
+            .unwrap()
+            .state,
+        "cancelled"
+    );
+
+    // A time in the past is refused in words, and the form keeps what was typed.
+    b.goto(&format!("{}/c/{slug}?lang=en", s.url)).await;
+    b.fill("#book input[name=number]", "02-556-1234").await;
+    b.js("document.getElementById('book-date').value = '2020-01-01'; document.getElementById('book-time').value = '09:00'; return 1").await;
+    b.submit("#book-button").await;
+    assert!(
+        b.text(".error")
+            .await
+            .contains("That is not a time we can book"),
+        "{}",
+        b.body().await
+    );
+    assert_eq!(
+        b.js("return document.getElementById('book-date').value")
+            .await,
+        "2020-01-01"
+    );
+    b.stop().await;
+}

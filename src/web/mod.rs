@@ -13,10 +13,12 @@
 //! Files: `mod.rs` (state, routes, the page frame, sessions, CSRF), `i18n.rs` (words),
 //! `account.rs` (sign-up, login, logout, password), `issuer.rs` (guild, cards, editor,
 //! vCard import and export), `public.rs` (a card's public page, QR, vCard, call-back
-//! request and its progress, photos, static files), `member.rs` (mileage, purchases,
-//! calls, dial, phone book).
+//! request and its progress, photos, static files), `bookings.rs` (a call booked for a
+//! set time: book, find, move, cancel), `member.rs` (mileage, purchases, calls, dial,
+//! phone book).
 
 pub mod account;
+pub mod bookings;
 pub mod i18n;
 pub mod issuer;
 pub mod member;
@@ -42,6 +44,8 @@ use std::sync::{Arc, Mutex, RwLock};
 pub struct WebState {
     pub store: Store,
     pub placing: Option<crate::placing::Placing>,
+    /// Books calls for a set time (None: the pages offer no booking).
+    pub bookings: Option<crate::placing::bookings::Bookings>,
     pub tariffs: Arc<RwLock<Arc<Tariffs>>>,
     pub cfg: WebConfig,
     pub realm: String,
@@ -71,6 +75,7 @@ impl WebState {
         Ok(WebState {
             store,
             placing,
+            bookings: None,
             tariffs,
             limiter: Arc::new(LoginLimiter::new(
                 cfg.login_failures_per_account,
@@ -83,6 +88,12 @@ impl WebState {
             key,
             numbers,
         })
+    }
+
+    /// The pages with booking: the card page's "Book a call" and the booking's own page.
+    pub fn with_bookings(mut self, b: crate::placing::bookings::Bookings) -> WebState {
+        self.bookings = Some(b);
+        self
     }
 
     pub fn tariffs(&self) -> Arc<Tariffs> {
@@ -218,6 +229,14 @@ pub fn configure(state: WebState) -> impl FnOnce(&mut web::ServiceConfig) {
                 .route("/c/{slug}/card.vcf", web::get().to(public::vcard))
                 .route("/c/{slug}/call", web::post().to(public::call))
                 .route("/c/{slug}/calls/{id}", web::get().to(public::progress))
+                .route("/c/{slug}/book", web::post().to(bookings::book))
+                .route("/bookings/find", web::get().to(bookings::find))
+                .route("/bookings/{token}", web::get().to(bookings::show))
+                .route(
+                    "/bookings/{token}/move",
+                    web::post().to(bookings::reschedule),
+                )
+                .route("/bookings/{token}/cancel", web::post().to(bookings::cancel))
                 .route("/photos/{name}", web::get().to(public::photo))
                 .route("/static/{name}", web::get().to(public::asset))
                 .default_service(web::to(not_found)),

@@ -12,8 +12,8 @@ use serde::Deserialize;
 
 #[derive(Template)]
 #[template(path = "card.html")]
-struct CardPage {
-    p: Page,
+pub(super) struct CardPage {
+    pub(super) p: Page,
     slug: String,
     text: CardText,
     phones: Vec<PhoneLine>,
@@ -22,8 +22,15 @@ struct CardPage {
     public_url: String,
     og_image: String,
     description: String,
-    number: String,
-    extension: String,
+    pub(super) number: String,
+    pub(super) extension: String,
+    /// Whether the card offers "Book a call".
+    can_book: bool,
+    /// The booking form's date and time, as typed (after a refusal).
+    pub(super) book_date: String,
+    pub(super) book_time: String,
+    /// Which form a refusal belongs to ("call" or "book").
+    pub(super) form: String,
 }
 
 pub struct PhoneLine {
@@ -60,7 +67,7 @@ pub fn photo_url(card: &Card) -> String {
     }
 }
 
-async fn load(
+pub(super) async fn load(
     state: &WebState,
     slug: String,
 ) -> Result<(Card, Vec<CardText>), crate::store::StoreError> {
@@ -74,7 +81,7 @@ async fn load(
         .await
 }
 
-fn card_page(
+pub(super) fn card_page(
     state: &WebState,
     req: &HttpRequest,
     session: &Session,
@@ -109,6 +116,10 @@ fn card_page(
         description,
         number: String::new(),
         extension: String::new(),
+        can_book: state.bookings.is_some(),
+        book_date: String::new(),
+        book_time: String::new(),
+        form: String::new(),
         p,
     }
 }
@@ -376,12 +387,14 @@ pub async fn photo(
 
 const STYLE: &str = include_str!("../../static/style.css");
 const SCRIPT: &str = include_str!("../../static/progress.js");
+const ZONE: &str = include_str!("../../static/zone.js");
 
 /// `GET /static/{name}`: the style sheet and the progress script, built in.
 pub async fn asset(req: HttpRequest, path: web::Path<String>) -> HttpResponse {
     let (ct, body) = match path.as_str() {
         "style.css" => ("text/css; charset=utf-8", STYLE),
         "progress.js" => ("text/javascript; charset=utf-8", SCRIPT),
+        "zone.js" => ("text/javascript; charset=utf-8", ZONE),
         _ => return super::message_page(&req, 404, "error", Lang::of(&req).t("not_found")),
     };
     HttpResponse::Ok()

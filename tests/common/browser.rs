@@ -26,6 +26,8 @@ impl Browser {
             std::env::temp_dir().join(format!("freecall-chromium-{}-{port}", std::process::id()));
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
+            // The visitor is in Korea: the browser's own time zone (the booking form reads it).
+            .env("TZ", "Asia/Seoul")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -129,6 +129,12 @@ pub fn serve_site(
         freecall::placing::Rules::from_config(&cfg.callbacks, &cfg.billing.blocked_destinations),
         switch.link(),
     );
+    let bookings = freecall::placing::bookings::Bookings::new(
+        placing.clone(),
+        store.clone(),
+        cfg.billing.node_id.clone(),
+        freecall::placing::bookings::BookingRules::from_config(&cfg.bookings),
+    );
     let state = freecall::api::ApiState {
         store: store.clone(),
         tariffs: tariffs.clone(),
@@ -140,7 +146,7 @@ pub fn serve_site(
         public_url: String::new(),
         numbers: freecall::numbers::Classifier::new(&cfg.billing.home_country)
             .expect("home country"),
-        bookings: None,
+        bookings: Some(bookings.clone()),
     };
     let pages = freecall::web::WebState::new(
         store.clone(),
@@ -152,7 +158,8 @@ pub fn serve_site(
         cfg.billing.signup_bonus_mileage,
         freecall::numbers::Classifier::new(&cfg.billing.home_country).expect("home country"),
     )
-    .expect("web state");
+    .expect("web state")
+    .with_bookings(bookings);
     let (server, addr) = freecall::api::serve_with_pages(
         state,
         "127.0.0.1:0".parse().expect("address"),
