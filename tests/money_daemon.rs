@@ -468,3 +468,84 @@ fn a_node_id_in_use_is_refused() {
     assert_eq!(first.wait_exit(Duration::from_secs(10)), Some(0));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A booked call-back fires, the issuer's phone is ringing, and the switch is killed with
+/// `kill -9`: after the restart the booking is `interrupted` and nobody is dialled again
+/// (the INVITE may have rung someone), while its money is released by recovery.
+#[test]
+fn kill_9_while_a_booking_is_dialling_never_dials_it_again() {
+    let url = common::stores::sqlite_url();
+    let store = common::stores::open(&url);
+    let (card, _) = common::cards::issue(
+        &store,
+        "bookedcard",
+        100_000,
+        5,
+        r#"[{"kind":"mobile","number":"010-7777-9999"}]"#,
+        "",
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let dir = temp_dir("crash-booking");
+        let pbx = Phone::bind("pbx").await;
+        let port = free_port();
+        let api_port = free_port();
+        let conf = write_config(&dir, "bk", port, 41600, pbx.addr, &url, "crashy-bk");
+        let text = std::fs::read_to_string(&conf).unwrap()
+            + "[[tariffs]]\naccount = \"guild\"\ndestination = \"mobile\"\nper_minute = 60\nincrement = \"1/1\"\n\
+[[tariffs]]\naccount = \"guild\"\ndestination = \"landline\"\nper_minute = 30\nincrement = \"1/1\"\n";
+        std::fs::write(&conf, text).unwrap();
+        let sip: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let api: SocketAddr = format!("127.0.0.1:{api_port}").parse().unwrap();
+        let env = [
+            ("FREECALL__DATABASE__URL", url.clone()),
+            ("FREECALL__BILLING__NODE_ID", "crashy-bk".to_string()),
+            ("FREECALL__API__LISTEN", api.to_string()),
+        ];
+        let mut daemon = Daemon::spawn(&conf, &env);
+        tokio::task::spawn_blocking(move || {
+            wait_ready(sip);
+            common::daemon::wait_api(api);
+        })
+        .await
+        .unwrap();
+        let due = freecall::clock::unix_ms() + 1500;
+        let at = freecall::cdr::stamp(due);
+        let at = format!("{}-{}-{}T{}:{}:{}Z", &at[..4], &at[5..7], &at[8..10], &at[11..13], &at[13..15], &at[15..17]);
+        let path = format!("/v1/cards/{card}/bookings");
+        let r = tokio::task::spawn_blocking(move || {
+            common::http::call(api, "POST", &path, None, &[], Some(serde_json::json!({"number": "02-556-1234", "at": at})))
+        })
+        .await
+        .unwrap();
+        assert_eq!(r.status, 201, "{}", r.text());
+        let token = r.json()["id"].as_str().unwrap().to_string();
+        // It fires: the issuer's phone rings (and is left ringing).
+        let (inv, from) = pbx.expect_request("INVITE", Duration::from_secs(8)).await;
+        assert_eq!(inv.uri_user.as_deref(), Some("01077779999"));
+        pbx.send(from, &pbx.response(&inv, 180, "Ringing", "iss", None)).await;
+        assert_eq!(store.booking(&token).unwrap().state, "dialling");
+
+        daemon.signal("-KILL");
+        let _ = tokio::task::spawn_blocking(move || daemon.wait_exit(Duration::from_secs(5))).await;
+        let mut daemon = Daemon::spawn(&conf, &env);
+        tokio::task::spawn_blocking(move || wait_ready(sip)).await.unwrap();
+        // Nobody is dialled again, however long we wait past the retry time.
+        let until = freecall::clock::now() + Duration::from_secs(3);
+        while let Some((m, _)) = pbx.recv(until.saturating_duration_since(freecall::clock::now())).await {
+            assert!(
+                !(m.method().map(|x| x.as_str()) == Some("INVITE") && m.call_id != inv.call_id),
+                "a second INVITE after the restart: {}",
+                m.call_id
+            );
+        }
+        let b = store.booking(&token).unwrap();
+        assert_eq!(b.state, "interrupted", "{b:?}");
+        assert_eq!(b.attempts, 1);
+        assert_eq!(store.open_reservations().unwrap(), 0, "its money is released");
+        assert!(store.audit().unwrap().is_empty());
+        daemon.signal("-TERM");
+        tokio::task::spawn_blocking(move || daemon.wait_exit(Duration::from_secs(10))).await.unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    });
+}
