@@ -7,8 +7,9 @@
 mod common;
 
 use common::http;
+use common::placed::next_invite_after;
 use freecall::config::Config;
-use freecall::placing::bookings::{BookingRules, Bookings};
+use freecall::placing::bookings::Bookings;
 use freecall::sip::Message;
 use freecall::store::Store;
 use freecall::store::bookings::{BookingLimits, NewBooking};
@@ -223,21 +224,14 @@ on_both_stores!(
 // ---- the scheduler over real sockets ----
 
 fn config(trunk: SocketAddr) -> Config {
-    let base = common::config(&[trunk], "", "prompts_dir = \"prompts\"", "127.0.0.2/32");
-    let port_min = base.media.port_min;
-    Config::from_toml(&format!(
-        "[sip]\nlisten = \"127.0.0.1:0\"\nt1_ms = 100\n\
-[media]\naddress = \"127.0.0.1\"\nport_min = {port_min}\nport_max = {}\nprompts_dir = \"prompts\"\n\
-[[trunks]]\nname = \"pbx\"\naddress = \"{trunk}\"\n[[routes]]\nprefix = \"\"\ntrunks = [\"pbx\"]\n\
-[billing]\nnode_id = \"bk-{}-{port_min}\"\n\
-[callbacks]\nper_address_per_minute = 100\n\
+    common::placed::config(
+        trunk,
+        "bk",
+        "[callbacks]\nper_address_per_minute = 100\n\
 [bookings]\nattempts = 2\nretry_secs = 60\nlate_window_secs = 300\n\
 [[tariffs]]\naccount = \"guild\"\ndestination = \"landline\"\nper_minute = 30\nincrement = \"1/1\"\n\
 [[tariffs]]\naccount = \"guild\"\ndestination = \"mobile\"\nper_minute = 120\nincrement = \"1/1\"\n",
-        port_min + 198,
-        std::process::id()
-    ))
-    .expect("config")
+    )
 }
 
 struct Site {
@@ -250,38 +244,11 @@ struct Site {
 }
 
 async fn site() -> Site {
-    use std::sync::{Arc, RwLock};
     let pbx = Phone::bind("pbx").await;
     let cfg = config(pbx.addr);
     let store = common::stores::open(&common::stores::sqlite_url());
     let switch = common::start_billed(&cfg, store.clone()).await;
-    let tariffs = Arc::new(RwLock::new(Arc::new(cfg.tariffs())));
-    let placing = freecall::placing::Placing::new(
-        store.clone(),
-        tariffs.clone(),
-        cfg.billing.node_id.clone(),
-        freecall::numbers::Classifier::new("KR").unwrap(),
-        freecall::placing::Rules::from_config(&cfg.callbacks, &cfg.billing.blocked_destinations),
-        switch.link(),
-    );
-    let bookings = Bookings::new(
-        placing.clone(),
-        store.clone(),
-        cfg.billing.node_id.clone(),
-        BookingRules::from_config(&cfg.bookings),
-    );
-    let state = freecall::api::ApiState {
-        store: store.clone(),
-        tariffs,
-        realm: "freecall".into(),
-        signup_bonus_mileage: 0,
-        signup_bonus_guild: 0,
-        metrics: None,
-        placing: Some(placing.clone()),
-        public_url: String::new(),
-        numbers: freecall::numbers::Classifier::new("KR").unwrap(),
-        bookings: Some(bookings.clone()),
-    };
+    let (state, placing, bookings) = common::services(&cfg, &store, &switch);
     let (server, api) = freecall::api::serve(state, "127.0.0.1:0".parse().unwrap(), 65536).unwrap();
     tokio::spawn(server);
     Site {
@@ -304,24 +271,6 @@ async fn get(api: SocketAddr, path: String) -> http::Response {
     tokio::task::spawn_blocking(move || http::call(api, "GET", &path, None, &[], None))
         .await
         .unwrap()
-}
-
-async fn next_invite(
-    pbx: &Phone,
-    wait: Duration,
-    seen: &[&Message],
-) -> Option<(Message, SocketAddr)> {
-    let until = freecall::clock::now() + wait;
-    loop {
-        let left = until.saturating_duration_since(freecall::clock::now());
-        let (m, from) = pbx.recv(left).await?;
-        if m.method().map(|x| x.as_str()) == Some("INVITE")
-            && m.to_tag.is_none()
-            && !seen.iter().any(|s| s.call_id == m.call_id)
-        {
-            return Some((m, from));
-        }
-    }
 }
 
 /// The issuer's phone is busy: 486, and the ACK taken.
@@ -379,14 +328,14 @@ async fn a_booking_fires_once_at_its_time_and_tries_again_when_busy_in_virtual_t
     // Not before its time.
     assert_eq!(s.bookings.tick(due - 1000).await, 0);
     assert!(
-        next_invite(&s.pbx, Duration::from_millis(300), &[])
+        next_invite_after(&s.pbx, Duration::from_millis(300), &[])
             .await
             .is_none()
     );
     // At its time: once.
     assert_eq!(s.bookings.tick(due).await, 1);
     assert_eq!(s.bookings.tick(due + 1000).await, 0, "never twice");
-    let (first, from) = next_invite(&s.pbx, Duration::from_secs(5), &[])
+    let (first, from) = next_invite_after(&s.pbx, Duration::from_secs(5), &[])
         .await
         .expect("the issuer is called");
     assert_eq!(first.uri_user.as_deref(), Some("01022223333"));
@@ -407,7 +356,7 @@ async fn a_booking_fires_once_at_its_time_and_tries_again_when_busy_in_virtual_t
     let now = freecall::clock::unix_ms();
     assert_eq!(s.bookings.tick(now + 30_000).await, 0);
     assert_eq!(s.bookings.tick(now + 61_000).await, 1);
-    let (second, from) = next_invite(&s.pbx, Duration::from_secs(5), &[&first])
+    let (second, from) = next_invite_after(&s.pbx, Duration::from_secs(5), &[&first])
         .await
         .expect("the second attempt");
     busy(&s.pbx, &second, from).await;
@@ -420,7 +369,7 @@ async fn a_booking_fires_once_at_its_time_and_tries_again_when_busy_in_virtual_t
     assert_eq!(b["cause"], "busy");
     assert_eq!(s.bookings.tick(now + 86_400_000).await, 0);
     assert!(
-        next_invite(&s.pbx, Duration::from_millis(300), &[&first, &second])
+        next_invite_after(&s.pbx, Duration::from_millis(300), &[&first, &second])
             .await
             .is_none(),
         "two INVITEs in all"
@@ -472,7 +421,7 @@ async fn money_spent_before_the_time_refuses_with_the_reason_and_nobody_is_diall
     s.store.update_card(card, &n, &[]).unwrap();
     assert_eq!(s.bookings.tick(due).await, 0);
     assert!(
-        next_invite(&s.pbx, Duration::from_millis(500), &[])
+        next_invite_after(&s.pbx, Duration::from_millis(500), &[])
             .await
             .is_none(),
         "nobody is dialled"
@@ -589,7 +538,7 @@ async fn bookings_move_cancel_refuse_bad_times_and_one_missed_while_down_ends_mi
         .unwrap();
     assert_eq!(s.bookings.tick(freecall::clock::unix_ms()).await, 0);
     assert!(
-        next_invite(&s.pbx, Duration::from_millis(300), &[])
+        next_invite_after(&s.pbx, Duration::from_millis(300), &[])
             .await
             .is_none()
     );
@@ -611,7 +560,7 @@ async fn a_booking_a_few_seconds_ahead_fires_on_time_with_the_scheduler_running(
     .await;
     assert_eq!(r.status, 201, "{}", r.text());
     let token = r.json()["id"].as_str().unwrap().to_string();
-    let (inv, from) = next_invite(&s.pbx, Duration::from_secs(8), &[])
+    let (inv, from) = next_invite_after(&s.pbx, Duration::from_secs(8), &[])
         .await
         .expect("fired");
     let at = freecall::clock::unix_ms();
@@ -629,7 +578,7 @@ async fn a_booking_a_few_seconds_ahead_fires_on_time_with_the_scheduler_running(
     }
     assert_eq!(state, "scheduled", "busy: a retry is booked");
     assert!(
-        next_invite(&s.pbx, Duration::from_millis(1500), &[&inv])
+        next_invite_after(&s.pbx, Duration::from_millis(1500), &[&inv])
             .await
             .is_none(),
         "not before retry_secs"

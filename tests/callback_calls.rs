@@ -7,7 +7,6 @@ mod common;
 use common::http;
 use freecall::config::Config;
 use freecall::media::codec::Codec;
-use freecall::sip::Message;
 use freecall::store::Store;
 use freecall::testkit::Phone;
 use freecall::testkit::audio::{RtpEnd, level_dbfs};
@@ -16,23 +15,18 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 fn config(trunk: SocketAddr, extra: &str) -> Config {
-    let base = common::config(&[trunk], "", "prompts_dir = \"prompts\"", "127.0.0.2/32");
-    let port_min = base.media.port_min;
-    Config::from_toml(&format!(
-        "[sip]\nlisten = \"127.0.0.1:0\"\nt1_ms = 100\n\
-[media]\naddress = \"127.0.0.1\"\nport_min = {port_min}\nport_max = {}\nprompts_dir = \"prompts\"\n\
-[[trunks]]\nname = \"pbx\"\naddress = \"{trunk}\"\n[[routes]]\nprefix = \"\"\ntrunks = [\"pbx\"]\n\
-[billing]\nnode_id = \"cb-{}-{port_min}\"\n\
-[[tariffs]]\naccount = \"guild\"\ndestination = \"landline\"\nper_minute = 30\nincrement = \"1/1\"\n\
+    common::placed::config(
+        trunk,
+        "cb",
+        &format!(
+            "[[tariffs]]\naccount = \"guild\"\ndestination = \"landline\"\nper_minute = 30\nincrement = \"1/1\"\n\
 [[tariffs]]\naccount = \"guild\"\ndestination = \"mobile\"\nper_minute = 120\nincrement = \"1/1\"\n\
 [[tariffs]]\naccount = \"guild\"\ndestination = \"international\"\nper_minute = 600\n\
 [[tariffs]]\naccount = \"mileage\"\ndestination = \"mobile\"\nper_minute = 20\nincrement = \"1/1\"\n\
 [[tariffs]]\naccount = \"mileage\"\ndestination = \"landline\"\nper_minute = 10\nincrement = \"1/1\"\n\
-{extra}",
-        port_min + 198,
-        std::process::id()
-    ))
-    .expect("config")
+{extra}"
+        ),
+    )
 }
 
 struct Setup {
@@ -72,33 +66,7 @@ async fn get(api: SocketAddr, path: String) -> serde_json::Value {
         .unwrap()
 }
 
-/// The next INVITE the PBX receives (skipping anything else), within `wait`.
-async fn next_invite(pbx: &Phone, wait: Duration) -> Option<(Message, SocketAddr)> {
-    let until = freecall::clock::now() + wait;
-    loop {
-        let left = until.saturating_duration_since(freecall::clock::now());
-        let (m, from) = pbx.recv(left).await?;
-        if m.method().map(|x| x.as_str()) == Some("INVITE") && m.to_tag.is_none() {
-            return Some((m, from));
-        }
-    }
-}
-
-fn sdp_for(rtp: &RtpEnd) -> String {
-    let name = rtp.codec.name();
-    format!(
-        "v=0\r\no=pbx 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
-m=audio {} RTP/AVP {} 101\r\na=rtpmap:{} {name}/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n",
-        rtp.addr.port(),
-        rtp.pt,
-        rtp.pt
-    )
-}
-
-fn switch_media(invite: &Message) -> SocketAddr {
-    let (remote, _) = freecall::media::sdp::read_offer(&invite.body).expect("SDP offer");
-    remote.rtp.expect("an RTP address")
-}
+use common::placed::{next_invite, sdp_for, switch_media};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_visitor_is_called_back_after_the_issuer_presses_1_and_both_legs_are_billed() {

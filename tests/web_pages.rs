@@ -22,21 +22,15 @@ const PHONE: (u32, u32) = (360, 740);
 const DESKTOP: (u32, u32) = (1200, 900);
 
 fn config(trunk: SocketAddr) -> Config {
-    let base = common::config(&[trunk], "", "prompts_dir = \"prompts\"", "127.0.0.2/32");
-    let port_min = base.media.port_min;
-    Config::from_toml(&format!(
-        "[sip]\nlisten = \"127.0.0.1:0\"\nt1_ms = 100\n\
-[media]\naddress = \"127.0.0.1\"\nport_min = {port_min}\nport_max = {}\nprompts_dir = \"prompts\"\n\
-[[trunks]]\nname = \"pbx\"\naddress = \"{trunk}\"\n[[routes]]\nprefix = \"\"\ntrunks = [\"pbx\"]\n\
-[billing]\nnode_id = \"web-{}-{port_min}\"\nsignup_bonus_guild = 50000\n\
+    common::placed::config(
+        trunk,
+        "web",
+        "signup_bonus_guild = 50000\n\
 [[tariffs]]\naccount = \"guild\"\ndestination = \"landline\"\nper_minute = 30\nincrement = \"1/1\"\n\
 [[tariffs]]\naccount = \"guild\"\ndestination = \"mobile\"\nper_minute = 120\nincrement = \"1/1\"\n\
 [[tariffs]]\naccount = \"mileage\"\ndestination = \"mobile\"\nper_minute = 20\nincrement = \"1/1\"\n\
 [[tariffs]]\naccount = \"mileage\"\ndestination = \"landline\"\nper_minute = 10\nincrement = \"1/1\"\n",
-        port_min + 198,
-        std::process::id()
-    ))
-    .expect("config")
+    )
 }
 
 struct Site {
@@ -70,45 +64,7 @@ fn fixture(name: &str) -> String {
     format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The next new INVITE the PBX receives, within `wait` (retransmissions of calls it has
-/// seen, in `seen`, are skipped).
-async fn next_invite_after(
-    pbx: &Phone,
-    wait: Duration,
-    seen: &[&Message],
-) -> Option<(Message, SocketAddr)> {
-    let until = freecall::clock::now() + wait;
-    loop {
-        let left = until.saturating_duration_since(freecall::clock::now());
-        let (m, from) = pbx.recv(left).await?;
-        if m.method().map(|x| x.as_str()) == Some("INVITE")
-            && m.to_tag.is_none()
-            && !seen.iter().any(|s| s.call_id == m.call_id)
-        {
-            return Some((m, from));
-        }
-    }
-}
-
-async fn next_invite(pbx: &Phone, wait: Duration) -> Option<(Message, SocketAddr)> {
-    next_invite_after(pbx, wait, &[]).await
-}
-
-fn sdp_for(rtp: &RtpEnd) -> String {
-    let name = rtp.codec.name();
-    format!(
-        "v=0\r\no=pbx 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
-m=audio {} RTP/AVP {} 101\r\na=rtpmap:{} {name}/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n",
-        rtp.addr.port(),
-        rtp.pt,
-        rtp.pt
-    )
-}
-
-fn switch_media(invite: &Message) -> SocketAddr {
-    let (remote, _) = freecall::media::sdp::read_offer(&invite.body).expect("SDP offer");
-    remote.rtp.expect("an RTP address")
-}
+use common::placed::{next_invite, next_invite_after, sdp_for, switch_media};
 
 /// Answer `inv` on the PBX with a phone speaking `codec`; the phone and where the switch
 /// takes its audio.

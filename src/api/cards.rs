@@ -474,18 +474,7 @@ pub async fn put_vcard(
     let (card, texts) = load(&state, id).await?;
     let imported = crate::cards::vcard::import(&body, &card.language, &state.numbers)
         .map_err(|e| Problem::validation(&e.to_string()))?;
-    let old = Draft::of(&card, texts);
-    let mut draft = imported.draft;
-    draft.versions = old
-        .versions
-        .into_iter()
-        .filter(|v| v.language != draft.main.language)
-        .collect();
-    draft.video_url = old.video_url;
-    draft.design = old.design;
-    draft.quota = old.quota;
-    draft.callback_countries = old.callback_countries;
-    draft.image_url = imported.photo_url.unwrap_or(old.image_url);
+    let draft = imported.onto(Draft::of(&card, texts));
     let (new, versions) = draft
         .validate(card.issuer_id, &state.numbers)
         .map_err(|e| Problem::validation(&e.to_string()))?;

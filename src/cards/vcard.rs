@@ -34,6 +34,26 @@ pub struct Imported {
     pub skipped: Vec<String>,
 }
 
+impl Imported {
+    /// The card `old` with this vCard's text and numbers (and its photo link, if it has
+    /// one): what a vCard does not carry — other language versions, video, design, quota,
+    /// countries — stays as it was.
+    pub fn onto(&self, old: Draft) -> Draft {
+        let mut d = self.draft.clone();
+        d.versions = old
+            .versions
+            .into_iter()
+            .filter(|v| v.language != d.main.language)
+            .collect();
+        d.video_url = old.video_url;
+        d.design = old.design;
+        d.quota = old.quota;
+        d.callback_countries = old.callback_countries;
+        d.image_url = self.photo_url.clone().unwrap_or(old.image_url);
+        d
+    }
+}
+
 fn text(v: &str) -> VCardValue {
     VCardValue::Text(v.to_string())
 }

@@ -39,6 +39,26 @@ macro_rules! issuer_columns {
     };
 }
 
+/// Replace card `$id`'s further language versions with `$texts` (leaving out the main
+/// language `$main`), inside the caller's transaction.
+macro_rules! replace_texts {
+    ($c:expr, $id:expr, $main:expr, $texts:expr) => {
+        diesel::delete(card_texts::table.filter(card_texts::card_id.eq($id))).execute($c)?;
+        for t in $texts.iter().filter(|t: &&CardText| &t.language != $main) {
+            diesel::insert_into(card_texts::table)
+                .values((
+                    card_texts::card_id.eq($id),
+                    card_texts::language.eq(&t.language),
+                    card_texts::name.eq(&t.name),
+                    card_texts::title.eq(&t.title),
+                    card_texts::company.eq(&t.company),
+                    card_texts::text.eq(&t.text),
+                ))
+                .execute($c)?;
+        }
+    };
+}
+
 /// A new card's public link: 16 characters of a 31-letter alphabet without look-alikes (79 random bits), so
 /// links cannot be guessed or walked.
 fn new_slug() -> String {
@@ -316,19 +336,7 @@ impl Store {
                     cards::updated_ms.eq(clock::unix_ms().max(card.updated_ms + 1)),
                 ))
                 .execute(c)?;
-            diesel::delete(card_texts::table.filter(card_texts::card_id.eq(id))).execute(c)?;
-            for t in texts.iter().filter(|t| t.language != n.language) {
-                diesel::insert_into(card_texts::table)
-                    .values((
-                        card_texts::card_id.eq(id),
-                        card_texts::language.eq(&t.language),
-                        card_texts::name.eq(&t.name),
-                        card_texts::title.eq(&t.title),
-                        card_texts::company.eq(&t.company),
-                        card_texts::text.eq(&t.text),
-                    ))
-                    .execute(c)?;
-            }
+            replace_texts!(c, id, &n.language, texts);
             let change = n.quota - card.quota_total;
             if change != 0 {
                 let account: i64 = issuers::table.find(n.issuer_id).select(issuers::account_id).first(c)?;
@@ -355,19 +363,7 @@ impl Store {
     pub fn set_card_texts(&self, id: i64, texts: &[CardText]) -> Result<()> {
         in_tx!(self, c => {
             let main: String = cards::table.find(id).select(cards::language).first(c)?;
-            diesel::delete(card_texts::table.filter(card_texts::card_id.eq(id))).execute(c)?;
-            for t in texts.iter().filter(|t| t.language != main) {
-                diesel::insert_into(card_texts::table)
-                    .values((
-                        card_texts::card_id.eq(id),
-                        card_texts::language.eq(&t.language),
-                        card_texts::name.eq(&t.name),
-                        card_texts::title.eq(&t.title),
-                        card_texts::company.eq(&t.company),
-                        card_texts::text.eq(&t.text),
-                    ))
-                    .execute(c)?;
-            }
+            replace_texts!(c, id, &main, texts);
             Ok(())
         })
     }

@@ -169,43 +169,16 @@ pub async fn reschedule(
     path: web::Path<String>,
     form: web::Form<MoveForm>,
 ) -> HttpResponse {
-    let token = path.into_inner();
-    let lang = Lang::of(&req);
-    let t = token.clone();
-    let b = match state.store.run(move |s| s.booking(&t)).await {
-        Ok(b) => b,
-        Err(e) => return super::store_failure(&req, &e),
-    };
-    if !csrf_ok(&session, &form.csrf) {
-        return booking_page(
-            &state,
-            &req,
-            &session,
-            b,
-            403,
-            vec![lang.t("bad_form").into()],
-        )
-        .await;
-    }
-    let Some(bookings) = &state.bookings else {
-        return booking_page(
-            &state,
-            &req,
-            &session,
-            b,
-            503,
-            vec![lang.t("why_unavailable").into()],
-        )
-        .await;
-    };
     let at = format!("{}T{}", form.date.trim(), form.time.trim());
-    match bookings.reschedule(&token, &at, None).await {
-        Ok(_) => see_other(&format!("/bookings/{token}")),
-        Err(e) => {
-            let (status, words) = refusal(lang, &e);
-            booking_page(&state, &req, &session, b, status, vec![words]).await
-        }
-    }
+    change(
+        &state,
+        &req,
+        &session,
+        path.into_inner(),
+        &form.csrf,
+        Some(at),
+    )
+    .await
 }
 
 pub async fn cancel(
@@ -215,41 +188,37 @@ pub async fn cancel(
     path: web::Path<String>,
     form: web::Form<super::account::CsrfOnly>,
 ) -> HttpResponse {
-    let token = path.into_inner();
-    let lang = Lang::of(&req);
+    change(&state, &req, &session, path.into_inner(), &form.csrf, None).await
+}
+
+/// Move the booking to `at` (or cancel it, `at` None), after the form's token is checked;
+/// the booking's page, with the reason when it could not be changed.
+async fn change(
+    state: &WebState,
+    req: &HttpRequest,
+    session: &Session,
+    token: String,
+    csrf: &str,
+    at: Option<String>,
+) -> HttpResponse {
+    let lang = Lang::of(req);
     let t = token.clone();
     let b = match state.store.run(move |s| s.booking(&t)).await {
         Ok(b) => b,
-        Err(e) => return super::store_failure(&req, &e),
+        Err(e) => return super::store_failure(req, &e),
     };
-    if !csrf_ok(&session, &form.csrf) {
-        return booking_page(
-            &state,
-            &req,
-            &session,
-            b,
-            403,
-            vec![lang.t("bad_form").into()],
-        )
-        .await;
-    }
-    let Some(bookings) = &state.bookings else {
-        return booking_page(
-            &state,
-            &req,
-            &session,
-            b,
-            503,
-            vec![lang.t("why_unavailable").into()],
-        )
-        .await;
-    };
-    match bookings.cancel(&token).await {
-        Ok(_) => see_other(&format!("/bookings/{token}")),
-        Err(e) => {
-            let (status, words) = refusal(lang, &e);
-            booking_page(&state, &req, &session, b, status, vec![words]).await
+    let result = match (&state.bookings, csrf_ok(session, csrf)) {
+        (_, false) => Err((403, lang.t("bad_form").to_string())),
+        (None, true) => Err((503, lang.t("why_unavailable").to_string())),
+        (Some(bookings), true) => match &at {
+            Some(at) => bookings.reschedule(&token, at, None).await,
+            None => bookings.cancel(&token).await,
         }
+        .map_err(|e| refusal(lang, &e)),
+    };
+    match result {
+        Ok(_) => see_other(&format!("/bookings/{token}")),
+        Err((status, words)) => booking_page(state, req, session, b, status, vec![words]).await,
     }
 }
 

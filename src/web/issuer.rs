@@ -700,35 +700,18 @@ pub async fn import(
             ),
         );
     }
-    let photo = match imported.photo {
+    let photo = match imported.photo.clone() {
         Some(bytes) => take_photo(&state, bytes).await.ok(),
         None => None,
     };
     let issuer = who.id;
-    let mut draft = imported.draft;
-    if let Some(url) = imported.photo_url {
-        draft.image_url = url;
-    }
     let id = match target {
         Some(id) => {
             let (card, texts) = match owned(&state, &who, id).await {
                 Ok(x) => x,
                 Err(e) => return super::store_failure(&req, &e),
             };
-            // The vCard's text and numbers; what a vCard does not carry stays.
-            let old = Draft::of(&card, texts);
-            draft.versions = old
-                .versions
-                .into_iter()
-                .filter(|v| v.language != draft.main.language)
-                .collect();
-            draft.video_url = old.video_url;
-            draft.design = old.design;
-            draft.quota = old.quota;
-            draft.callback_countries = old.callback_countries;
-            if draft.image_url.is_empty() {
-                draft.image_url = old.image_url;
-            }
+            let draft = imported.onto(Draft::of(&card, texts));
             let (new, versions) = match draft.validate(issuer, &state.numbers) {
                 Ok(x) => x,
                 Err(e) => return super::message_page(&req, 422, "import_vcard", &e.to_string()),
@@ -749,7 +732,8 @@ pub async fn import(
             }
         }
         None => {
-            draft.quota = 0;
+            // A new card: its quota is set by the issuer afterwards.
+            let draft = imported.onto(crate::cards::Draft::default());
             let (new, versions) = match draft.validate(issuer, &state.numbers) {
                 Ok(x) => x,
                 Err(e) => return super::message_page(&req, 422, "import_vcard", &e.to_string()),

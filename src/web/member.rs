@@ -236,39 +236,7 @@ pub async fn add_entry(
     session: Session,
     form: web::Form<EntryForm>,
 ) -> HttpResponse {
-    let who = match require(&session, "member") {
-        Ok(w) => w,
-        Err(r) => return r,
-    };
-    let lang = super::i18n::Lang::of(&req);
-    if !csrf_ok(&session, &form.csrf) {
-        return dashboard_page(
-            &state,
-            &req,
-            &session,
-            who.id,
-            403,
-            vec![lang.t("bad_form").into()],
-            String::new(),
-        )
-        .await;
-    }
-    let (name, number) = match crate::placing::check_phonebook_entry(&form.name, &form.number) {
-        Ok(x) => x,
-        Err(e) => {
-            return dashboard_page(&state, &req, &session, who.id, 422, vec![e], String::new())
-                .await;
-        }
-    };
-    let id = who.id;
-    match state
-        .store
-        .run(move |s| s.add_phonebook_entry(id, &name, &number))
-        .await
-    {
-        Ok(_) => see_other("/member#phonebook"),
-        Err(e) => super::store_failure(&req, &e),
-    }
+    save_entry(&state, &req, &session, None, form.into_inner()).await
 }
 
 pub async fn update_entry(
@@ -278,38 +246,53 @@ pub async fn update_entry(
     path: web::Path<i64>,
     form: web::Form<EntryForm>,
 ) -> HttpResponse {
-    let who = match require(&session, "member") {
+    save_entry(
+        &state,
+        &req,
+        &session,
+        Some(path.into_inner()),
+        form.into_inner(),
+    )
+    .await
+}
+
+/// Add an entry (`entry` None) or change one, after the form's token and the name and
+/// number are checked.
+async fn save_entry(
+    state: &WebState,
+    req: &HttpRequest,
+    session: &Session,
+    entry: Option<i64>,
+    form: EntryForm,
+) -> HttpResponse {
+    let who = match require(session, "member") {
         Ok(w) => w,
         Err(r) => return r,
     };
-    let lang = super::i18n::Lang::of(&req);
-    if !csrf_ok(&session, &form.csrf) {
-        return dashboard_page(
-            &state,
-            &req,
-            &session,
-            who.id,
-            403,
-            vec![lang.t("bad_form").into()],
-            String::new(),
-        )
-        .await;
-    }
-    let (name, number) = match crate::placing::check_phonebook_entry(&form.name, &form.number) {
+    let lang = super::i18n::Lang::of(req);
+    let checked = if csrf_ok(session, &form.csrf) {
+        crate::placing::check_phonebook_entry(&form.name, &form.number).map_err(|e| (422, e))
+    } else {
+        Err((403, lang.t("bad_form").to_string()))
+    };
+    let (name, number) = match checked {
         Ok(x) => x,
-        Err(e) => {
-            return dashboard_page(&state, &req, &session, who.id, 422, vec![e], String::new())
+        Err((status, e)) => {
+            return dashboard_page(state, req, session, who.id, status, vec![e], String::new())
                 .await;
         }
     };
-    let (id, entry) = (who.id, path.into_inner());
-    match state
+    let id = who.id;
+    let saved = state
         .store
-        .run(move |s| s.update_phonebook_entry(id, entry, &name, &number))
-        .await
-    {
+        .run(move |s| match entry {
+            Some(entry) => s.update_phonebook_entry(id, entry, &name, &number),
+            None => s.add_phonebook_entry(id, &name, &number),
+        })
+        .await;
+    match saved {
         Ok(_) => see_other("/member#phonebook"),
-        Err(e) => super::store_failure(&req, &e),
+        Err(e) => super::store_failure(req, &e),
     }
 }
 

@@ -5,6 +5,7 @@ pub mod browser;
 pub mod cards;
 pub mod daemon;
 pub mod http;
+pub mod placed;
 pub mod stores;
 
 use freecall::config::Config;
@@ -75,6 +76,50 @@ pub async fn start_billed(cfg: &Config, store: freecall::store::Store) -> Switch
         .expect("switch starts")
 }
 
+/// What the daemon builds for its REST API from `cfg`: the API's state, the service that
+/// places calls on `switch`, and the bookings service (its task not started).
+pub fn services(
+    cfg: &Config,
+    store: &freecall::store::Store,
+    switch: &SwitchHandle,
+) -> (
+    freecall::api::ApiState,
+    freecall::placing::Placing,
+    freecall::placing::bookings::Bookings,
+) {
+    use std::sync::{Arc, RwLock};
+    let tariffs = Arc::new(RwLock::new(Arc::new(cfg.tariffs())));
+    let numbers =
+        freecall::numbers::Classifier::new(&cfg.billing.home_country).expect("home country");
+    let placing = freecall::placing::Placing::new(
+        store.clone(),
+        tariffs.clone(),
+        cfg.billing.node_id.clone(),
+        numbers.clone(),
+        freecall::placing::Rules::from_config(&cfg.callbacks, &cfg.billing.blocked_destinations),
+        switch.link(),
+    );
+    let bookings = freecall::placing::bookings::Bookings::new(
+        placing.clone(),
+        store.clone(),
+        cfg.billing.node_id.clone(),
+        freecall::placing::bookings::BookingRules::from_config(&cfg.bookings),
+    );
+    let state = freecall::api::ApiState {
+        store: store.clone(),
+        tariffs,
+        realm: cfg.billing.realm.clone(),
+        signup_bonus_mileage: cfg.billing.signup_bonus_mileage,
+        signup_bonus_guild: cfg.billing.signup_bonus_guild,
+        metrics: None,
+        placing: Some(placing.clone()),
+        public_url: String::new(),
+        numbers,
+        bookings: Some(bookings.clone()),
+    };
+    (state, placing, bookings)
+}
+
 /// The REST API on 127.0.0.1 (a free port) for `store`, placing calls on `switch` with
 /// `cfg`'s call-back rules and tariffs: its address.
 pub fn serve_api(
@@ -82,29 +127,7 @@ pub fn serve_api(
     store: &freecall::store::Store,
     switch: &SwitchHandle,
 ) -> SocketAddr {
-    use std::sync::{Arc, RwLock};
-    let tariffs = Arc::new(RwLock::new(Arc::new(cfg.tariffs())));
-    let placing = freecall::placing::Placing::new(
-        store.clone(),
-        tariffs.clone(),
-        cfg.billing.node_id.clone(),
-        freecall::numbers::Classifier::new(&cfg.billing.home_country).expect("home country"),
-        freecall::placing::Rules::from_config(&cfg.callbacks, &cfg.billing.blocked_destinations),
-        switch.link(),
-    );
-    let state = freecall::api::ApiState {
-        store: store.clone(),
-        tariffs,
-        realm: cfg.billing.realm.clone(),
-        signup_bonus_mileage: 0,
-        signup_bonus_guild: 0,
-        metrics: None,
-        placing: Some(placing),
-        public_url: String::new(),
-        numbers: freecall::numbers::Classifier::new(&cfg.billing.home_country)
-            .expect("home country"),
-        bookings: None,
-    };
+    let (state, _, _) = services(cfg, store, switch);
     let (server, api) =
         freecall::api::serve(state, "127.0.0.1:0".parse().expect("address"), 65536).expect("API");
     tokio::spawn(server);
@@ -119,44 +142,16 @@ pub fn serve_site(
     switch: &SwitchHandle,
     web: freecall::config::WebConfig,
 ) -> SocketAddr {
-    use std::sync::{Arc, RwLock};
-    let tariffs = Arc::new(RwLock::new(Arc::new(cfg.tariffs())));
-    let placing = freecall::placing::Placing::new(
-        store.clone(),
-        tariffs.clone(),
-        cfg.billing.node_id.clone(),
-        freecall::numbers::Classifier::new(&cfg.billing.home_country).expect("home country"),
-        freecall::placing::Rules::from_config(&cfg.callbacks, &cfg.billing.blocked_destinations),
-        switch.link(),
-    );
-    let bookings = freecall::placing::bookings::Bookings::new(
-        placing.clone(),
-        store.clone(),
-        cfg.billing.node_id.clone(),
-        freecall::placing::bookings::BookingRules::from_config(&cfg.bookings),
-    );
-    let state = freecall::api::ApiState {
-        store: store.clone(),
-        tariffs: tariffs.clone(),
-        realm: cfg.billing.realm.clone(),
-        signup_bonus_mileage: 0,
-        signup_bonus_guild: cfg.billing.signup_bonus_guild,
-        metrics: None,
-        placing: Some(placing.clone()),
-        public_url: String::new(),
-        numbers: freecall::numbers::Classifier::new(&cfg.billing.home_country)
-            .expect("home country"),
-        bookings: Some(bookings.clone()),
-    };
+    let (state, placing, bookings) = services(cfg, store, switch);
     let pages = freecall::web::WebState::new(
         store.clone(),
         Some(placing),
-        tariffs,
+        state.tariffs.clone(),
         web,
         cfg.billing.realm.clone(),
         cfg.billing.signup_bonus_guild,
         cfg.billing.signup_bonus_mileage,
-        freecall::numbers::Classifier::new(&cfg.billing.home_country).expect("home country"),
+        state.numbers.clone(),
     )
     .expect("web state")
     .with_bookings(bookings);
