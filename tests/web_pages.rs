@@ -571,6 +571,25 @@ async fn a_card_exported_as_vcard_imports_as_the_same_card_and_a_phones_vcard_3_
     b.stop().await;
 }
 
+/// A shop member `login` (password "member secret", phone 010-5555-6666, 10,000 mileage).
+fn member(store: &Store, login: &str) -> freecall::store::shop::Member {
+    store
+        .create_member(
+            &freecall::store::shop::NewMember {
+                login: login.into(),
+                password_hash: freecall::auth::hash_password("member secret").unwrap(),
+                name: format!("Member {login}"),
+                address: String::new(),
+                job: String::new(),
+                phone: "010-5555-6666".into(),
+                email: String::new(),
+                sip_ha1: freecall::auth::ha1(login, "freecall", "member secret"),
+            },
+            10_000,
+        )
+        .unwrap()
+}
+
 /// The cookie jar of a client without a browser: the session cookie and the form token.
 fn session(addr: SocketAddr, path: &str) -> (String, String) {
     let r = http::request(addr, "GET", path, &[("Cookie", "lang=en")], None);
@@ -758,22 +777,7 @@ async fn forms_without_the_sessions_token_and_password_guessing_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_calls_a_phone_book_entry_and_their_own_phone_rings_first() {
     let s = site().await;
-    let hash = freecall::auth::hash_password("member secret").unwrap();
-    s.store
-        .create_member(
-            &freecall::store::shop::NewMember {
-                login: "haneul".into(),
-                password_hash: hash,
-                name: "Haneul".into(),
-                address: String::new(),
-                job: String::new(),
-                phone: "010-5555-6666".into(),
-                email: String::new(),
-                sip_ha1: freecall::auth::ha1("haneul", "freecall", "member secret"),
-            },
-            10_000,
-        )
-        .unwrap();
+    member(&s.store, "haneul");
     let b = Browser::start(PHONE.0, PHONE.1).await;
     b.goto(&format!("{}/login?as=member&lang=en", s.url)).await;
     b.fill("input[name=login]", "haneul").await;
@@ -857,23 +861,7 @@ async fn hostile_site(target: &str) -> SocketAddr {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_form_posted_from_another_site_changes_nothing_for_a_logged_in_member() {
     let s = site().await;
-    let hash = freecall::auth::hash_password("member secret").unwrap();
-    let member = s
-        .store
-        .create_member(
-            &freecall::store::shop::NewMember {
-                login: "dana".into(),
-                password_hash: hash,
-                name: "Dana".into(),
-                address: String::new(),
-                job: String::new(),
-                phone: "010-5555-6666".into(),
-                email: String::new(),
-                sip_ha1: freecall::auth::ha1("dana", "freecall", "member secret"),
-            },
-            10_000,
-        )
-        .unwrap();
+    let member = member(&s.store, "dana");
     let b = Browser::start(DESKTOP.0, DESKTOP.1).await;
     b.goto(&format!("{}/login?as=member&lang=en", s.url)).await;
     b.fill("input[name=login]", "dana").await;
