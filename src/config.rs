@@ -224,6 +224,17 @@ pub struct BillingConfig {
     pub nonce_secret: Option<String>,
     #[serde(default = "default_nonce_lifetime")]
     pub nonce_lifetime_secs: u64,
+    /// Password guessing: failed digest proofs from one address, or for one user, within a
+    /// minute before it is blocked (0: no limit). While blocked even the right password
+    /// gets the wrong password's answer.
+    #[serde(default = "default_auth_failures_per_address")]
+    pub auth_failures_per_address: usize,
+    #[serde(default = "default_auth_failures_per_user")]
+    pub auth_failures_per_user: usize,
+    /// The first block; each next one of the same address or user lasts twice as long
+    /// (at most an hour).
+    #[serde(default = "default_auth_block")]
+    pub auth_block_secs: u64,
     /// No call is reserved (and so allowed) for longer than this.
     #[serde(default = "default_max_call_secs")]
     pub max_call_secs: i64,
@@ -256,6 +267,9 @@ impl Default for BillingConfig {
             realm: default_realm(),
             nonce_secret: None,
             nonce_lifetime_secs: default_nonce_lifetime(),
+            auth_failures_per_address: default_auth_failures_per_address(),
+            auth_failures_per_user: default_auth_failures_per_user(),
+            auth_block_secs: default_auth_block(),
             max_call_secs: default_max_call_secs(),
             blocked_destinations: default_blocked(),
             signup_bonus_mileage: 0,
@@ -326,6 +340,15 @@ fn default_home_country() -> String {
 }
 fn default_realm() -> String {
     "freecall".into()
+}
+fn default_auth_failures_per_address() -> usize {
+    10
+}
+fn default_auth_failures_per_user() -> usize {
+    30
+}
+fn default_auth_block() -> u64 {
+    60
 }
 fn default_nonce_lifetime() -> u64 {
     300
@@ -781,6 +804,9 @@ impl Config {
         }
         if self.web.login_failures_per_account == 0 || self.web.login_failures_per_address == 0 {
             errors.push("web.login_failures_per_account/_per_address: must be at least 1".into());
+        }
+        if self.billing.auth_block_secs == 0 || self.billing.auth_block_secs > 3600 {
+            errors.push("billing.auth_block_secs: must be 1..=3600".into());
         }
         let b = &self.bookings;
         if b.max_days_ahead == 0 || b.max_days_ahead > 366 {

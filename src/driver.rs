@@ -331,6 +331,9 @@ fn call_billing(cfg: &Config, seed: u64) -> CallBilling {
             .collect(),
         realm: cfg.billing.realm.clone(),
         nonces: NonceKey::new(&secret, cfg.billing.nonce_lifetime_secs),
+        auth_failures_per_address: cfg.billing.auth_failures_per_address,
+        auth_failures_per_user: cfg.billing.auth_failures_per_user,
+        auth_block: Duration::from_secs(cfg.billing.auth_block_secs),
     }
 }
 

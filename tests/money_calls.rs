@@ -684,3 +684,121 @@ fn a_caller_hears_the_warning_before_the_limit() {
         switch.join().await;
     })
 }
+
+/// Password guessing from one address: after five wrong passwords that address gets the
+/// wrong password's answer even for the right one (and learns nothing else), the trunk
+/// never hears of it, while the member's own phone elsewhere still calls; a REGISTER from
+/// the guessing address is challenged again, never accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_guessing_is_blocked_per_address_and_learns_nothing() {
+    let store = common::stores::open(&common::stores::sqlite_url());
+    member(&store, "minji", "right password", 10_000);
+    let trunk = Phone::bind("pstn").await;
+    let mut cfg = money_config(trunk.addr);
+    cfg.billing.auth_failures_per_address = 5;
+    cfg.billing.auth_failures_per_user = 50;
+    let switch = common::start_billed(&cfg, store.clone()).await;
+    let sip = switch.sip_addr;
+    let guesser = Phone::bind_on("127.0.0.2", "guesser").await;
+
+    let mut answers = Vec::new();
+    for i in 0..5 {
+        let (resp, leg) =
+            call_as(&guesser, sip, "01012345678", "minji", &format!("guess {i}")).await;
+        answers.push((resp.status(), resp.header("Reason").map(str::to_string)));
+        guesser.send(sip, &guesser.ack_failure(&leg, &resp)).await;
+    }
+    let wrong = answers[0].clone();
+    assert_eq!(wrong.0, Some(403));
+    assert!(
+        wrong
+            .1
+            .as_deref()
+            .unwrap_or("")
+            .contains("authentication failed"),
+        "{wrong:?}"
+    );
+    assert!(
+        answers.iter().all(|a| *a == wrong),
+        "every wrong password answered alike: {answers:?}"
+    );
+
+    // Blocked: the right password, and an unknown user, get exactly that answer.
+    for (user, password) in [("minji", "right password"), ("nobody", "x")] {
+        let (resp, leg) = call_as(&guesser, sip, "01012345678", user, password).await;
+        assert_eq!(
+            (resp.status(), resp.header("Reason").map(str::to_string)),
+            wrong,
+            "{user}"
+        );
+        guesser.send(sip, &guesser.ack_failure(&leg, &resp)).await;
+    }
+    assert!(
+        trunk.recv(Duration::from_millis(300)).await.is_none(),
+        "no INVITE reached the trunk"
+    );
+    // A REGISTER from there is challenged again, however right its password.
+    let register = format!(
+        "REGISTER sip:{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch=z9hG4bKguess1\r\nMax-Forwards: 70\r\n\
+From: <sip:minji@{sip}>;tag=g1\r\nTo: <sip:minji@{sip}>\r\nCall-ID: guess-reg\r\nCSeq: 1 REGISTER\r\n\
+Contact: <sip:minji@{}>\r\nExpires: 600\r\nContent-Length: 0\r\n\r\n",
+        guesser.addr, guesser.addr
+    );
+    guesser.send(sip, register.as_bytes()).await;
+    let challenge = guesser.expect_status(&[401], WAIT).await;
+    let www = challenge.header("WWW-Authenticate").unwrap().to_string();
+    let nonce = www
+        .split("nonce=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let ha1 = auth::ha1("minji", "freecall", "right password");
+    let uri = format!("sip:{sip}");
+    let ha2 = md5_hex(&format!("REGISTER:{uri}"));
+    let response = md5_hex(&format!("{ha1}:{nonce}:{ha2}"));
+    let with_auth = register
+        .replace("CSeq: 1 REGISTER", "CSeq: 2 REGISTER")
+        .replace("branch=z9hG4bKguess1", "branch=z9hG4bKguess2")
+        .replace(
+            "Content-Length: 0",
+            &format!(
+                "Authorization: Digest username=\"minji\", realm=\"freecall\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{response}\"\r\nContent-Length: 0"
+            ),
+        );
+    guesser.send(sip, with_auth.as_bytes()).await;
+    let again = guesser.expect_status(&[200, 401, 403], WAIT).await;
+    assert_eq!(
+        again.status(),
+        Some(401),
+        "blocked: challenged again, not registered"
+    );
+    assert!(
+        store
+            .bindings("minji", freecall::clock::unix_ms())
+            .unwrap()
+            .is_empty()
+    );
+
+    // The member's own phone, elsewhere, still calls.
+    let own = Phone::bind("minji").await;
+    let ((resp, _), (inv, _)) = tokio::join!(
+        call_as(&own, sip, "01012345678", "minji", "right password"),
+        trunk_answers(&trunk)
+    );
+    assert_eq!(
+        resp.status(),
+        Some(200),
+        "the member's own phone is connected"
+    );
+    assert_eq!(inv.uri_user.as_deref(), Some("01012345678"));
+    switch.stop(freecall::driver::Stop::Now);
+    switch.join().await;
+}
+
+fn md5_hex(s: &str) -> String {
+    use md5::Digest;
+    hex::encode(md5::Md5::digest(s.as_bytes()))
+}

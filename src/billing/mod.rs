@@ -337,4 +337,9 @@ pub struct CallBilling {
     /// Digest realm and nonce key for members' phones.
     pub realm: String,
     pub nonces: crate::auth::NonceKey,
+    /// Password guessing: failed digest proofs per address and per user within a minute
+    /// before it is blocked (0: no limit), and the first block (doubling after).
+    pub auth_failures_per_address: usize,
+    pub auth_failures_per_user: usize,
+    pub auth_block: std::time::Duration,
 }

@@ -301,6 +301,10 @@ impl Manager {
                     // the transaction layer absorbs it).
                     Err(Gate::Challenge { stale: false })
                 }
+                NonceCheck::Valid if self.guard.blocked(from.addr.ip(), &proof.username, now) => {
+                    self.stats.auth_blocked += 1;
+                    Err(Gate::Refuse(Rejection::GuessingBlocked))
+                }
                 NonceCheck::Valid => Ok(Some(Payer::Member {
                     username: proof.username.clone(),
                     proof: Box::new(proof),

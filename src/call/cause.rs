@@ -182,6 +182,9 @@ pub enum Rejection {
     /// The offer's SDP could not be used (the parser's reason).
     BadSdp(String),
     NoMediaPorts,
+    /// The address or user is blocked for guessing passwords: answered as a wrong
+    /// password is, without checking.
+    GuessingBlocked,
 }
 
 impl Rejection {
@@ -199,6 +202,7 @@ impl Rejection {
             Rejection::NoRoute => "no-route",
             Rejection::NoOffer | Rejection::NoAudio | Rejection::BadSdp(_) => "bad-offer",
             Rejection::NoMediaPorts => "no-media-ports",
+            Rejection::GuessingBlocked => "guessing-blocked",
         }
     }
 
@@ -217,6 +221,8 @@ impl Rejection {
             Rejection::NoOffer => "an SDP offer is required in the INVITE".into(),
             Rejection::NoAudio => "the offer names no audio format".into(),
             Rejection::NoMediaPorts => "no free RTP port in the configured range".into(),
+            // The words a wrong password gets: a guesser cannot tell.
+            Rejection::GuessingBlocked => crate::billing::Refusal::BadCredentials.to_string(),
         }
     }
 
@@ -228,7 +234,8 @@ impl Rejection {
             Rejection::CredentialsForAnotherRequest
             | Rejection::NoChargeHeader
             | Rejection::SourceNotAllowed
-            | Rejection::DestinationNotAllowed => 403,
+            | Rejection::DestinationNotAllowed
+            | Rejection::GuessingBlocked => 403,
             Rejection::NoNumber | Rejection::BadNumber(_) => 484,
             Rejection::NoRoute => 404,
             Rejection::NoOffer | Rejection::NoAudio | Rejection::BadSdp(_) => 488,

@@ -22,6 +22,17 @@ impl Manager {
         match self.calls.get_mut(&key) {
             Some(call) if call.state == State::Authorizing => {
                 info!(call = %call.id, max_secs = auth.max_secs, account = auth.account, "call authorized");
+                if let Some(user) = call
+                    .a_invite
+                    .header("Proxy-Authorization")
+                    .and_then(|v| crate::auth::parse_digest(v, "INVITE"))
+                    .map(|p| p.username)
+                {
+                    self.guard.succeeded(&user);
+                }
+                let Some(call) = self.calls.get_mut(&key) else {
+                    return;
+                };
                 call.paid = Some(auth);
                 call.state = State::Trying;
                 self.send_b_invite(now, key);
@@ -59,6 +70,19 @@ impl Manager {
         let code = refusal.sip_status();
         let text = refusal.to_string();
         info!(call = %call.id, code, reason = %text, "call refused by billing");
+        if refusal == Refusal::BadCredentials {
+            let user = call
+                .a_invite
+                .header("Proxy-Authorization")
+                .and_then(|v| crate::auth::parse_digest(v, "INVITE"))
+                .map(|p| p.username)
+                .unwrap_or_default();
+            let ip = call.a.peer.addr.ip();
+            self.auth_failed(ip, &user, now);
+        }
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
         let playable = sdp::caller_playable(&call.a_formats);
         if self.settings.media.announce
             && let (Some(prompt), Some(format)) = (refusal_prompt(&refusal), playable)

@@ -12,6 +12,7 @@
 
 mod admission;
 mod cause;
+mod guard;
 mod in_dialog;
 mod invite;
 mod outbound;
@@ -234,6 +235,11 @@ pub struct Stats {
     pub calls_failed: u64,
     pub calls_ended: u64,
     pub malformed: u64,
+    /// Wrong digest proofs (or unknown users), for calls and registrations.
+    pub auth_failures: u64,
+    /// Requests answered as a wrong password without a check: their address or user was
+    /// blocked for guessing.
+    pub auth_blocked: u64,
 }
 
 pub struct Manager {
@@ -275,6 +281,8 @@ pub struct Manager {
     late_answers: HashMap<TxId, Dialog>,
     /// REGISTERs waiting for the accounting service.
     registering: HashMap<u64, register::PendingRegister>,
+    /// Failed digest proofs per address and user; blocks password guessing.
+    guard: guard::AuthGuard,
 }
 
 impl Manager {
@@ -304,7 +312,16 @@ impl Manager {
             progress: VecDeque::new(),
             late_answers: HashMap::new(),
             registering: HashMap::new(),
+            guard: guard::AuthGuard::default(),
         };
+        if let Some(b) = &m.settings.billing {
+            m.guard = guard::AuthGuard::new(guard::GuardSettings {
+                per_address: b.auth_failures_per_address,
+                per_user: b.auth_failures_per_user,
+                window: Duration::from_secs(60),
+                block: b.auth_block,
+            });
+        }
         m.trunks.reset(m.routing.trunks.len());
         m
     }
@@ -350,6 +367,15 @@ impl Manager {
             BillingReply::Located { key, bindings } => self.handle_located(now, key, bindings),
         }
         self.process_tx_events(now);
+    }
+
+    /// A wrong digest proof (or an unknown user) from `ip`: counted, and a block begun
+    /// when it is one too many.
+    fn auth_failed(&mut self, ip: std::net::IpAddr, user: &str, now: Instant) {
+        self.stats.auth_failures += 1;
+        for block in self.guard.failed(ip, user, now) {
+            tracing::warn!(blocked = %block.what, secs = block.secs, "password guessing: blocked");
+        }
     }
 
     pub fn active_calls(&self) -> usize {

@@ -58,6 +58,11 @@ impl Manager {
             .nonces
             .check(&proof.nonce, unix_secs, &from.addr.ip().to_string())
         {
+            NonceCheck::Valid if self.guard.blocked(from.addr.ip(), &proof.username, now) => {
+                // Blocked for guessing: the answer a wrong password gets, unchecked.
+                self.stats.auth_blocked += 1;
+                return self.challenge_register(now, tx, &req, &local_tag, false, from);
+            }
             NonceCheck::Valid if self.replays.first_use(&proof, now, lifetime) => {}
             NonceCheck::Stale => {
                 return self.challenge_register(now, tx, &req, &local_tag, true, from);
@@ -163,10 +168,14 @@ impl Manager {
                 }
                 b.header("Server", &self.settings.user_agent);
                 info!(user = ?uri_user(&p.req.to), contacts = bindings.len(), "registered");
+                self.guard
+                    .succeeded(&uri_user(&p.req.to).unwrap_or_default());
                 self.tx.send_response(now, p.tx, 200, b.finish(None, &[]));
             }
             Err(RegisterRefusal::BadCredentials) => {
                 info!(user = ?uri_user(&p.req.to), source = %p.from.addr, "registration refused: bad credentials");
+                let user = uri_user(&p.req.to).unwrap_or_default();
+                self.auth_failed(p.from.addr.ip(), &user, now);
                 self.challenge_register(now, p.tx, &p.req, &p.local_tag, false, p.from);
             }
             Err(RegisterRefusal::Unavailable) => {
