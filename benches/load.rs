@@ -133,7 +133,7 @@ fn main() {
         let bare_cps = cps(&via);
         println!("\n== money path: the same load, every call a member's (digest auth with a cached nonce, classification, reservation, answer time, settlement)");
         println!("{:<22}{:>10}{:>10}{:>8}{:>12}{:>9}{:>9}{:>10}{:>11}{:>9}{:>10}", "store", "attempted", "completed", "failed", "calls/s", "p50 ms", "p99 ms", "switch s", "vs bare", "debits", "balanced");
-        let pg = if std::env::var("FREECALL_BENCH_SKIP_PG").is_ok() { None } else { Some(freecall::testkit::pg::PgCluster::start()) };
+        let pg = if std::env::var("FREECALL_BENCH_SKIP_PG").is_ok() { None } else { Some(freecall_testkit::pg::PgCluster::start()) };
         let dir = std::env::temp_dir().join(format!("freecall-bench-money-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let mut urls = vec![("sqlite (WAL)", dir.join("bench.db").display().to_string())];

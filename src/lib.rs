@@ -19,6 +19,5 @@ pub mod sip;
 pub mod store;
 pub mod tail;
 pub mod telemetry;
-pub mod testkit;
 pub mod transaction;
 pub mod web;

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{WAIT, config, start};
-use freecall::testkit::Phone;
+use freecall_testkit::Phone;
 use std::time::Duration;
 
 /// Caller → switch → trunk, answered; returns everything needed to continue the call.
@@ -12,8 +12,8 @@ struct Answered {
     caller: Phone,
     trunk: Phone,
     switch: freecall::driver::SwitchHandle,
-    a_leg: freecall::testkit::Leg,
-    b_leg: freecall::testkit::Leg,
+    a_leg: freecall_testkit::Leg,
+    b_leg: freecall_testkit::Leg,
     a_ok: freecall::sip::Message,
     b_invite: freecall::sip::Message,
 }
@@ -694,7 +694,7 @@ async fn media_latches_onto_the_real_source_and_carries_rtcp() {
         .ssrc(77)
         .sequence(rtp_rs::Seq::from(1))
         .timestamp(0)
-        .payload(&freecall::testkit::tone_pcmu(1000.0, 160, 0))
+        .payload(&freecall_testkit::tone_pcmu(1000.0, 160, 0))
         .build()
         .unwrap();
     nat.send_to(&pkt, switch_a).await.unwrap();

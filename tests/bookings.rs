@@ -13,7 +13,7 @@ use freecall::placing::bookings::Bookings;
 use freecall::sip::Message;
 use freecall::store::Store;
 use freecall::store::bookings::{BookingLimits, NewBooking};
-use freecall::testkit::Phone;
+use freecall_testkit::Phone;
 use serde_json::json;
 use std::collections::HashSet;
 use std::net::SocketAddr;

@@ -8,8 +8,8 @@ use common::http;
 use freecall::config::Config;
 use freecall::media::codec::Codec;
 use freecall::store::Store;
-use freecall::testkit::Phone;
-use freecall::testkit::audio::{RtpEnd, level_dbfs};
+use freecall_testkit::Phone;
+use freecall_testkit::audio::{RtpEnd, level_dbfs};
 use serde_json::json;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -115,7 +115,7 @@ async fn a_visitor_is_called_back_after_the_issuer_presses_1_and_both_legs_are_b
         "a second of the announcement reached the issuer"
     );
     assert!(
-        freecall::testkit::audio::rms_dbfs(&announcement) > -40.0,
+        freecall_testkit::audio::rms_dbfs(&announcement) > -40.0,
         "the announcement is audible"
     );
     let steps = get(s.api, format!("/v1/calls/{id}")).await;

@@ -4,7 +4,7 @@
 
 mod common;
 
-use freecall::testkit::Phone;
+use freecall_testkit::Phone;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::process::Command;

@@ -6,7 +6,7 @@ use freecall::media::codec::Codec;
 use freecall::media::{
     MediaControl, MediaEvent, MediaId, MediaOptions, Play, Prompts, RelayMedia, Remote, Side,
 };
-use freecall::testkit::audio::{Received, RtpEnd, level_dbfs, rms_dbfs};
+use freecall_testkit::audio::{Received, RtpEnd, level_dbfs, rms_dbfs};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::mpsc;

@@ -6,8 +6,8 @@ mod common;
 
 use common::WAIT;
 use freecall::media::codec::Codec;
-use freecall::testkit::Phone;
-use freecall::testkit::audio::{RtpEnd, level_dbfs, rms_dbfs};
+use freecall_testkit::Phone;
+use freecall_testkit::audio::{RtpEnd, level_dbfs, rms_dbfs};
 use std::net::SocketAddr;
 use std::time::Duration;
 

@@ -10,7 +10,7 @@ use freecall::config::Config;
 use freecall::store::Store;
 use freecall::store::cards::{NewCard, NewIssuer};
 use freecall::store::shop::NewMember;
-use freecall::testkit::{Leg, Phone};
+use freecall_testkit::{Leg, Phone};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
@@ -455,7 +455,7 @@ on_both_stores!(
 /// call is settled — exactly once. Nothing is lost.
 #[test]
 fn a_database_that_goes_away_loses_nothing() {
-    let cluster = freecall::testkit::pg::PgCluster::start();
+    let cluster = freecall_testkit::pg::PgCluster::start();
     let url = cluster.create_db("gone");
     let store = common::stores::open(&url);
     let account = member(&store, "sora", "pw", 100_000);
@@ -617,7 +617,7 @@ fn a_refused_caller_hears_why_before_the_402() {
             let n = dec.decode(&p[12..], &mut frame).unwrap();
             pcm.extend_from_slice(&frame[..n]);
         }
-        let level = freecall::testkit::audio::rms_dbfs(&pcm);
+        let level = freecall_testkit::audio::rms_dbfs(&pcm);
         assert!(level > -35.0, "the announcement is heard: {level:.1} dBFS");
         caller
             .send(sip, &caller.ack_failure(&leg, &final_status))
@@ -674,7 +674,7 @@ fn a_caller_hears_the_warning_before_the_limit() {
             "{} packets",
             rest.len() + 1
         );
-        let level = freecall::testkit::audio::rms_dbfs(&pcm);
+        let level = freecall_testkit::audio::rms_dbfs(&pcm);
         assert!(level > -35.0, "the warning is heard: {level:.1} dBFS");
         let (bye, from) = caller.expect_request("BYE", Duration::from_secs(3)).await;
         caller

@@ -8,7 +8,7 @@ use common::daemon::{Daemon, free_port, wait_ready};
 use freecall::auth;
 use freecall::store::Store;
 use freecall::store::shop::NewMember;
-use freecall::testkit::Phone;
+use freecall_testkit::Phone;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -96,7 +96,7 @@ fn kill_9_then_restart(store: Store, url: String) {
         let dir = temp_dir(&format!("crash-{}", store.backend()));
         let trunk = Phone::bind("pstn").await;
         let trunk_addr = trunk.addr;
-        let _answering = freecall::testkit::auto_trunk(trunk);
+        let _answering = freecall_testkit::auto_trunk(trunk);
         let port = free_port();
         let media = if store.backend() == "sqlite" {
             40000
@@ -333,7 +333,7 @@ fn two_daemons_on_one_postgres_race_on_one_account() {
         let dir = temp_dir("race");
         let trunk = Phone::bind("pstn").await;
         let trunk_addr = trunk.addr;
-        let _answering = freecall::testkit::auto_trunk(trunk);
+        let _answering = freecall_testkit::auto_trunk(trunk);
         let mut nodes = Vec::new();
         for (i, media) in [(0, 41000u16), (1, 41400u16)] {
             let port = free_port();

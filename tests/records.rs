@@ -6,7 +6,7 @@
 mod common;
 
 use common::daemon::{BIN, Daemon, free_port, wait_ready};
-use freecall::testkit::Phone;
+use freecall_testkit::Phone;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};

@@ -9,7 +9,7 @@ use common::http;
 use freecall::config::Config;
 use freecall::sip::Message;
 use freecall::store::Store;
-use freecall::testkit::Phone;
+use freecall_testkit::Phone;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -153,7 +153,7 @@ async fn call_as(
     number: &str,
     user: &str,
     password: &str,
-) -> (Message, freecall::testkit::Leg) {
+) -> (Message, freecall_testkit::Leg) {
     let sdp = phone.sdp("sendrecv");
     let (invite, mut leg) = phone.invite(sip, number, &sdp);
     phone.send(sip, &invite).await;
@@ -261,7 +261,7 @@ async fn a_registered_softphone_is_reached_by_name_until_it_unregisters() {
         )
         .await;
     let ok = jisu.expect_status(&[200], WAIT).await;
-    freecall::testkit::Phone::update_leg(&mut leg, &ok);
+    freecall_testkit::Phone::update_leg(&mut leg, &ok);
     jisu.send(sip, &jisu.ack(&leg, leg.cseq)).await;
     trunk.expect_silence(Duration::from_millis(200)).await;
     let bye = jisu.request(&mut leg, "BYE", None);

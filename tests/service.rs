@@ -5,7 +5,7 @@
 mod common;
 
 use common::daemon::{Daemon, free_port, wait_ready};
-use freecall::testkit::{Leg, Phone, auto_trunk};
+use freecall_testkit::{Leg, Phone, auto_trunk};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::Duration;

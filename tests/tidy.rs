@@ -376,3 +376,41 @@ fn layers_only_use_what_is_below_them() {
         violations.join("\n")
     );
 }
+
+/// The test kit (phones, audio end points, a PostgreSQL cluster that runs `chown` and
+/// `runuser`) is a crate of its own that only the tests and the benchmark depend on: the
+/// shipped binary contains none of it.
+#[test]
+fn the_test_kit_is_a_dev_only_crate() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    assert!(
+        !root.join("src/testkit").exists(),
+        "src/testkit is back in the product"
+    );
+    let lib = code_only(&fs::read_to_string(root.join("src/lib.rs")).unwrap());
+    assert!(
+        !lib.contains("mod testkit"),
+        "the product declares a testkit module"
+    );
+    let manifest = fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    let mut section = "";
+    for line in manifest.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            section = line;
+        } else if line.starts_with("freecall-testkit") {
+            assert_eq!(
+                section, "[dev-dependencies]",
+                "the test kit outside dev-dependencies"
+            );
+        }
+    }
+    let mut files = Vec::new();
+    sources(&root.join("src"), &mut files);
+    for (file, text) in files {
+        assert!(
+            !code_only(&text).contains("freecall_testkit"),
+            "{file} uses the test kit"
+        );
+    }
+}

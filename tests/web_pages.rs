@@ -13,8 +13,8 @@ use freecall::config::Config;
 use freecall::media::codec::Codec;
 use freecall::sip::Message;
 use freecall::store::Store;
-use freecall::testkit::Phone;
-use freecall::testkit::audio::RtpEnd;
+use freecall_testkit::Phone;
+use freecall_testkit::audio::RtpEnd;
 use std::net::SocketAddr;
 use std::time::Duration;
 

@@ -18,8 +18,8 @@ mod transcode;
 
 pub use ports::PortPool;
 pub use prompts::Prompts;
-pub(crate) use relay::write_header;
 pub use relay::{MediaOptions, RelayMedia};
+pub use rtp::write_header;
 pub use sdp::{Format, LegFormat};
 use serde::Serialize;
 use std::net::SocketAddr;

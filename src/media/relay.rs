@@ -18,7 +18,6 @@ use super::codec::{Decoder, Encoder, MAX_FRAME, OpusSettings};
 use super::player::{Player, TICK, play_tick};
 use super::prompts::{Prompts, Ringback, event_digit};
 use super::recorder::Recorder;
-pub(crate) use super::rtp::write_header;
 use super::rtp::{Header, OutStream, Reception, is_rtcp, read_header};
 use super::sdp::LegFormat;
 use super::transcode::{Dir, Transcoder, transcode};

@@ -32,7 +32,7 @@ pub(super) fn read_header(packet: &[u8]) -> Option<Header> {
 }
 
 /// Write a 12-byte RTP header (RFC 3550 5.1) at the start of `buf`.
-pub(crate) fn write_header(buf: &mut [u8], pt: u8, marker: bool, seq: u16, ts: u32, ssrc: u32) {
+pub fn write_header(buf: &mut [u8], pt: u8, marker: bool, seq: u16, ts: u32, ssrc: u32) {
     buf[0] = 0x80;
     buf[1] = (u8::from(marker) << 7) | (pt & 0x7f);
     buf[2..4].copy_from_slice(&seq.to_be_bytes());

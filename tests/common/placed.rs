@@ -4,8 +4,8 @@
 
 use freecall::config::Config;
 use freecall::sip::Message;
-use freecall::testkit::Phone;
-use freecall::testkit::audio::RtpEnd;
+use freecall_testkit::Phone;
+use freecall_testkit::audio::RtpEnd;
 use std::net::SocketAddr;
 use std::time::Duration;
 

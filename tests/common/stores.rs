@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use freecall::store::Store;
-use freecall::testkit::pg::PgCluster;
+use freecall_testkit::pg::PgCluster;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 

@@ -1,9 +1,9 @@
 //! Real audio for tests: tones, their level measured with the Goertzel algorithm, and an
 //! RTP end point that speaks a codec (encodes what it sends, decodes what it receives).
 
-use crate::media::codec::{Codec, Decoder, Encoder, MAX_FRAME, OpusFmtp, OpusSettings};
-use crate::media::sdp::{Format, LegFormat};
-use crate::media::write_header as header;
+use freecall::media::codec::{Codec, Decoder, Encoder, MAX_FRAME, OpusFmtp, OpusSettings};
+use freecall::media::sdp::{Format, LegFormat};
+use freecall::media::write_header as header;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::UdpSocket;
@@ -189,7 +189,7 @@ impl RtpEnd {
     pub async fn collect(&self, quiet: Duration, max: Duration) -> Vec<Received> {
         let mut got = Vec::new();
         let mut buf = [0u8; 2048];
-        let until = tokio::time::Instant::from_std(crate::clock::now() + max);
+        let until = tokio::time::Instant::from_std(freecall::clock::now() + max);
         loop {
             let wait = tokio::time::timeout(quiet, self.socket.recv_from(&mut buf));
             match tokio::time::timeout_at(until, wait).await {

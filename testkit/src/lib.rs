@@ -8,7 +8,7 @@
 pub mod audio;
 pub mod pg;
 
-use crate::sip::{Message, parse_datagram};
+use freecall::sip::{Message, parse_datagram};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -123,10 +123,10 @@ a=ptime:20\r\na={direction}\r\n",
 
     /// Wait for a request of `method`, skipping anything else. Panics after `wait`.
     pub async fn expect_request(&self, method: &str, wait: Duration) -> (Message, SocketAddr) {
-        let deadline = tokio::time::Instant::from_std(crate::clock::now() + wait);
+        let deadline = tokio::time::Instant::from_std(freecall::clock::now() + wait);
         loop {
             let left = deadline
-                .saturating_duration_since(tokio::time::Instant::from_std(crate::clock::now()));
+                .saturating_duration_since(tokio::time::Instant::from_std(freecall::clock::now()));
             match self.recv(left).await {
                 Some((m, from)) if m.method().map(|x| x.as_str()) == Some(method) => {
                     return (m, from);
@@ -139,10 +139,10 @@ a=ptime:20\r\na={direction}\r\n",
 
     /// Wait for a final response (or the given provisional), skipping 100 Trying.
     pub async fn expect_status(&self, codes: &[u16], wait: Duration) -> Message {
-        let deadline = tokio::time::Instant::from_std(crate::clock::now() + wait);
+        let deadline = tokio::time::Instant::from_std(freecall::clock::now() + wait);
         loop {
             let left = deadline
-                .saturating_duration_since(tokio::time::Instant::from_std(crate::clock::now()));
+                .saturating_duration_since(tokio::time::Instant::from_std(freecall::clock::now()));
             match self.recv(left).await {
                 Some((m, _)) if m.status().map(|c| codes.contains(&c)).unwrap_or(false) => {
                     return m;
@@ -239,7 +239,7 @@ From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {} ACK\r\nContent-Length: 0\r\n\r\n",
         };
         let (realm, nonce) = (param("realm"), param("nonce"));
         let cnonce = unique("cn");
-        let proof = crate::auth::DigestProof {
+        let proof = freecall::auth::DigestProof {
             username: user.into(),
             realm: realm.clone(),
             nonce: nonce.clone(),
@@ -251,7 +251,7 @@ From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {} ACK\r\nContent-Length: 0\r\n\r\n",
             cnonce: Some(cnonce.clone()),
         };
         let response =
-            crate::auth::digest_response(&crate::auth::ha1(user, &realm, password), &proof);
+            freecall::auth::digest_response(&freecall::auth::ha1(user, &realm, password), &proof);
         leg.cseq += 1;
         leg.invite_branch = unique("z9hG4bK-test-");
         format!(
@@ -397,7 +397,7 @@ From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} ACK\r\nContent-Length: 0\r\n\r
     pub async fn recv_rtp(&self, count: usize, wait: Duration) -> Vec<(Vec<u8>, SocketAddr)> {
         let mut got = Vec::new();
         let mut buf = vec![0u8; 2048];
-        let deadline = tokio::time::Instant::from_std(crate::clock::now() + wait);
+        let deadline = tokio::time::Instant::from_std(freecall::clock::now() + wait);
         while got.len() < count {
             match tokio::time::timeout_at(deadline, self.rtp.recv_from(&mut buf)).await {
                 Ok(Ok((n, from))) => got.push((buf[..n].to_vec(), from)),
