@@ -1042,3 +1042,38 @@ async fn a_visitor_books_a_call_for_tomorrow_gets_a_serial_moves_finds_and_cance
     );
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pages_can_have_a_listener_of_their_own_apart_from_the_api() {
+    let pbx = Phone::bind("pbx").await;
+    let cfg = config(pbx.addr);
+    let store = common::stores::open(&common::stores::sqlite_url());
+    let switch = common::start_billed(&cfg, store.clone()).await;
+    let (state, placing, _) = common::services(&cfg, &store, &switch);
+    let pages = freecall::web::WebState::new(
+        store.clone(),
+        Some(placing),
+        state.tariffs.clone(),
+        common::web_config(),
+        "freecall".into(),
+        0,
+        0,
+        state.numbers.clone(),
+    )
+    .unwrap();
+    let (server, addr) = freecall::web::serve(pages, "127.0.0.1:0".parse().unwrap()).unwrap();
+    tokio::spawn(server);
+    tokio::task::spawn_blocking(move || {
+        let home = http::request(addr, "GET", "/?lang=en", &[], None);
+        assert_eq!(home.status, 200);
+        assert!(home.text().contains("Free calls someone else has paid for"));
+        let css = http::request(addr, "GET", "/static/style.css", &[], None);
+        assert_eq!(css.header("Content-Type"), Some("text/css; charset=utf-8"));
+        // The API is not served here; an unknown /v1 path is still a problem document.
+        let api = http::request(addr, "GET", "/v1/tariffs", &[], None);
+        assert_eq!(api.status, 404);
+        assert_eq!(api.header("Content-Type"), Some("application/problem+json"));
+    })
+    .await
+    .unwrap();
+}

@@ -668,3 +668,35 @@ pub fn progress_view(lang: Lang, r: &crate::placing::progress::Request) -> Progr
         connected: r.events.iter().any(|e| e.state == "connected"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_logins_block_the_account_and_the_address_until_the_window_passes() {
+        let l = LoginLimiter::new(3, 5);
+        let (a, b): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+        let t = 1_000_000;
+        for _ in 0..3 {
+            assert!(l.allowed("issuer:kim", a, t));
+            l.failed("issuer:kim", a, t);
+        }
+        assert!(!l.allowed("issuer:kim", a, t + 1), "the account is blocked");
+        assert!(!l.allowed("issuer:kim", b, t + 1), "from every address");
+        assert!(l.allowed("issuer:lee", a, t + 1), "other accounts are not");
+        assert!(
+            l.allowed("issuer:kim", a, t + LOGIN_WINDOW_MS),
+            "until the window passes"
+        );
+        // Guessing many accounts from one address blocks the address.
+        for n in 0..5 {
+            l.failed(&format!("issuer:u{n}"), b, t);
+        }
+        assert!(!l.allowed("issuer:new", b, t + 1));
+        // A success forgets the account's failures, not the address's.
+        l.succeeded("issuer:kim");
+        assert!(l.allowed("issuer:kim", a, t + 2));
+        assert!(!l.allowed("issuer:kim", b, t + 2));
+    }
+}
