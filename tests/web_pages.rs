@@ -824,6 +824,32 @@ async fn a_member_calls_a_phone_book_entry_and_their_own_phone_rings_first() {
     hang_up(&s.pbx, &mum, mfrom, "mum").await;
     let state = b.wait_text("#state", "ended", Duration::from_secs(5)).await;
     assert_eq!(state, "The call has ended");
+    // A call booked for later from the same screen shows among the booked calls.
+    b.goto(&format!("{}/member", s.url)).await;
+    b.click("#book-later summary").await;
+    let tomorrow = chrono::DateTime::from_timestamp_millis(
+        freecall::clock::unix_ms() + 9 * 3_600_000 + 86_400_000,
+    )
+    .unwrap()
+    .format("%Y-%m-%d")
+    .to_string();
+    b.fill("#book-later input[name=number]", "02-556-7777")
+        .await;
+    b.js(&format!(
+        "document.getElementById('book-date').value = '{tomorrow}'; document.getElementById('book-time').value = '09:30'; return 1"
+    ))
+    .await;
+    b.submit("#book-button").await;
+    let serial = b.text("#serial").await;
+    assert!(serial.starts_with("R-"), "{}", b.body().await);
+    assert_eq!(b.text("#local").await, format!("{tomorrow} 09:30"));
+    b.goto(&format!("{}/member", s.url)).await;
+    let upcoming = b.text("#upcoming").await;
+    assert!(
+        upcoming.contains(&serial) && upcoming.contains("09:30"),
+        "{upcoming}"
+    );
+
     b.stop().await;
 }
 

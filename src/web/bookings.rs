@@ -88,6 +88,58 @@ pub async fn book(
     }
 }
 
+#[derive(Deserialize)]
+pub struct MemberBookForm {
+    csrf: String,
+    number: String,
+    date: String,
+    time: String,
+    #[serde(default)]
+    time_zone: String,
+}
+
+/// `POST /member/book`: a member books a dial for later (their phone rings first then,
+/// paid from their mileage then).
+pub async fn book_dial(
+    state: web::Data<WebState>,
+    req: HttpRequest,
+    session: Session,
+    form: web::Form<MemberBookForm>,
+) -> HttpResponse {
+    let who = match super::require(&session, "member") {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let lang = Lang::of(&req);
+    if !csrf_ok(&session, &form.csrf) {
+        return super::message_page(&req, 403, "error", lang.t("bad_form"));
+    }
+    let Some(bookings) = &state.bookings else {
+        return super::message_page(&req, 503, "error", lang.t("why_unavailable"));
+    };
+    let zone = match form.time_zone.trim() {
+        "" => "Asia/Seoul",
+        z => z,
+    };
+    let at = format!("{}T{}", form.date.trim(), form.time.trim());
+    match bookings
+        .book(
+            Owner::Member(who.id),
+            form.number.trim(),
+            &at,
+            zone,
+            client_ip(&req),
+        )
+        .await
+    {
+        Ok(b) => see_other(&format!("/bookings/{}", b.token)),
+        Err(e) => {
+            let (status, words) = refusal(lang, &e);
+            super::message_page(&req, status, "book_refused", &words)
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "booking.html")]
 struct BookingPage {
@@ -96,7 +148,8 @@ struct BookingPage {
     local: String,
     state_words: String,
     cause_words: String,
-    card_slug: String,
+    /// The card's page, or the member's.
+    back: String,
     date: String,
     time: String,
 }
@@ -111,14 +164,14 @@ async fn booking_page(
 ) -> HttpResponse {
     let mut p = Page::new(req, session, "booking");
     p.errors = errors;
-    let card_slug = match b.card_id {
+    let back = match b.card_id {
         Some(card) => state
             .store
             .run(move |s| s.card(card))
             .await
-            .map(|c| c.slug().to_string())
+            .map(|c| format!("/c/{}", c.slug()))
             .unwrap_or_default(),
-        None => String::new(),
+        None => "/member".to_string(),
     };
     let local = local_time(b.due_ms, &b.time_zone);
     let state_words = p.t(&format!("booking_{}", b.state)).to_string();
@@ -135,7 +188,7 @@ async fn booking_page(
             local: local.get(..16).unwrap_or("").replace('T', " "),
             state_words,
             cause_words,
-            card_slug,
+            back,
             b,
             p,
         },

@@ -411,6 +411,7 @@ pub const WORDS: &[(&str, &str, &str)] = &[
         "The call could not be connected.",
     ),
     ("book_call", "시간 예약하기", "Book a call"),
+    ("upcoming", "예약된 통화", "Booked calls"),
     (
         "book_hint",
         "원하는 날짜와 시간을 고르면 그때 무료로 전화를 드립니다.",

@@ -30,6 +30,16 @@ struct Dashboard {
     calls: Vec<super::issuer::CallLine>,
     book: Vec<crate::store::phonebook::Entry>,
     number: String,
+    can_book: bool,
+    /// Calls booked for later, not yet placed.
+    upcoming: Vec<Upcoming>,
+}
+
+pub struct Upcoming {
+    pub token: String,
+    pub serial: String,
+    pub local: String,
+    pub number: String,
 }
 
 async fn dashboard_page(
@@ -56,10 +66,11 @@ async fn dashboard_page(
                 50,
             )?;
             let book = s.phonebook(id)?;
-            Ok((account, ledger, sales, calls, book))
+            let booked = s.bookings_of(None, Some(id))?;
+            Ok((account, ledger, sales, calls, book, booked))
         })
         .await;
-    let (account, ledger, sales, calls, book) = match loaded {
+    let (account, ledger, sales, calls, book, booked) = match loaded {
         Ok(x) => x,
         Err(e) => return super::store_failure(req, &e),
     };
@@ -89,6 +100,19 @@ async fn dashboard_page(
         })
         .collect();
     let calls = super::issuer::call_lines(&p, &calls);
+    let upcoming = booked
+        .into_iter()
+        .filter(|b| matches!(b.state.as_str(), "scheduled" | "claimed" | "dialling"))
+        .map(|b| Upcoming {
+            local: crate::placing::bookings::local_time(b.due_ms, &b.time_zone)
+                .get(..16)
+                .unwrap_or("")
+                .replace('T', " "),
+            token: b.token,
+            serial: b.serial,
+            number: b.number,
+        })
+        .collect();
     render(
         status,
         &Dashboard {
@@ -99,6 +123,8 @@ async fn dashboard_page(
             calls,
             book,
             number,
+            can_book: state.bookings.is_some(),
+            upcoming,
             p,
         },
     )

@@ -214,6 +214,7 @@ pub fn configure(state: WebState) -> impl FnOnce(&mut web::ServiceConfig) {
                 .route("/issuer/cards/{id}/card.vcf", web::get().to(issuer::export))
                 .route("/member", web::get().to(member::dashboard))
                 .route("/member/dial", web::post().to(member::dial))
+                .route("/member/book", web::post().to(bookings::book_dial))
                 .route("/member/phonebook", web::post().to(member::add_entry))
                 .route(
                     "/member/phonebook/{id}",
