@@ -122,12 +122,6 @@ fn problem(e: BookError) -> Problem {
     }
 }
 
-fn client(req: &HttpRequest) -> std::net::IpAddr {
-    req.peer_addr()
-        .map(|a| a.ip())
-        .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]))
-}
-
 async fn created(state: &ApiState, b: Booking) -> HttpResponse {
     let token = b.token.clone();
     HttpResponse::Created()
@@ -162,7 +156,7 @@ pub async fn book_callback(
             &body.number,
             &body.at,
             &body.time_zone,
-            client(&req),
+            super::client_ip(&req),
         )
         .await
         .map_err(problem)?;
@@ -195,7 +189,7 @@ pub async fn book_dial(
             &body.number,
             &body.at,
             &body.time_zone,
-            client(&req),
+            super::client_ip(&req),
         )
         .await
         .map_err(problem)?;

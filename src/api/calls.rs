@@ -124,12 +124,6 @@ pub(super) fn accepted(id: String, state: &ApiState) -> HttpResponse {
         .json(body)
 }
 
-fn client_address(req: &HttpRequest) -> std::net::IpAddr {
-    req.peer_addr()
-        .map(|a| a.ip())
-        .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]))
-}
-
 /// A card visitor asks to be called back (no key: the card's public page calls this).
 #[utoipa::path(
     post,
@@ -155,7 +149,7 @@ pub async fn callback(
     let card = path.into_inner();
     let p = placing(&state)?;
     let id = p
-        .callback(card, &body.number, client_address(&req))
+        .callback(card, &body.number, super::client_ip(&req))
         .await
         .map_err(problem)?;
     Ok(accepted(id, &state))

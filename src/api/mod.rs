@@ -122,6 +122,15 @@ pub async fn authorize(
     }
 }
 
+/// The client's address for the per-address fences: the TCP peer. A proxy in front must
+/// be allowed for explicitly (raise or turn off the fences); `X-Forwarded-For`, which
+/// anyone can write, is not read. Used by the API and the pages alike.
+pub fn client_ip(req: &HttpRequest) -> std::net::IpAddr {
+    req.peer_addr()
+        .map(|a| a.ip())
+        .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]))
+}
+
 /// The `Idempotency-Key` header, required on requests that credit money.
 pub fn idempotency_key(req: &HttpRequest) -> Result<String, Problem> {
     let key = req

@@ -167,6 +167,10 @@ impl Manager {
         b_leg.trunks = trunks;
         let call = Call {
             id,
+            auth_user: match &payer {
+                Some(Payer::Member { username, .. }) => Some(username.clone()),
+                _ => None,
+            },
             state: match (&payer, member) {
                 (_, true) => State::Locating,
                 (Some(_), false) => State::Authorizing,

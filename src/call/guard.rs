@@ -76,6 +76,9 @@ impl AuthGuard {
 
     /// Is `ip`, or `user`, blocked at `now`?
     pub fn blocked(&self, ip: IpAddr, user: &str, now: Instant) -> bool {
+        if self.entries.is_empty() {
+            return false;
+        }
         [Key::Address(ip), Key::User(user.to_string())]
             .iter()
             .any(|k| {
@@ -139,6 +142,10 @@ impl AuthGuard {
     /// The right password: the user's failures are forgiven (an address's are not: one
     /// success does not buy a guesser more tries).
     pub fn succeeded(&mut self, user: &str) {
+        if self.entries.is_empty() {
+            // Nobody has failed: nothing to look up (the common case, every paid call).
+            return;
+        }
         if let Some(e) = self.entries.get_mut(&Key::User(user.to_string())) {
             e.failures.clear();
         }

@@ -22,17 +22,9 @@ impl Manager {
         match self.calls.get_mut(&key) {
             Some(call) if call.state == State::Authorizing => {
                 info!(call = %call.id, max_secs = auth.max_secs, account = auth.account, "call authorized");
-                if let Some(user) = call
-                    .a_invite
-                    .header("Proxy-Authorization")
-                    .and_then(|v| crate::auth::parse_digest(v, "INVITE"))
-                    .map(|p| p.username)
-                {
-                    self.guard.succeeded(&user);
+                if let Some(user) = &call.auth_user {
+                    self.guard.succeeded(user);
                 }
-                let Some(call) = self.calls.get_mut(&key) else {
-                    return;
-                };
                 call.paid = Some(auth);
                 call.state = State::Trying;
                 self.send_b_invite(now, key);
@@ -71,13 +63,10 @@ impl Manager {
         let text = refusal.to_string();
         info!(call = %call.id, code, reason = %text, "call refused by billing");
         if refusal == Refusal::BadCredentials {
-            let user = call
-                .a_invite
-                .header("Proxy-Authorization")
-                .and_then(|v| crate::auth::parse_digest(v, "INVITE"))
-                .map(|p| p.username)
-                .unwrap_or_default();
-            let ip = call.a.peer.addr.ip();
+            let (ip, user) = (
+                call.a.peer.addr.ip(),
+                call.auth_user.clone().unwrap_or_default(),
+            );
             self.auth_failed(ip, &user, now);
         }
         let Some(call) = self.calls.get(&key) else {

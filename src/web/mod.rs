@@ -499,13 +499,7 @@ pub fn require(session: &Session, role: &str) -> Result<Who, HttpResponse> {
     }
 }
 
-/// The client's address: the TCP peer (a proxy in front must be trusted explicitly; we do
-/// not read X-Forwarded-For, which anyone can write).
-pub fn client_ip(req: &HttpRequest) -> IpAddr {
-    req.peer_addr()
-        .map(|a| a.ip())
-        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
-}
+pub use crate::api::client_ip;
 
 /// Failed logins in the last 15 minutes, per account and per address: past the limit,
 /// even the right password is refused until the window has passed (so guessing gains

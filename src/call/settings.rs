@@ -1,0 +1,68 @@
+//! What the call layer is given from configuration, and the totals it keeps.
+
+use super::Timers;
+use crate::billing::CallBilling;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Settings the call layer needs from configuration.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Our SIP address as written into Via and Contact.
+    pub advertised: SocketAddr,
+    pub user_agent: String,
+    pub max_calls: usize,
+    /// How long a B-leg may ring before the caller gets 480.
+    pub ring_timeout: Duration,
+    pub timers: Timers,
+    /// Seed for tags, branches and Call-IDs (fixed in tests for byte-stable output).
+    pub seed: u64,
+    /// Classification, blocked destinations and digest authentication; `None` carries
+    /// calls from allowed peers unbilled and refuses everyone else (a bare B2BUA).
+    pub billing: Option<CallBilling>,
+    pub media: CallMedia,
+    /// This node's name in call records.
+    pub node: String,
+    /// Write a record of every call.
+    pub records: bool,
+    /// Send OPTIONS to every trunk this often; a trunk that does not answer (or answers
+    /// 5xx) is skipped by routing until it answers again. `None`: no pings.
+    pub trunk_ping: Option<Duration>,
+    /// How long each leg of a call the switch places may ring.
+    pub placed_ring: Duration,
+    /// How long the issuer of a call-back has to press 1 or 2 after the question.
+    pub placed_answer: Duration,
+}
+
+/// What the switch plays and records itself.
+#[derive(Clone, Debug, Default)]
+pub struct CallMedia {
+    /// Play prompts: the refusal reason as early media before a money refusal, "one
+    /// minute left" before a paid call's limit.
+    pub announce: bool,
+    /// Answer a trunk's ringing with "please hold" and the ringback tone as early media.
+    pub local_ringback: bool,
+    /// How long before a paid call's limit its caller is warned (zero: never).
+    pub warning: Duration,
+    /// Where recordings of routes with `record = true` are written.
+    pub recordings: std::path::PathBuf,
+}
+
+/// Counters for the operator (the driver's `telemetry::CallTotals` exports the outcomes
+/// as metrics; these are the switch's own totals, returned when it stops).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stats {
+    pub calls_offered: u64,
+    pub calls_answered: u64,
+    pub calls_refused: u64,
+    /// INVITEs answered 407 (a member's phone asked for credentials).
+    pub calls_challenged: u64,
+    pub calls_failed: u64,
+    pub calls_ended: u64,
+    pub malformed: u64,
+    /// Wrong digest proofs (or unknown users), for calls and registrations.
+    pub auth_failures: u64,
+    /// Requests answered as a wrong password without a check: their address or user was
+    /// blocked for guessing.
+    pub auth_blocked: u64,
+}
