@@ -217,6 +217,21 @@ impl Accounting {
                         Some(BillingRequest::Record(r)) => {
                             let _ = write_tx.send(Write::Record(r));
                         }
+                        Some(BillingRequest::Recording(r)) => {
+                            let (store, node) = (self.store.clone(), self.node.clone());
+                            tokio::spawn(async move {
+                                // Retried while the database is away; the file is kept
+                                // whatever happens here.
+                                for wait in [0u64, 1, 5, 30] {
+                                    tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+                                    let (row, node) = (r.clone(), node.clone());
+                                    if store.run(move |s| s.recording_started(&node, &row)).await.is_ok() {
+                                        return;
+                                    }
+                                }
+                                error!(call = %r.call_id, "the recording's row could not be written");
+                            });
+                        }
                         Some(BillingRequest::Register { key, request }) => {
                             let (me, reply) = (self.clone(), reply_tx.clone());
                             tokio::spawn(async move {
@@ -424,6 +439,7 @@ impl Accounting {
                             "reservation": l.reservation,
                             "call_id": l.call_id,
                             "answered_ms": l.answered_ms,
+                            "ended_ms": l.ended_ms,
                         })).collect::<Vec<_>>(),
                     });
                     let _ = writeln!(f, "{line}");
@@ -662,6 +678,7 @@ fn read_spool(path: &std::path::Path) -> (Vec<Settlement>, Vec<CallRecord>) {
                                 reservation: l["reservation"].as_i64()?,
                                 call_id: l["call_id"].as_str()?.to_string(),
                                 answered_ms: l["answered_ms"].as_i64(),
+                                ended_ms: l["ended_ms"].as_i64(),
                             })
                         })
                         .collect()

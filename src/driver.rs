@@ -208,6 +208,18 @@ pub async fn start(
         },
     };
     settings.advertised.set_port(bound.port());
+    // Closed recordings get their rows' length and size (with a store to keep them in).
+    let recordings = accounting.as_ref().map(|a| {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let keeper = crate::recordings::Keeper {
+            store: a.store.clone(),
+            node: a.node.clone(),
+            retention: (cfg.media.recordings_retention_days > 0)
+                .then(|| Duration::from_secs(cfg.media.recordings_retention_days * 86_400)),
+        };
+        keeper.spawn(rx);
+        tx
+    });
     let (media_tx, media_rx) = mpsc::unbounded_channel();
     let media = RelayMedia::new(
         cfg.media.address,
@@ -219,6 +231,7 @@ pub async fn start(
     .with_options(MediaOptions {
         opus: cfg.media.opus.settings(),
         prompts: prompts.clone(),
+        recordings,
     });
     let routing = Routing::from_config(cfg);
     // Every trunk counts as up until a ping says otherwise.

@@ -57,6 +57,18 @@ pub fn install() -> Option<PrometheusHandle> {
         "freecall_reserved_balance",
         "Balance held by calls in progress (all nodes)"
     );
+    describe_counter!(
+        "freecall_recordings_total",
+        "Recordings closed, by result (ready, or failed: a full disk or an I/O error; the call went on)"
+    );
+    describe_counter!(
+        "freecall_recording_frames_dropped_total",
+        "20 ms frames left out of recordings because the disk was too slow"
+    );
+    describe_counter!(
+        "freecall_recordings_deleted_total",
+        "Recordings deleted, by why (retention, owner)"
+    );
     describe_histogram!(
         "freecall_db_seconds",
         "Time of each database operation, queue included"
@@ -119,4 +131,18 @@ pub fn trunk_up(trunk: &str, up: bool) {
 
 pub fn reserved_balance(total: i64) {
     gauge!("freecall_reserved_balance").set(total as f64);
+}
+
+/// A recording's file closed: whole or failed, and the frames a slow disk dropped.
+pub fn recording_closed(failed: bool, dropped_frames: u64) {
+    let result = if failed { "failed" } else { "ready" };
+    counter!("freecall_recordings_total", "result" => result).increment(1);
+    if dropped_frames > 0 {
+        counter!("freecall_recording_frames_dropped_total").increment(dropped_frames);
+    }
+}
+
+/// Recordings deleted, by why (`retention`, `owner`).
+pub fn recordings_deleted(why: &'static str, n: u64) {
+    counter!("freecall_recordings_deleted_total", "why" => why).increment(n);
 }

@@ -28,6 +28,7 @@ fn new_booking(card: i64, number: &str, due_ms: i64) -> NewBooking {
         time_zone: "Asia/Seoul".into(),
         max_attempts: 2,
         retry_secs: 60,
+        record: false,
     }
 }
 

@@ -139,6 +139,7 @@ fn callback(max_secs: i64) -> Command {
         card: Some(7),
         account: Some(3),
         language: "ko".into(),
+        extras: Default::default(),
     }))
 }
 

@@ -108,6 +108,7 @@ fn settlement(
             reservation: a[0].reservation,
             call_id: a[0].call_id.clone(),
             answered_ms: issuer_ms,
+            ended_ms: None,
         }],
     }
 }

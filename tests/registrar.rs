@@ -425,7 +425,7 @@ async fn a_call_back_rings_the_issuers_registered_sip_phone() {
         switch.link(),
     );
     let id = placing
-        .callback(card, "02-556-1234", "127.0.0.9".parse().unwrap())
+        .callback(card, "02-556-1234", "127.0.0.9".parse().unwrap(), false)
         .await
         .expect("requested");
     let (inv, from) = phone.expect_request("INVITE", WAIT).await;

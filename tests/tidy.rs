@@ -157,6 +157,23 @@ const RULES: &[(&str, &[&str])] = &[
             "accounting",
         ],
     ),
+    // Uploaded audio: a leaf the media, the call layer and the pages all use.
+    (
+        "clip.rs",
+        &[
+            "sip",
+            "transaction",
+            "dialog",
+            "call",
+            "media",
+            "driver",
+            "store",
+            "accounting",
+            "api",
+            "web",
+            "placing",
+        ],
+    ),
     (
         "accounting.rs",
         &["sip", "transaction", "dialog", "call", "media", "api"],

@@ -25,6 +25,9 @@ pub struct BookingIn {
     /// The booker's IANA time zone (default Asia/Seoul).
     #[serde(default = "default_zone")]
     pub time_zone: String,
+    /// Record the call (both parties hear that it is recorded).
+    #[serde(default)]
+    pub record: bool,
 }
 
 fn default_zone() -> String {
@@ -68,6 +71,8 @@ pub struct BookingView {
     pub max_attempts: i64,
     /// Why it ended, or why the last attempt did.
     pub cause: Option<String>,
+    /// The call will be recorded.
+    pub record: bool,
 }
 
 async fn view(state: &ApiState, b: Booking) -> BookingView {
@@ -99,6 +104,7 @@ async fn view(state: &ApiState, b: Booking) -> BookingView {
             .collect(),
         max_attempts: b.max_attempts,
         cause: b.cause,
+        record: b.record,
     }
 }
 
@@ -157,6 +163,7 @@ pub async fn book_callback(
             &body.at,
             &body.time_zone,
             super::client_ip(&req),
+            body.record,
         )
         .await
         .map_err(problem)?;
@@ -190,6 +197,7 @@ pub async fn book_dial(
             &body.at,
             &body.time_zone,
             super::client_ip(&req),
+            body.record,
         )
         .await
         .map_err(problem)?;

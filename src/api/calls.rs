@@ -24,6 +24,10 @@ pub struct CallIn {
     /// Where to call: `010-1234-5678`, `+82 2 556 1234`, `025561234;235` (an extension
     /// after `;` is sent as digits once the line answers).
     pub number: String,
+    /// Record the call: both parties hear "this call is recorded" first; the card's
+    /// issuer (or the member) can list, play and delete it (`/v1/recordings`).
+    #[serde(default)]
+    pub record: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -149,7 +153,7 @@ pub async fn callback(
     let card = path.into_inner();
     let p = placing(&state)?;
     let id = p
-        .callback(card, &body.number, super::client_ip(&req))
+        .callback(card, &body.number, super::client_ip(&req), body.record)
         .await
         .map_err(problem)?;
     Ok(accepted(id, &state))
@@ -178,7 +182,7 @@ pub async fn web_dial(
     authorize(&state, &req, &[Scope::Credit]).await?;
     let member = path.into_inner();
     let p = placing(&state)?;
-    let id = p.web_dial(member, &body.number).await.map_err(problem)?;
+    let id = p.web_dial(member, &body.number, body.record).await.map_err(problem)?;
     Ok(accepted(id, &state))
 }
 

@@ -192,7 +192,7 @@ pub async fn call(
         .map_err(Problem::from_store)?;
     let p = super::calls::placing(&state)?;
     let id = p
-        .web_dial(member, &e.number)
+        .web_dial(member, &e.number, false)
         .await
         .map_err(super::calls::problem)?;
     Ok(super::calls::accepted(id, &state))

@@ -249,6 +249,9 @@ pub struct LegSettlement {
     pub reservation: i64,
     pub call_id: String,
     pub answered_ms: Option<i64>,
+    /// When this leg was hung up, if before the call ended (a call-back's issuer leg while
+    /// the visitor hears the card's greeting); `None`: at the call's end.
+    pub ended_ms: Option<i64>,
 }
 
 impl Settlement {
@@ -273,7 +276,7 @@ impl Settlement {
                 reservation: leg.reservation,
                 call_id: leg.call_id.clone(),
                 answered_ms: leg.answered_ms,
-                ended_ms: self.ended_ms,
+                ended_ms: leg.ended_ms.unwrap_or(self.ended_ms).min(self.ended_ms),
                 cause: self.cause.clone(),
                 record: None,
                 legs: Vec::new(),
@@ -303,6 +306,20 @@ pub enum BillingRequest {
     },
     /// Where is this member's softphone? Answered with `BillingReply::Located`.
     Locate { key: u64, user: String },
+    /// A call is being recorded: its owner's row for the recording (the file's length
+    /// and size follow from the media side when it is closed).
+    Recording(Box<RecordingStarted>),
+}
+
+/// A recording begun on a call: whose it is and where its file is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordingStarted {
+    pub call_id: String,
+    pub path: String,
+    /// The card whose issuer owns it (a call-back), or the account (a member's call).
+    pub card: Option<i64>,
+    pub account: Option<i64>,
+    pub started_ms: i64,
 }
 
 /// The accounting service's answer to `Authorize`.

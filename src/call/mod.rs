@@ -24,7 +24,9 @@ mod trunk_health;
 
 pub use cause::{EndCause, Rejection, Role};
 pub use outcome::Outcome;
-pub use placed::{Command, Flow, Originate, Progress, Target, info_digit};
+pub use placed::{
+    Command, Extras, Flow, Greetings, Originate, Progress, Target, Voice, info_digit,
+};
 pub use register::parse_source;
 
 use crate::billing::{Authorization, BillingReply, BillingRequest, Settlement};

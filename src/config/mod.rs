@@ -300,9 +300,15 @@ pub struct MediaConfig {
     /// (0: never). Only calls more than twice as long as this are warned.
     #[serde(default = "default_warning_secs")]
     pub warning_secs: u64,
-    /// Folder for recordings (`<call id>.wav`) of routes with `record = true`.
+    /// Folder for recordings (`<call id>.wav`): routes with `record = true`, and calls
+    /// recorded on request (a call-back, booking or member's dial that asked, or a card
+    /// that records every call-back).
     #[serde(default = "default_recordings_dir")]
     pub recordings_dir: String,
+    /// Recordings older than this many days are deleted, file and row (0: kept until
+    /// their owner deletes them).
+    #[serde(default = "default_retention_days")]
+    pub recordings_retention_days: u64,
     #[serde(default)]
     pub opus: OpusConfig,
 }
@@ -342,6 +348,10 @@ impl OpusConfig {
 
 fn default_warning_secs() -> u64 {
     60
+}
+
+fn default_retention_days() -> u64 {
+    90
 }
 
 fn default_recordings_dir() -> String {

@@ -16,8 +16,10 @@ mod rtp;
 pub mod sdp;
 mod transcode;
 
+pub use crate::clip::Clip;
 pub use ports::PortPool;
 pub use prompts::Prompts;
+pub use recorder::RecordingDone;
 pub use relay::{MediaOptions, RelayMedia};
 pub use rtp::write_header;
 pub use sdp::{Format, LegFormat};
@@ -104,6 +106,8 @@ pub enum Play {
     Ringback,
     /// DTMF digits as RFC 4733 telephone-events (0-9, *, #, A-D).
     Digits(String),
+    /// Audio a user uploaded (a card's greeting, an issuer's whisper), as it was stored.
+    Clip(Clip),
 }
 
 /// What one leg sent the switch, and what the switch sent it.

@@ -93,9 +93,14 @@ pub(super) fn play_tick(
                 out.sent(seq, start, now);
                 return Some(16);
             }
-            Play::Prompt(name) => {
-                let Some(samples) = prompts.get(name) else {
-                    warn!(prompt = %name, "no such prompt");
+            Play::Prompt(_) | Play::Clip(_) => {
+                let samples = match &what {
+                    Play::Clip(c) => Some(c.0.clone()),
+                    Play::Prompt(name) => prompts.get(name),
+                    _ => None,
+                };
+                let Some(samples) = samples else {
+                    warn!(play = ?what, "no such prompt");
                     player.queue.pop_front();
                     player.pos = 0;
                     continue;

@@ -12,9 +12,30 @@ use super::codec::PCM_RATE;
 use crate::clock;
 use std::collections::VecDeque;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::time::{Duration, Instant};
+use tokio::sync::mpsc::UnboundedSender;
 use tracing::warn;
+
+/// How a recording's file closed: its length in samples, its size, and whether all of
+/// it was written (a full disk or an I/O error leaves `failed`; the call never notices).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordingDone {
+    pub path: std::path::PathBuf,
+    pub samples: u64,
+    pub bytes: u64,
+    /// 20 ms frames left out of the file because the disk was too slow.
+    pub dropped: u64,
+    pub failed: bool,
+}
+
+impl RecordingDone {
+    pub fn duration_ms(&self) -> i64 {
+        (self.samples / PER_MS) as i64
+    }
+}
 
 /// Samples per millisecond.
 const PER_MS: u64 = PCM_RATE as u64 / 1000;
@@ -33,14 +54,15 @@ pub struct Recorder {
     tx: SyncSender<Frame>,
     started: Instant,
     /// Frames the writer could not take (a slow disk): missing from the file only.
-    dropped: u64,
+    dropped: Arc<AtomicU64>,
 }
 
 impl Drop for Recorder {
     fn drop(&mut self) {
-        if self.dropped > 0 {
+        let dropped = self.dropped.load(Ordering::Relaxed);
+        if dropped > 0 {
             warn!(
-                frames = self.dropped,
+                frames = dropped,
                 "the recording misses audio: its disk was too slow"
             );
         }
@@ -49,7 +71,10 @@ impl Drop for Recorder {
 
 impl Recorder {
     /// Create the file (and its folder) and start the writer thread.
-    pub fn start(path: &Path) -> std::io::Result<Recorder> {
+    pub fn start(
+        path: &Path,
+        done: Option<UnboundedSender<RecordingDone>>,
+    ) -> std::io::Result<Recorder> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
@@ -62,14 +87,28 @@ impl Recorder {
         let writer = hound::WavWriter::create(path, spec).map_err(std::io::Error::other)?;
         let (tx, rx) = sync_channel(256);
         let started = clock::now();
-        let name = path.display().to_string();
+        let file = path.to_path_buf();
+        let dropped = Arc::new(AtomicU64::new(0));
+        let dropped_count = dropped.clone();
         std::thread::Builder::new()
             .name("freecall-rec".into())
-            .spawn(move || write(rx, writer, started, &name))?;
+            .spawn(move || {
+                let (samples, failed) = write(rx, writer, started, &file.display().to_string());
+                let bytes = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+                if let Some(done) = done {
+                    let _ = done.send(RecordingDone {
+                        path: file,
+                        samples,
+                        bytes,
+                        dropped: dropped_count.load(Ordering::Relaxed),
+                        failed,
+                    });
+                }
+            })?;
         Ok(Recorder {
             tx,
             started,
-            dropped: 0,
+            dropped,
         })
     }
 
@@ -86,7 +125,9 @@ impl Recorder {
         };
         match self.tx.try_send(frame) {
             Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => self.dropped += 1,
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 }
@@ -96,7 +137,7 @@ fn write(
     mut w: hound::WavWriter<std::io::BufWriter<std::fs::File>>,
     started: Instant,
     name: &str,
-) {
+) -> (u64, bool) {
     // mix[i] is sample `base + i` of the recording.
     let mut mix: VecDeque<i32> = VecDeque::new();
     let mut base: u64 = 0;
@@ -149,8 +190,14 @@ fn write(
         }
     }
     let end = base + mix.len() as u64;
-    emit(&mut mix, &mut base, end, &mut failed);
-    if failed || w.finalize().is_err() {
+    if !emit(&mut mix, &mut base, end, &mut failed) {
+        failed = true;
+    }
+    if w.finalize().is_err() {
+        failed = true;
+    }
+    if failed {
         warn!(file = name, "recording could not be written completely");
     }
+    (base, failed)
 }

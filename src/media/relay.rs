@@ -17,7 +17,7 @@
 use super::codec::{Decoder, Encoder, MAX_FRAME, OpusSettings};
 use super::player::{Player, TICK, play_tick};
 use super::prompts::{Prompts, Ringback, event_digit};
-use super::recorder::Recorder;
+use super::recorder::{RecordingDone, Recorder};
 use super::rtp::{Header, OutStream, Reception, is_rtcp, read_header};
 use super::sdp::LegFormat;
 use super::transcode::{Dir, Transcoder, transcode};
@@ -55,6 +55,8 @@ struct Session {
 pub struct MediaOptions {
     pub opus: OpusSettings,
     pub prompts: Arc<RwLock<Arc<Prompts>>>,
+    /// Told how each recording's file closed (its length and size, or that it failed).
+    pub recordings: Option<mpsc::UnboundedSender<RecordingDone>>,
 }
 
 pub struct RelayMedia {
@@ -160,6 +162,7 @@ impl MediaControl for RelayMedia {
             stats: stats.clone(),
             opus: self.options.opus,
             prompts,
+            recordings: self.options.recordings.clone(),
             events: self.events.clone(),
             born: clock::now(),
         };
@@ -243,6 +246,7 @@ struct Relay {
     stats: Arc<Mutex<MediaStats>>,
     opus: OpusSettings,
     prompts: Arc<Prompts>,
+    recordings: Option<mpsc::UnboundedSender<RecordingDone>>,
     events: mpsc::UnboundedSender<MediaEvent>,
     /// Arrival times for jitter are counted from here.
     born: Instant,
@@ -349,7 +353,7 @@ impl Relay {
                     let _ = self.events.send(MediaEvent::PlayDone(self.id, side));
                 }
             }
-            Command::Record(path) => match Recorder::start(&path) {
+            Command::Record(path) => match Recorder::start(&path, self.recordings.clone()) {
                 Ok(r) => {
                     self.recorder = Some(r);
                     for side in [Side::A, Side::B] {
@@ -363,7 +367,16 @@ impl Relay {
                     }
                 }
                 Err(e) => {
-                    warn!(media = self.id.0, file = %path.display(), error = %e, "cannot record")
+                    warn!(media = self.id.0, file = %path.display(), error = %e, "cannot record");
+                    if let Some(done) = &self.recordings {
+                        let _ = done.send(RecordingDone {
+                            path,
+                            samples: 0,
+                            bytes: 0,
+                            dropped: 0,
+                            failed: true,
+                        });
+                    }
                 }
             },
         }

@@ -173,6 +173,7 @@ impl Bookings {
         at: &str,
         tz: &str,
         client: IpAddr,
+        record: bool,
     ) -> Result<Booking, BookError> {
         self.0.placing.admit_request(client)?;
         let due = parse_time(at, tz).map_err(BookError::Time)?;
@@ -200,6 +201,7 @@ impl Bookings {
             time_zone: tz.to_string(),
             max_attempts: self.0.rules.attempts,
             retry_secs: self.0.rules.retry_secs,
+            record,
         };
         let limits = self.0.rules.limits;
         let b = self
@@ -315,12 +317,12 @@ impl Bookings {
             let result = match (b.card_id, b.member_id) {
                 (Some(card), _) => {
                     s.placing
-                        .callback_as(card, &b.number, Some(call_id.clone()))
+                        .callback_as(card, &b.number, Some(call_id.clone()), b.record)
                         .await
                 }
                 (_, Some(member)) => {
                     s.placing
-                        .web_dial_as(member, &b.number, Some(call_id.clone()))
+                        .web_dial_as(member, &b.number, Some(call_id.clone()), b.record)
                         .await
                 }
                 _ => Err(PlaceError::NotFound("card")),

@@ -14,7 +14,8 @@ pub mod bookings;
 pub mod progress;
 
 use crate::billing::{AccountKind, Refusal, Settlement, Tariffs};
-use crate::call::{Command, Flow, Originate, Target};
+use crate::call::{Command, Extras, Flow, Greetings, Originate, Target, Voice};
+use crate::clip::Clip;
 use crate::config::CallbacksConfig;
 use crate::numbers::{Classifier, DestinationKind};
 use crate::store::calls::Charge;
@@ -189,9 +190,10 @@ impl Placing {
         card_id: i64,
         text: &str,
         client: IpAddr,
+        record: bool,
     ) -> Result<String, PlaceError> {
         self.admit(client, crate::clock::unix_ms())?;
-        self.callback_as(card_id, text, None).await
+        self.callback_as(card_id, text, None, record).await
     }
 
     /// `client` may ask (the per-address rate, as for a call-back request now).
@@ -237,6 +239,7 @@ impl Placing {
         card_id: i64,
         text: &str,
         id: Option<String>,
+        record: bool,
     ) -> Result<String, PlaceError> {
         let (visitor, country) = self.parse_number(text)?;
         let card = self
@@ -292,6 +295,7 @@ impl Placing {
         } else {
             "en"
         };
+        let extras = self.card_extras(&card, record).await;
         self.place(
             Flow::Callback,
             Charge::Card(card_id),
@@ -302,13 +306,47 @@ impl Placing {
             language,
             self.rules.daily,
             id,
+            extras,
         )
         .await
     }
 
+    /// The card's greetings and its issuer's whisper as the switch plays them, and
+    /// whether the call is recorded. A store that cannot be read leaves them out: the
+    /// call still goes ahead.
+    async fn card_extras(&self, card: &crate::store::cards::Card, record: bool) -> Extras {
+        let (card_id, issuer) = (card.id, card.issuer_id);
+        let loaded = self
+            .store
+            .run(move |s| Ok((s.greetings(card_id)?, s.whisper(issuer)?)))
+            .await;
+        let (greetings, whisper) = loaded.unwrap_or_default();
+        let voice = |event: &str| {
+            let g = greetings.iter().find(|g| g.event == event)?;
+            match &g.audio {
+                None => Some(Voice::Shipped),
+                Some(wav) => Clip::from_wav(wav).ok().map(Voice::Uploaded),
+            }
+        };
+        Extras {
+            whisper: whisper.and_then(|(wav, _)| Clip::from_wav(&wav).ok()),
+            greetings: Greetings {
+                no_answer: voice("no-answer"),
+                declined: voice("declined"),
+                busy: voice("busy"),
+            },
+            record: record || card.record_calls,
+        }
+    }
+
     /// A member dials `text` from the web: the member's own phone rings first.
-    pub async fn web_dial(&self, member_id: i64, text: &str) -> Result<String, PlaceError> {
-        self.web_dial_as(member_id, text, None).await
+    pub async fn web_dial(
+        &self,
+        member_id: i64,
+        text: &str,
+        record: bool,
+    ) -> Result<String, PlaceError> {
+        self.web_dial_as(member_id, text, None, record).await
     }
 
     /// `web_dial` with the request's id chosen by the caller (a booking's attempt).
@@ -317,6 +355,7 @@ impl Placing {
         member_id: i64,
         text: &str,
         id: Option<String>,
+        record: bool,
     ) -> Result<String, PlaceError> {
         let (dialled, _) = self.parse_number(text)?;
         if self.rules.blocked.contains(&dialled.destination) {
@@ -369,6 +408,10 @@ impl Placing {
             "ko",
             DailyLimits::default(),
             id,
+            Extras {
+                record,
+                ..Default::default()
+            },
         )
         .await
     }
@@ -385,6 +428,7 @@ impl Placing {
         language: &str,
         daily: DailyLimits,
         id: Option<String>,
+        extras: Extras,
     ) -> Result<String, PlaceError> {
         let tariffs = self.tariffs();
         let kind = match charge {
@@ -449,6 +493,7 @@ impl Placing {
             card,
             account,
             language: language.into(),
+            extras,
         }));
         if self.link.commands.send(command).is_err() {
             // The switch has stopped: give the money back now.
@@ -461,6 +506,7 @@ impl Placing {
                     reservation: billing[0].reservation,
                     call_id: billing[0].call_id.clone(),
                     answered_ms: None,
+                    ended_ms: None,
                 }],
                 ..Default::default()
             };

@@ -35,6 +35,8 @@ pub struct Booking {
     pub cause: Option<String>,
     pub created_ms: i64,
     pub updated_ms: i64,
+    /// The booked call is recorded.
+    pub record: bool,
 }
 
 impl Booking {
@@ -63,6 +65,8 @@ pub struct NewBooking {
     pub time_zone: String,
     pub max_attempts: i64,
     pub retry_secs: i64,
+    /// Record the call.
+    pub record: bool,
 }
 
 /// Open bookings at most: per card (or member) and per number.
@@ -130,6 +134,7 @@ impl Store {
                     bookings::time_zone.eq(&n.time_zone),
                     bookings::max_attempts.eq(n.max_attempts),
                     bookings::retry_secs.eq(n.retry_secs),
+                    bookings::record.eq(n.record),
                     bookings::created_ms.eq(now),
                     bookings::updated_ms.eq(now),
                 ))

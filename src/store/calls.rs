@@ -750,6 +750,7 @@ impl Store {
                         reservation: l.0,
                         call_id: l.1.clone(),
                         answered_ms: l.2,
+                        ended_ms: None,
                     })
                     .collect(),
             };

@@ -113,6 +113,8 @@ pub struct Card {
     pub photo: String,
     pub updated_ms: i64,
     pub deleted_ms: Option<i64>,
+    /// Every call-back of this card is recorded.
+    pub record_calls: bool,
 }
 
 /// One language version of a card's text; the card's own row is its main language.

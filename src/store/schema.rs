@@ -98,6 +98,7 @@ diesel::table! {
         photo -> Text,
         updated_ms -> BigInt,
         deleted_ms -> Nullable<BigInt>,
+        record_calls -> Bool,
     }
 }
 
@@ -133,6 +134,41 @@ diesel::table! {
         cause -> Nullable<Text>,
         created_ms -> BigInt,
         updated_ms -> BigInt,
+        record -> Bool,
+    }
+}
+
+diesel::table! {
+    card_greetings (card_id, event) {
+        card_id -> BigInt,
+        event -> Text,
+        audio -> Nullable<Binary>,
+        duration_ms -> BigInt,
+        updated_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    issuer_whispers (issuer_id) {
+        issuer_id -> BigInt,
+        audio -> Binary,
+        duration_ms -> BigInt,
+        updated_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    recordings (call_id) {
+        call_id -> Text,
+        card_id -> Nullable<BigInt>,
+        account_id -> Nullable<BigInt>,
+        node -> Text,
+        path -> Text,
+        format -> Text,
+        started_ms -> BigInt,
+        duration_ms -> Nullable<BigInt>,
+        bytes -> Nullable<BigInt>,
+        state -> Text,
     }
 }
 
@@ -236,6 +272,8 @@ diesel::joinable!(issuers -> accounts (account_id));
 diesel::joinable!(members -> accounts (account_id));
 diesel::joinable!(ledger -> accounts (account_id));
 diesel::joinable!(reservations -> accounts (account_id));
+diesel::joinable!(recordings -> cards (card_id));
+diesel::joinable!(card_greetings -> cards (card_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     accounts,
@@ -256,6 +294,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
     registrations,
     idempotency,
+    card_greetings,
+    issuer_whispers,
+    recordings,
 );
 
 diesel::table! {

@@ -74,7 +74,14 @@ pub async fn book(
     };
     let at = format!("{}T{}", f.date.trim(), f.time.trim());
     match bookings
-        .book(Owner::Card(card.id), &number, &at, zone, client_ip(&req))
+        .book(
+            Owner::Card(card.id),
+            &number,
+            &at,
+            zone,
+            client_ip(&req),
+            false,
+        )
         .await
     {
         Ok(b) => see_other(&format!("/bookings/{}", b.token)),
@@ -96,6 +103,9 @@ pub struct MemberBookForm {
     time: String,
     #[serde(default)]
     time_zone: String,
+    /// "Record this call" ticked.
+    #[serde(default)]
+    record: Option<String>,
 }
 
 /// `POST /member/book`: a member books a dial for later (their phone rings first then,
@@ -129,6 +139,7 @@ pub async fn book_dial(
             &at,
             zone,
             client_ip(&req),
+            form.record.is_some(),
         )
         .await
     {

@@ -149,6 +149,9 @@ pub struct DialForm {
     /// A phone book entry to call instead of a typed number.
     #[serde(default)]
     entry: Option<i64>,
+    /// "Record this call" ticked.
+    #[serde(default)]
+    record: Option<String>,
 }
 
 /// `POST /member/dial`: the member's phone rings first, then the number.
@@ -198,7 +201,10 @@ pub async fn dial(
         )
         .await;
     };
-    match placing.web_dial(who.id, &number).await {
+    match placing
+        .web_dial(who.id, &number, f.record.is_some())
+        .await
+    {
         Ok(id) => see_other(&format!("/member/calls/{id}")),
         Err(e) => {
             let (status, words) = super::refusal_words(lang, &e);

@@ -100,6 +100,41 @@ impl Manager {
         }
     }
 
+    /// Hang up one leg: BYE if it answered, CANCEL while it rings (a 2xx that crosses
+    /// the CANCEL is acknowledged and hung up).
+    pub(in crate::call) fn hang_up_leg(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        leg: &mut OutLeg,
+        text: &str,
+    ) {
+        let advertised = self.settings.advertised;
+        let Some(d) = leg.dialog.take() else {
+            return;
+        };
+        self.dialogs
+            .remove(&(d.call_id.clone(), d.local_tag.clone()));
+        if leg.answered.is_some() {
+            let mut d = d;
+            let contact = crate::call::contact_for(advertised, d.peer.transport);
+            let mut bye = d.request(Method::Bye, self.tx.new_branch(), advertised, &contact);
+            bye.extra.push((
+                "Reason".into(),
+                format!("SIP;cause=200;text=\"{}\"", text.replace('"', "'")),
+            ));
+            let tx = self.tx.send_request(now, d.peer, bye);
+            self.client_txs.insert(tx, (key, ClientPurpose::Bye));
+        } else if let Some(tx) = leg.tx.take() {
+            if leg.provisional
+                && let Some(c) = self.tx.send_cancel(now, tx)
+            {
+                self.client_txs.insert(c, (key, ClientPurpose::Cancel));
+            }
+            self.late_answers.insert(tx, d);
+        }
+    }
+
     /// ACK a 2xx on a dialog we do not want, then hang it up.
     pub(in crate::call) fn ack_and_bye(
         &mut self,
@@ -128,37 +163,22 @@ impl Manager {
     /// End a placed call: hang up answered legs, cancel ringing ones, settle both legs'
     /// money once with one record, tell the requester why.
     pub(in crate::call) fn end_placed(&mut self, now: Instant, key: CallKey, cause: EndCause) {
+        if self.divert_to_greeting(now, key, &cause) {
+            return;
+        }
         let Some(mut p) = self.placed.remove(&key) else {
             return;
         };
-        let advertised = self.settings.advertised;
+        // While the visitor hears the greeting, the call ends as the issuer's leg did
+        // (unless the requester cancels it).
+        let cause = match (&p.greeting_for, cause) {
+            (_, EndCause::Cancelled) => EndCause::Cancelled,
+            (Some(first), _) => first.clone(),
+            (None, cause) => cause,
+        };
         let text = cause.text();
         for side in [Side::A, Side::B] {
-            let leg = p.leg(side);
-            if let Some(d) = leg.dialog.take() {
-                self.dialogs
-                    .remove(&(d.call_id.clone(), d.local_tag.clone()));
-                if leg.answered.is_some() {
-                    let mut d = d;
-                    let contact = crate::call::contact_for(advertised, d.peer.transport);
-                    let mut bye =
-                        d.request(Method::Bye, self.tx.new_branch(), advertised, &contact);
-                    bye.extra.push((
-                        "Reason".into(),
-                        format!("SIP;cause=200;text=\"{}\"", text.replace('"', "'")),
-                    ));
-                    let tx = self.tx.send_request(now, d.peer, bye);
-                    self.client_txs.insert(tx, (key, ClientPurpose::Bye));
-                } else if let Some(tx) = leg.tx.take() {
-                    if leg.provisional
-                        && let Some(c) = self.tx.send_cancel(now, tx)
-                    {
-                        self.client_txs.insert(c, (key, ClientPurpose::Cancel));
-                    }
-                    // A 2xx that crosses the CANCEL is ACKed and hung up.
-                    self.late_answers.insert(tx, d);
-                }
-            }
+            self.hang_up_leg(now, key, p.leg(side), &text);
         }
         let media_stats = self.media.stats(p.media);
         self.media.release(p.media);
@@ -170,11 +190,13 @@ impl Manager {
                 || late.contains_key(tx)
         });
         let ended_ms = self.unix_ms(now);
+        // The issuer's leg of a greeting ended before the call did.
+        let first_ended_ms = p.first_ended.map(|t| self.unix_ms(t));
         let answered_ms = |l: &OutLeg| l.answered.map(|a| self.unix_ms(a));
         // What settlement bills from: nothing for a leg answered on-net.
         let billed_from = |l: &OutLeg| answered_ms(l).filter(|_| !l.on_net);
         let [a, b] = &p.legs;
-        let leg_record = |l: &OutLeg, answered: Option<i64>| crate::cdr::RecordLeg {
+        let leg_record = |l: &OutLeg, answered: Option<i64>, ended_ms: i64| crate::cdr::RecordLeg {
             role: l.role.to_string(),
             number: l.number(),
             destination: l
@@ -218,7 +240,10 @@ impl Manager {
                 media: media_stats
                     .as_ref()
                     .and_then(|m| serde_json::to_value(m).ok()),
-                legs: vec![leg_record(a, a_ms), leg_record(b, b_ms)],
+                legs: vec![
+                    leg_record(a, a_ms, first_ended_ms.unwrap_or(ended_ms)),
+                    leg_record(b, b_ms, ended_ms),
+                ],
             })
         });
         match (&a.auth, &b.auth) {
@@ -235,6 +260,7 @@ impl Manager {
                             reservation: first.reservation,
                             call_id: first.call_id.clone(),
                             answered_ms: billed_from(a),
+                            ended_ms: first_ended_ms,
                         }],
                     }))
             }

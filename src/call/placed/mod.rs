@@ -18,7 +18,8 @@
 use super::cause::{EndCause, Role};
 use super::outbound::OutLeg;
 use super::{CallKey, CallTimer, Manager};
-use crate::billing::{Authorization, BillingRequest, LegSettlement, Settlement};
+use crate::billing::{Authorization, BillingRequest, LegSettlement, RecordingStarted, Settlement};
+use crate::clip::Clip;
 use crate::media::{Endpoints, MediaId, Play, Side, sdp};
 use crate::numbers::DestinationKind;
 use crate::sip::Message;
@@ -56,6 +57,53 @@ pub struct Originate {
     pub account: Option<i64>,
     /// Prompts in this language where the prompts folder has them (`ko`, `en`).
     pub language: String,
+    /// The issuer's whisper, the card's greetings, a recording asked for.
+    pub extras: Extras,
+}
+
+/// What a placed call plays and keeps besides the shipped prompts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Extras {
+    /// Played to the first party when it answers, before anything else (the issuer's
+    /// own short whisper: which card, which line).
+    pub whisper: Option<Clip>,
+    /// What the visitor hears when the issuer cannot take the call.
+    pub greetings: Greetings,
+    /// Record the call once both are connected; both first hear that it is recorded.
+    pub record: bool,
+}
+
+/// A greeting's voice: the shipped one in the call's language, or the issuer's own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Voice {
+    Shipped,
+    Uploaded(Clip),
+}
+
+/// A card's greetings: when the issuer does not answer, declines or is busy, the visitor
+/// is dialled only to hear the one for that case, and the call ends. `None`: the visitor
+/// is not dialled at all.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Greetings {
+    pub no_answer: Option<Voice>,
+    pub declined: Option<Voice>,
+    pub busy: Option<Voice>,
+}
+
+impl Greetings {
+    /// The greeting for why the issuer's leg ended (its case's name and voice), if the
+    /// card has one.
+    fn for_cause(&self, cause: &EndCause) -> Option<(&'static str, &Voice)> {
+        let (event, voice) = match cause {
+            EndCause::Declined => ("declined", &self.declined),
+            EndCause::Busy("issuer") => ("busy", &self.busy),
+            EndCause::NoAnswer("issuer")
+            | EndCause::NoKeyPressed
+            | EndCause::Unreachable("issuer", _) => ("no-answer", &self.no_answer),
+            _ => return None,
+        };
+        voice.as_ref().map(|v| (event, v))
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,6 +156,9 @@ enum Stage {
     CallingSecond,
     /// Both answered and bridged.
     Connected,
+    /// The issuer could not take the call: the visitor is dialled to hear the card's
+    /// greeting, then the call ends as the issuer's leg did.
+    Greeting,
 }
 
 pub(super) struct Placed {
@@ -123,6 +174,14 @@ pub(super) struct Placed {
     language: String,
     /// The prompts of the question have all been played.
     asked: bool,
+    extras: Extras,
+    /// When the first leg was hung up while the second goes on (a greeting): it is billed
+    /// up to here, not to the call's end.
+    first_ended: Option<Instant>,
+    /// Why the issuer's leg ended, while the visitor hears the greeting.
+    greeting_for: Option<EndCause>,
+    /// The recording's file, once started.
+    recording: Option<std::path::PathBuf>,
 }
 
 impl Placed {
@@ -224,6 +283,10 @@ impl Manager {
             account: o.account,
             language: o.language.clone(),
             asked: false,
+            extras: o.extras.clone(),
+            first_ended: None,
+            greeting_for: None,
+            recording: None,
         };
         info!(call = %o.id, flow = ?o.flow, first = %o.first[0].number, second = %o.second.number, "placing a call");
         self.media_calls.insert(media, key);
@@ -250,6 +313,7 @@ impl Manager {
                     reservation: first.reservation,
                     call_id: first.call_id.clone(),
                     answered_ms: None,
+                    ended_ms: None,
                 }],
             }));
     }
@@ -327,6 +391,9 @@ impl Manager {
             return;
         };
         let media = p.media;
+        if let Some(whisper) = p.extras.whisper.clone() {
+            self.media.play(media, Side::A, Play::Clip(whisper));
+        }
         match p.flow {
             Flow::Callback => {
                 p.stage = Stage::Asking;
@@ -357,29 +424,105 @@ impl Manager {
         }
     }
 
-    /// The second party answered: send its post-dial digits, bridge.
+    /// The second party answered: send its post-dial digits, bridge (or, for a greeting,
+    /// play it).
     fn bridge(&mut self, now: Instant, key: CallKey) {
+        let recordings = self.settings.media.recordings.clone();
+        let started_ms = self.unix_ms(now);
         let Some(p) = self.placed.get_mut(&key) else {
             return;
         };
-        p.stage = Stage::Connected;
         let media = p.media;
         let id = p.id.clone();
         let post_dial = p.legs[1]
             .current()
             .map(|t| t.post_dial.clone())
             .unwrap_or_default();
+        if !post_dial.is_empty() {
+            self.media.play(media, Side::B, Play::Digits(post_dial.clone()));
+        }
+        if p.stage == Stage::Greeting {
+            let greeting = p
+                .greeting_for
+                .as_ref()
+                .and_then(|c| p.extras.greetings.for_cause(c))
+                .map(|(event, voice)| match voice {
+                    Voice::Shipped => p.prompt(&format!("greeting-{event}")),
+                    Voice::Uploaded(clip) => Play::Clip(clip.clone()),
+                });
+            let limit = p.legs[1].auth.as_ref().map(|a| a.max_secs);
+            if let Some(greeting) = greeting {
+                self.media.play(media, Side::B, greeting);
+            }
+            if let Some(secs) = limit.filter(|_| p.legs[0].answered.is_none()) {
+                // Nobody answered before: the reservation's time runs from here.
+                let limit = now + Duration::from_secs(secs.max(0) as u64);
+                self.timers.push(Reverse((limit, key, CallTimer::Limit)));
+            }
+            info!(call = %id, "the visitor hears the card's greeting");
+            self.progress(&id, "greeting".into(), None, now);
+            return;
+        }
+        p.stage = Stage::Connected;
         let greet = (post_dial.is_empty() && p.flow == Flow::Callback)
             .then(|| p.prompt("callback-connected"));
+        let recorded = p.extras.record.then(|| p.prompt("call-recorded"));
         self.media.stop_playing(media, Side::A);
-        if !post_dial.is_empty() {
-            self.media.play(media, Side::B, Play::Digits(post_dial));
-        } else if let Some(greet) = greet {
+        if let Some(notice) = recorded {
+            // Both hear it, and it is the recording's first words.
+            let path = recordings.join(format!("{id}.wav"));
+            self.media.record(media, path.clone());
+            p.recording = Some(path.clone());
+            self.media.play(media, Side::A, notice.clone());
+            self.media.play(media, Side::B, notice);
+            let (card, account) = (p.card, p.account);
+            self.billing_out
+                .push_back(BillingRequest::Recording(Box::new(RecordingStarted {
+                    call_id: id.clone(),
+                    path: path.display().to_string(),
+                    card,
+                    account,
+                    started_ms,
+                })));
+        } else if let Some(greet) = greet.filter(|_| post_dial.is_empty()) {
             self.media.play(media, Side::B, greet);
         }
         self.stats.calls_answered += 1;
         info!(call = %id, "connected");
         self.progress(&id, "connected".into(), None, now);
+    }
+
+    /// The issuer's leg ended without the call: if the card has a greeting for why, hang
+    /// the issuer up and dial the visitor to hear it; true when that was done.
+    pub(super) fn divert_to_greeting(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        cause: &EndCause,
+    ) -> bool {
+        let Some(p) = self.placed.get_mut(&key) else {
+            return false;
+        };
+        if p.flow != Flow::Callback
+            || !matches!(p.stage, Stage::CallingFirst | Stage::Asking)
+            || p.extras.greetings.for_cause(cause).is_none()
+        {
+            return false;
+        }
+        p.stage = Stage::Greeting;
+        p.greeting_for = Some(cause.clone());
+        p.first_ended = Some(now);
+        let media = p.media;
+        let id = p.id.clone();
+        self.media.stop_playing(media, Side::A);
+        if let Some(mut p) = self.placed.remove(&key) {
+            self.hang_up_leg(now, key, p.leg(Side::A), &cause.text());
+            self.placed.insert(key, p);
+        }
+        info!(call = %id, cause = %cause.text(), "the issuer cannot take the call: greeting the visitor");
+        self.progress(&id, "calling_visitor".into(), None, now);
+        self.dial_leg(now, key, Side::B);
+        true
     }
 
     /// A digit from a leg (RFC 4733 or SIP INFO).
@@ -419,6 +562,11 @@ impl Manager {
             self.timers
                 .push(Reverse((now + wait, key, CallTimer::AnswerWait)));
         }
+        if side == Side::B && p.stage == Stage::Greeting && p.legs[1].answered.is_some() {
+            // The greeting has been heard: the call ends as the issuer's leg did.
+            let cause = p.greeting_for.clone().unwrap_or(EndCause::Declined);
+            self.end_placed(now, key, cause);
+        }
     }
 
     pub(super) fn placed_timer(&mut self, now: Instant, key: CallKey, timer: CallTimer) {
@@ -441,6 +589,7 @@ impl Manager {
                 info!(call = %p.id, reason, "time limit reached, hanging up");
                 self.end_placed(now, key, EndCause::LimitReached(reason));
             }
+            CallTimer::Warn if p.stage == Stage::Greeting => {}
             CallTimer::Warn => {
                 let media = p.media;
                 let warn_both = p.stage == Stage::Connected;
