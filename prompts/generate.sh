@@ -26,6 +26,17 @@ say callback-press "Press 1 to accept, or 2 to decline."
 say callback-press.ko "연결하시려면 1번, 거절하시려면 2번을 누르세요." ko
 say callback-connected "Here is your free call. Connecting you now."
 say callback-connected.ko "무료 통화를 연결합니다." ko
+# A card's greetings: what the visitor hears when the issuer cannot take the call (an
+# issuer may upload their own instead).
+say greeting-no-answer "Hello. Thank you for calling. I cannot take your call right now. Please book a call on my card, and I will call you back."
+say greeting-no-answer.ko "안녕하세요. 지금은 전화를 받을 수 없습니다. 명함에서 통화 예약을 해 주시면 다시 연락드리겠습니다." ko
+say greeting-declined "Hello. Thank you for calling. I am in a meeting and cannot talk now. Please book a call on my card."
+say greeting-declined.ko "안녕하세요. 지금은 회의 중이라 통화할 수 없습니다. 명함에서 통화 예약을 해 주세요." ko
+say greeting-busy "Hello. I am on another call right now. Please try again a little later, or book a call on my card."
+say greeting-busy.ko "안녕하세요. 지금은 다른 통화 중입니다. 잠시 후 다시 요청하시거나 명함에서 통화 예약을 해 주세요." ko
+# Both parties of a recorded call hear this first (and it is the recording's first words).
+say call-recorded "This call is recorded."
+say call-recorded.ko "이 통화는 녹음됩니다." ko
 TRIM="silence 1 0.02 1% reverse silence 1 0.02 1% reverse pad 0 0.12"
 n=0
 for word in zero one two three four five six seven eight nine; do

@@ -8,6 +8,14 @@ const PCM_RATE: u32 = 8000;
 use std::io::Cursor;
 use std::sync::Arc;
 
+/// The longest greeting a card may have (what the visitor hears when the issuer cannot
+/// take the call).
+pub const GREETING_MAX_MS: i64 = 30_000;
+/// The longest whisper (what the issuer hears before the question).
+pub const WHISPER_MAX_MS: i64 = 5_000;
+/// The largest upload read (a 30 s greeting as a CD-quality WAV is about 5.3 MB).
+pub const UPLOAD_MAX_BYTES: usize = 8 << 20;
+
 /// PCM the switch plays as it is: 16-bit mono at 8 kHz.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Clip(pub Arc<[i16]>);
@@ -193,7 +201,8 @@ mod tests {
         let mut w = hound::WavWriter::new(&mut out, spec).unwrap();
         let n = (rate as f64 * secs) as usize;
         for i in 0..n {
-            let s = (8000.0 * (2.0 * std::f64::consts::PI * freq * i as f64 / rate as f64).sin()) as i16;
+            let s = (8000.0 * (2.0 * std::f64::consts::PI * freq * i as f64 / rate as f64).sin())
+                as i16;
             for _ in 0..channels {
                 w.write_sample(s).unwrap();
             }
@@ -219,7 +228,11 @@ mod tests {
     #[test]
     fn a_cd_quality_stereo_wav_becomes_8_khz_mono_with_the_same_tone() {
         let clip = decode(&wav(44100, 2, 2.0, 440.0), 30_000).unwrap();
-        assert!((clip.duration_ms() - 2000).abs() <= 20, "{}", clip.duration_ms());
+        assert!(
+            (clip.duration_ms() - 2000).abs() <= 20,
+            "{}",
+            clip.duration_ms()
+        );
         assert!(share_at(&clip.0, 440.0) > 0.9, "the tone survives");
         let again = Clip::from_wav(&clip.to_wav()).unwrap();
         assert_eq!(again, clip, "stored and read back unchanged");
@@ -237,7 +250,10 @@ mod tests {
             decode(&wav(16000, 1, 3.5, 440.0), 3_000),
             Err(ClipError::TooLong { secs: 4, max: 3 })
         );
-        assert_eq!(decode(&wav(8000, 1, 1.0, 0.0), 3_000), Err(ClipError::Empty));
+        assert_eq!(
+            decode(&wav(8000, 1, 1.0, 0.0), 3_000),
+            Err(ClipError::Empty)
+        );
         assert_eq!(
             decode(b"\x89PNG\r\n\x1a\nnot a sound", 3_000),
             Err(ClipError::NotAudio)

@@ -21,7 +21,10 @@ pub struct Keeper {
 
 impl Keeper {
     /// Take closed files' notes until the media side stops, and sweep once an hour.
-    pub fn spawn(self, mut rx: mpsc::UnboundedReceiver<RecordingDone>) -> tokio::task::JoinHandle<()> {
+    pub fn spawn(
+        self,
+        mut rx: mpsc::UnboundedReceiver<RecordingDone>,
+    ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             let mut sweep = tokio::time::interval(Duration::from_secs(3600));
             loop {
@@ -101,7 +104,10 @@ impl Keeper {
             }
         }
         if gone > 0 {
-            info!(recordings = gone, "recordings past the retention period deleted");
+            info!(
+                recordings = gone,
+                "recordings past the retention period deleted"
+            );
             crate::telemetry::recordings_deleted("retention", gone as u64);
         }
         Ok(gone)

@@ -182,7 +182,10 @@ pub async fn web_dial(
     authorize(&state, &req, &[Scope::Credit]).await?;
     let member = path.into_inner();
     let p = placing(&state)?;
-    let id = p.web_dial(member, &body.number, body.record).await.map_err(problem)?;
+    let id = p
+        .web_dial(member, &body.number, body.record)
+        .await
+        .map_err(problem)?;
     Ok(accepted(id, &state))
 }
 

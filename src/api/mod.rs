@@ -26,7 +26,9 @@ pub mod phonebook;
 pub mod problem;
 pub mod products;
 pub mod purchases;
+pub mod recordings;
 pub mod tariffs;
+pub mod voice;
 
 use crate::billing::Tariffs;
 use crate::store::Store;
@@ -187,6 +189,37 @@ pub fn configure(state: ApiState, max_body: usize) -> impl FnOnce(&mut web::Serv
             .route("/v1/cards/{id}/vcard", web::get().to(cards::vcard))
             .route("/v1/cards/{id}/vcard", web::put().to(cards::put_vcard))
             .route("/v1/issuers/{id}/calls", web::get().to(cards::issuer_calls))
+            .route("/v1/cards/{id}/greetings", web::get().to(voice::list))
+            .service(
+                web::resource("/v1/cards/{id}/greetings/{event}")
+                    .app_data(web::PayloadConfig::new(crate::clip::UPLOAD_MAX_BYTES))
+                    .route(web::put().to(voice::put))
+                    .route(web::delete().to(voice::delete)),
+            )
+            .route(
+                "/v1/cards/{id}/greetings/{event}/audio",
+                web::get().to(voice::audio),
+            )
+            .route(
+                "/v1/cards/{id}/recording",
+                web::put().to(voice::put_recording),
+            )
+            .service(
+                web::resource("/v1/issuers/{id}/whisper")
+                    .app_data(web::PayloadConfig::new(crate::clip::UPLOAD_MAX_BYTES))
+                    .route(web::put().to(voice::put_whisper))
+                    .route(web::delete().to(voice::delete_whisper)),
+            )
+            .route("/v1/recordings", web::get().to(recordings::list))
+            .route("/v1/recordings/{call_id}", web::get().to(recordings::show))
+            .route(
+                "/v1/recordings/{call_id}",
+                web::delete().to(recordings::delete),
+            )
+            .route(
+                "/v1/recordings/{call_id}/audio",
+                web::get().to(recordings::audio),
+            )
             .route("/v1/members/{id}/phonebook", web::get().to(phonebook::list))
             .route("/v1/members/{id}/phonebook", web::post().to(phonebook::add))
             .route(
@@ -255,6 +288,17 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/cards/{id}/vcard"),
     ("put", "/v1/cards/{id}/vcard"),
     ("get", "/v1/issuers/{id}/calls"),
+    ("get", "/v1/cards/{id}/greetings"),
+    ("put", "/v1/cards/{id}/greetings/{event}"),
+    ("delete", "/v1/cards/{id}/greetings/{event}"),
+    ("get", "/v1/cards/{id}/greetings/{event}/audio"),
+    ("put", "/v1/cards/{id}/recording"),
+    ("put", "/v1/issuers/{id}/whisper"),
+    ("delete", "/v1/issuers/{id}/whisper"),
+    ("get", "/v1/recordings"),
+    ("get", "/v1/recordings/{call_id}"),
+    ("delete", "/v1/recordings/{call_id}"),
+    ("get", "/v1/recordings/{call_id}/audio"),
     ("get", "/v1/members/{id}/phonebook"),
     ("post", "/v1/members/{id}/phonebook"),
     ("put", "/v1/members/{id}/phonebook/{entry}"),

@@ -17,7 +17,7 @@
 use super::codec::{Decoder, Encoder, MAX_FRAME, OpusSettings};
 use super::player::{Player, TICK, play_tick};
 use super::prompts::{Prompts, Ringback, event_digit};
-use super::recorder::{RecordingDone, Recorder};
+use super::recorder::{Recorder, RecordingDone};
 use super::rtp::{Header, OutStream, Reception, is_rtcp, read_header};
 use super::sdp::LegFormat;
 use super::transcode::{Dir, Transcoder, transcode};

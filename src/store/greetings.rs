@@ -2,7 +2,7 @@
 //! issuer's whisper before the question. Audio is kept in the database, converted once at
 //! upload (`media::clip`), so every node sharing it plays the same.
 
-use super::schema::{card_greetings, issuer_whispers};
+use super::schema::{card_greetings, cards, issuer_whispers};
 use super::{Result, Store, StoreError, on_conn};
 use crate::clock;
 use diesel::prelude::*;
@@ -80,6 +80,19 @@ impl Store {
             )
             .execute(c)?;
             Ok(n > 0)
+        })
+    }
+
+    /// Record every call-back of the card (or stop).
+    pub fn set_record_calls(&self, card_id: i64, on: bool) -> Result<()> {
+        on_conn!(self, c => {
+            let n = diesel::update(cards::table.find(card_id).filter(cards::deleted_ms.is_null()))
+                .set(cards::record_calls.eq(on))
+                .execute(c)?;
+            if n == 0 {
+                return Err(StoreError::NotFound("card"));
+            }
+            Ok(())
         })
     }
 

@@ -201,10 +201,7 @@ pub async fn dial(
         )
         .await;
     };
-    match placing
-        .web_dial(who.id, &number, f.record.is_some())
-        .await
-    {
+    match placing.web_dial(who.id, &number, f.record.is_some()).await {
         Ok(id) => see_other(&format!("/member/calls/{id}")),
         Err(e) => {
             let (status, words) = super::refusal_words(lang, &e);

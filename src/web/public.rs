@@ -305,7 +305,10 @@ pub async fn call(
     } else {
         format!("{};{ext}", f.number.trim())
     };
-    match placing.callback(card.id, &text, client_ip(&req), false).await {
+    match placing
+        .callback(card.id, &text, client_ip(&req), false)
+        .await
+    {
         Ok(id) => see_other(&format!("/c/{}/calls/{id}", card.slug())),
         Err(e) => {
             let (status, words) = super::refusal_words(page.p.lang, &e);

@@ -439,7 +439,8 @@ impl Manager {
             .map(|t| t.post_dial.clone())
             .unwrap_or_default();
         if !post_dial.is_empty() {
-            self.media.play(media, Side::B, Play::Digits(post_dial.clone()));
+            self.media
+                .play(media, Side::B, Play::Digits(post_dial.clone()));
         }
         if p.stage == Stage::Greeting {
             let greeting = p
@@ -520,7 +521,6 @@ impl Manager {
             self.placed.insert(key, p);
         }
         info!(call = %id, cause = %cause.text(), "the issuer cannot take the call: greeting the visitor");
-        self.progress(&id, "calling_visitor".into(), None, now);
         self.dial_leg(now, key, Side::B);
         true
     }
