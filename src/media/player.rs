@@ -19,6 +19,8 @@ pub(super) struct Player {
     pub(super) ringback: Ringback,
     /// Timestamp of the current digit's event (its start).
     pub(super) event_ts: Option<u32>,
+    /// The audio of the packet just produced (none for digits): for a recording.
+    pub(super) heard: Option<[i16; TICK_SAMPLES]>,
 }
 
 /// One digit in 20 ms packets: 5 growing to 100 ms, the end sent twice more (three in all,
@@ -134,6 +136,7 @@ pub(super) fn play_tick(
             let (s, t) = out.take_over(Owner::Player, clock, now);
             (s, t, true)
         };
+        player.heard = Some(pcm);
         let len = enc.encode(&pcm, &mut scratch[12..])?;
         write_header(&mut scratch[..], format.audio.pt, marker, seq, ts, out.ssrc);
         out.sent(seq, ts, now);

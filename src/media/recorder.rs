@@ -112,16 +112,27 @@ impl Recorder {
         })
     }
 
-    /// Audio that just arrived from (or was played to) `side`.
+    /// Audio that just arrived from `side`.
     pub fn push(&mut self, side: Side, pcm: &[i16]) {
+        self.frame(side.index(), pcm.to_vec());
+    }
+
+    /// Audio the switch just played to `side`. It has a timeline of its own, at half
+    /// level: what it plays (the recording notice, "one minute left") usually goes to both
+    /// legs at once, and is then heard in the file at its own level.
+    pub fn push_played(&mut self, side: Side, pcm: &[i16]) {
+        self.frame(2 + side.index(), pcm.iter().map(|s| s / 2).collect());
+    }
+
+    fn frame(&mut self, timeline: usize, pcm: Vec<i16>) {
         let at = clock::now()
             .saturating_duration_since(self.started)
             .as_millis() as u64
             * PER_MS;
         let frame = Frame {
-            side: side.index(),
+            side: timeline,
             at,
-            pcm: pcm.to_vec(),
+            pcm,
         };
         match self.tx.try_send(frame) {
             Ok(()) => {}
@@ -141,7 +152,8 @@ fn write(
     // mix[i] is sample `base + i` of the recording.
     let mut mix: VecDeque<i32> = VecDeque::new();
     let mut base: u64 = 0;
-    let mut next: [Option<u64>; 2] = [None, None];
+    // Where each timeline's next frame goes: the two legs, and what was played to each.
+    let mut next: [Option<u64>; 4] = [None; 4];
     let mut flushed = started;
     let mut failed = false;
     let mut emit = |mix: &mut VecDeque<i32>, base: &mut u64, upto: u64, failed: &mut bool| {

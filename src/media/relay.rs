@@ -345,6 +345,7 @@ impl Relay {
                     pos: 0,
                     ringback: Ringback::default(),
                     event_ts: None,
+                    heard: None,
                 });
                 player.queue.push_back(what);
             }
@@ -629,6 +630,11 @@ impl Relay {
                 Some(len) => {
                     if let Some(dest) = self.remote[i].rtp {
                         let _ = self.sockets[i * 2].try_send_to(&scratch[..len], dest);
+                    }
+                    // What the switch says (the recording notice, "one minute left") is
+                    // part of the call's recording too.
+                    if let (Some(rec), Some(pcm)) = (&mut self.recorder, player.heard.take()) {
+                        rec.push_played(side, &pcm);
                     }
                     false
                 }
