@@ -69,6 +69,8 @@ struct Dashboard {
     kinds: Vec<KindLine>,
     topups: Vec<TopUp>,
     cards: Vec<CardLine>,
+    /// The whisper's length, if the issuer recorded one.
+    whisper: Option<String>,
 }
 
 pub async fn dashboard(
@@ -88,6 +90,7 @@ pub async fn dashboard(
             let account = s.account(issuer.account_id)?;
             let ledger = s.ledger(issuer.account_id, 0, 1000)?;
             let cards = s.cards_of(id)?;
+            let whisper = s.whisper(id)?.map(|(_, ms)| ms);
             let mut counts = Vec::new();
             for c in &cards {
                 counts.push(s.count_cdrs(&crate::store::cdrs::CdrQuery {
@@ -95,14 +98,17 @@ pub async fn dashboard(
                     ..Default::default()
                 })?);
             }
-            Ok((account, ledger, cards, counts))
+            Ok((account, ledger, cards, counts, whisper))
         })
         .await;
-    let (account, ledger, cards, counts) = match loaded {
+    let (account, ledger, cards, counts, whisper) = match loaded {
         Ok(x) => x,
         Err(e) => return super::store_failure(&req, &e),
     };
-    let p = Page::new(&req, &session, "guild");
+    let mut p = Page::new(&req, &session, "guild");
+    if let Some(Ok(error)) = session.remove_as::<String>("error") {
+        p.errors.push(error);
+    }
     let tariffs = state.tariffs();
     let available = account.available();
     let kinds = tariffs
@@ -149,6 +155,7 @@ pub async fn dashboard(
             kinds,
             topups,
             cards,
+            whisper: whisper.map(|ms| format!("{:.1} s", ms as f64 / 1000.0)),
             p,
         },
     )
@@ -316,6 +323,9 @@ pub struct EditedCard {
     pub photo: String,
     pub quota_used: i64,
     pub quota_left: i64,
+    pub record_calls: bool,
+    pub greetings: Vec<super::voice::GreetingLine>,
+    pub recordings: Vec<super::voice::RecordingLine>,
 }
 
 fn editor(p: Page, card: Option<EditedCard>, d: Draft, calls: Vec<CallLine>) -> Editor {
@@ -488,6 +498,9 @@ fn edited(state: &WebState, req: &HttpRequest, card: &Card) -> EditedCard {
         photo: super::public::photo_url(card),
         quota_used: card.quota_used,
         quota_left: card.quota_left(),
+        record_calls: card.record_calls,
+        greetings: Vec::new(),
+        recordings: Vec::new(),
     }
 }
 
@@ -534,8 +547,16 @@ pub async fn edit_form(
     if let Some(Ok(notice)) = session.remove_as::<String>("notice") {
         p.notices.push(notice);
     }
+    if let Some(Ok(error)) = session.remove_as::<String>("error") {
+        p.notices.clear();
+        p.errors.push(error);
+    }
     let calls = call_lines(&p, &card_calls(&state, card.id).await);
-    let e = edited(&state, &req, &card);
+    let mut e = edited(&state, &req, &card);
+    e.greetings = super::voice::greeting_lines(&state, &p, card.id).await;
+    e.recordings =
+        super::voice::recording_lines(&state, &p, crate::store::recordings::Owner::Card(card.id))
+            .await;
     render(200, &editor(p, Some(e), Draft::of(&card, texts), calls))
 }
 

@@ -33,6 +33,7 @@ struct Dashboard {
     can_book: bool,
     /// Calls booked for later, not yet placed.
     upcoming: Vec<Upcoming>,
+    recordings: Vec<super::voice::RecordingLine>,
 }
 
 pub struct Upcoming {
@@ -76,6 +77,12 @@ async fn dashboard_page(
     };
     let mut p = Page::new(req, session, "mileage");
     p.errors = errors;
+    let recordings = super::voice::recording_lines(
+        state,
+        &p,
+        crate::store::recordings::Owner::Account(account.id),
+    )
+    .await;
     let ledger = ledger
         .iter()
         .rev()
@@ -125,6 +132,7 @@ async fn dashboard_page(
             number,
             can_book: state.bookings.is_some(),
             upcoming,
+            recordings,
             p,
         },
     )

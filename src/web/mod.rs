@@ -23,6 +23,7 @@ pub mod i18n;
 pub mod issuer;
 pub mod member;
 pub mod public;
+pub mod voice;
 
 use crate::billing::Tariffs;
 use crate::config::WebConfig;
@@ -212,6 +213,33 @@ pub fn configure(state: WebState) -> impl FnOnce(&mut web::ServiceConfig) {
                 .route("/issuer/cards/{id}", web::post().to(issuer::update))
                 .route("/issuer/cards/{id}/delete", web::post().to(issuer::delete))
                 .route("/issuer/cards/{id}/card.vcf", web::get().to(issuer::export))
+                .service(
+                    web::resource("/issuer/cards/{id}/greetings/{event}")
+                        .app_data(upload_limits())
+                        .route(web::post().to(voice::set_greeting)),
+                )
+                .route(
+                    "/issuer/cards/{id}/greetings/{event}/audio",
+                    web::get().to(voice::greeting_audio),
+                )
+                .route(
+                    "/issuer/cards/{id}/recording",
+                    web::post().to(voice::set_recording),
+                )
+                .service(
+                    web::resource("/issuer/whisper")
+                        .app_data(upload_limits())
+                        .route(web::post().to(voice::set_whisper)),
+                )
+                .route("/issuer/whisper/audio", web::get().to(voice::whisper_audio))
+                .route(
+                    "/recordings/{call_id}/audio",
+                    web::get().to(voice::recording_audio),
+                )
+                .route(
+                    "/recordings/{call_id}/delete",
+                    web::post().to(voice::delete_recording),
+                )
                 .route("/member", web::get().to(member::dashboard))
                 .route("/member/dial", web::post().to(member::dial))
                 .route("/member/book", web::post().to(bookings::book_dial))
@@ -398,6 +426,13 @@ pub fn csrf_token(session: &Session) -> String {
 }
 
 /// Whether a form's token is the session's (compared in constant time).
+/// Audio uploads (greetings, whispers): up to `clip::UPLOAD_MAX_BYTES` in memory or on disk.
+fn upload_limits() -> actix_multipart::form::MultipartFormConfig {
+    actix_multipart::form::MultipartFormConfig::default()
+        .total_limit(crate::clip::UPLOAD_MAX_BYTES + 64 * 1024)
+        .memory_limit(64 * 1024)
+}
+
 pub fn csrf_ok(session: &Session, sent: &str) -> bool {
     let Ok(Some(expected)) = session.get::<String>("csrf") else {
         return false;
