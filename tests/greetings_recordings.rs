@@ -679,3 +679,89 @@ async fn the_retention_sweep_deletes_old_recordings_files_and_rows() {
     assert_eq!(keep_forever.sweep(now + 1000 * day).await.unwrap(), 0);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shipped_greeting_is_heard_when_the_issuer_is_busy_or_does_not_answer() {
+    let pbx = Phone::bind("pbx").await;
+    let cfg = config(pbx.addr, "[callbacks]\nring_secs = 2\n");
+    let s = setup(&cfg).await;
+    for (login, event) in [("busy", "busy"), ("away", "no-answer")] {
+        let card = card(&s.store, login);
+        let r = upload(
+            &s,
+            format!("/v1/cards/{card}/greetings/{event}"),
+            "application/json",
+            br#"{"voice":"shipped"}"#.to_vec(),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.json()["greetings"][0]["voice"], "shipped");
+        let id = ask_callback(&s, card, false).await;
+        let (issuer_inv, from) = next_invite(&pbx, Duration::from_secs(5))
+            .await
+            .expect("the issuer is called");
+        if event == "busy" {
+            pbx.send(
+                from,
+                &pbx.response(&issuer_inv, 486, "Busy Here", "iss", None),
+            )
+            .await;
+        } else {
+            // It rings, and nobody answers within callbacks.ring_secs.
+            pbx.send(
+                from,
+                &pbx.response(&issuer_inv, 180, "Ringing", "iss", None),
+            )
+            .await;
+        }
+        let visitor_inv = loop {
+            let (inv, from) = next_invite(&pbx, Duration::from_secs(6))
+                .await
+                .unwrap_or_else(|| panic!("{event}: the visitor is called"));
+            if inv.uri_user.as_deref() == Some("025561234") {
+                let end = RtpEnd::bind(Codec::Pcmu, 0, Some(101)).await;
+                pbx.send(
+                    from,
+                    &pbx.response(&inv, 200, "OK", "vis", Some(&sdp_for(&end))),
+                )
+                .await;
+                break (inv, end);
+            }
+        };
+        let (inv, visitor) = visitor_inv;
+        let to_visitor = switch_media(&inv);
+        let (heard, _) = tokio::join!(
+            visitor.collect(Duration::from_millis(800), Duration::from_secs(12)),
+            visitor.send_tone(to_visitor, 300.0, -30.0, 100, |_| false),
+        );
+        let pcm = visitor.decode(&heard);
+        // The shipped English greetings last 7 to 9 s: heard whole, and spoken.
+        assert!(
+            pcm.len() >= 6 * 8000,
+            "{event}: the whole greeting reaches the visitor ({} samples)",
+            pcm.len()
+        );
+        assert!(
+            rms_dbfs(&pcm) > -35.0,
+            "{event}: audible ({:.1} dBFS)",
+            rms_dbfs(&pcm)
+        );
+        let bye = expect_request(&pbx, "BYE", "vis")
+            .await
+            .expect("the visitor is hung up");
+        assert_eq!(bye.call_id, inv.call_id);
+        let record = common::stores::wait_record(&s.store, &id)
+            .await
+            .expect("a record");
+        assert_eq!(
+            record.legs[0].billed_secs, 0,
+            "{event}: the issuer's leg never answered"
+        );
+        let (names, _) = steps(&s, &id).await;
+        assert_eq!(
+            names[names.len() - 3..],
+            ["calling_visitor", "greeting", "ended"],
+            "{event}"
+        );
+    }
+}

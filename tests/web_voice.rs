@@ -263,7 +263,8 @@ async fn an_issuer_sets_greetings_a_whisper_and_recording_and_plays_recordings_o
         .js("return document.documentElement.scrollWidth <= document.documentElement.clientWidth")
         .await;
     assert_eq!(nothing_scrolls, true, "nothing scrolls sideways on a phone");
-    b.js("document.getElementById('greetings').scrollIntoView(); return 1").await;
+    b.js("document.getElementById('greetings').scrollIntoView(); return 1")
+        .await;
     b.screenshot("issuer-greetings-phone").await;
 
     // The whisper: 6 s is too long, 2 s is kept.
