@@ -12,7 +12,7 @@ use freecall::config::Config;
 use freecall::media::codec::Codec;
 use freecall::store::Store;
 use freecall_testkit::Phone;
-use freecall_testkit::audio::{RtpEnd, level_dbfs, rms_dbfs};
+use freecall_testkit::audio::{RtpEnd, level_dbfs, rms_dbfs, tone_wav};
 use serde_json::json;
 use std::io::Cursor;
 use std::net::SocketAddr;
@@ -56,28 +56,6 @@ async fn setup(cfg: &Config) -> Setup {
 fn card(store: &Store, login: &str) -> i64 {
     let phones = r#"[{"kind":"mobile","number":"010-2222-3333","callback":true}]"#;
     common::cards::issue(store, login, 100_000, 5, phones, "").0
-}
-
-/// A WAV of `secs` of a `hz` tone at `dbfs`, at `rate` Hz on `channels` channels: what a
-/// phone or a laptop records.
-fn tone_wav(rate: u32, channels: u16, secs: f64, hz: f64, dbfs: f64) -> Vec<u8> {
-    let spec = hound::WavSpec {
-        channels,
-        sample_rate: rate,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut out = Cursor::new(Vec::new());
-    let mut w = hound::WavWriter::new(&mut out, spec).unwrap();
-    let amp = 32767.0 * 10f64.powf(dbfs / 20.0);
-    for i in 0..(rate as f64 * secs) as usize {
-        let s = (amp * (2.0 * std::f64::consts::PI * hz * i as f64 / rate as f64).sin()) as i16;
-        for _ in 0..channels {
-            w.write_sample(s).unwrap();
-        }
-    }
-    w.finalize().unwrap();
-    out.into_inner()
 }
 
 async fn send(

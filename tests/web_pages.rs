@@ -572,23 +572,7 @@ async fn a_card_exported_as_vcard_imports_as_the_same_card_and_a_phones_vcard_3_
 }
 
 /// A shop member `login` (password "member secret", phone 010-5555-6666, 10,000 mileage).
-fn member(store: &Store, login: &str) -> freecall::store::shop::Member {
-    store
-        .create_member(
-            &freecall::store::shop::NewMember {
-                login: login.into(),
-                password_hash: freecall::auth::hash_password("member secret").unwrap(),
-                name: format!("Member {login}"),
-                address: String::new(),
-                job: String::new(),
-                phone: "010-5555-6666".into(),
-                email: String::new(),
-                sip_ha1: freecall::auth::ha1(login, "freecall", "member secret"),
-            },
-            10_000,
-        )
-        .unwrap()
-}
+use common::member;
 
 /// The cookie jar of a client without a browser: the session cookie and the form token.
 fn session(addr: SocketAddr, path: &str) -> (String, String) {

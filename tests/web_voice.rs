@@ -13,7 +13,7 @@ use freecall::store::Store;
 use freecall::store::cards::{NewCard, NewIssuer};
 use freecall::store::recordings::RecordingClosed;
 use freecall_testkit::Phone;
-use std::io::Cursor;
+use freecall_testkit::audio::tone_wav;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -44,25 +44,6 @@ async fn site() -> Site {
         _pbx: pbx,
         _switch: switch,
     }
-}
-
-fn tone_wav(rate: u32, channels: u16, secs: f64, hz: f64) -> Vec<u8> {
-    let spec = hound::WavSpec {
-        channels,
-        sample_rate: rate,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut out = Cursor::new(Vec::new());
-    let mut w = hound::WavWriter::new(&mut out, spec).unwrap();
-    for i in 0..(rate as f64 * secs) as usize {
-        let s = (8000.0 * (2.0 * std::f64::consts::PI * hz * i as f64 / rate as f64).sin()) as i16;
-        for _ in 0..channels {
-            w.write_sample(s).unwrap();
-        }
-    }
-    w.finalize().unwrap();
-    out.into_inner()
 }
 
 fn scratch() -> PathBuf {
@@ -121,7 +102,11 @@ fn recording(
     account: Option<i64>,
     secs: f64,
 ) {
-    let path = write(dir, &format!("{id}.wav"), &tone_wav(8000, 1, secs, 440.0));
+    let path = write(
+        dir,
+        &format!("{id}.wav"),
+        &tone_wav(8000, 1, secs, 440.0, -12.0),
+    );
     let now = freecall::clock::unix_ms();
     store
         .recording_started(
@@ -186,9 +171,13 @@ async fn an_issuer_sets_greetings_a_whisper_and_recording_and_plays_recordings_o
     let s = site().await;
     let (_, card) = issuer_with_card(&s.store, "jane");
     let files = scratch();
-    let laptop = write(&files, "meeting.wav", &tone_wav(44100, 2, 3.0, 800.0));
-    let long = write(&files, "long.wav", &tone_wav(8000, 1, 6.0, 800.0));
-    let short = write(&files, "short.wav", &tone_wav(22050, 1, 2.0, 800.0));
+    let laptop = write(
+        &files,
+        "meeting.wav",
+        &tone_wav(44100, 2, 3.0, 800.0, -12.0),
+    );
+    let long = write(&files, "long.wav", &tone_wav(8000, 1, 6.0, 800.0, -12.0));
+    let short = write(&files, "short.wav", &tone_wav(22050, 1, 2.0, 800.0, -12.0));
     let picture = write(&files, "photo.png", b"\x89PNG\r\n\x1a\nnot a sound at all");
     recording(&s.store, &files, "fc-rec1", Some(card), None, 4.0);
 
@@ -290,26 +279,10 @@ async fn an_issuer_sets_greetings_a_whisper_and_recording_and_plays_recordings_o
 async fn a_member_plays_their_own_recordings_and_nobody_else_can() {
     let s = site().await;
     let files = scratch();
-    let mut accounts = Vec::new();
-    for login in ["sora", "other"] {
-        let m = s
-            .store
-            .create_member(
-                &freecall::store::shop::NewMember {
-                    login: login.into(),
-                    password_hash: freecall::auth::hash_password("member secret").unwrap(),
-                    name: format!("Member {login}"),
-                    address: String::new(),
-                    job: String::new(),
-                    phone: "010-5555-6666".into(),
-                    email: String::new(),
-                    sip_ha1: freecall::auth::ha1(login, "freecall", "member secret"),
-                },
-                10_000,
-            )
-            .unwrap();
-        accounts.push(m.account_id);
-    }
+    let accounts: Vec<i64> = ["sora", "other"]
+        .iter()
+        .map(|login| common::member(&s.store, login).account_id)
+        .collect();
     recording(&s.store, &files, "fc-mem1", None, Some(accounts[0]), 2.5);
 
     let b = Browser::start(PHONE.0, PHONE.1).await;

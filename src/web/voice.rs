@@ -122,6 +122,25 @@ fn text(t: &Option<Text<String>>) -> String {
     t.as_ref().map(|t| t.0.clone()).unwrap_or_default()
 }
 
+/// A form an issuer sent: who, once logged in and with the session's token (else the
+/// page to answer with, as `super::require`).
+#[allow(clippy::result_large_err)]
+fn issuer_posting(req: &HttpRequest, session: &Session, csrf: &str) -> Result<Who, HttpResponse> {
+    let who = super::require(session, "issuer")?;
+    if !csrf_ok(session, csrf) {
+        let lang = super::i18n::Lang::of(req);
+        return Err(super::message_page(req, 403, "error", lang.t("bad_form")));
+    }
+    Ok(who)
+}
+
+fn wav(bytes: Vec<u8>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("audio/wav")
+        .insert_header(("Cache-Control", "private, no-cache"))
+        .body(bytes)
+}
+
 /// Back to `to` with `error` shown there (or the saved notice).
 fn back(session: &Session, to: &str, error: Option<String>) -> HttpResponse {
     match error {
@@ -141,14 +160,11 @@ pub async fn set_greeting(
     path: web::Path<(i64, String)>,
     MultipartForm(form): MultipartForm<AudioForm>,
 ) -> HttpResponse {
-    let who = match super::require(&session, "issuer") {
+    let who = match issuer_posting(&req, &session, &text(&form.csrf)) {
         Ok(w) => w,
         Err(r) => return r,
     };
     let lang = super::i18n::Lang::of(&req);
-    if !csrf_ok(&session, &text(&form.csrf)) {
-        return super::message_page(&req, 403, "error", lang.t("bad_form"));
-    }
     let (id, event) = path.into_inner();
     let Some(event) = EVENTS.iter().copied().find(|e| *e == event) else {
         return super::message_page(&req, 404, "error", lang.t("not_found"));
@@ -207,7 +223,7 @@ pub async fn greeting_audio(
     if let Err(e) = own_card(&state, &who, id).await {
         return super::store_failure(&req, &e);
     }
-    let wav = state
+    let uploaded = state
         .store
         .run(move |s| s.greetings(id))
         .await
@@ -215,11 +231,8 @@ pub async fn greeting_audio(
         .into_iter()
         .find(|g| g.event == event)
         .and_then(|g| g.audio);
-    match wav {
-        Some(w) => HttpResponse::Ok()
-            .content_type("audio/wav")
-            .insert_header(("Cache-Control", "private, no-cache"))
-            .body(w),
+    match uploaded {
+        Some(w) => wav(w),
         None => super::store_failure(&req, &StoreError::NotFound("greeting")),
     }
 }
@@ -239,14 +252,10 @@ pub async fn set_recording(
     path: web::Path<i64>,
     form: web::Form<RecordForm>,
 ) -> HttpResponse {
-    let who = match super::require(&session, "issuer") {
+    let who = match issuer_posting(&req, &session, &form.csrf) {
         Ok(w) => w,
         Err(r) => return r,
     };
-    if !csrf_ok(&session, &form.csrf) {
-        let lang = super::i18n::Lang::of(&req);
-        return super::message_page(&req, 403, "error", lang.t("bad_form"));
-    }
     let id = path.into_inner();
     if let Err(e) = own_card(&state, &who, id).await {
         return super::store_failure(&req, &e);
@@ -265,14 +274,11 @@ pub async fn set_whisper(
     session: Session,
     MultipartForm(form): MultipartForm<AudioForm>,
 ) -> HttpResponse {
-    let who = match super::require(&session, "issuer") {
+    let who = match issuer_posting(&req, &session, &text(&form.csrf)) {
         Ok(w) => w,
         Err(r) => return r,
     };
     let lang = super::i18n::Lang::of(&req);
-    if !csrf_ok(&session, &text(&form.csrf)) {
-        return super::message_page(&req, 403, "error", lang.t("bad_form"));
-    }
     let issuer = who.id;
     if text(&form.action) == "off" {
         return match state.store.run(move |s| s.remove_whisper(issuer)).await {
@@ -317,10 +323,7 @@ pub async fn whisper_audio(
     };
     let issuer = who.id;
     match state.store.run(move |s| s.whisper(issuer)).await {
-        Ok(Some((wav, _))) => HttpResponse::Ok()
-            .content_type("audio/wav")
-            .insert_header(("Cache-Control", "private, no-cache"))
-            .body(wav),
+        Ok(Some((bytes, _))) => wav(bytes),
         Ok(None) => super::store_failure(&req, &StoreError::NotFound("whisper")),
         Err(e) => super::store_failure(&req, &e),
     }

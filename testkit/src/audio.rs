@@ -17,6 +17,28 @@ pub fn tone(hz: f64, dbfs: f64, n: usize, start: usize) -> Vec<i16> {
         .collect()
 }
 
+/// A WAV file of `secs` of a `hz` sine at `dbfs`, at `rate` Hz on `channels` channels: what
+/// a phone or a laptop records and an issuer uploads.
+pub fn tone_wav(rate: u32, channels: u16, secs: f64, hz: f64, dbfs: f64) -> Vec<u8> {
+    let spec = hound::WavSpec {
+        channels,
+        sample_rate: rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut out = std::io::Cursor::new(Vec::new());
+    let mut w = hound::WavWriter::new(&mut out, spec).expect("a WAV in memory");
+    let amp = 32767.0 * 10f64.powf(dbfs / 20.0);
+    for i in 0..(rate as f64 * secs) as usize {
+        let s = (amp * (2.0 * std::f64::consts::PI * hz * i as f64 / rate as f64).sin()) as i16;
+        for _ in 0..channels {
+            w.write_sample(s).expect("a sample in memory");
+        }
+    }
+    w.finalize().expect("a WAV in memory");
+    out.into_inner()
+}
+
 /// The level of the `hz` component of 8 kHz `pcm` in dBFS (Goertzel).
 pub fn level_dbfs(pcm: &[i16], hz: f64) -> f64 {
     let n = pcm.len() as f64;

@@ -177,3 +177,23 @@ pub fn web_config() -> freecall::config::WebConfig {
         ..Default::default()
     }
 }
+
+/// A shop member who logs in with `login` / "member secret" (the web and the softphone),
+/// with 10,000 mileage and the phone 010-5555-6666.
+pub fn member(store: &freecall::store::Store, login: &str) -> freecall::store::shop::Member {
+    store
+        .create_member(
+            &freecall::store::shop::NewMember {
+                login: login.into(),
+                password_hash: freecall::auth::hash_password("member secret").unwrap(),
+                name: format!("Member {login}"),
+                address: String::new(),
+                job: String::new(),
+                phone: "010-5555-6666".into(),
+                email: String::new(),
+                sip_ha1: freecall::auth::ha1(login, "freecall", "member secret"),
+            },
+            10_000,
+        )
+        .unwrap()
+}
