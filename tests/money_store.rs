@@ -635,3 +635,48 @@ on_both_stores!(the_ledger_is_append_only, |store: Store, url: String| {
     assert!(err.contains("append-only"), "{err}");
     let _ = Payer::Account(1);
 });
+
+/// PostgreSQL's settlement function applies postings and decides nothing: one that does
+/// not add up to what the reservation holds is not applied (and nothing moves).
+#[test]
+fn postgres_applies_only_a_posting_that_adds_up_to_what_was_held() {
+    use diesel::{Connection, QueryableByName, RunQueryDsl, sql_query};
+    #[derive(QueryableByName)]
+    struct Outcome {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        outcome: String,
+    }
+    let url = common::stores::pg_url();
+    let store = common::stores::open(&url);
+    let (_, account) = member(&store, "yoon", 1000);
+    let auth = store
+        .reserve(
+            "n1",
+            "call-x",
+            "01012345678",
+            DestinationKind::Mobile,
+            Charge::Account(account),
+            &tariffs(100, 3600),
+        )
+        .unwrap();
+    let mut c = diesel::pg::PgConnection::establish(&url).unwrap();
+    let apply = |c: &mut diesel::pg::PgConnection, cost: i64, released: i64| -> String {
+        sql_query(format!(
+            "SELECT freecall_apply_settlement({}, 60, {cost}, {released}, true, 0, 0, 0, 1, 2, 'x', 'call-x', 3) AS outcome",
+            auth.reservation
+        ))
+        .get_result::<Outcome>(c)
+        .unwrap()
+        .outcome
+    };
+    // 1000 held: 100 + 800 gives out less than was held, 100 + 1000 more.
+    assert_eq!(apply(&mut c, 100, 800), "mismatch");
+    assert_eq!(apply(&mut c, 100, 1000), "mismatch");
+    let a = store.account(account).unwrap();
+    assert_eq!((a.balance, a.reserved), (1000, 1000), "nothing moved");
+    assert_eq!(apply(&mut c, 100, 900), "done");
+    assert_eq!(apply(&mut c, 100, 900), "already", "once");
+    let a = store.account(account).unwrap();
+    assert_eq!((a.balance, a.reserved), (900, 0));
+    audit_ok(&store);
+}

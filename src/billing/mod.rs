@@ -11,7 +11,7 @@ use crate::auth::DigestProof;
 use crate::numbers::DestinationKind;
 use serde::Serialize;
 use std::collections::BTreeMap;
-pub use tariff::Tariff;
+pub use tariff::{Held, Posting, Tariff};
 
 /// What an account holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -76,6 +76,47 @@ impl Tariffs {
     pub fn iter(&self) -> impl Iterator<Item = (AccountKind, &Tariff)> {
         self.table.iter().map(|((k, _), t)| (*k, t))
     }
+
+    /// The price of a call to `destination` from an account of `kind` with `available`
+    /// to spend: its tariff, the longest call it pays for (at most `max_call_secs`), what
+    /// to hold for that, and what the caller is told at the limit. Refused when there is
+    /// no tariff for that kind of number or not even the first period is affordable.
+    pub fn price(
+        &self,
+        kind: AccountKind,
+        destination: DestinationKind,
+        available: i64,
+    ) -> Result<Price, Refusal> {
+        let tariff = *self
+            .get(kind, destination)
+            .ok_or(Refusal::DestinationNotAllowed)?;
+        let cap = self.max_call_secs;
+        let max_secs = tariff.max_secs(available, cap).ok_or(kind.exhausted())?;
+        Ok(Price {
+            tariff,
+            max_secs,
+            amount: tariff.cost(max_secs),
+            limit_reason: if max_secs >= cap {
+                "maximum call duration reached"
+            } else {
+                match kind {
+                    AccountKind::Mileage => "mileage exhausted",
+                    AccountKind::Guild => "guild exhausted",
+                }
+            },
+        })
+    }
+}
+
+/// What a call is priced at when it is reserved (`Tariffs::price`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Price {
+    pub tariff: Tariff,
+    pub max_secs: i64,
+    /// What is held: the cost of `max_secs`.
+    pub amount: i64,
+    /// Why the call is cut at `max_secs` (the Reason the caller hears).
+    pub limit_reason: &'static str,
 }
 
 /// Who pays for a call.

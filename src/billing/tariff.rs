@@ -84,6 +84,59 @@ impl Tariff {
     }
 }
 
+/// A reservation as settlement needs it: what was held, the longest call it pays for,
+/// the tariff it was priced with, and whether a card's call quota rides on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Held {
+    pub amount: i64,
+    pub max_secs: i64,
+    pub tariff: Tariff,
+    pub card: bool,
+}
+
+/// What settling one reservation writes — computed here once, applied as it is by each
+/// store (SQLite statements, PostgreSQL's `freecall_apply_settlement`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Posting {
+    pub billed_secs: i64,
+    /// Debited from the balance out of what was held (0 for an unanswered call).
+    pub cost: i64,
+    /// Given back: what was held less the cost.
+    pub released: i64,
+    /// The call was answered: a debit entry is written (even of 0).
+    pub debit: bool,
+    /// Card calls each entry counts: the debit carries the card's call, or — unanswered —
+    /// the release gives it back.
+    pub debit_calls: i64,
+    pub release_calls: i64,
+    /// Calls of the card's quota used (1: an answered card call).
+    pub quota_used: i64,
+}
+
+impl Held {
+    /// Settle a call that talked `talk_secs` (answered or not): billed by the tariff it
+    /// was priced with, never beyond the time held nor more than the amount held.
+    pub fn settle(&self, talk_secs: i64, answered: bool) -> Posting {
+        let talk = if answered {
+            talk_secs.min(self.max_secs)
+        } else {
+            0
+        };
+        let billed_secs = self.tariff.billed_secs(talk);
+        let cost = self.tariff.cost(talk).min(self.amount);
+        let card = i64::from(self.card);
+        Posting {
+            billed_secs,
+            cost,
+            released: self.amount - cost,
+            debit: answered,
+            debit_calls: card,
+            release_calls: if answered { 0 } else { card },
+            quota_used: if answered { card } else { 0 },
+        }
+    }
+}
+
 /// The longest call (in seconds, at most `cap`) that `available` pays for when every
 /// tariff of `legs` bills the same seconds: a call-back's two legs, each at the rate of its
 /// own kind of number. `None` when not even the first second of every leg is affordable.
@@ -111,6 +164,57 @@ pub fn max_secs_together(legs: &[Tariff], available: i64, cap: i64) -> Option<i6
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_settlement_bills_by_the_held_tariff_within_what_was_held() {
+        let held = Held {
+            amount: 300,
+            max_secs: 180,
+            tariff: Tariff {
+                connection: 5,
+                minimum: 20,
+                ..t(60, 30, 6)
+            },
+            card: true,
+        };
+        // 31 s → 36 s billed, 36 units, plus the connection.
+        let p = held.settle(31, true);
+        assert_eq!((p.billed_secs, p.cost, p.released), (36, 41, 259));
+        assert_eq!(
+            (p.debit, p.debit_calls, p.release_calls, p.quota_used),
+            (true, 1, 0, 1)
+        );
+        // 10 s → the first period (30 units, above the minimum of 20), and the connection.
+        assert_eq!(held.settle(10, true).cost, 35);
+        // Past the time held (a late settlement): billed up to max_secs, never more than held.
+        let p = held.settle(10_000, true);
+        assert_eq!((p.billed_secs, p.cost, p.released), (180, 185, 115));
+        let rich = Held {
+            amount: 100,
+            ..held
+        };
+        assert_eq!(rich.settle(10_000, true).cost, 100);
+        // Unanswered: nothing billed, everything back, the card's call given back.
+        let p = held.settle(50, false);
+        assert_eq!(
+            (p.billed_secs, p.cost, p.released, p.debit),
+            (0, 0, 300, false)
+        );
+        assert_eq!((p.debit_calls, p.release_calls, p.quota_used), (1, 1, 0));
+        let account = Held {
+            card: false,
+            ..held
+        }
+        .settle(31, true);
+        assert_eq!(
+            (
+                account.debit_calls,
+                account.release_calls,
+                account.quota_used
+            ),
+            (0, 0, 0)
+        );
+    }
 
     fn t(per_minute: i64, first: i64, inc: i64) -> Tariff {
         Tariff {

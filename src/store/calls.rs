@@ -228,6 +228,7 @@ impl<'a> NewReservation<'a> {
 }
 
 pub use super::reservation::{Charge, Recovered, ReserveItem, Settled};
+use super::reservation::{HELD_COLUMNS, HeldRow};
 
 impl Store {
     /// SIP digest credentials of several members in one query: user → (account, HA1).
@@ -281,7 +282,6 @@ impl Store {
                 .into_iter()
                 .filter_map(|(id, k, b, r)| AccountKind::parse(&k).map(|k| (id, (k, b - r))))
                 .collect();
-            let cap = tariffs.max_call_secs;
             let mut batch = Vec::new();
             for (n, item) in items.iter().enumerate() {
                 let Charge::Account(account) = item.charge else {
@@ -291,25 +291,16 @@ impl Store {
                     out[n] = Some(Err(StoreError::Refused(Refusal::UnknownAccount)));
                     continue;
                 };
-                let Some(tariff) = tariffs.get(*kind, item.destination).copied() else {
-                    out[n] = Some(Err(StoreError::Refused(Refusal::DestinationNotAllowed)));
-                    continue;
+                let price = match tariffs.price(*kind, item.destination, *avail) {
+                    Ok(p) => p,
+                    Err(refusal) => {
+                        out[n] = Some(Err(StoreError::Refused(refusal)));
+                        continue;
+                    }
                 };
-                let Some(max_secs) = tariff.max_secs(*avail, cap) else {
-                    out[n] = Some(Err(StoreError::Refused(kind.exhausted())));
-                    continue;
-                };
-                let amount = tariff.cost(max_secs);
                 // Later calls on the same account in this batch see what this one holds.
-                *avail -= amount;
-                batch.push(super::pg_fast::ReserveRow {
-                    n,
-                    account,
-                    amount,
-                    max_secs,
-                    tariff,
-                    limit_reason: limit_reason(*kind, max_secs, cap),
-                });
+                *avail -= price.amount;
+                batch.push(super::pg_fast::ReserveRow { n, account, price });
             }
             if !batch.is_empty() {
                 match super::pg_fast::reserve_many(c, node, items, &batch, clock::unix_ms()) {
@@ -320,8 +311,8 @@ impl Store {
                                     reservation,
                                     call_id: items[row.n].call_id.clone(),
                                     account: row.account,
-                                    max_secs: row.max_secs,
-                                    limit_reason: row.limit_reason,
+                                    max_secs: row.price.max_secs,
+                                    limit_reason: row.price.limit_reason,
                                 }));
                             }
                         }
@@ -369,7 +360,6 @@ fn reserve_pg(
     account: i64,
     tariffs: &Tariffs,
 ) -> Result<Authorization> {
-    let cap = tariffs.max_call_secs;
     let mut exhausted = Refusal::MileageExhausted;
     for _ in 0..MAX_RESERVE_ATTEMPTS {
         let row: Option<(String, i64, i64)> = accounts::table
@@ -381,13 +371,9 @@ fn reserve_pg(
         let kind = AccountKind::parse(&kind)
             .ok_or_else(|| StoreError::Invalid(format!("account kind '{kind}'")))?;
         exhausted = kind.exhausted();
-        let tariff = *tariffs
-            .get(kind, destination)
-            .ok_or(StoreError::Refused(Refusal::DestinationNotAllowed))?;
-        let Some(max_secs) = tariff.max_secs(balance - reserved, cap) else {
-            return Err(StoreError::Refused(kind.exhausted()));
-        };
-        let amount = tariff.cost(max_secs);
+        let price = tariffs
+            .price(kind, destination, balance - reserved)
+            .map_err(StoreError::Refused)?;
         if let Some(reservation) = super::pg_fast::reserve_account(
             c,
             node,
@@ -395,36 +381,20 @@ fn reserve_pg(
             number,
             destination.as_str(),
             account,
-            amount,
-            max_secs,
-            &tariff,
+            &price,
             clock::unix_ms(),
         )? {
             return Ok(Authorization {
                 reservation,
                 call_id: call_id.to_string(),
                 account,
-                max_secs,
-                limit_reason: limit_reason(kind, max_secs, cap),
+                max_secs: price.max_secs,
+                limit_reason: price.limit_reason,
             });
         }
     }
     Err(StoreError::Refused(exhausted))
 }
-
-fn limit_reason(kind: AccountKind, max_secs: i64, cap: i64) -> &'static str {
-    if max_secs >= cap {
-        "maximum call duration reached"
-    } else {
-        match kind {
-            AccountKind::Mileage => "mileage exhausted",
-            AccountKind::Guild => "guild exhausted",
-        }
-    }
-}
-
-/// account, card, amount, max_secs, per_minute, first, increment, minimum, connection
-type HeldRow = (i64, Option<i64>, i64, i64, i64, i64, i64, i64, i64);
 
 const MAX_RESERVE_ATTEMPTS: usize = 8;
 
@@ -440,7 +410,6 @@ impl Store {
         charge: Charge,
         tariffs: &Tariffs,
     ) -> Result<Authorization> {
-        let cap = tariffs.max_call_secs;
         if let (super::Pool::Pg(p), Charge::Account(account)) = (&*self.pool, charge) {
             let mut guard = p.get()?;
             let c: &mut diesel::pg::PgConnection = &mut guard;
@@ -449,23 +418,19 @@ impl Store {
         in_tx!(self, c => {
             // Who pays, and in what: one query inside the transaction.
             let (account, kind) = payer_of!(c, charge);
-            let tariff: Tariff = *tariffs
-                .get(kind, destination)
-                .ok_or(StoreError::Refused(Refusal::DestinationNotAllowed))?;
             let mut attempt = 0;
-            let (max_secs, amount, after) = loop {
+            let (price, after) = loop {
                 attempt += 1;
                 let (balance, reserved): (i64, i64) = accounts::table
                     .find(account)
                     .select((accounts::balance, accounts::reserved))
                     .first(c)?;
-                let Some(max_secs) = tariff.max_secs(balance - reserved, cap) else {
-                    return Err(StoreError::Refused(kind.exhausted()));
-                };
-                let amount = tariff.cost(max_secs);
-                let after = hold!(c, account, amount);
+                let price = tariffs
+                    .price(kind, destination, balance - reserved)
+                    .map_err(StoreError::Refused)?;
+                let after = hold!(c, account, price.amount);
                 match after {
-                    Some(after) => break (max_secs, amount, after),
+                    Some(after) => break (price, after),
                     // Another call took some of the balance between the read and the
                     // update: price again with what is left.
                     None if attempt < MAX_RESERVE_ATTEMPTS => continue,
@@ -490,8 +455,8 @@ impl Store {
             };
             let id: i64 = diesel::insert_into(reservations::table)
                 .values(NewReservation::new(
-                    call_id, node, (account, card), number, destination, (amount, max_secs),
-                    &tariff, clock::unix_ms(),
+                    call_id, node, (account, card), number, destination,
+                    (price.amount, price.max_secs), &price.tariff, clock::unix_ms(),
                 ))
                 .returning(reservations::id)
                 .get_result(c)?;
@@ -499,13 +464,19 @@ impl Store {
                 account,
                 card,
                 kind: "reserve",
-                amount,
+                amount: price.amount,
                 calls: i64::from(card.is_some()),
                 after,
                 cause: "call",
                 reference: Some(call_id),
             })?;
-            Ok(Authorization { reservation: id, call_id: call_id.to_string(), account, max_secs, limit_reason: limit_reason(kind, max_secs, cap) })
+            Ok(Authorization {
+                reservation: id,
+                call_id: call_id.to_string(),
+                account,
+                max_secs: price.max_secs,
+                limit_reason: price.limit_reason,
+            })
         })
     }
 
@@ -802,11 +773,10 @@ impl Store {
     }
 }
 
-/// Settle one call on SQLite (inside the caller's transaction).
+/// Settle one call on SQLite (inside the caller's transaction): flip it open → settled
+/// and read what it holds in one statement (a second settlement of the same call finds
+/// nothing to flip), compute the posting with `Held::settle`, apply it.
 fn settle_sqlite(c: &mut diesel::sqlite::SqliteConnection, s: &Settlement) -> Result<Settled> {
-    // Flip open → settled and read what was held, in one statement: a second
-    // settlement of the same call finds nothing to flip.
-    let talk_hint = s.talk_secs();
     let row: Option<HeldRow> = diesel::update(
         reservations::table
             .filter(reservations::id.eq(s.reservation))
@@ -818,31 +788,10 @@ fn settle_sqlite(c: &mut diesel::sqlite::SqliteConnection, s: &Settlement) -> Re
         reservations::ended_ms.eq(s.ended_ms),
         reservations::cause.eq(&s.cause),
     ))
-    .returning((
-        reservations::account_id,
-        reservations::card_id,
-        reservations::amount,
-        reservations::max_secs,
-        reservations::per_minute,
-        reservations::first_secs,
-        reservations::increment_secs,
-        reservations::minimum,
-        reservations::connection,
-    ))
+    .returning(HELD_COLUMNS)
     .get_result(c)
     .optional()?;
-    let Some((
-        account,
-        card,
-        amount,
-        max_secs,
-        per_minute,
-        first_secs,
-        increment_secs,
-        minimum,
-        connection,
-    )) = row
-    else {
+    let Some(row) = row else {
         let exists: Option<i64> = reservations::table
             .find(s.reservation)
             .select(reservations::id)
@@ -853,80 +802,67 @@ fn settle_sqlite(c: &mut diesel::sqlite::SqliteConnection, s: &Settlement) -> Re
             None => Err(StoreError::NotFound("reservation")),
         };
     };
-    let tariff = Tariff {
-        destination: DestinationKind::Other,
-        per_minute,
-        first_secs,
-        increment_secs,
-        minimum,
-        connection,
-    };
-    let talk = talk_hint.min(max_secs);
-    let answered = s.answered_ms.is_some();
-    let billed = tariff.billed_secs(talk);
-    // The reservation covered max_secs: never take more than was held.
-    let cost = tariff.cost(talk).min(amount);
-    let released = amount - cost;
+    let p = row.held().settle(s.talk_secs(), s.answered_ms.is_some());
     diesel::update(reservations::table.find(s.reservation))
         .set((
-            reservations::billed_secs.eq(billed),
-            reservations::cost.eq(cost),
+            reservations::billed_secs.eq(p.billed_secs),
+            reservations::cost.eq(p.cost),
         ))
         .execute(c)?;
+    let (account, card, amount) = (row.account_id, row.card_id, row.amount);
     let (mut balance, mut reserved): (i64, i64) = diesel::update(accounts::table.find(account))
         .set((
-            accounts::balance.eq(accounts::balance - cost),
+            accounts::balance.eq(accounts::balance - p.cost),
             accounts::reserved.eq(accounts::reserved - amount),
         ))
         .returning((accounts::balance, accounts::reserved))
         .get_result(c)?;
     if let Some(card) = card {
-        let used = i64::from(answered);
         diesel::update(cards::table.find(card))
             .set((
                 cards::quota_reserved.eq(cards::quota_reserved - 1),
-                cards::quota_used.eq(cards::quota_used + used),
+                cards::quota_used.eq(cards::quota_used + p.quota_used),
             ))
             .execute(c)?;
     }
     // Entries in order: the debit out of the held amount, then the release of the
     // rest, each with the account's state after it.
-    balance += cost;
+    balance += p.cost;
     reserved += amount;
-    if answered {
-        balance -= cost;
-        reserved -= cost;
+    if p.debit {
+        balance -= p.cost;
+        reserved -= p.cost;
         append!(
             c,
             Entry {
                 account,
                 card,
                 kind: "debit",
-                amount: cost,
-                calls: i64::from(card.is_some()),
+                amount: p.cost,
+                calls: p.debit_calls,
                 after: (balance, reserved),
                 cause: "call",
                 reference: Some(&s.call_id),
             }
         )?;
     }
-    reserved -= released;
+    reserved -= p.released;
     append!(
         c,
         Entry {
             account,
             card,
             kind: "release",
-            amount: released,
-            calls: i64::from(card.is_some() && !answered),
+            amount: p.released,
+            calls: p.release_calls,
             after: (balance, reserved),
             cause: "call",
             reference: Some(&s.call_id),
         }
     )?;
     Ok(Settled::Done {
-        billed_secs: billed,
-        cost,
-        released,
+        billed_secs: p.billed_secs,
+        cost: p.cost,
+        released: p.released,
     })
 }

@@ -1,12 +1,14 @@
 //! PostgreSQL: the call path's writes as one call each of a server-side function
-//! (`freecall_reserve`, `freecall_settle`, in `sql/postgres/…_call_functions`).
+//! (`freecall_reserve`, `freecall_apply_settlement`, in `sql/postgres/`).
 //!
 //! Over a network every statement is a round trip and a transaction adds two more; a
 //! long ad-hoc statement is also planned anew each time. A function call is one round
 //! trip, atomic, and its inner statements' plans are cached per connection. This cuts a
-//! call's database round trips from about eighteen to five. The arithmetic of settlement
-//! is done in SQL there and in `Tariff` for SQLite; the store tests run the same cases on
-//! both backends and must agree.
+//! call's database round trips from about eighteen to five.
+//!
+//! The functions compute nothing of the money rules: what to hold is priced by
+//! `Tariffs::price` and what a settlement writes by `Held::settle` (read the held rows,
+//! compute, apply: two statements a batch), exactly as on SQLite.
 
 use super::reservation::{ReserveItem, Settled};
 use super::{Result, StoreError};
@@ -31,21 +33,20 @@ pub(crate) fn reserve_account(
     number: &str,
     destination: &str,
     account: i64,
-    amount: i64,
-    max_secs: i64,
-    t: &crate::billing::Tariff,
+    price: &crate::billing::Price,
     now_ms: i64,
 ) -> Result<Option<i64>> {
+    let t = &price.tariff;
     let row: Reserved = diesel::sql_query(
         "SELECT freecall_reserve($2, $1, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) AS reservation",
     )
-    .bind::<BigInt, _>(amount)
+    .bind::<BigInt, _>(price.amount)
     .bind::<BigInt, _>(account)
     .bind::<Text, _>(call_id)
     .bind::<Text, _>(node)
     .bind::<Text, _>(number)
     .bind::<Text, _>(destination)
-    .bind::<BigInt, _>(max_secs)
+    .bind::<BigInt, _>(price.max_secs)
     .bind::<BigInt, _>(t.per_minute)
     .bind::<BigInt, _>(t.first_secs)
     .bind::<BigInt, _>(t.increment_secs)
@@ -57,63 +58,106 @@ pub(crate) fn reserve_account(
 }
 
 #[derive(QueryableByName)]
-struct SettleManyRow {
+struct Applied {
     #[diesel(sql_type = BigInt)]
     n: i64,
     #[diesel(sql_type = Text)]
     outcome: String,
-    #[diesel(sql_type = BigInt)]
-    billed: i64,
-    #[diesel(sql_type = BigInt)]
-    cost: i64,
-    #[diesel(sql_type = BigInt)]
-    released: i64,
 }
 
-/// Settle a batch in one statement (each `freecall_settle` is atomic; the statement is one
-/// transaction, so a database failure writes none of them).
+/// Settle a batch: read what each reservation holds, compute every posting with
+/// `Held::settle`, apply them all in one statement (each `freecall_apply_settlement` is
+/// atomic and flips the reservation only while it is still open with the amount the
+/// posting was computed from; the statement is one transaction, so a database failure
+/// writes none of them).
 pub(crate) fn settle_many(
     c: &mut PgConnection,
     batch: &[Settlement],
     now_ms: i64,
 ) -> Result<Vec<Result<Settled>>> {
-    use diesel::sql_types::Array;
+    use super::schema::reservations;
+    use diesel::sql_types::{Array, Bool};
     let ids: Vec<i64> = batch.iter().map(|s| s.reservation).collect();
-    let talk: Vec<i64> = batch.iter().map(|s| s.talk_secs()).collect();
-    let answered: Vec<Option<i64>> = batch.iter().map(|s| s.answered_ms).collect();
-    let ended: Vec<i64> = batch.iter().map(|s| s.ended_ms).collect();
-    let causes: Vec<&str> = batch.iter().map(|s| s.cause.as_str()).collect();
-    let calls: Vec<&str> = batch.iter().map(|s| s.call_id.as_str()).collect();
-    let rows: Vec<SettleManyRow> = diesel::sql_query(
-        "SELECT u.n, f.outcome, f.billed, f.cost, f.released
-           FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::text[])
-                WITH ORDINALITY AS u(id, talk, answered, ended, cause, call, n),
-                LATERAL freecall_settle(u.id, u.talk, u.answered, u.ended, u.cause, u.call, $7) f
+    // What is held never changes after the reservation is made: read without a lock.
+    let held: std::collections::HashMap<i64, (String, crate::billing::Held)> = reservations::table
+        .filter(reservations::id.eq_any(&ids))
+        .select(super::reservation::HELD_COLUMNS)
+        .load::<super::reservation::HeldRow>(c)?
+        .into_iter()
+        .map(|row| (row.id, (row.state.clone(), row.held())))
+        .collect();
+    let mut out: Vec<Result<Settled>> = Vec::with_capacity(batch.len());
+    let mut apply: Vec<(usize, crate::billing::Posting)> = Vec::new();
+    for (i, s) in batch.iter().enumerate() {
+        out.push(match held.get(&s.reservation) {
+            None => Err(StoreError::NotFound("reservation")),
+            Some((state, _)) if state != "open" => Ok(Settled::Already),
+            Some((_, h)) => {
+                let p = h.settle(s.talk_secs(), s.answered_ms.is_some());
+                apply.push((i, p));
+                Ok(Settled::Done {
+                    billed_secs: p.billed_secs,
+                    cost: p.cost,
+                    released: p.released,
+                })
+            }
+        });
+    }
+    if apply.is_empty() {
+        return Ok(out);
+    }
+    let col = |f: &dyn Fn(&crate::billing::Posting) -> i64| -> Vec<i64> {
+        apply.iter().map(|(_, p)| f(p)).collect()
+    };
+    let pick = |i: &usize| &batch[*i];
+    let ids: Vec<i64> = apply.iter().map(|(i, _)| pick(i).reservation).collect();
+    let answered: Vec<Option<i64>> = apply.iter().map(|(i, _)| pick(i).answered_ms).collect();
+    let ended: Vec<i64> = apply.iter().map(|(i, _)| pick(i).ended_ms).collect();
+    let causes: Vec<&str> = apply.iter().map(|(i, _)| pick(i).cause.as_str()).collect();
+    let calls: Vec<&str> = apply
+        .iter()
+        .map(|(i, _)| pick(i).call_id.as_str())
+        .collect();
+    let debit: Vec<bool> = apply.iter().map(|(_, p)| p.debit).collect();
+    let rows: Vec<Applied> = diesel::sql_query(
+        "SELECT u.n, freecall_apply_settlement(u.id, u.billed, u.cost, u.released, u.debit,
+                    u.debit_calls, u.release_calls, u.quota_used, u.answered, u.ended, u.cause,
+                    u.call, $14) AS outcome
+           FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::boolean[],
+                       $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[],
+                       $11::text[], $12::text[], $13::bigint[])
+                AS u(id, billed, cost, released, debit, debit_calls, release_calls, quota_used,
+                     answered, ended, cause, call, n)
           ORDER BY u.n",
     )
     .bind::<Array<BigInt>, _>(&ids)
-    .bind::<Array<BigInt>, _>(&talk)
+    .bind::<Array<BigInt>, _>(col(&|p| p.billed_secs))
+    .bind::<Array<BigInt>, _>(col(&|p| p.cost))
+    .bind::<Array<BigInt>, _>(col(&|p| p.released))
+    .bind::<Array<Bool>, _>(&debit)
+    .bind::<Array<BigInt>, _>(col(&|p| p.debit_calls))
+    .bind::<Array<BigInt>, _>(col(&|p| p.release_calls))
+    .bind::<Array<BigInt>, _>(col(&|p| p.quota_used))
     .bind::<Array<Nullable<BigInt>>, _>(&answered)
     .bind::<Array<BigInt>, _>(&ended)
     .bind::<Array<Text>, _>(&causes)
     .bind::<Array<Text>, _>(&calls)
+    .bind::<Array<BigInt>, _>(apply.iter().map(|(i, _)| *i as i64).collect::<Vec<_>>())
     .bind::<BigInt, _>(now_ms)
     .load(c)?;
-    let mut out: Vec<Result<Settled>> = (0..batch.len())
-        .map(|_| Err(StoreError::NotFound("reservation")))
-        .collect();
     for r in rows {
-        let i = (r.n - 1) as usize;
-        if i < out.len() {
-            out[i] = match r.outcome.as_str() {
-                "missing" => Err(StoreError::NotFound("reservation")),
-                "already" => Ok(Settled::Already),
-                _ => Ok(Settled::Done {
-                    billed_secs: r.billed,
-                    cost: r.cost,
-                    released: r.released,
-                }),
-            };
+        let i = r.n as usize;
+        match r.outcome.as_str() {
+            "done" => {}
+            // Settled by another writer between the read and now.
+            "already" => out[i] = Ok(Settled::Already),
+            "missing" => out[i] = Err(StoreError::NotFound("reservation")),
+            other => {
+                out[i] = Err(StoreError::Invalid(format!(
+                    "settlement of reservation {} not applied: {other}",
+                    batch[i].reservation
+                )))
+            }
         }
     }
     Ok(out)
@@ -135,14 +179,11 @@ pub(crate) fn mark_answered_many(c: &mut PgConnection, batch: &[(i64, i64)]) -> 
     Ok(())
 }
 
-/// One reservation of a batch: the item's index, what to hold, and the tariff.
+/// One reservation of a batch: the item's index, the account, and its price.
 pub(crate) struct ReserveRow {
     pub n: usize,
     pub account: i64,
-    pub amount: i64,
-    pub max_secs: i64,
-    pub tariff: crate::billing::Tariff,
-    pub limit_reason: &'static str,
+    pub price: crate::billing::Price,
 }
 
 #[derive(QueryableByName)]
@@ -165,13 +206,13 @@ pub(crate) fn reserve_many(
     use diesel::sql_types::Array;
     let col = |f: &dyn Fn(&ReserveRow) -> i64| -> Vec<i64> { rows.iter().map(f).collect() };
     let accounts = col(&|r| r.account);
-    let amounts = col(&|r| r.amount);
-    let max = col(&|r| r.max_secs);
-    let pm = col(&|r| r.tariff.per_minute);
-    let first = col(&|r| r.tariff.first_secs);
-    let inc = col(&|r| r.tariff.increment_secs);
-    let min = col(&|r| r.tariff.minimum);
-    let conn = col(&|r| r.tariff.connection);
+    let amounts = col(&|r| r.price.amount);
+    let max = col(&|r| r.price.max_secs);
+    let pm = col(&|r| r.price.tariff.per_minute);
+    let first = col(&|r| r.price.tariff.first_secs);
+    let inc = col(&|r| r.price.tariff.increment_secs);
+    let min = col(&|r| r.price.tariff.minimum);
+    let conn = col(&|r| r.price.tariff.connection);
     let calls: Vec<&str> = rows.iter().map(|r| items[r.n].call_id.as_str()).collect();
     let numbers: Vec<&str> = rows.iter().map(|r| items[r.n].number.as_str()).collect();
     let dests: Vec<&str> = rows

@@ -41,3 +41,69 @@ pub struct ReserveItem {
     pub destination: DestinationKind,
     pub charge: Charge,
 }
+
+/// A reservation row as settlement reads it: whether it is still open, and what it holds.
+#[derive(Clone, Debug, PartialEq, Eq, diesel::Queryable)]
+pub struct HeldRow {
+    pub id: i64,
+    pub state: String,
+    pub account_id: i64,
+    pub card_id: Option<i64>,
+    pub amount: i64,
+    pub max_secs: i64,
+    pub per_minute: i64,
+    pub first_secs: i64,
+    pub increment_secs: i64,
+    pub minimum: i64,
+    pub connection: i64,
+}
+
+/// The columns of `HeldRow`, in order.
+pub const HELD_COLUMNS: (
+    super::schema::reservations::id,
+    super::schema::reservations::state,
+    super::schema::reservations::account_id,
+    super::schema::reservations::card_id,
+    super::schema::reservations::amount,
+    super::schema::reservations::max_secs,
+    super::schema::reservations::per_minute,
+    super::schema::reservations::first_secs,
+    super::schema::reservations::increment_secs,
+    super::schema::reservations::minimum,
+    super::schema::reservations::connection,
+) = {
+    use super::schema::reservations::*;
+    (
+        id,
+        state,
+        account_id,
+        card_id,
+        amount,
+        max_secs,
+        per_minute,
+        first_secs,
+        increment_secs,
+        minimum,
+        connection,
+    )
+};
+
+impl HeldRow {
+    /// What settlement computes from (`billing::Held::settle`): the tariff the call was
+    /// priced with, stored in the row, whatever tariffs were reloaded since.
+    pub fn held(&self) -> crate::billing::Held {
+        crate::billing::Held {
+            amount: self.amount,
+            max_secs: self.max_secs,
+            tariff: crate::billing::Tariff {
+                destination: DestinationKind::Other,
+                per_minute: self.per_minute,
+                first_secs: self.first_secs,
+                increment_secs: self.increment_secs,
+                minimum: self.minimum,
+                connection: self.connection,
+            },
+            card: self.card_id.is_some(),
+        }
+    }
+}
