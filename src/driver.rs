@@ -13,7 +13,6 @@ use crate::call::{CallMedia, Manager, Outcome, Settings, Stats};
 use crate::clock;
 use crate::config::Config;
 use crate::media::{MediaEvent, MediaOptions, Prompts, RelayMedia};
-use crate::numbers::Classifier;
 use crate::routing::Routing;
 use crate::sip::{self, Transport};
 use crate::transaction::{Peer, Timers, Transmit};
@@ -334,14 +333,8 @@ fn call_billing(cfg: &Config, seed: u64) -> CallBilling {
         }
     };
     CallBilling {
-        classifier: Classifier::new(&cfg.billing.home_country)
-            .unwrap_or_else(|_| Classifier::new("KR").expect("KR is in the metadata")),
-        blocked: cfg
-            .billing
-            .blocked_destinations
-            .iter()
-            .filter_map(|k| k.parse().ok())
-            .collect(),
+        classifier: cfg.billing.home_country.clone(),
+        blocked: cfg.billing.blocked_destinations.clone(),
         realm: cfg.billing.realm.clone(),
         nonces: NonceKey::new(&secret, cfg.billing.nonce_lifetime_secs),
         auth_failures_per_address: cfg.billing.auth_failures_per_address,

@@ -423,8 +423,7 @@ fn serve(cfg: Config, path: PathBuf) -> anyhow::Result<()> {
             store.clone(),
             tariffs.clone(),
             cfg.billing.node_id.clone(),
-            freecall::numbers::Classifier::new(&cfg.billing.home_country)
-                .context("billing.home_country")?,
+            cfg.billing.home_country.clone(),
             freecall::placing::Rules::from_config(
                 &cfg.callbacks,
                 &cfg.billing.blocked_destinations,
@@ -450,8 +449,7 @@ fn serve(cfg: Config, path: PathBuf) -> anyhow::Result<()> {
                     cfg.billing.realm.clone(),
                     cfg.billing.signup_bonus_guild,
                     cfg.billing.signup_bonus_mileage,
-                    freecall::numbers::Classifier::new(&cfg.billing.home_country)
-                        .context("billing.home_country")?,
+                    cfg.billing.home_country.clone(),
                 )
                 .with_context(|| format!("web.data_dir '{}': the session key", cfg.web.data_dir))?
                 .with_bookings(bookings.clone()),
@@ -468,8 +466,7 @@ fn serve(cfg: Config, path: PathBuf) -> anyhow::Result<()> {
                 metrics: metrics.clone(),
                 placing: Some(placing.clone()),
                 public_url: cfg.web.public_url.clone(),
-                numbers: freecall::numbers::Classifier::new(&cfg.billing.home_country)
-                    .context("billing.home_country")?,
+                numbers: cfg.billing.home_country.clone(),
                 bookings: Some(bookings.clone()),
             };
             let same = pages.clone().filter(|_| cfg.web.listen == "api");

@@ -80,6 +80,15 @@ pub struct Classifier {
     home_code: u16,
 }
 
+/// As the configuration writes the home country: an ISO 3166 code the number metadata
+/// knows ("KR"), checked once where it is read.
+impl<'de> Deserialize<'de> for Classifier {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Classifier::new(&s).map_err(serde::de::Error::custom)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ClassifyError {
     #[error("'{0}' is not a country code known to the number metadata")]

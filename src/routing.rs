@@ -3,8 +3,8 @@
 //! Pure: no SIP, no sockets. The call layer asks `Acl::allows` for the source of a new
 //! INVITE and `DialPlan::lookup` for the ordered trunk list of the dialled number.
 
-use crate::config::{Config, parse_net, parse_transport};
-use crate::sip::Transport;
+use crate::config::{Config, PeerBillingMode};
+use crate::media::codec::Codec;
 use crate::transaction::Peer;
 use std::net::IpAddr;
 
@@ -38,9 +38,9 @@ impl Acl {
 pub struct Trunk {
     pub name: String,
     pub peer: Peer,
-    /// Codecs the trunk takes by name, in order of preference (validated by config; empty:
-    /// the caller's offer passes unchanged).
-    pub codecs: Vec<String>,
+    /// Codecs the trunk takes, in order of preference (empty: the caller's offer passes
+    /// unchanged).
+    pub codecs: Vec<Codec>,
 }
 
 /// Longest-prefix dial plan: number → ordered trunk indices.
@@ -96,18 +96,14 @@ impl Routing {
 impl Routing {
     /// Build from a validated config (validation guarantees every lookup here succeeds).
     pub fn from_config(cfg: &Config) -> Routing {
-        let acl = Acl::new(
-            cfg.peers
-                .iter()
-                .filter_map(|p| parse_net(&p.address).map(|n| (p.name.clone(), n))),
-        );
+        let acl = Acl::new(cfg.peers.iter().map(|p| (p.name.clone(), p.address)));
         let trunks: Vec<Trunk> = cfg
             .trunks
             .iter()
             .map(|t| Trunk {
                 name: t.name.clone(),
                 peer: Peer {
-                    transport: parse_transport(&t.transport).unwrap_or(Transport::Udp),
+                    transport: t.transport,
                     addr: t.address,
                 },
                 codecs: t.codecs.clone(),
@@ -131,9 +127,9 @@ impl Routing {
             .peers
             .iter()
             .map(|p| {
-                let mode = match p.billing.as_str() {
-                    "header" => PeerBilling::Header(p.charge_header.clone()),
-                    _ => PeerBilling::Unbilled,
+                let mode = match p.billing {
+                    PeerBillingMode::Header => PeerBilling::Header(p.charge_header.clone()),
+                    PeerBillingMode::Unbilled => PeerBilling::Unbilled,
                 };
                 (p.name.clone(), mode)
             })

@@ -50,7 +50,7 @@ async fn an_opus_phone_and_an_alaw_trunk_hear_each_other() {
     let caller = Phone::bind("opusphone").await;
     let trunk = Phone::bind("pstn").await;
     let mut cfg = common::config(&[trunk.addr], "", "", "127.0.0.1");
-    cfg.trunks[0].codecs = vec!["PCMA".into()];
+    cfg.trunks[0].codecs = vec![Codec::Pcma];
     // The route records its calls.
     let recordings = std::env::temp_dir().join(format!("freecall-recs-{}", std::process::id()));
     cfg.routes[0].record = true;
@@ -218,11 +218,11 @@ fn pjsua2_talks_to_pjsua2_across_an_opus_trunk_between_two_switches() {
         // Switch 2 takes Opus from switch 1 and dials the G.711 phone.
         let callee: SocketAddr = format!("127.0.0.1:{callee_port}").parse().unwrap();
         let mut cfg2 = common::config(&[callee], "", "", "127.0.0.1");
-        cfg2.trunks[0].codecs = vec!["PCMU".into()];
+        cfg2.trunks[0].codecs = vec![Codec::Pcmu];
         let s2 = common::start(&cfg2).await;
         // Switch 1 takes the G.711 phone's call and carries it as Opus only.
         let mut cfg1 = common::config(&[s2.sip_addr], "", "", "127.0.0.1");
-        cfg1.trunks[0].codecs = vec!["opus".into()];
+        cfg1.trunks[0].codecs = vec![Codec::Opus];
         let s1 = common::start(&cfg1).await;
         (s1, s2)
     });

@@ -5,16 +5,20 @@
 //! Pure: no SIP, no database. The accounting service (`crate::accounting`) carries these
 //! requests to the store; the call layer turns a `Refusal` into a SIP status.
 
+mod config;
 pub mod tariff;
 
 use crate::auth::DigestProof;
 use crate::numbers::DestinationKind;
+pub use config::{Increment, TariffConfig};
 use serde::Serialize;
 use std::collections::BTreeMap;
 pub use tariff::{Held, Posting, Tariff};
 
 /// What an account holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum AccountKind {
     /// A web shop member's mileage points.

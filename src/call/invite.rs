@@ -7,7 +7,6 @@ use super::{
     CallKey, CallTimer, ClientPurpose, EndCause, Manager, Rejection, ServerPurpose, State,
 };
 use crate::billing::{Authorization, BillingRequest, Refusal, Settlement};
-use crate::media::codec::Codec;
 use crate::media::{Play, Side, sdp};
 use crate::routing::normalize_number;
 use crate::sip::{Builder, Message, Method};
@@ -157,12 +156,7 @@ impl Manager {
             // The caller's offer as it is: the trunk picks, media is relayed untouched.
             sdp::rewrite(&call.a_invite.body, call.endpoints.b).map(|(b, _)| b)
         } else {
-            let codecs: Vec<Codec> = trunk
-                .codecs
-                .iter()
-                .filter_map(|c| Codec::from_name(c))
-                .collect();
-            sdp::offer_for_trunk(&call.a_formats, &codecs).and_then(|formats| {
+            sdp::offer_for_trunk(&call.a_formats, &trunk.codecs).and_then(|formats| {
                 sdp::rewrite_formats(&call.a_invite.body, call.endpoints.b, &formats)
                     .map(|(b, _)| b)
             })

@@ -5,8 +5,12 @@
 
 mod placed;
 
+pub use crate::billing::TariffConfig;
+pub use crate::media::{MediaConfig, OpusConfig};
 pub use placed::{BookingsConfig, CallbacksConfig, WebConfig};
 
+use crate::media::codec::Codec;
+use crate::numbers::{Classifier, DestinationKind};
 use crate::sip::Transport;
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
@@ -87,9 +91,10 @@ impl Default for DatabaseConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BillingConfig {
-    /// ISO 3166 country numbers are classified against (landline, mobile, international…).
+    /// ISO 3166 country numbers are classified against (landline, mobile, international…),
+    /// read once into the classifier every part of the switch uses.
     #[serde(default = "default_home_country")]
-    pub home_country: String,
+    pub home_country: Classifier,
     /// SIP digest realm members' phones authenticate in.
     #[serde(default = "default_realm")]
     pub realm: String,
@@ -115,7 +120,7 @@ pub struct BillingConfig {
     pub max_call_secs: i64,
     /// Destination kinds nobody may call, whoever pays (toll fraud).
     #[serde(default = "default_blocked")]
-    pub blocked_destinations: Vec<String>,
+    pub blocked_destinations: Vec<DestinationKind>,
     #[serde(default)]
     pub signup_bonus_mileage: i64,
     #[serde(default)]
@@ -158,26 +163,6 @@ impl Default for BillingConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TariffConfig {
-    /// "mileage" or "guild".
-    pub account: String,
-    /// landline, mobile, toll_free, premium_rate, internet, international, other.
-    pub destination: String,
-    /// Units per minute (mileage points, or guild minor units).
-    pub per_minute: i64,
-    /// Billing increment "first/next" in seconds: "60/60", "30/6", "1/1".
-    #[serde(default = "default_increment")]
-    pub increment: String,
-    /// The least an answered call costs.
-    #[serde(default)]
-    pub minimum: i64,
-    /// Charged once per answered call.
-    #[serde(default)]
-    pub connection: i64,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ApiConfig {
     /// REST API address; unset (or "off") runs no API.
     #[serde(default = "default_api_listen")]
@@ -210,8 +195,8 @@ fn default_db_url() -> String {
 fn default_pool_size() -> u32 {
     8
 }
-fn default_home_country() -> String {
-    "KR".into()
+fn default_home_country() -> Classifier {
+    Classifier::new("KR").expect("KR is in the number metadata")
 }
 fn default_realm() -> String {
     "freecall".into()
@@ -231,8 +216,8 @@ fn default_nonce_lifetime() -> u64 {
 fn default_max_call_secs() -> i64 {
     3600
 }
-fn default_blocked() -> Vec<String> {
-    vec!["premium_rate".into()]
+fn default_blocked() -> Vec<DestinationKind> {
+    vec![DestinationKind::PremiumRate]
 }
 fn default_node_id() -> String {
     std::fs::read_to_string("/etc/hostname")
@@ -243,9 +228,6 @@ fn default_node_id() -> String {
 }
 fn default_heartbeat() -> u64 {
     5
-}
-fn default_increment() -> String {
-    "60/60".into()
 }
 fn default_api_listen() -> String {
     "off".into()
@@ -280,100 +262,35 @@ pub struct SipConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct MediaConfig {
-    /// Address RTP sockets bind to and SDP advertises.
-    pub address: IpAddr,
-    pub port_min: u16,
-    pub port_max: u16,
-    #[serde(default = "default_rtp_timeout")]
-    pub rtp_timeout_secs: u64,
-    /// Folder of prompts (`<name>.wav`, 16-bit mono 8 kHz) the switch plays: refusal
-    /// reasons, "one minute left", "please hold". Relative to the working directory;
-    /// empty plays none (refusals are then a bare SIP status).
-    #[serde(default)]
-    pub prompts_dir: String,
-    /// Answer a ringing trunk's 180 with our own early media: "please hold", then the
-    /// ringback tone (the trunk's own early media replaces it when it sends some).
-    #[serde(default)]
-    pub local_ringback: bool,
-    /// Seconds before a paid call's limit at which its caller hears "one minute left"
-    /// (0: never). Only calls more than twice as long as this are warned.
-    #[serde(default = "default_warning_secs")]
-    pub warning_secs: u64,
-    /// Folder for recordings (`<call id>.wav`): routes with `record = true`, and calls
-    /// recorded on request (a call-back, booking or member's dial that asked, or a card
-    /// that records every call-back).
-    #[serde(default = "default_recordings_dir")]
-    pub recordings_dir: String,
-    /// Recordings older than this many days are deleted, file and row (0: kept until
-    /// their owner deletes them).
-    #[serde(default = "default_retention_days")]
-    pub recordings_retention_days: u64,
-    #[serde(default)]
-    pub opus: OpusConfig,
-}
-
-/// How the switch encodes Opus when it transcodes.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct OpusConfig {
-    /// Bits per second (narrowband speech: 12000–24000 is plenty).
-    pub bitrate: i32,
-    /// libopus complexity 0–10.
-    pub complexity: u8,
-    /// Expected loss in percent, for in-band FEC when the far end asks for it.
-    pub loss_percent: u8,
-}
-
-impl Default for OpusConfig {
-    fn default() -> Self {
-        let d = crate::media::codec::OpusSettings::default();
-        OpusConfig {
-            bitrate: d.bitrate,
-            complexity: d.complexity,
-            loss_percent: d.loss_percent,
-        }
-    }
-}
-
-impl OpusConfig {
-    pub fn settings(&self) -> crate::media::codec::OpusSettings {
-        crate::media::codec::OpusSettings {
-            bitrate: self.bitrate,
-            complexity: self.complexity,
-            loss_percent: self.loss_percent,
-        }
-    }
-}
-
-fn default_warning_secs() -> u64 {
-    60
-}
-
-fn default_retention_days() -> u64 {
-    90
-}
-
-fn default_recordings_dir() -> String {
-    "data/recordings".into()
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct PeerConfig {
     pub name: String,
     /// An address or a network in CIDR notation allowed to send calls.
-    pub address: String,
+    #[serde(deserialize_with = "network")]
+    pub address: ipnet::IpNet,
     /// "unbilled" (calls are free) or "header" (charged to the account or card named in
     /// `charge_header`: `account=42` or `card=7`).
-    #[serde(default = "default_peer_billing")]
-    pub billing: String,
+    #[serde(default)]
+    pub billing: PeerBillingMode,
     #[serde(default = "default_charge_header")]
     pub charge_header: String,
 }
 
-fn default_peer_billing() -> String {
-    "unbilled".into()
+/// How a trusted peer's calls are paid for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PeerBillingMode {
+    /// Free.
+    #[default]
+    Unbilled,
+    /// Charged to the account or card the peer names in its charge header.
+    Header,
+}
+
+/// An address or a CIDR network, read once.
+fn network<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ipnet::IpNet, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_net(&s)
+        .ok_or_else(|| serde::de::Error::custom(format!("'{s}' is not an address or CIDR network")))
 }
 fn default_charge_header() -> String {
     "X-Freecall-Charge".into()
@@ -384,12 +301,13 @@ fn default_charge_header() -> String {
 pub struct TrunkConfig {
     pub name: String,
     pub address: SocketAddr,
+    /// `udp` or `tcp`.
     #[serde(default = "default_transport")]
-    pub transport: String,
+    pub transport: Transport,
     /// Codecs the trunk takes, in order of preference (`PCMA`, `PCMU`, `opus`). Empty:
     /// whatever the caller offered is passed on, untranscoded.
     #[serde(default)]
-    pub codecs: Vec<String>,
+    pub codecs: Vec<Codec>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -437,11 +355,8 @@ fn default_grace() -> u64 {
 fn default_user_agent() -> String {
     format!("freecall/{}", env!("CARGO_PKG_VERSION"))
 }
-fn default_rtp_timeout() -> u64 {
-    60
-}
-fn default_transport() -> String {
-    "udp".into()
+fn default_transport() -> Transport {
+    Transport::Udp
 }
 fn default_log_level() -> String {
     "info".into()
@@ -499,58 +414,11 @@ impl Config {
         if self.sip.ring_timeout_secs == 0 {
             errors.push("sip.ring_timeout_secs: must be at least 1".into());
         }
-        if !self.media.port_min.is_multiple_of(2) {
-            errors.push(format!(
-                "media.port_min: {} must be even (RTP on even ports, RTCP on the next)",
-                self.media.port_min
-            ));
-        }
-        if self.media.port_min >= self.media.port_max || self.media.port_min < 1024 {
-            errors.push(format!(
-                "media.port_min/media.port_max: {}..{} must be an increasing range above 1023",
-                self.media.port_min, self.media.port_max
-            ));
-        }
-        if self.media.rtp_timeout_secs == 0 {
-            errors.push("media.rtp_timeout_secs: must be at least 1".into());
-        }
-        if !(6000..=128_000).contains(&self.media.opus.bitrate) {
-            errors.push(format!(
-                "media.opus.bitrate: {} is outside 6000..=128000",
-                self.media.opus.bitrate
-            ));
-        }
-        if self.media.opus.complexity > 10 {
-            errors.push("media.opus.complexity: must be 0..=10".into());
-        }
-        if self.media.opus.loss_percent > 100 {
-            errors.push("media.opus.loss_percent: must be 0..=100".into());
-        }
-        for (i, p) in self.peers.iter().enumerate() {
-            if parse_net(&p.address).is_none() {
-                errors.push(format!(
-                    "peers[{i}].address: '{}' is not an address or CIDR network",
-                    p.address
-                ));
-            }
-        }
+        self.media.validate(&mut errors);
         let mut names = std::collections::HashSet::new();
         for (i, t) in self.trunks.iter().enumerate() {
             if !names.insert(t.name.as_str()) {
                 errors.push(format!("trunks[{i}].name: '{}' is used twice", t.name));
-            }
-            if parse_transport(&t.transport).is_none() {
-                errors.push(format!(
-                    "trunks[{i}].transport: '{}' is not udp or tcp",
-                    t.transport
-                ));
-            }
-            for c in &t.codecs {
-                if crate::media::codec::Codec::from_name(c).is_none() {
-                    errors.push(format!(
-                        "trunks[{i}].codecs: '{c}' is not PCMU, PCMA or opus"
-                    ));
-                }
             }
         }
         for (i, r) in self.routes.iter().enumerate() {
@@ -576,12 +444,6 @@ impl Config {
         if let Err(e) = p_billing_ok(&self.peers) {
             errors.extend(e);
         }
-        if crate::numbers::Classifier::new(&self.billing.home_country).is_err() {
-            errors.push(format!(
-                "billing.home_country: '{}' is not an ISO 3166 country code",
-                self.billing.home_country
-            ));
-        }
         if !(1..=86_400).contains(&self.billing.max_call_secs) {
             errors.push("billing.max_call_secs: must be 1..=86400".into());
         }
@@ -591,11 +453,6 @@ impl Config {
         if self.billing.node_id.is_empty() {
             errors.push("billing.node_id: must not be empty".into());
         }
-        for (i, k) in self.billing.blocked_destinations.iter().enumerate() {
-            if let Err(e) = k.parse::<crate::numbers::DestinationKind>() {
-                errors.push(format!("billing.blocked_destinations[{i}]: {e}"));
-            }
-        }
         if self.callbacks.ring_secs == 0 || self.callbacks.ring_secs > 300 {
             errors.push("callbacks.ring_secs: must be 1..=300".into());
         }
@@ -603,7 +460,7 @@ impl Config {
             errors.push("callbacks.answer_secs: must be 1..=120".into());
         }
         for (i, k) in self.callbacks.allowed_destinations.iter().enumerate() {
-            if *k == crate::numbers::DestinationKind::PremiumRate {
+            if *k == DestinationKind::PremiumRate {
                 errors.push(format!(
                     "callbacks.allowed_destinations[{i}]: premium_rate numbers are never called back"
                 ));
@@ -619,45 +476,7 @@ impl Config {
         if self.billing.signup_bonus_mileage < 0 || self.billing.signup_bonus_guild < 0 {
             errors.push("billing.signup_bonus_*: must not be negative".into());
         }
-        let mut seen = std::collections::HashSet::new();
-        for (i, t) in self.tariffs.iter().enumerate() {
-            if crate::billing::AccountKind::parse(&t.account).is_none() {
-                errors.push(format!(
-                    "tariffs[{i}].account: '{}' is not mileage or guild",
-                    t.account
-                ));
-            }
-            if let Err(e) = t.destination.parse::<crate::numbers::DestinationKind>() {
-                errors.push(format!("tariffs[{i}].destination: {e}"));
-            }
-            if !(0..=crate::billing::tariff::MAX_PER_MINUTE).contains(&t.per_minute) {
-                errors.push(format!(
-                    "tariffs[{i}].per_minute: {} is outside 0..=1000000000",
-                    t.per_minute
-                ));
-            }
-            if crate::billing::Tariff::parse_increment(&t.increment).is_none() {
-                errors.push(format!(
-                    "tariffs[{i}].increment: '{}' is not like 60/60 or 30/6",
-                    t.increment
-                ));
-            }
-            if t.minimum < 0
-                || t.connection < 0
-                || t.minimum > crate::billing::tariff::MAX_PER_MINUTE
-                || t.connection > crate::billing::tariff::MAX_PER_MINUTE
-            {
-                errors.push(format!(
-                    "tariffs[{i}].minimum/connection: must be 0..=1000000000"
-                ));
-            }
-            if !seen.insert((t.account.clone(), t.destination.clone())) {
-                errors.push(format!(
-                    "tariffs[{i}]: a second tariff for {} calls to {}",
-                    t.account, t.destination
-                ));
-            }
-        }
+        TariffConfig::validate(&self.tariffs, &mut errors);
         self.web.validate(&mut errors);
         if self.billing.auth_block_secs == 0 || self.billing.auth_block_secs > 3600 {
             errors.push("billing.auth_block_secs: must be 1..=3600".into());
@@ -701,12 +520,6 @@ impl Config {
 fn p_billing_ok(peers: &[PeerConfig]) -> Result<(), Vec<String>> {
     let mut errors = Vec::new();
     for (i, p) in peers.iter().enumerate() {
-        if !matches!(p.billing.as_str(), "unbilled" | "header") {
-            errors.push(format!(
-                "peers[{i}].billing: '{}' is not unbilled or header",
-                p.billing
-            ));
-        }
         if p.charge_header.is_empty()
             || !p
                 .charge_header
@@ -727,30 +540,9 @@ fn p_billing_ok(peers: &[PeerConfig]) -> Result<(), Vec<String>> {
 }
 
 impl Config {
-    /// The tariff table the billing layer uses (the config is validated).
+    /// The tariff table the billing layer uses.
     pub fn tariffs(&self) -> crate::billing::Tariffs {
-        let mut t = crate::billing::Tariffs::new(self.billing.max_call_secs);
-        for c in &self.tariffs {
-            let (Some(kind), Ok(destination), Some((first, next))) = (
-                crate::billing::AccountKind::parse(&c.account),
-                c.destination.parse::<crate::numbers::DestinationKind>(),
-                crate::billing::Tariff::parse_increment(&c.increment),
-            ) else {
-                continue;
-            };
-            t.insert(
-                kind,
-                crate::billing::Tariff {
-                    destination,
-                    per_minute: c.per_minute,
-                    first_secs: first,
-                    increment_secs: next,
-                    minimum: c.minimum,
-                    connection: c.connection,
-                },
-            );
-        }
-        t
+        crate::billing::Tariffs::from_config(self.billing.max_call_secs, &self.tariffs)
     }
 }
 
@@ -760,10 +552,85 @@ pub fn parse_net(s: &str) -> Option<ipnet::IpNet> {
         .or_else(|| s.parse::<IpAddr>().ok().map(ipnet::IpNet::from))
 }
 
-pub fn parse_transport(s: &str) -> Option<Transport> {
-    match s.to_ascii_lowercase().as_str() {
-        "udp" => Some(Transport::Udp),
-        "tcp" => Some(Transport::Tcp),
-        _ => None,
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "[sip]\nlisten = \"127.0.0.1:5060\"\n\
+[media]\naddress = \"127.0.0.1\"\nport_min = 20000\nport_max = 29999\n";
+
+    fn err(extra: &str) -> String {
+        match Config::from_toml(&format!("{BASE}{extra}")) {
+            Ok(_) => panic!("accepted: {extra}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn every_value_is_read_once_into_its_type() {
+        let cfg = Config::from_toml(&format!(
+            "{BASE}[billing]\nhome_country = \"jp\"\nblocked_destinations = [\"premium_rate\", \"international\"]\n\
+[[peers]]\nname = \"sbc\"\naddress = \"10.1.0.0/16\"\nbilling = \"header\"\n\
+[[trunks]]\nname = \"pstn\"\naddress = \"127.0.0.1:5080\"\ntransport = \"TCP\"\ncodecs = [\"pcma\", \"opus\"]\n\
+[[routes]]\nprefix = \"\"\ntrunks = [\"pstn\"]\n\
+[[tariffs]]\naccount = \"guild\"\ndestination = \"mobile\"\nper_minute = 120\nincrement = \"30/6\"\n"
+        ))
+        .unwrap();
+        assert_eq!(cfg.trunks[0].transport, Transport::Tcp);
+        assert_eq!(cfg.trunks[0].codecs, [Codec::Pcma, Codec::Opus]);
+        assert_eq!(cfg.peers[0].billing, PeerBillingMode::Header);
+        assert_eq!(cfg.peers[0].address.to_string(), "10.1.0.0/16");
+        assert_eq!(
+            cfg.billing.blocked_destinations,
+            [DestinationKind::PremiumRate, DestinationKind::International]
+        );
+        let (_, kind, country) = cfg.billing.home_country.dialable("0312345678").unwrap();
+        assert_eq!((kind, country.as_str()), (DestinationKind::Landline, "JP"));
+        let t = cfg.tariffs();
+        let mobile = t
+            .get(crate::billing::AccountKind::Guild, DestinationKind::Mobile)
+            .expect("the tariff, not dropped");
+        assert_eq!((mobile.first_secs, mobile.increment_secs), (30, 6));
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_kind_is_refused_naming_its_key() {
+        let trunk = "[[trunks]]\nname = \"pstn\"\naddress = \"127.0.0.1:5080\"\n";
+        let e = err(&format!("{trunk}transport = \"sctp\"\n"));
+        assert!(
+            e.contains("'sctp' is not udp or tcp") && e.contains("trunks[0]"),
+            "{e}"
+        );
+        let e = err(&format!("{trunk}codecs = [\"G729\"]\n"));
+        assert!(e.contains("'G729' is not PCMU, PCMA or opus"), "{e}");
+        let e = err("[billing]\nhome_country = \"XX\"\n");
+        assert!(e.contains("billing.home_country"), "{e}");
+        let e = err("[billing]\nblocked_destinations = [\"premium\"]\n");
+        assert!(e.contains("billing.blocked_destinations"), "{e}");
+        let e = err("[[peers]]\nname = \"x\"\naddress = \"10.0.0.0/99\"\n");
+        assert!(e.contains("not an address or CIDR network"), "{e}");
+        let tariff = "[[tariffs]]\ndestination = \"mobile\"\nper_minute = 10\n";
+        let e = err(&format!("{tariff}account = \"gold\"\n"));
+        assert!(e.contains("tariffs[0]") && e.contains("gold"), "{e}");
+        let e = err(&format!("{tariff}account = \"guild\"\nincrement = \"6\"\n"));
+        assert!(e.contains("'6' is not like 60/60 or 30/6"), "{e}");
+    }
+
+    #[test]
+    fn ranges_and_references_are_reported_all_at_once() {
+        let e = err(
+            "[[tariffs]]\naccount = \"guild\"\ndestination = \"mobile\"\nper_minute = -1\n\
+[[tariffs]]\naccount = \"guild\"\ndestination = \"mobile\"\nper_minute = 10\n\
+[[routes]]\nprefix = \"\"\ntrunks = [\"nowhere\"]\n",
+        );
+        assert!(e.contains("tariffs[0].per_minute"), "{e}");
+        assert!(
+            e.contains("tariffs[1]: a second tariff for guild calls to mobile"),
+            "{e}"
+        );
+        assert!(
+            e.contains("routes[0].trunks: unknown trunk 'nowhere'"),
+            "{e}"
+        );
     }
 }

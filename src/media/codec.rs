@@ -19,6 +19,15 @@ pub enum Codec {
     Opus,
 }
 
+/// As the configuration writes it: `PCMU`, `PCMA` or `opus` (any case).
+impl<'de> serde::Deserialize<'de> for Codec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Codec::from_name(&s)
+            .ok_or_else(|| serde::de::Error::custom(format!("'{s}' is not PCMU, PCMA or opus")))
+    }
+}
+
 impl Codec {
     /// From an `a=rtpmap` encoding name and clock rate (names are case-insensitive).
     pub fn from_rtpmap(name: &str, clock: u32) -> Option<Codec> {

@@ -7,6 +7,7 @@
 //! SIP or money.
 
 pub mod codec;
+mod config;
 mod player;
 mod ports;
 pub mod prompts;
@@ -17,6 +18,7 @@ pub mod sdp;
 mod transcode;
 
 pub use crate::clip::Clip;
+pub use config::{MediaConfig, OpusConfig};
 pub use ports::PortPool;
 pub use prompts::Prompts;
 pub use recorder::RecordingDone;

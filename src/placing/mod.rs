@@ -41,7 +41,7 @@ pub struct Rules {
 
 impl Rules {
     /// From validated configuration (unknown kinds were reported by `Config::validate`).
-    pub fn from_config(c: &CallbacksConfig, blocked: &[String]) -> Rules {
+    pub fn from_config(c: &CallbacksConfig, blocked: &[DestinationKind]) -> Rules {
         Rules {
             allowed: c
                 .allowed_destinations
@@ -57,7 +57,7 @@ impl Rules {
                 issuer_calls: c.per_issuer_daily,
                 issuer_spend: c.per_issuer_daily_spend,
             },
-            blocked: blocked.iter().filter_map(|k| k.parse().ok()).collect(),
+            blocked: blocked.to_vec(),
         }
     }
 }

@@ -22,6 +22,18 @@ impl Transport {
     }
 }
 
+/// As the configuration writes it: `udp` or `tcp` (any case).
+impl<'de> serde::Deserialize<'de> for Transport {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.to_ascii_lowercase().as_str() {
+            "udp" => Ok(Transport::Udp),
+            "tcp" => Ok(Transport::Tcp),
+            _ => Err(serde::de::Error::custom(format!("'{s}' is not udp or tcp"))),
+        }
+    }
+}
+
 /// SIP request methods. Unknown tokens are kept as `Extension` so they can be answered 501.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Method {

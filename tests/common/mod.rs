@@ -89,8 +89,7 @@ pub fn services(
 ) {
     use std::sync::{Arc, RwLock};
     let tariffs = Arc::new(RwLock::new(Arc::new(cfg.tariffs())));
-    let numbers =
-        freecall::numbers::Classifier::new(&cfg.billing.home_country).expect("home country");
+    let numbers = cfg.billing.home_country.clone();
     let placing = freecall::placing::Placing::new(
         store.clone(),
         tariffs.clone(),

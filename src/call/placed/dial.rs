@@ -88,11 +88,6 @@ impl Manager {
                 continue;
             };
             let uri = format!("sip:{}@{}", target.number, trunk.peer.addr);
-            let codecs: Vec<Codec> = trunk
-                .codecs
-                .iter()
-                .filter_map(|c| Codec::from_name(c))
-                .collect();
             return self.send_leg_invite(
                 now,
                 key,
@@ -100,7 +95,7 @@ impl Manager {
                 &target,
                 uri,
                 trunk.peer,
-                &codecs,
+                &trunk.codecs,
                 &trunk.name,
             );
         }
