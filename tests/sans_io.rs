@@ -1,6 +1,7 @@
 //! The call manager driven without sockets or sleeping: time is a value the test moves.
-//! Whole flows with 32-second timers run in microseconds, and hostile input is thrown at
-//! the full signalling path by the thousand.
+//! Whole flows with 32-second timers run in microseconds (a silent trunk's failover, a
+//! dead trunk found by its OPTIONS pings), and hostile input is thrown at the full
+//! signalling path by the thousand.
 
 use freecall::call::{Manager, Settings};
 use freecall::clock::NowForTests;
@@ -19,6 +20,10 @@ const T0: &str = "127.0.0.1:5080";
 const T1: &str = "127.0.0.1:5081";
 
 fn manager() -> Manager {
+    manager_pinging(None)
+}
+
+fn manager_pinging(trunk_ping: Option<Duration>) -> Manager {
     let cfg = Config::from_toml(&format!(
         "[sip]\nlisten = \"{SWITCH}\"\n[media]\naddress = \"127.0.0.1\"\nport_min = 20000\nport_max = 30000\n\
 [[peers]]\nname = \"lo\"\naddress = \"127.0.0.0/8\"\n\
@@ -37,7 +42,7 @@ fn manager() -> Manager {
         media: Default::default(),
         node: "test".into(),
         records: true,
-        trunk_ping: None,
+        trunk_ping,
         placed_ring: Duration::from_secs(30),
         placed_answer: Duration::from_secs(15),
     };
@@ -252,4 +257,76 @@ Call-ID: x\r\nCSeq: 1 INVITE\r\nContent-Type: application/sdp\r\nContent-Length:
         sent.iter()
             .any(|(t, s)| t.dest == T0.parse::<SocketAddr>().unwrap() && s.starts_with("INVITE "))
     );
+}
+
+/// The answer of a trunk to a request the switch sent it.
+fn answer(request: &str, code: u16, tag: &str) -> freecall::sip::Message {
+    let r = parse_datagram(request.as_bytes()).unwrap();
+    let text = format!(
+        "SIP/2.0 {code} X\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag={tag}\r\nCall-ID: {}\r\nCSeq: {} {}\r\nContent-Length: 0\r\n\r\n",
+        r.header("Via").unwrap(),
+        r.from,
+        r.to,
+        r.call_id,
+        r.cseq,
+        r.cseq_method.as_str()
+    );
+    parse_datagram(text.as_bytes()).unwrap()
+}
+
+#[test]
+fn a_trunk_that_stops_answering_options_is_skipped_without_waiting() {
+    // Pings every second; t0 is silent (a dead trunk), t1 answers its pings.
+    let mut m = manager_pinging(Some(Duration::from_secs(1)));
+    let t0 = Instant::now_for_tests();
+    m.set_wall_clock(t0, 1_780_000_000_000);
+    let (dead, alive): (SocketAddr, SocketAddr) = (T0.parse().unwrap(), T1.parse().unwrap());
+    let mut to_dead = Vec::new();
+    let mut down_at = None;
+    let mut now = t0;
+    while let Some(at) = m.next_timeout() {
+        if at > t0 + Duration::from_secs(40) {
+            break;
+        }
+        now = at;
+        m.handle_timeout(at);
+        for (t, text) in drain(&mut m) {
+            if t.dest == dead {
+                to_dead.push(text);
+            } else if t.dest == alive && text.starts_with("OPTIONS ") {
+                let peer = Peer {
+                    transport: Transport::Udp,
+                    addr: alive,
+                };
+                m.handle_message(at, peer, answer(&text, 200, "t1"));
+            }
+        }
+        for (name, up) in m.take_trunk_changes() {
+            if name == "t0" && !up {
+                down_at.get_or_insert(at - t0);
+            }
+        }
+    }
+    assert!(
+        to_dead.iter().all(|t| t.starts_with("OPTIONS ")),
+        "the dead trunk sees pings only"
+    );
+    assert_eq!(
+        down_at,
+        Some(Duration::from_secs(32)),
+        "the first ping gets no answer: taken out after Timer F (64 × T1), 32 s of virtual time"
+    );
+    // A call now goes straight to the live trunk: no time lost on the dead one.
+    m.handle_message(
+        now,
+        caller(),
+        parse_datagram(invite("z9hG4bKafter").as_bytes()).unwrap(),
+    );
+    let sent = drain(&mut m);
+    let invites: Vec<SocketAddr> = sent
+        .iter()
+        .filter(|(_, s)| s.starts_with("INVITE "))
+        .map(|(t, _)| t.dest)
+        .collect();
+    assert_eq!(invites, [alive], "the live trunk takes the call at once");
 }
