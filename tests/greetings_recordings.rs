@@ -259,6 +259,11 @@ async fn an_issuer_who_declines_leaves_the_visitor_their_own_greeting() {
     );
     let pcm = visitor.decode(&heard);
     let one = |from: usize, len: usize| &pcm[from.min(pcm.len())..(from + len).min(pcm.len())];
+    eprintln!(
+        "declined: the visitor heard {:.2} s, 800 Hz at {:.1} dBFS (uploaded at -12 dBFS)",
+        pcm.len() as f64 / 8000.0,
+        level_dbfs(one(4000, 16000), 800.0)
+    );
     assert!(
         pcm.len() >= 2 * 8000,
         "at least 2 s of the greeting: {}",
@@ -377,6 +382,12 @@ async fn a_recorded_call_holds_the_notice_and_both_voices_and_plays_back_with_ra
         }
     }
     let row = row.expect("the recording's row");
+    eprintln!(
+        "recording: {} ms, {} bytes, state {}",
+        row.duration_ms.unwrap_or(0),
+        row.bytes.unwrap_or(0),
+        row.state
+    );
     assert_eq!(row.state, "ready");
     assert_eq!(row.card_id, Some(card));
     let ms = row.duration_ms.unwrap();
@@ -418,6 +429,12 @@ async fn a_recorded_call_holds_the_notice_and_both_voices_and_plays_back_with_ra
     assert_eq!(r.status, 200);
     assert_eq!(r.body.len() as i64, row.bytes.unwrap());
     let pcm = samples(&r.body);
+    eprintln!(
+        "recording: notice {:.1} dBFS in its first second, issuer 1000 Hz {:.1} dBFS, visitor 600 Hz {:.1} dBFS",
+        rms_dbfs(&pcm[..8000.min(pcm.len())]),
+        level_dbfs(&pcm, 1000.0),
+        level_dbfs(&pcm, 600.0)
+    );
     assert!(
         rms_dbfs(&pcm[..8000.min(pcm.len())]) > -40.0,
         "the recording starts with the notice"
@@ -482,6 +499,9 @@ async fn a_full_disk_loses_the_recording_but_never_the_call() {
     );
     let (v_pcm, i_pcm) = (visitor.decode(&heard_v), issuer.decode(&heard_i));
     let (v_level, i_level) = (level_dbfs(&v_pcm, 1000.0), level_dbfs(&i_pcm, 600.0));
+    eprintln!(
+        "full disk: the visitor hears the issuer at {v_level:.1} dBFS, the issuer the visitor at {i_level:.1} dBFS"
+    );
     assert!(
         v_level > -18.0,
         "the visitor hears the issuer: {v_level:.1} dBFS in {} samples",
@@ -713,6 +733,11 @@ async fn the_shipped_greeting_is_heard_when_the_issuer_is_busy_or_does_not_answe
             visitor.send_tone(to_visitor, 300.0, -30.0, 100, |_| false),
         );
         let pcm = visitor.decode(&heard);
+        eprintln!(
+            "{event}: the visitor heard {:.2} s of the shipped greeting at {:.1} dBFS",
+            pcm.len() as f64 / 8000.0,
+            rms_dbfs(&pcm)
+        );
         // The shipped English greetings last 7 to 9 s: heard whole, and spoken.
         assert!(
             pcm.len() >= 6 * 8000,
