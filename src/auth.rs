@@ -53,8 +53,8 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Parse `Digest username="…", realm="…", …` (the value of `Proxy-Authorization`).
-pub fn parse_digest(value: &str, method: &str) -> Option<DigestProof> {
+/// The parameters of a `Digest …` header value, names in lower case.
+fn digest_params(value: &str) -> Option<std::collections::HashMap<String, String>> {
     let rest = value.trim();
     let (scheme, params) = rest.split_once(char::is_whitespace)?;
     if !scheme.eq_ignore_ascii_case("Digest") {
@@ -76,6 +76,12 @@ pub fn parse_digest(value: &str, method: &str) -> Option<DigestProof> {
         get.insert(name, val);
         s = next.trim_start().trim_start_matches(',').trim_start();
     }
+    Some(get)
+}
+
+/// Parse `Digest username="…", realm="…", …` (the value of `Proxy-Authorization`).
+pub fn parse_digest(value: &str, method: &str) -> Option<DigestProof> {
+    let mut get = digest_params(value)?;
     if let Some(alg) = get.get("algorithm")
         && !alg.eq_ignore_ascii_case("MD5")
     {
@@ -200,6 +206,124 @@ impl ReplayGuard {
     }
 }
 
+/// A trunk's username and password for SIP digest. The password never shows in `Debug`
+/// (so not in logs), records or metrics.
+#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct Credentials {
+    pub username: String,
+    pub password: Secret,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Credentials({}, ***)", self.username)
+    }
+}
+
+/// A secret from the configuration: readable only through `expose`, never printed.
+#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// A digest challenge from a carrier (`WWW-Authenticate` of a 401, `Proxy-Authenticate`
+/// of a 407): MD5 or SHA-256 (RFC 7616), `qop=auth` or none.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Challenge {
+    pub realm: String,
+    pub nonce: String,
+    pub opaque: Option<String>,
+    /// The server offers `qop=auth`.
+    pub qop_auth: bool,
+    pub sha256: bool,
+}
+
+/// A challenge the switch can answer; `None` for another scheme or algorithm (the call
+/// then fails on that trunk as the carrier's status says).
+pub fn parse_challenge(value: &str) -> Option<Challenge> {
+    let mut get = digest_params(value)?;
+    let sha256 = match get.get("algorithm").map(|a| a.to_ascii_uppercase()) {
+        None => false,
+        Some(a) if a == "MD5" => false,
+        Some(a) if a == "SHA-256" => true,
+        Some(_) => return None,
+    };
+    let qop = get.remove("qop");
+    if qop
+        .as_deref()
+        .is_some_and(|q| !q.split(',').any(|v| v.trim() == "auth"))
+    {
+        // Only auth-int offered: not supported.
+        return None;
+    }
+    Some(Challenge {
+        realm: get.remove("realm")?,
+        nonce: get.remove("nonce")?,
+        opaque: get.remove("opaque"),
+        qop_auth: qop.is_some(),
+        sha256,
+    })
+}
+
+/// The `Authorization` / `Proxy-Authorization` value answering `ch` for a request of
+/// `method` to `uri`, with a client nonce `cnonce` (nonce count 1: one answer per challenge).
+pub fn authorization(
+    ch: &Challenge,
+    creds: &Credentials,
+    method: &str,
+    uri: &str,
+    cnonce: &str,
+) -> String {
+    let h = |s: String| -> String {
+        if ch.sha256 {
+            hex::encode(Sha256::digest(s.as_bytes()))
+        } else {
+            md5_hex(&s)
+        }
+    };
+    let ha1 = h(format!(
+        "{}:{}:{}",
+        creds.username,
+        ch.realm,
+        creds.password.expose()
+    ));
+    let ha2 = h(format!("{method}:{uri}"));
+    let nc = "00000001";
+    let response = if ch.qop_auth {
+        h(format!("{ha1}:{}:{nc}:{cnonce}:auth:{ha2}", ch.nonce))
+    } else {
+        h(format!("{ha1}:{}:{ha2}", ch.nonce))
+    };
+    let mut v = format!(
+        "Digest username=\"{}\", realm=\"{}\", nonce=\"{}\", uri=\"{uri}\", response=\"{response}\", algorithm={}",
+        creds.username,
+        ch.realm,
+        ch.nonce,
+        if ch.sha256 { "SHA-256" } else { "MD5" }
+    );
+    if ch.qop_auth {
+        v.push_str(&format!(", qop=auth, nc={nc}, cnonce=\"{cnonce}\""));
+    }
+    if let Some(o) = &ch.opaque {
+        v.push_str(&format!(", opaque=\"{o}\""));
+    }
+    v
+}
+
 /// The `Proxy-Authenticate` value of a 407.
 pub fn challenge(realm: &str, nonce: &str, stale: bool) -> String {
     let mut v = format!("Digest realm=\"{realm}\", nonce=\"{nonce}\", algorithm=MD5, qop=\"auth\"");
@@ -237,6 +361,57 @@ pub fn api_key_hash(key: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    /// RFC 7616 section 3.9.1: the same request answered with MD5 and with SHA-256.
+    #[test]
+    fn a_carriers_challenge_is_answered_as_rfc_7616_computes_it() {
+        let creds = Credentials {
+            username: "Mufasa".into(),
+            password: Secret::new("Circle of Life"),
+        };
+        let challenge = |alg: &str| {
+            parse_challenge(&format!(
+                "Digest realm=\"http-auth@example.org\", qop=\"auth, auth-int\", algorithm={alg}, \
+                 nonce=\"7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v\", \
+                 opaque=\"FQhe/qaU925kfnzjCev0ciny7QMkPqMAFRtzCUYo5tdS\""
+            ))
+            .unwrap()
+        };
+        let cnonce = "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ";
+        let md5 = authorization(&challenge("MD5"), &creds, "GET", "/dir/index.html", cnonce);
+        assert!(
+            md5.contains("response=\"8ca523f5e9506fed4657c9700eebdbec\""),
+            "{md5}"
+        );
+        let sha = authorization(
+            &challenge("SHA-256"),
+            &creds,
+            "GET",
+            "/dir/index.html",
+            cnonce,
+        );
+        assert!(
+            sha.contains(
+                "response=\"753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1\""
+            ),
+            "{sha}"
+        );
+        assert!(sha.contains("qop=auth, nc=00000001") && sha.contains("opaque=\"FQhe"));
+        // Our own verifier takes the MD5 answer (the same arithmetic both ways).
+        let proof = parse_digest(&md5, "GET").unwrap();
+        assert!(verify(
+            &ha1("Mufasa", "http-auth@example.org", "Circle of Life"),
+            &proof
+        ));
+        // What we cannot answer is refused, and the password is never printed.
+        assert!(
+            parse_challenge("Digest realm=\"r\", nonce=\"n\", algorithm=SHA-512-256").is_none()
+        );
+        assert!(parse_challenge("Digest realm=\"r\", nonce=\"n\", qop=\"auth-int\"").is_none());
+        assert!(parse_challenge("Basic realm=\"r\"").is_none());
+        assert!(!format!("{creds:?}").contains("Circle"));
+    }
+
     use super::*;
 
     #[test]
