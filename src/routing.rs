@@ -41,6 +41,8 @@ pub struct Trunk {
     /// Codecs the trunk takes, in order of preference (empty: the caller's offer passes
     /// unchanged).
     pub codecs: Vec<Codec>,
+    /// Digest credentials for the carrier's challenges.
+    pub credentials: Option<crate::auth::Credentials>,
 }
 
 /// Longest-prefix dial plan: number → ordered trunk indices.
@@ -97,18 +99,21 @@ impl Routing {
     /// Build from a validated config (validation guarantees every lookup here succeeds).
     pub fn from_config(cfg: &Config) -> Routing {
         let acl = Acl::new(cfg.peers.iter().map(|p| (p.name.clone(), p.address)));
-        let trunks: Vec<Trunk> = cfg
-            .trunks
-            .iter()
-            .map(|t| Trunk {
-                name: t.name.clone(),
-                peer: Peer {
-                    transport: t.transport,
-                    addr: t.address,
-                },
-                codecs: t.codecs.clone(),
-            })
-            .collect();
+        let trunks: Vec<Trunk> =
+            cfg.trunks
+                .iter()
+                .map(|t| Trunk {
+                    name: t.name.clone(),
+                    peer: Peer {
+                        transport: t.transport,
+                        addr: t.address,
+                    },
+                    codecs: t.codecs.clone(),
+                    credentials: t.username.clone().zip(t.password.clone()).map(
+                        |(username, password)| crate::auth::Credentials { username, password },
+                    ),
+                })
+                .collect();
         let mut routes: Vec<Route> = cfg
             .routes
             .iter()

@@ -24,10 +24,15 @@ fn manager() -> Manager {
 }
 
 fn manager_pinging(trunk_ping: Option<Duration>) -> Manager {
+    manager_with(trunk_ping, "")
+}
+
+/// `t0_extra`: more keys of trunk t0 (its credentials).
+fn manager_with(trunk_ping: Option<Duration>, t0_extra: &str) -> Manager {
     let cfg = Config::from_toml(&format!(
         "[sip]\nlisten = \"{SWITCH}\"\n[media]\naddress = \"127.0.0.1\"\nport_min = 20000\nport_max = 30000\n\
 [[peers]]\nname = \"lo\"\naddress = \"127.0.0.0/8\"\n\
-[[trunks]]\nname = \"t0\"\naddress = \"{T0}\"\n[[trunks]]\nname = \"t1\"\naddress = \"{T1}\"\n\
+[[trunks]]\nname = \"t0\"\naddress = \"{T0}\"\n{t0_extra}[[trunks]]\nname = \"t1\"\naddress = \"{T1}\"\n\
 [[routes]]\nprefix = \"\"\ntrunks = [\"t0\", \"t1\"]\n"
     ))
     .unwrap();
@@ -329,4 +334,145 @@ fn a_trunk_that_stops_answering_options_is_skipped_without_waiting() {
         .map(|(t, _)| t.dest)
         .collect();
     assert_eq!(invites, [alive], "the live trunk takes the call at once");
+}
+
+/// The carrier's challenge to an INVITE the switch sent it.
+fn challenge(request: &str, code: u16, header_value: &str) -> freecall::sip::Message {
+    let r = parse_datagram(request.as_bytes()).unwrap();
+    let header = if code == 401 {
+        "WWW-Authenticate"
+    } else {
+        "Proxy-Authenticate"
+    };
+    let text = format!(
+        "SIP/2.0 {code} Unauthorized\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag=ch\r\nCall-ID: {}\r\nCSeq: {} INVITE\r\n\
+{header}: {header_value}\r\nContent-Length: 0\r\n\r\n",
+        r.header("Via").unwrap(),
+        r.from,
+        r.to,
+        r.call_id,
+        r.cseq
+    );
+    parse_datagram(text.as_bytes()).unwrap()
+}
+
+#[test]
+fn a_carrier_that_asks_for_credentials_gets_them_once_and_never_sees_them_twice() {
+    let creds = "username = \"acme-7\"\npassword = \"s3cret pw\"\n";
+    for (code, algorithm) in [(407u16, "MD5"), (401, "SHA-256")] {
+        let mut m = manager_with(None, creds);
+        let t0 = Instant::now_for_tests();
+        let (carrier, other): (SocketAddr, SocketAddr) = (T0.parse().unwrap(), T1.parse().unwrap());
+        let peer = |addr| Peer {
+            transport: Transport::Udp,
+            addr,
+        };
+        m.handle_message(
+            t0,
+            caller(),
+            parse_datagram(invite("z9hG4bKauth").as_bytes()).unwrap(),
+        );
+        let first = drain(&mut m)
+            .into_iter()
+            .find(|(t, s)| t.dest == carrier && s.starts_with("INVITE "))
+            .expect("the INVITE to the carrier")
+            .1;
+        let nonce = "dcd98b7102dd2f0e8b11d0f600bfb0c093";
+        m.handle_message(
+            t0,
+            peer(carrier),
+            challenge(
+                &first,
+                code,
+                &format!("Digest realm=\"carrier.example\", nonce=\"{nonce}\", qop=\"auth\", algorithm={algorithm}, opaque=\"5ccc\""),
+            ),
+        );
+        let sent = drain(&mut m);
+        assert!(
+            sent.iter()
+                .any(|(t, s)| t.dest == carrier && s.starts_with("ACK ")),
+            "the challenge is acknowledged"
+        );
+        let (_, again) = sent
+            .iter()
+            .find(|(t, s)| t.dest == carrier && s.starts_with("INVITE "))
+            .expect("the INVITE again, with the digest");
+        let (a, b) = (
+            parse_datagram(first.as_bytes()).unwrap(),
+            parse_datagram(again.as_bytes()).unwrap(),
+        );
+        assert_eq!(a.call_id, b.call_id, "the same call");
+        assert_eq!((a.cseq, b.cseq), (1, 2));
+        assert_ne!(a.header("Via"), b.header("Via"), "a new transaction");
+        let answer = if code == 401 {
+            "Authorization"
+        } else {
+            "Proxy-Authorization"
+        };
+        let value = b.header(answer).expect("the digest");
+        assert!(
+            value.contains(&format!("algorithm={algorithm}")) && value.contains("opaque=\"5ccc\"")
+        );
+        if algorithm == "MD5" {
+            // The carrier checks it as any registrar would.
+            let proof = freecall::auth::parse_digest(value, "INVITE").unwrap();
+            assert_eq!(proof.uri, "sip:0212345678@127.0.0.1:5080");
+            assert!(freecall::auth::verify(
+                &freecall::auth::ha1("acme-7", "carrier.example", "s3cret pw"),
+                &proof
+            ));
+        }
+        assert!(
+            sent.iter().all(|(_, s)| !s.contains("s3cret")),
+            "the password itself never goes on the wire"
+        );
+        if code == 407 {
+            // Accepted: the call is answered, and its ACK carries the INVITE's CSeq.
+            let ok = format!(
+                "SIP/2.0 200 OK\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag=ok\r\nCall-ID: {}\r\nCSeq: 2 INVITE\r\n\
+Contact: <sip:pstn@{T0}>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
+                b.header("Via").unwrap(),
+                b.from,
+                b.to,
+                b.call_id,
+                SDP.len()
+            );
+            m.handle_message(t0, peer(carrier), parse_datagram(ok.as_bytes()).unwrap());
+            let sent = drain(&mut m);
+            let ack = sent
+                .iter()
+                .find(|(t, s)| t.dest == carrier && s.starts_with("ACK "))
+                .expect("the 2xx is acknowledged");
+            assert!(ack.1.contains("CSeq: 2 ACK"), "{}", ack.1);
+            assert!(
+                sent.iter()
+                    .any(|(t, s)| t.dest == caller().addr && s.starts_with("SIP/2.0 200"))
+            );
+        } else {
+            // Refused again: not answered a second time; the next trunk takes the call.
+            m.handle_message(
+                t0,
+                peer(carrier),
+                challenge(
+                    again,
+                    code,
+                    &format!(
+                        "Digest realm=\"carrier.example\", nonce=\"n2\", algorithm={algorithm}"
+                    ),
+                ),
+            );
+            let sent = drain(&mut m);
+            assert!(
+                !sent
+                    .iter()
+                    .any(|(t, s)| t.dest == carrier && s.starts_with("INVITE ")),
+                "no third INVITE to the carrier"
+            );
+            assert!(
+                sent.iter()
+                    .any(|(t, s)| t.dest == other && s.starts_with("INVITE ")),
+                "the next trunk is tried"
+            );
+        }
+    }
 }

@@ -181,8 +181,9 @@ impl Manager {
         let uri = format!("sip:{}@{}", call.number, trunk.peer.addr);
         info!(call = %call.id, trunk = %trunk.name, dest = %trunk.peer.addr, "dialling trunk");
         let peer = trunk.peer;
+        let credentials = trunk.credentials.clone();
         call.b.dialled.push(trunk.name.clone());
-        self.send_b_request(now, key, uri, peer, offer);
+        self.send_b_request(now, key, uri, peer, offer, credentials);
     }
 
     /// A call to a member's registered phone: the Contact as Request-URI, sent to the
@@ -192,7 +193,7 @@ impl Manager {
             return;
         };
         match sdp::rewrite(&call.a_invite.body, call.endpoints.b) {
-            Ok((offer, _)) => self.send_b_request(now, key, contact, peer, offer),
+            Ok((offer, _)) => self.send_b_request(now, key, contact, peer, offer, None),
             Err(e) => self.abandon(
                 now,
                 key,
@@ -212,6 +213,7 @@ impl Manager {
         uri: String,
         peer: Peer,
         offer: Vec<u8>,
+        credentials: Option<crate::auth::Credentials>,
     ) {
         let call_id = format!("{}@freecall", self.tx.new_token());
         let from_tag = self.tx.new_token();
@@ -241,6 +243,7 @@ impl Manager {
             allow,
             user_agent,
             offer,
+            credentials,
         });
         if let Some(old) = old {
             self.dialogs.remove(&(old.call_id, old.local_tag));
@@ -314,6 +317,18 @@ impl Manager {
             LegResponse::Answered(ack, peer) => {
                 self.tx.send_stateless(peer, ack);
                 self.handle_b_answer(now, key, resp);
+            }
+            LegResponse::Resend(_, _) if cancelling => {
+                // The caller gave up meanwhile: the challenge ends the attempt.
+                self.client_txs.remove(&tx);
+                self.b_leg_failed(now, key, code, resp.reason_phrase().to_string());
+            }
+            LegResponse::Resend(request, peer) => {
+                self.client_txs.remove(&tx);
+                info!(call = %call.id, code, "the trunk asked for credentials: answered once");
+                let again = self.tx.send_request(now, peer, request);
+                call.b.tx = Some(again);
+                self.client_txs.insert(again, (key, ClientPurpose::BInvite));
             }
             LegResponse::Failed(code) => {
                 self.client_txs.remove(&tx);

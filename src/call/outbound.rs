@@ -44,6 +44,12 @@ pub(super) struct OutLeg {
     pub(super) reinvite: Option<(u32, TxId)>,
     /// The worst failure so far, told when no number is left.
     pub(super) failure: Option<EndCause>,
+    /// The current attempt's trunk credentials, the INVITE as sent, its CSeq, and whether
+    /// a challenge was answered already (a second one is a failure, not a loop).
+    credentials: Option<crate::auth::Credentials>,
+    sent: Option<OutRequest>,
+    invite_cseq: u32,
+    challenged: bool,
 }
 
 impl OutLeg {
@@ -66,6 +72,10 @@ impl OutLeg {
             auth,
             reinvite: None,
             failure: None,
+            credentials: None,
+            sent: None,
+            invite_cseq: INVITE_CSEQ,
+            challenged: false,
         }
     }
 
@@ -114,6 +124,10 @@ impl OutLeg {
             content_type: Some("application/sdp".into()),
             body: n.offer,
         };
+        self.credentials = n.credentials;
+        self.sent = self.credentials.as_ref().map(|_| request.clone());
+        self.invite_cseq = INVITE_CSEQ;
+        self.challenged = false;
         self.attempt += 1;
         self.provisional = false;
         self.ack = None;
@@ -152,6 +166,9 @@ impl OutLeg {
         }
         if code >= 300 {
             self.tx = None;
+            if let Some(again) = self.answer_challenge(code, resp, ack_branch, advertised) {
+                return again;
+            }
             return LegResponse::Failed(code);
         }
         if let Some(ack) = &self.ack {
@@ -164,7 +181,9 @@ impl OutLeg {
             return LegResponse::Fork(answered_dialog(other, resp));
         }
         let answered = answered_dialog(d.clone(), resp);
-        let ack = answered.ack(INVITE_CSEQ, ack_branch, advertised).to_bytes();
+        let ack = answered
+            .ack(self.invite_cseq, ack_branch, advertised)
+            .to_bytes();
         *d = answered;
         self.ack = Some(ack.clone());
         self.answered = Some(now);
@@ -172,7 +191,54 @@ impl OutLeg {
     }
 }
 
-/// Every INVITE a leg sends opens a new dialog, so its CSeq is always 1.
+impl OutLeg {
+    /// A carrier's 401/407 to this attempt's INVITE, answered once with the trunk's
+    /// credentials: the same INVITE (same Call-ID and tag) with CSeq + 1, a new branch and
+    /// the digest. `None` when there is nothing to answer with, or it was answered before.
+    fn answer_challenge(
+        &mut self,
+        code: u16,
+        resp: &Message,
+        branch: String,
+        advertised: SocketAddr,
+    ) -> Option<LegResponse> {
+        if !matches!(code, 401 | 407) || self.challenged {
+            return None;
+        }
+        let (header, answer) = match code {
+            401 => ("WWW-Authenticate", "Authorization"),
+            _ => ("Proxy-Authenticate", "Proxy-Authorization"),
+        };
+        let creds = self.credentials.as_ref()?;
+        let challenge = crate::auth::parse_challenge(resp.header(header)?)?;
+        let d = self.dialog.as_mut()?;
+        let mut again = self.sent.clone()?;
+        again.cseq += 1;
+        again.via = via(d.peer.transport, advertised, &branch);
+        // The client nonce: the new branch's random part, unique per answer.
+        let cnonce = branch.trim_start_matches("z9hG4bK").to_string();
+        again.branch = branch;
+        again
+            .extra
+            .retain(|(name, _)| name != "Authorization" && name != "Proxy-Authorization");
+        again.extra.push((
+            answer.into(),
+            crate::auth::authorization(&challenge, creds, "INVITE", &again.uri, &cnonce),
+        ));
+        // Nothing of the challenged attempt's dialog is kept but its Call-ID and tag.
+        d.remote_tag = None;
+        d.remote = again.to.clone();
+        d.local_cseq = again.cseq;
+        self.invite_cseq = again.cseq;
+        self.challenged = true;
+        self.provisional = false;
+        self.sent = Some(again.clone());
+        Some(LegResponse::Resend(again, d.peer))
+    }
+}
+
+/// Every INVITE a leg sends opens a new dialog, so its CSeq starts at 1 (2 once a
+/// carrier's challenge was answered).
 pub(super) const INVITE_CSEQ: u32 = 1;
 
 /// What a leg's next INVITE needs.
@@ -189,6 +255,8 @@ pub(super) struct NewInvite<'a> {
     pub allow: &'static str,
     pub user_agent: String,
     pub offer: Vec<u8>,
+    /// The trunk's digest credentials (none for a registered phone or an open trunk).
+    pub credentials: Option<crate::auth::Credentials>,
 }
 
 /// What a response to a leg's INVITE means.
@@ -207,6 +275,8 @@ pub(super) enum LegResponse {
     Fork(Dialog),
     /// A final failure (the leg has no INVITE out any more).
     Failed(u16),
+    /// The carrier challenged: send this INVITE (with the digest) to this peer instead.
+    Resend(OutRequest, Peer),
 }
 
 /// `d` as the 2xx `resp` establishes it (RFC 3261 12.1.2).

@@ -43,8 +43,10 @@ pub fn map_trunk_failure(code: u16) -> (u16, &'static str, bool) {
         // Trunk down, overloaded or silent: another trunk may do better.
         408 => (408, "Request Timeout", true),
         500..=599 => (code, phrase(code), true),
-        // We hold no credentials for a trunk that challenges us.
-        401 | 407 => (502, "Bad Gateway", false),
+        // A trunk that challenges us and has no credentials of ours, or refused them (a
+        // challenge answered once is not answered again): that trunk is unusable, the
+        // next may take the call.
+        401 | 407 => (502, "Bad Gateway", true),
         // Following a redirect would let a trunk send our calls anywhere.
         300..=399 => (502, "Bad Gateway", false),
         _ => (code, phrase(code), false),

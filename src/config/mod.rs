@@ -308,6 +308,12 @@ pub struct TrunkConfig {
     /// whatever the caller offered is passed on, untranscoded.
     #[serde(default)]
     pub codecs: Vec<Codec>,
+    /// Digest credentials the carrier gave: a 401/407 to an INVITE is answered once with
+    /// them (MD5 or SHA-256). Both or neither.
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<crate::auth::Secret>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -419,6 +425,15 @@ impl Config {
         for (i, t) in self.trunks.iter().enumerate() {
             if !names.insert(t.name.as_str()) {
                 errors.push(format!("trunks[{i}].name: '{}' is used twice", t.name));
+            }
+            if t.username.is_some() != t.password.is_some()
+                || t.username
+                    .as_deref()
+                    .is_some_and(|u| u.is_empty() || u.contains('"'))
+            {
+                errors.push(format!(
+                    "trunks[{i}].username/password: give both (a username without quotes) or neither"
+                ));
             }
         }
         for (i, r) in self.routes.iter().enumerate() {

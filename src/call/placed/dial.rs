@@ -14,6 +14,17 @@ use std::cmp::Reverse;
 use std::time::Instant;
 use tracing::info;
 
+/// Where a leg's INVITE goes: the Request-URI, the peer it is sent to, the trunk's
+/// credentials, the codecs to offer (none: every codec the switch speaks) and the name
+/// the record gives the way it went.
+pub(in crate::call) struct Dest<'a> {
+    pub uri: String,
+    pub peer: crate::transaction::Peer,
+    pub credentials: Option<crate::auth::Credentials>,
+    pub codecs: &'a [Codec],
+    pub through: &'a str,
+}
+
 impl Manager {
     /// Send the leg's INVITE to its current number on its current trunk; when the number
     /// has no trunk left, the next number; when no number is left, end the call.
@@ -38,10 +49,13 @@ impl Manager {
                         key,
                         side,
                         &target,
-                        uri,
-                        peer,
-                        &[],
-                        "registered",
+                        Dest {
+                            uri,
+                            peer,
+                            credentials: None,
+                            codecs: &[],
+                            through: "registered",
+                        },
                     );
                 }
                 // Tried (or unusable): the next number.
@@ -93,28 +107,33 @@ impl Manager {
                 key,
                 side,
                 &target,
-                uri,
-                trunk.peer,
-                &trunk.codecs,
-                &trunk.name,
+                Dest {
+                    uri,
+                    peer: trunk.peer,
+                    credentials: trunk.credentials.clone(),
+                    codecs: &trunk.codecs,
+                    through: &trunk.name,
+                },
             );
         }
     }
 
-    /// The leg's INVITE to `uri` at `peer` (a trunk, or a registered phone), offering
-    /// `codecs` (none: every codec the switch speaks); `via` names it in the record.
-    #[allow(clippy::too_many_arguments)]
+    /// The leg's INVITE to `dest` (a trunk with its credentials, or a registered phone).
     pub(in crate::call) fn send_leg_invite(
         &mut self,
         now: Instant,
         key: CallKey,
         side: Side,
         target: &Target,
-        uri: String,
-        peer: crate::transaction::Peer,
-        codecs: &[Codec],
-        through: &str,
+        dest: Dest<'_>,
     ) {
+        let Dest {
+            uri,
+            peer,
+            credentials,
+            codecs,
+            through,
+        } = dest;
         let call_id = format!("{}@freecall", self.tx.new_token());
         let from_tag = self.tx.new_token();
         let branch = self.tx.new_branch();
@@ -146,6 +165,7 @@ impl Manager {
             allow,
             user_agent,
             offer,
+            credentials,
         });
         let leg = p.leg(side);
         leg.dialled.push(through.to_string());
@@ -211,6 +231,16 @@ impl Manager {
             LegResponse::Answered(ack, peer) => {
                 self.tx.send_stateless(peer, ack);
                 self.leg_answered(now, key, side, resp);
+            }
+            LegResponse::Resend(request, peer) => {
+                self.client_txs.remove(&tx);
+                info!(code, "the trunk asked for credentials: answered once");
+                let again = self.tx.send_request(now, peer, request);
+                if let Some(p) = self.placed.get_mut(&key) {
+                    p.leg(side).tx = Some(again);
+                }
+                self.client_txs
+                    .insert(again, (key, ClientPurpose::PlacedInvite(side)));
             }
             LegResponse::Failed(code) => {
                 self.client_txs.remove(&tx);
