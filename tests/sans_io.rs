@@ -476,3 +476,59 @@ Contact: <sip:pstn@{T0}>\r\nContent-Type: application/sdp\r\nContent-Length: {}\
         }
     }
 }
+
+#[test]
+fn a_trunk_answering_503_with_retry_after_is_skipped_until_then() {
+    let mut m = manager();
+    let t0 = Instant::now_for_tests();
+    let (first_trunk, second): (SocketAddr, SocketAddr) =
+        (T0.parse().unwrap(), T1.parse().unwrap());
+    // Where a new call's first INVITE goes at `at`.
+    let first_invite = |m: &mut Manager, at: Instant, branch: &str| -> (SocketAddr, String) {
+        m.handle_message(
+            at,
+            caller(),
+            parse_datagram(invite(branch).as_bytes()).unwrap(),
+        );
+        drain(m)
+            .into_iter()
+            .find(|(_, s)| s.starts_with("INVITE "))
+            .map(|(t, s)| (t.dest, s))
+            .expect("an INVITE to a trunk")
+    };
+    let (to, inv) = first_invite(&mut m, t0, "z9hG4bKfull1");
+    assert_eq!(to, first_trunk);
+    let r = parse_datagram(inv.as_bytes()).unwrap();
+    let full = format!(
+        "SIP/2.0 503 Service Unavailable\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag=f\r\nCall-ID: {}\r\nCSeq: 1 INVITE\r\n\
+Retry-After: 60\r\nContent-Length: 0\r\n\r\n",
+        r.header("Via").unwrap(),
+        r.from,
+        r.to,
+        r.call_id
+    );
+    m.handle_message(
+        t0,
+        Peer {
+            transport: Transport::Udp,
+            addr: first_trunk,
+        },
+        parse_datagram(full.as_bytes()).unwrap(),
+    );
+    let failover = drain(&mut m);
+    assert!(
+        failover
+            .iter()
+            .any(|(t, s)| t.dest == second && s.starts_with("INVITE ")),
+        "this call goes on to the next trunk"
+    );
+    let later = t0 + Duration::from_secs(30);
+    let (to, _) = first_invite(&mut m, later, "z9hG4bKfull2");
+    assert_eq!(
+        to, second,
+        "within Retry-After, new calls skip the full trunk"
+    );
+    let after = t0 + Duration::from_secs(61);
+    let (to, _) = first_invite(&mut m, after, "z9hG4bKfull3");
+    assert_eq!(to, first_trunk, "after it, the trunk is first again");
+}

@@ -119,8 +119,8 @@ impl Manager {
         };
         // Trunks that do not answer OPTIONS are skipped, unless none does (then all are
         // tried: a ping can be lost, a call should not be for that).
-        if trunks.iter().any(|&t| self.trunk_is_up(t)) {
-            trunks.retain(|&t| self.trunk_is_up(t));
+        if trunks.iter().any(|&t| self.trunk_is_up(t, now)) {
+            trunks.retain(|&t| self.trunk_is_up(t, now));
         }
         if !req.has_sdp() {
             return refuse(self, Rejection::NoOffer);

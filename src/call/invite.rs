@@ -332,6 +332,12 @@ impl Manager {
             }
             LegResponse::Failed(code) => {
                 self.client_txs.remove(&tx);
+                if code == 503
+                    && let Some(&index) = call.b.trunks.get(call.b.trunk)
+                    && call.direct.is_none()
+                {
+                    self.trunk_busy_for(index, now, &resp);
+                }
                 self.b_leg_failed(now, key, code, resp.reason_phrase().to_string());
             }
         }

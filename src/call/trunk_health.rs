@@ -11,6 +11,8 @@ use tracing::info;
 pub(super) struct TrunkHealth {
     pub(super) up: Vec<bool>,
     pub(super) pinging: Vec<bool>,
+    /// A trunk that answered 503 with Retry-After is skipped until then.
+    pub(super) blocked_until: Vec<Option<Instant>>,
     /// Bumped when routing is replaced: answers to older pings are ignored.
     pub(super) generation: u64,
     pub(super) next_ping: Option<Instant>,
@@ -23,6 +25,7 @@ impl TrunkHealth {
     pub(super) fn reset(&mut self, trunks: usize) {
         self.up = vec![true; trunks];
         self.pinging = vec![false; trunks];
+        self.blocked_until = vec![None; trunks];
         self.generation += 1;
     }
 }
@@ -33,9 +36,41 @@ impl Manager {
         std::mem::take(&mut self.trunks.changes)
     }
 
-    /// Whether trunk `index` answered its last ping (or has not been pinged yet).
-    pub(super) fn trunk_is_up(&self, index: usize) -> bool {
-        self.trunks.up.get(index).copied().unwrap_or(true)
+    /// Whether trunk `index` answered its last ping (or has not been pinged yet) and is
+    /// not blocked by its own `503` with `Retry-After`.
+    pub(super) fn trunk_is_up(&self, index: usize, now: Instant) -> bool {
+        let blocked = self
+            .trunks
+            .blocked_until
+            .get(index)
+            .copied()
+            .flatten()
+            .is_some_and(|until| now < until);
+        !blocked && self.trunks.up.get(index).copied().unwrap_or(true)
+    }
+
+    /// A trunk refused a call with `503` and `Retry-After: secs`: new calls skip it until
+    /// then (at most an hour), as RFC 3261 21.5.4 asks of a client.
+    pub(super) fn trunk_busy_for(
+        &mut self,
+        index: usize,
+        now: Instant,
+        resp: &crate::sip::Message,
+    ) {
+        let Some(secs) = resp
+            .header("Retry-After")
+            .and_then(|v| v.split([';', '(']).next())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .filter(|s| *s > 0)
+        else {
+            return;
+        };
+        let secs = secs.min(3600);
+        if let Some(slot) = self.trunks.blocked_until.get_mut(index) {
+            *slot = Some(now + std::time::Duration::from_secs(secs));
+            let name = &self.routing.trunks[index].name;
+            tracing::warn!(trunk = %name, secs, "trunk answered 503 with Retry-After: skipped by routing until then");
+        }
     }
 
     /// OPTIONS to every trunk not already being pinged.

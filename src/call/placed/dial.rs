@@ -71,8 +71,8 @@ impl Manager {
                     .lookup(&target.number)
                     .map(|r| r.trunks.clone())
                     .unwrap_or_default();
-                if trunks.iter().any(|&t| self.trunk_is_up(t)) {
-                    trunks.retain(|&t| self.trunk_is_up(t));
+                if trunks.iter().any(|&t| self.trunk_is_up(t, now)) {
+                    trunks.retain(|&t| self.trunk_is_up(t, now));
                 }
                 let Some(p) = self.placed.get_mut(&key) else {
                     return;
@@ -244,6 +244,13 @@ impl Manager {
             }
             LegResponse::Failed(code) => {
                 self.client_txs.remove(&tx);
+                if code == 503
+                    && let Some(p) = self.placed.get(&key)
+                    && let Some(&index) =
+                        p.legs[side.index()].trunks.get(p.legs[side.index()].trunk)
+                {
+                    self.trunk_busy_for(index, now, &resp);
+                }
                 self.leg_failed(now, key, side, code);
             }
         }
