@@ -1,5 +1,6 @@
 //! Real carrier trunks as the test's own SIP user agents on loopback: a carrier that
-//! challenges every INVITE gets the call with the trunk's credentials, over real UDP.
+//! challenges every INVITE (and the BYE) gets them answered with the trunk's credentials,
+//! over real UDP.
 
 mod common;
 
@@ -79,8 +80,28 @@ async fn a_carrier_that_challenges_every_invite_gets_the_call_with_the_trunks_cr
         (bye.call_id.as_str(), bye.cseq),
         (first.call_id.as_str(), 3)
     );
+    // The carrier challenges the BYE too, and gets the credentials for it once more.
     carrier
-        .send(from, &carrier.response(&bye, 200, "OK", "c2", None))
+        .send(
+            from,
+            &with_header(
+                carrier.response(&bye, 401, "Unauthorized", "c2", None),
+                "WWW-Authenticate: Digest realm=\"carrier.example\", nonce=\"bye-nonce\", algorithm=MD5",
+            ),
+        )
+        .await;
+    let (bye2, from) = carrier.expect_request("BYE", WAIT).await;
+    assert_eq!(
+        (bye2.call_id.as_str(), bye2.cseq),
+        (first.call_id.as_str(), 4)
+    );
+    let proof = parse_digest(bye2.header("Authorization").unwrap(), "BYE").unwrap();
+    assert!(verify(
+        &ha1("acme-7", "carrier.example", "s3cret pw"),
+        &proof
+    ));
+    carrier
+        .send(from, &carrier.response(&bye2, 200, "OK", "c2", None))
         .await;
     caller.expect_status(&[200], WAIT).await;
 }

@@ -259,6 +259,17 @@ impl Manager {
             return;
         };
         let code = resp.status().unwrap_or(0);
+        // A carrier that challenges a BYE or an OPTIONS ping gets the trunk's credentials,
+        // once (INVITEs are answered by their leg, which also keeps the dialog's CSeq).
+        if matches!(code, 401 | 407)
+            && matches!(purpose, ClientPurpose::Bye | ClientPurpose::Ping { .. })
+            && let Some((again, peer)) = self.answer_trunk_challenge(tx, code, &resp)
+        {
+            self.client_txs.remove(&tx);
+            let again = self.tx.send_request(now, peer, again);
+            self.client_txs.insert(again, (key, purpose));
+            return;
+        }
         match purpose {
             ClientPurpose::Ping { index, generation } => {
                 if code >= 200 {
@@ -277,6 +288,49 @@ impl Manager {
                 }
             }
         }
+    }
+
+    /// The request of client transaction `tx` again with the digest answering `resp`'s
+    /// challenge, if it went to a trunk with credentials and was not answered before.
+    fn answer_trunk_challenge(
+        &mut self,
+        tx: TxId,
+        code: u16,
+        resp: &Message,
+    ) -> Option<(crate::sip::OutRequest, Peer)> {
+        let (header, answer) = match code {
+            401 => ("WWW-Authenticate", "Authorization"),
+            _ => ("Proxy-Authenticate", "Proxy-Authorization"),
+        };
+        let peer = self.tx.client_peer(tx)?;
+        let sent = self.tx.client_request(tx)?;
+        if sent
+            .extra
+            .iter()
+            .any(|(n, _)| n == "Authorization" || n == "Proxy-Authorization")
+        {
+            return None;
+        }
+        let creds = self
+            .routing
+            .trunks
+            .iter()
+            .find(|t| t.peer == peer)?
+            .credentials
+            .clone()?;
+        let challenge = crate::auth::parse_challenge(resp.header(header)?)?;
+        let mut again = sent.clone();
+        let branch = self.tx.new_branch();
+        again.cseq += 1;
+        again.via = crate::dialog::via(peer.transport, self.settings.advertised, &branch);
+        let cnonce = branch.trim_start_matches("z9hG4bK").to_string();
+        again.branch = branch;
+        let method = again.method.as_str().to_string();
+        again.extra.push((
+            answer.into(),
+            crate::auth::authorization(&challenge, &creds, &method, &again.uri, &cnonce),
+        ));
+        Some((again, peer))
     }
 
     fn handle_b_invite_response(&mut self, now: Instant, key: CallKey, tx: TxId, resp: Message) {

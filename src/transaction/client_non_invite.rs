@@ -52,6 +52,10 @@ impl ClientNonInvite {
         &self.request
     }
 
+    pub fn peer(&self) -> Peer {
+        self.peer
+    }
+
     pub fn is_terminated(&self) -> bool {
         self.state == State::Terminated
     }

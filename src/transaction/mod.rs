@@ -388,6 +388,15 @@ impl TransactionLayer {
         }
     }
 
+    /// Where a client transaction sends its request.
+    pub fn client_peer(&self, tx: TxId) -> Option<Peer> {
+        match self.client.get(&tx) {
+            Some((_, ClientTx::Invite(t))) => Some(t.peer()),
+            Some((_, ClientTx::NonInvite(t))) => Some(t.peer()),
+            None => None,
+        }
+    }
+
     /// Answer a server transaction. Responses to finished transactions are ignored.
     pub fn send_response(&mut self, now: Instant, tx: TxId, code: u16, bytes: Vec<u8>) {
         let timers = self.timers;
