@@ -43,6 +43,9 @@ pub struct Trunk {
     pub codecs: Vec<Codec>,
     /// Digest credentials for the carrier's challenges.
     pub credentials: Option<crate::auth::Credentials>,
+    /// Caps: calls at once and new calls per second (0: none).
+    pub max_calls: usize,
+    pub calls_per_second: usize,
 }
 
 /// Longest-prefix dial plan: number → ordered trunk indices.
@@ -109,6 +112,8 @@ impl Routing {
                         addr: t.address,
                     },
                     codecs: t.codecs.clone(),
+                    max_calls: t.max_calls,
+                    calls_per_second: t.calls_per_second,
                     credentials: t.username.clone().zip(t.password.clone()).map(
                         |(username, password)| crate::auth::Credentials { username, password },
                     ),

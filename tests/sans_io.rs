@@ -532,3 +532,64 @@ Retry-After: 60\r\nContent-Length: 0\r\n\r\n",
     let (to, _) = first_invite(&mut m, after, "z9hG4bKfull3");
     assert_eq!(to, first_trunk, "after it, the trunk is first again");
 }
+
+#[test]
+fn a_trunk_at_its_caps_passes_calls_to_the_next_and_takes_them_again_when_there_is_room() {
+    let (capped, next): (SocketAddr, SocketAddr) = (T0.parse().unwrap(), T1.parse().unwrap());
+    let sent_invite = |m: &mut Manager, at: Instant, branch: &str| -> (SocketAddr, String) {
+        m.handle_message(
+            at,
+            caller(),
+            parse_datagram(invite(branch).as_bytes()).unwrap(),
+        );
+        drain(m)
+            .into_iter()
+            .find(|(_, s)| s.starts_with("INVITE "))
+            .map(|(t, s)| (t.dest, s))
+            .expect("an INVITE to a trunk")
+    };
+    let first_invite =
+        |m: &mut Manager, at: Instant, branch: &str| -> SocketAddr { sent_invite(m, at, branch).0 };
+    // At most two calls at once on t0.
+    let mut m = manager_with(None, "max_calls = 2\n");
+    let t0 = Instant::now_for_tests();
+    let (to, busy) = sent_invite(&mut m, t0, "z9hG4bKcap1");
+    assert_eq!(to, capped);
+    assert_eq!(first_invite(&mut m, t0, "z9hG4bKcap2"), capped);
+    assert_eq!(
+        first_invite(&mut m, t0, "z9hG4bKcap3"),
+        next,
+        "a third call at once goes to the next trunk"
+    );
+    // The first call ends (the number is busy): t0 has room again.
+    m.handle_message(
+        t0,
+        Peer {
+            transport: Transport::Udp,
+            addr: capped,
+        },
+        answer(&busy, 486, "b"),
+    );
+    drain(&mut m);
+    assert_eq!(
+        first_invite(&mut m, t0, "z9hG4bKcap4"),
+        capped,
+        "room again"
+    );
+
+    // At most two new calls a second on t0.
+    let mut m = manager_with(None, "calls_per_second = 2\n");
+    assert_eq!(first_invite(&mut m, t0, "z9hG4bKcps1"), capped);
+    assert_eq!(first_invite(&mut m, t0, "z9hG4bKcps2"), capped);
+    assert_eq!(
+        first_invite(&mut m, t0, "z9hG4bKcps3"),
+        next,
+        "the third in the same second"
+    );
+    let later = t0 + Duration::from_millis(1001);
+    assert_eq!(
+        first_invite(&mut m, later, "z9hG4bKcps4"),
+        capped,
+        "a second later"
+    );
+}

@@ -143,6 +143,25 @@ impl Manager {
         if let Some((contact, peer)) = call.direct.clone() {
             return self.send_direct_invite(now, key, contact, peer);
         }
+        // A trunk at its cap (calls at once, calls per second) passes the call on to the
+        // next; the caller hears 503 only when none is left.
+        let (trunks, from) = (call.b.trunks.clone(), call.b.trunk);
+        let Some(free) = (from..trunks.len()).find(|&j| self.take_trunk(trunks[j], now)) else {
+            if from < trunks.len() {
+                return self.abandon(
+                    now,
+                    key,
+                    503,
+                    "Service Unavailable",
+                    EndCause::Trunk(503, "every trunk of the route is at its limit".into()),
+                );
+            }
+            return self.abandon(now, key, 503, "Service Unavailable", EndCause::TrunkGone);
+        };
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        call.b.trunk = free;
         // Indices are into the routing the call started with; a reload may have shrunk it.
         let Some(trunk) = call
             .b

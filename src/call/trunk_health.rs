@@ -13,6 +13,8 @@ pub(super) struct TrunkHealth {
     pub(super) pinging: Vec<bool>,
     /// A trunk that answered 503 with Retry-After is skipped until then.
     pub(super) blocked_until: Vec<Option<Instant>>,
+    /// When each trunk's INVITEs of the last second went out (for `calls_per_second`).
+    pub(super) recent: Vec<std::collections::VecDeque<Instant>>,
     /// Bumped when routing is replaced: answers to older pings are ignored.
     pub(super) generation: u64,
     pub(super) next_ping: Option<Instant>,
@@ -26,6 +28,7 @@ impl TrunkHealth {
         self.up = vec![true; trunks];
         self.pinging = vec![false; trunks];
         self.blocked_until = vec![None; trunks];
+        self.recent = vec![Default::default(); trunks];
         self.generation += 1;
     }
 }
@@ -47,6 +50,45 @@ impl Manager {
             .flatten()
             .is_some_and(|until| now < until);
         !blocked && self.trunks.up.get(index).copied().unwrap_or(true)
+    }
+
+    /// Whether trunk `index` may take one more call now: below its `max_calls` (the legs
+    /// whose current attempt is on it, counted when it has a cap) and its
+    /// `calls_per_second`. Taking it counts the call.
+    pub(super) fn take_trunk(&mut self, index: usize, now: Instant) -> bool {
+        let Some(t) = self.routing.trunks.get(index) else {
+            return false;
+        };
+        let (max_calls, cps) = (t.max_calls, t.calls_per_second);
+        if max_calls > 0 {
+            let inbound = self
+                .calls
+                .values()
+                .filter(|c| {
+                    c.direct.is_none()
+                        && c.b.dialog.is_some()
+                        && c.b.trunks.get(c.b.trunk) == Some(&index)
+                })
+                .count();
+            let placed: usize = self.placed.values().map(|p| p.legs_on_trunk(index)).sum();
+            if inbound + placed >= max_calls {
+                return false;
+            }
+        }
+        if let Some(recent) = self.trunks.recent.get_mut(index) {
+            while recent.front().is_some_and(|&at| {
+                now.saturating_duration_since(at) >= std::time::Duration::from_secs(1)
+            }) {
+                recent.pop_front();
+            }
+            if cps > 0 && recent.len() >= cps {
+                return false;
+            }
+            if cps > 0 {
+                recent.push_back(now);
+            }
+        }
+        true
     }
 
     /// A trunk refused a call with `503` and `Retry-After: secs`: new calls skip it until

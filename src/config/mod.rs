@@ -314,6 +314,13 @@ pub struct TrunkConfig {
     pub username: Option<String>,
     #[serde(default)]
     pub password: Option<crate::auth::Secret>,
+    /// Calls at most on this trunk at once, and new calls per second (0: no cap). A call
+    /// over either goes to the next trunk of its route; only when none is left does the
+    /// caller get 503.
+    #[serde(default)]
+    pub max_calls: usize,
+    #[serde(default)]
+    pub calls_per_second: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]

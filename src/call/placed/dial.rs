@@ -89,6 +89,22 @@ impl Manager {
                 return;
             };
             let leg = &p.legs[side.index()];
+            if let Some(&index) = leg.trunks.get(leg.trunk)
+                && !self.take_trunk(index, now)
+            {
+                // At its cap: the next trunk for the same number.
+                let Some(p) = self.placed.get_mut(&key) else {
+                    return;
+                };
+                let leg = &mut p.legs[side.index()];
+                leg.failure = Some(EndCause::Unreachable(leg.role, 503));
+                leg.trunk += 1;
+                continue;
+            }
+            let Some(p) = self.placed.get_mut(&key) else {
+                return;
+            };
+            let leg = &p.legs[side.index()];
             let Some(trunk) = leg
                 .trunks
                 .get(leg.trunk)

@@ -189,6 +189,18 @@ impl Placed {
         self.card
     }
 
+    /// How many of this call's legs have their current attempt out on trunk `index`.
+    pub(super) fn legs_on_trunk(&self, index: usize) -> usize {
+        self.legs
+            .iter()
+            .filter(|l| {
+                l.dialog.is_some()
+                    && l.current().is_some_and(|t| t.registered.is_none())
+                    && l.trunks.get(l.trunk) == Some(&index)
+            })
+            .count()
+    }
+
     pub(super) fn leg_tx(&self, side: Side) -> Option<TxId> {
         self.legs[side.index()].tx
     }
