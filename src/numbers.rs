@@ -73,6 +73,19 @@ impl FromStr for DestinationKind {
     }
 }
 
+/// How a trunk wants the called number written (`[[trunks]] number_format`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NumberFormat {
+    /// As the switch dials it: national for the home country, E.164 for others.
+    #[default]
+    AsDialled,
+    /// E.164 with `+` and the country code, for every number.
+    E164,
+    /// National for the home country, E.164 for others.
+    National,
+}
+
 /// Classifies numbers relative to a home country.
 #[derive(Clone, Debug)]
 pub struct Classifier {
@@ -141,6 +154,29 @@ impl Classifier {
             .filter(|c| c.is_ascii_digit() || *c == '+')
             .collect();
         Some((digits, kind, region))
+    }
+
+    /// `number` as a trunk wants it written: E.164 (`+82255612 34`, without spaces) or
+    /// national (the home country's with its trunk prefix `0…`, other countries' in
+    /// E.164). `None` when it is not a number (a SIP user, a short code): it is sent as
+    /// dialled.
+    pub fn format_for_trunk(&self, number: &str, format: NumberFormat) -> Option<String> {
+        if format == NumberFormat::AsDialled {
+            return None;
+        }
+        let parsed = phonenumber::parse(Some(self.home), number).ok()?;
+        let mode = match format {
+            NumberFormat::National if parsed.code().value() == self.home_code => {
+                phonenumber::Mode::National
+            }
+            _ => phonenumber::Mode::E164,
+        };
+        let text = parsed.format().mode(mode).to_string();
+        Some(
+            text.chars()
+                .filter(|c| c.is_ascii_digit() || *c == '+')
+                .collect(),
+        )
     }
 
     fn kind_of(&self, n: &PhoneNumber) -> DestinationKind {

@@ -46,6 +46,33 @@ pub struct Trunk {
     /// Caps: calls at once and new calls per second (0: none).
     pub max_calls: usize,
     pub calls_per_second: usize,
+    /// How the called number is written to this trunk.
+    pub numbers: NumberRewrite,
+}
+
+/// A trunk's way of writing the called number: its format, then a prefix taken off and
+/// one put on (a tech prefix).
+#[derive(Debug, Clone)]
+pub struct NumberRewrite {
+    pub format: crate::numbers::NumberFormat,
+    pub strip: String,
+    pub add: String,
+    pub home: crate::numbers::Classifier,
+}
+
+impl NumberRewrite {
+    /// `number` as the trunk gets it in the Request-URI and To.
+    pub fn apply(&self, number: &str) -> String {
+        let formatted = self
+            .home
+            .format_for_trunk(number, self.format)
+            .unwrap_or_else(|| number.to_string());
+        let rest = formatted
+            .strip_prefix(self.strip.as_str())
+            .filter(|_| !self.strip.is_empty())
+            .unwrap_or(&formatted);
+        format!("{}{rest}", self.add)
+    }
 }
 
 /// Longest-prefix dial plan: number → ordered trunk indices.
@@ -114,6 +141,12 @@ impl Routing {
                     codecs: t.codecs.clone(),
                     max_calls: t.max_calls,
                     calls_per_second: t.calls_per_second,
+                    numbers: NumberRewrite {
+                        format: t.number_format,
+                        strip: t.strip_prefix.clone(),
+                        add: t.add_prefix.clone(),
+                        home: cfg.billing.home_country.clone(),
+                    },
                     credentials: t.username.clone().zip(t.password.clone()).map(
                         |(username, password)| crate::auth::Credentials { username, password },
                     ),
@@ -201,6 +234,41 @@ pub fn is_sip_user(user: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn rewrite(format: crate::numbers::NumberFormat, strip: &str, add: &str) -> NumberRewrite {
+        NumberRewrite {
+            format,
+            strip: strip.into(),
+            add: add.into(),
+            home: crate::numbers::Classifier::new("KR").unwrap(),
+        }
+    }
+
+    #[test]
+    fn numbers_are_written_as_each_trunk_wants_them() {
+        use crate::numbers::NumberFormat;
+        let as_dialled = rewrite(NumberFormat::AsDialled, "", "");
+        assert_eq!(as_dialled.apply("025561234"), "025561234");
+        assert_eq!(as_dialled.apply("+14155550123"), "+14155550123");
+        let e164 = rewrite(NumberFormat::E164, "", "");
+        assert_eq!(e164.apply("025561234"), "+8225561234");
+        assert_eq!(e164.apply("01012345678"), "+821012345678");
+        assert_eq!(e164.apply("+14155550123"), "+14155550123");
+        let national = rewrite(NumberFormat::National, "", "");
+        assert_eq!(national.apply("+8225561234"), "025561234");
+        assert_eq!(
+            national.apply("+14155550123"),
+            "+14155550123",
+            "abroad stays E.164"
+        );
+        // A carrier reached with its own international access code instead of +.
+        let access = rewrite(NumberFormat::E164, "+", "00700");
+        assert_eq!(access.apply("+14155550123"), "0070014155550123");
+        // A tech prefix before whatever the format gives; a SIP user passes as dialled.
+        let tech = rewrite(NumberFormat::AsDialled, "", "1234#");
+        assert_eq!(tech.apply("025561234"), "1234#025561234");
+        assert_eq!(e164.apply("minji"), "minji");
+    }
 
     #[test]
     fn longest_prefix_wins() {

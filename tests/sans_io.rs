@@ -593,3 +593,28 @@ fn a_trunk_at_its_caps_passes_calls_to_the_next_and_takes_them_again_when_there_
         "a second later"
     );
 }
+
+#[test]
+fn a_trunk_gets_the_number_in_its_own_format_with_its_tech_prefix() {
+    let mut m = manager_with(
+        None,
+        "number_format = \"e164\"\nstrip_prefix = \"+\"\nadd_prefix = \"99\"\n",
+    );
+    let t0 = Instant::now_for_tests();
+    m.handle_message(
+        t0,
+        caller(),
+        parse_datagram(invite("z9hG4bKfmt").as_bytes()).unwrap(),
+    );
+    let (_, sent) = drain(&mut m)
+        .into_iter()
+        .find(|(_, s)| s.starts_with("INVITE "))
+        .expect("an INVITE to the trunk");
+    // 02-1234-5678 in Seoul → +82 2 1234 5678 → "82212345678" → "9982212345678".
+    assert!(
+        sent.starts_with("INVITE sip:9982212345678@127.0.0.1:5080 SIP/2.0"),
+        "{sent}"
+    );
+    let to = parse_datagram(sent.as_bytes()).unwrap().to;
+    assert!(to.contains("sip:9982212345678@"), "{to}");
+}

@@ -197,7 +197,11 @@ impl Manager {
                 );
             }
         };
-        let uri = format!("sip:{}@{}", call.number, trunk.peer.addr);
+        let uri = format!(
+            "sip:{}@{}",
+            trunk.numbers.apply(&call.number),
+            trunk.peer.addr
+        );
         info!(call = %call.id, trunk = %trunk.name, dest = %trunk.peer.addr, "dialling trunk");
         let peer = trunk.peer;
         let credentials = trunk.credentials.clone();

@@ -319,6 +319,15 @@ pub struct TrunkConfig {
     /// caller get 503.
     #[serde(default)]
     pub max_calls: usize,
+    /// How the called number is written to this trunk: `as_dialled` (national at home,
+    /// E.164 abroad), `e164` or `national`; then `strip_prefix` is taken off its front and
+    /// `add_prefix` (a tech prefix) put there. The Request-URI and To carry the result.
+    #[serde(default)]
+    pub number_format: crate::numbers::NumberFormat,
+    #[serde(default)]
+    pub strip_prefix: String,
+    #[serde(default)]
+    pub add_prefix: String,
     #[serde(default)]
     pub calls_per_second: usize,
 }
@@ -432,6 +441,15 @@ impl Config {
         for (i, t) in self.trunks.iter().enumerate() {
             if !names.insert(t.name.as_str()) {
                 errors.push(format!("trunks[{i}].name: '{}' is used twice", t.name));
+            }
+            let digits = |s: &str| {
+                s.chars()
+                    .all(|c| c.is_ascii_digit() || matches!(c, '+' | '*' | '#'))
+            };
+            if !digits(&t.strip_prefix) || !digits(&t.add_prefix) {
+                errors.push(format!(
+                    "trunks[{i}].strip_prefix/add_prefix: digits (and + * #) only"
+                ));
             }
             if t.username.is_some() != t.password.is_some()
                 || t.username

@@ -117,7 +117,11 @@ impl Manager {
                 leg.trunk = 0;
                 continue;
             };
-            let uri = format!("sip:{}@{}", target.number, trunk.peer.addr);
+            let uri = format!(
+                "sip:{}@{}",
+                trunk.numbers.apply(&target.number),
+                trunk.peer.addr
+            );
             return self.send_leg_invite(
                 now,
                 key,
