@@ -715,3 +715,46 @@ fn the_issuers_whisper_comes_before_the_question_and_a_recorded_call_is_announce
     assert_eq!(rows[0].call_id, "fc-cb1");
     assert_eq!((rows[0].card, rows[0].account), (Some(7), Some(3)));
 }
+
+#[test]
+fn a_greeting_call_ends_by_itself_if_its_playing_never_finishes() {
+    let mut m = manager(Recorded::default());
+    let t0 = Instant::now_for_tests();
+    let extras = Extras {
+        greetings: Greetings {
+            busy: Some(Voice::Shipped),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    m.handle_command(t0, callback_with(600, extras));
+    let issuer = invites(&sent(&mut m))[0].clone();
+    m.handle_message(t0, trunk(), respond(&issuer, 486, "iss", false));
+    let visitor = invites(&sent(&mut m))[0].clone();
+    m.handle_message(t0, trunk(), respond(&visitor, 200, "vis", true));
+    sent(&mut m);
+    progress(&mut m);
+    // No PlayDone ever comes (the media side lost it): the guard ends the call.
+    let mut bye_at = None;
+    while let Some(at) = m.next_timeout() {
+        if at > t0 + Duration::from_secs(120) {
+            break;
+        }
+        m.handle_timeout(at);
+        if requests(&sent(&mut m), "BYE")
+            .iter()
+            .any(|b| b.call_id == visitor.call_id)
+        {
+            bye_at.get_or_insert(at - t0);
+        }
+    }
+    assert_eq!(
+        bye_at,
+        Some(Duration::from_secs(45)),
+        "hung up 45 s after the answer"
+    );
+    assert_eq!(
+        progress(&mut m).last().map(String::as_str),
+        Some("ended: busy")
+    );
+}

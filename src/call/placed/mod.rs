@@ -146,6 +146,10 @@ pub struct Progress {
     pub at_ms: i64,
 }
 
+/// The longest a greeting call stays up after the visitor answered (a greeting is at most
+/// 30 s, and the extension's digits come first).
+const GREETING_GUARD: Duration = Duration::from_secs(45);
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Stage {
     /// Leg A rings.
@@ -472,6 +476,10 @@ impl Manager {
                 let limit = now + Duration::from_secs(secs.max(0) as u64);
                 self.timers.push(Reverse((limit, key, CallTimer::Limit)));
             }
+            // A greeting lasts at most 30 s: whatever happens to its playing, the call
+            // ends soon after (as the issuer's leg did).
+            self.timers
+                .push(Reverse((now + GREETING_GUARD, key, CallTimer::Limit)));
             info!(call = %id, "the visitor hears the card's greeting");
             self.progress(&id, "greeting".into(), None, now);
             return;
