@@ -18,6 +18,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 const PHONE: (u32, u32) = (360, 740);
+const DESKTOP: (u32, u32) = (1200, 900);
 
 struct Site {
     url: String,
@@ -265,6 +266,22 @@ async fn an_issuer_sets_greetings_a_whisper_and_recording_and_plays_recordings_o
     b.submit("button[value=upload]").await;
     let secs = player_duration(&b, "#whisper ~ p audio").await;
     assert!((secs - 2.0).abs() < 0.05, "the whisper plays: {secs} s");
+    b.js("document.getElementById('whisper').scrollIntoView(); return 1")
+        .await;
+    b.screenshot("issuer-whisper-phone").await;
+
+    // The editor and the guild page at desktop width.
+    let d = Browser::start(DESKTOP.0, DESKTOP.1).await;
+    login(&d, &s.url, "issuer", "jane", "issuer secret").await;
+    d.goto(&format!("{}/issuer/cards/{card}", s.url)).await;
+    d.js("document.getElementById('greetings').scrollIntoView(); return 1")
+        .await;
+    d.screenshot("issuer-greetings-desktop").await;
+    d.goto(&format!("{}/issuer", s.url)).await;
+    d.js("document.getElementById('whisper').scrollIntoView(); return 1")
+        .await;
+    d.screenshot("issuer-whisper-desktop").await;
+    d.stop().await;
 
     // Deleting the recording takes the file with it.
     b.goto(&format!("{}/issuer/cards/{card}", s.url)).await;
@@ -295,7 +312,16 @@ async fn a_member_plays_their_own_recordings_and_nobody_else_can() {
     );
     let secs = player_duration(&b, "#recording-list li[data-call=fc-mem1] audio").await;
     assert!((secs - 2.5).abs() < 0.05, "their recording plays: {secs} s");
+    b.screenshot("member-dial-phone").await;
+    b.js("document.getElementById('recordings').scrollIntoView(); return 1")
+        .await;
+    b.screenshot("member-recordings-phone").await;
     b.stop().await;
+    // The same pages at desktop width.
+    let d = Browser::start(DESKTOP.0, DESKTOP.1).await;
+    login(&d, &s.url, "member", "sora", "member secret").await;
+    d.screenshot("member-dial-desktop").await;
+    d.stop().await;
 
     // Another member (and nobody logged in) gets nothing.
     let addr = s.addr;

@@ -321,10 +321,6 @@ impl Manager {
         code: u16,
         resp: &Message,
     ) -> Option<(crate::sip::OutRequest, Peer)> {
-        let (header, answer) = match code {
-            401 => ("WWW-Authenticate", "Authorization"),
-            _ => ("Proxy-Authenticate", "Proxy-Authorization"),
-        };
         let peer = self.tx.client_peer(tx)?;
         let sent = self.tx.client_request(tx)?;
         if sent
@@ -334,25 +330,19 @@ impl Manager {
         {
             return None;
         }
-        let creds = self
-            .routing
-            .trunks
-            .iter()
-            .find(|t| t.peer == peer)?
-            .credentials
-            .clone()?;
-        let challenge = crate::auth::parse_challenge(resp.header(header)?)?;
-        let mut again = sent.clone();
+        let creds = self.routing.trunks.iter().find(|t| t.peer == peer)?;
+        let creds = creds.credentials.clone()?;
+        let sent = sent.clone();
         let branch = self.tx.new_branch();
-        again.cseq += 1;
-        again.via = crate::dialog::via(peer.transport, self.settings.advertised, &branch);
-        let cnonce = branch.trim_start_matches("z9hG4bK").to_string();
-        again.branch = branch;
-        let method = again.method.as_str().to_string();
-        again.extra.push((
-            answer.into(),
-            crate::auth::authorization(&challenge, &creds, &method, &again.uri, &cnonce),
-        ));
+        let again = super::outbound::with_digest(
+            &sent,
+            code,
+            resp,
+            &creds,
+            branch,
+            peer,
+            self.settings.advertised,
+        )?;
         Some((again, peer))
     }
 

@@ -202,29 +202,19 @@ impl OutLeg {
         branch: String,
         advertised: SocketAddr,
     ) -> Option<LegResponse> {
-        if !matches!(code, 401 | 407) || self.challenged {
+        if self.challenged {
             return None;
         }
-        let (header, answer) = match code {
-            401 => ("WWW-Authenticate", "Authorization"),
-            _ => ("Proxy-Authenticate", "Proxy-Authorization"),
-        };
-        let creds = self.credentials.as_ref()?;
-        let challenge = crate::auth::parse_challenge(resp.header(header)?)?;
         let d = self.dialog.as_mut()?;
-        let mut again = self.sent.clone()?;
-        again.cseq += 1;
-        again.via = via(d.peer.transport, advertised, &branch);
-        // The client nonce: the new branch's random part, unique per answer.
-        let cnonce = branch.trim_start_matches("z9hG4bK").to_string();
-        again.branch = branch;
-        again
-            .extra
-            .retain(|(name, _)| name != "Authorization" && name != "Proxy-Authorization");
-        again.extra.push((
-            answer.into(),
-            crate::auth::authorization(&challenge, creds, "INVITE", &again.uri, &cnonce),
-        ));
+        let again = with_digest(
+            self.sent.as_ref()?,
+            code,
+            resp,
+            self.credentials.as_ref()?,
+            branch,
+            d.peer,
+            advertised,
+        )?;
         // Nothing of the challenged attempt's dialog is kept but its Call-ID and tag.
         d.remote_tag = None;
         d.remote = again.to.clone();
@@ -235,6 +225,42 @@ impl OutLeg {
         self.sent = Some(again.clone());
         Some(LegResponse::Resend(again, d.peer))
     }
+}
+
+/// `sent` again, answering the 401/407 `resp` with `creds`: CSeq + 1, a new branch and
+/// Via, the digest (`Authorization` or `Proxy-Authorization`). `None` for any other
+/// status, or a challenge the switch cannot answer. Every request the switch answers a
+/// carrier's challenge for is built here.
+pub(super) fn with_digest(
+    sent: &OutRequest,
+    code: u16,
+    resp: &Message,
+    creds: &crate::auth::Credentials,
+    branch: String,
+    peer: Peer,
+    advertised: SocketAddr,
+) -> Option<OutRequest> {
+    let (header, answer) = match code {
+        401 => ("WWW-Authenticate", "Authorization"),
+        407 => ("Proxy-Authenticate", "Proxy-Authorization"),
+        _ => return None,
+    };
+    let challenge = crate::auth::parse_challenge(resp.header(header)?)?;
+    let mut again = sent.clone();
+    again.cseq += 1;
+    again.via = via(peer.transport, advertised, &branch);
+    // The client nonce: the new branch's random part, unique per answer.
+    let cnonce = branch.trim_start_matches("z9hG4bK").to_string();
+    again.branch = branch;
+    again
+        .extra
+        .retain(|(name, _)| name != "Authorization" && name != "Proxy-Authorization");
+    let method = again.method.as_str().to_string();
+    again.extra.push((
+        answer.into(),
+        crate::auth::authorization(&challenge, creds, &method, &again.uri, &cnonce),
+    ));
+    Some(again)
 }
 
 /// Every INVITE a leg sends opens a new dialog, so its CSeq starts at 1 (2 once a

@@ -24,7 +24,8 @@ pub struct GreetingLine {
 pub struct RecordingLine {
     pub call_id: String,
     pub started: String,
-    pub secs: i64,
+    /// Its length, as the greetings show theirs ("2.5 s").
+    pub length: String,
     /// Ready to play; otherwise `state` says why not.
     pub ready: bool,
     pub state: String,
@@ -68,7 +69,7 @@ pub async fn recording_lines(state: &WebState, p: &Page, owner: Owner) -> Vec<Re
         .into_iter()
         .map(|r| RecordingLine {
             started: p.when(&r.started_ms),
-            secs: (r.duration_ms.unwrap_or(0) + 999) / 1000,
+            length: format!("{:.1} s", r.duration_ms.unwrap_or(0) as f64 / 1000.0),
             ready: r.state == "ready",
             state: p.t(&format!("recording_{}", r.state)).into(),
             call_id: r.call_id,

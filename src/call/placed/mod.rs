@@ -184,8 +184,6 @@ pub(super) struct Placed {
     first_ended: Option<Instant>,
     /// Why the issuer's leg ended, while the visitor hears the greeting.
     greeting_for: Option<EndCause>,
-    /// The recording's file, once started.
-    recording: Option<std::path::PathBuf>,
 }
 
 impl Placed {
@@ -302,7 +300,6 @@ impl Manager {
             extras: o.extras.clone(),
             first_ended: None,
             greeting_for: None,
-            recording: None,
         };
         info!(call = %o.id, flow = ?o.flow, first = %o.first[0].number, second = %o.second.number, "placing a call");
         self.media_calls.insert(media, key);
@@ -443,7 +440,6 @@ impl Manager {
     /// The second party answered: send its post-dial digits, bridge (or, for a greeting,
     /// play it).
     fn bridge(&mut self, now: Instant, key: CallKey) {
-        let recordings = self.settings.media.recordings.clone();
         let started_ms = self.unix_ms(now);
         let Some(p) = self.placed.get_mut(&key) else {
             return;
@@ -491,9 +487,8 @@ impl Manager {
         self.media.stop_playing(media, Side::A);
         if let Some(notice) = recorded {
             // Both hear it, and it is the recording's first words.
-            let path = recordings.join(format!("{id}.wav"));
+            let path = self.settings.media.recordings.join(format!("{id}.wav"));
             self.media.record(media, path.clone());
-            p.recording = Some(path.clone());
             self.media.play(media, Side::A, notice.clone());
             self.media.play(media, Side::B, notice);
             let (card, account) = (p.card, p.account);
@@ -505,7 +500,7 @@ impl Manager {
                     account,
                     started_ms,
                 })));
-        } else if let Some(greet) = greet.filter(|_| post_dial.is_empty()) {
+        } else if let Some(greet) = greet {
             self.media.play(media, Side::B, greet);
         }
         self.stats.calls_answered += 1;
