@@ -55,7 +55,7 @@ fn env_or(name: &str, default: u64) -> u64 {
 }
 
 fn now() -> Instant {
-    freecall::clock::now()
+    freecall::clock::Clock::system().now()
 }
 
 fn udp(addr: &str) -> UdpSocket {

@@ -16,7 +16,6 @@ use crate::billing::{
     Tariffs,
 };
 use crate::cdr::CallRecord;
-use crate::clock;
 use crate::store::calls::{Charge, ReserveItem, Settled};
 use crate::store::{Store, StoreError};
 use std::sync::{Arc, RwLock};
@@ -106,7 +105,7 @@ impl Accounting {
                         return Ok((0, after));
                     };
                     let mut f = f.lock().unwrap_or_else(|e| e.into_inner());
-                    if let Err(e) = f.append(&batch, clock::unix_ms()) {
+                    if let Err(e) = f.append(&batch, s.clock().unix_ms()) {
                         warn!(error = %e, "call records not written to the file");
                         return Ok((0, after));
                     }
@@ -175,7 +174,7 @@ impl Accounting {
         }
         let node = self.node.clone();
         self.store
-            .run(move |s| s.heartbeat(&node, clock::unix_ms()))
+            .run(move |s| s.heartbeat(&node, s.clock().unix_ms()))
             .await?;
         Ok(recovered.len())
     }
@@ -243,7 +242,7 @@ impl Accounting {
                             let (store, reply) = (self.store.clone(), reply_tx.clone());
                             tokio::spawn(async move {
                                 let bindings = store
-                                    .run(move |s| s.bindings(&user, clock::unix_ms()))
+                                    .run(move |s| s.bindings(&user, s.clock().unix_ms()))
                                     .await
                                     .ok();
                                 let _ = reply.send(BillingReply::Located { key, bindings });
@@ -253,7 +252,7 @@ impl Accounting {
                     },
                     _ = beat.tick() => {
                         let node = self.node.clone();
-                        if let Err(e) = self.store.run(move |s| s.heartbeat(&node, clock::unix_ms())).await {
+                        if let Err(e) = self.store.run(move |s| s.heartbeat(&node, s.clock().unix_ms())).await {
                             warn!(error = %e, "heartbeat not written");
                         }
                         if let Ok(held) = self.store.run(|s| s.reserved_total()).await {
@@ -276,7 +275,7 @@ impl Accounting {
             let node = self.node.clone();
             let _ = self
                 .store
-                .run(move |s| s.heartbeat(&node, clock::unix_ms()))
+                .run(move |s| s.heartbeat(&node, s.clock().unix_ms()))
                 .await;
             info!("accounting stopped");
         });
@@ -319,13 +318,13 @@ impl Accounting {
                 return;
             }
             if closed && closed_at.is_none() {
-                closed_at = Some(clock::now());
+                closed_at = Some(self.store.clock().now());
             }
             match self.write(&mut q).await {
                 Ok(()) => backoff = Duration::from_millis(100),
                 Err(e) => {
                     if let Some(at) = closed_at
-                        && clock::now().duration_since(at) > SHUTDOWN_WRITE_LIMIT
+                        && self.store.clock().now().duration_since(at) > SHUTDOWN_WRITE_LIMIT
                     {
                         self.spool_out(&q.settles, &q.records);
                         return;
@@ -508,7 +507,7 @@ impl Accounting {
                     call_id: r.call_id.clone(),
                     cseq: i64::from(r.cseq),
                 };
-                Ok(Ok(s.register(&registration, clock::unix_ms())?))
+                Ok(Ok(s.register(&registration, s.clock().unix_ms())?))
             })
             .await;
         match result {

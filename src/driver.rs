@@ -10,7 +10,7 @@ use crate::accounting::Accounting;
 use crate::auth::NonceKey;
 use crate::billing::{BillingReply, BillingRequest, CallBilling};
 use crate::call::{CallMedia, Manager, Outcome, Settings, Stats};
-use crate::clock;
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::media::{MediaEvent, MediaOptions, Prompts, RelayMedia};
 use crate::routing::Routing;
@@ -19,7 +19,7 @@ use crate::transaction::{Peer, Timers, Transmit};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -148,6 +148,11 @@ pub async fn start(
     seed: u64,
     accounting: Option<Accounting>,
 ) -> Result<SwitchHandle, StartError> {
+    // The store's clock is the switch's: one handle for signalling, media and money.
+    let clock = accounting
+        .as_ref()
+        .map(|a| a.store.clock().clone())
+        .unwrap_or_default();
     let prompts = match cfg.media.prompts_dir.as_str() {
         "" => Prompts::default(),
         dir => Prompts::load(std::path::Path::new(dir))?,
@@ -231,6 +236,7 @@ pub async fn start(
         opus: cfg.media.opus.settings(),
         prompts: prompts.clone(),
         recordings,
+        clock: clock.clone(),
     });
     let routing = Routing::from_config(cfg);
     // Every trunk counts as up until a ping says otherwise.
@@ -238,7 +244,7 @@ pub async fn start(
         crate::telemetry::trunk_up(&t.name, true);
     }
     let mut manager = Manager::new(settings, routing, Box::new(media));
-    manager.set_wall_clock(clock::now(), clock::unix_ms());
+    manager.set_wall_clock(clock.now(), clock.unix_ms());
     let billing = match accounting {
         Some(a) => {
             let (tx, rx, task) = a.spawn();
@@ -267,6 +273,7 @@ pub async fn start(
     info!(sip = %bound, "listening for SIP on UDP and TCP");
     tokio::spawn(run(
         manager,
+        clock,
         udp,
         tcp,
         media_rx,
@@ -346,6 +353,7 @@ fn call_billing(cfg: &Config, seed: u64) -> CallBilling {
 #[allow(clippy::too_many_arguments)]
 async fn run(
     mut manager: Manager,
+    clock: Clock,
     udp: UdpSocket,
     tcp: TcpListener,
     mut media_rx: mpsc::UnboundedReceiver<MediaEvent>,
@@ -373,16 +381,14 @@ async fn run(
     loop {
         let wake = manager
             .next_timeout()
-            .map(tokio::time::Instant::from_std)
-            .unwrap_or_else(|| {
-                tokio::time::Instant::from_std(clock::now() + Duration::from_secs(3600))
-            });
+            .map(|at| clock.timer_at(at))
+            .unwrap_or_else(|| clock.timer_at(clock.now() + Duration::from_secs(3600)));
         tokio::select! {
             r = udp.recv_from(&mut buf) => {
                 match r {
                     Ok((n, from)) => {
                         let peer = Peer { transport: Transport::Udp, addr: from };
-                        handle_bytes(&mut manager, peer, &buf[..n], false);
+                        handle_bytes(&mut manager, clock.now(), peer, &buf[..n], false);
                     }
                     // ICMP port unreachable surfaces as an error on some systems: ignore.
                     Err(e) => debug!(error = %e, "UDP receive error"),
@@ -390,7 +396,7 @@ async fn run(
             }
             Some(input) = net_rx.recv() => match input {
                 NetInput::Frame { peer, bytes } => {
-                    handle_bytes(&mut manager, Peer { transport: Transport::Tcp, addr: peer }, &bytes, true);
+                    handle_bytes(&mut manager, clock.now(), Peer { transport: Transport::Tcp, addr: peer }, &bytes, true);
                 }
                 NetInput::Malformed { peer, bytes, why } => {
                     manager.handle_malformed(Peer { transport: Transport::Tcp, addr: peer }, &bytes, &why);
@@ -411,9 +417,9 @@ async fn run(
                 conns.insert(peer, writer);
                 tokio::spawn(connection(stream, peer, rx, net_tx.clone()));
             }
-            Some(event) = media_rx.recv() => manager.handle_media_event(clock::now(), event),
-            Some(reply) = billing.rx.recv() => manager.handle_billing(clock::now(), reply),
-            Some(command) = placed.commands.recv() => manager.handle_command(clock::now(), command),
+            Some(event) = media_rx.recv() => manager.handle_media_event(clock.now(), event),
+            Some(reply) = billing.rx.recv() => manager.handle_billing(clock.now(), reply),
+            Some(command) = placed.commands.recv() => manager.handle_command(clock.now(), command),
             Some(q) = queries.recv() => match q {
                 Query::Active(reply) => { let _ = reply.send(manager.active_calls()); }
                 Query::Finished(reply) => { let _ = reply.send(std::mem::take(&mut finished)); }
@@ -426,7 +432,7 @@ async fn run(
                     let _ = done.send(());
                 }
             },
-            _ = tokio::time::sleep_until(wake) => manager.handle_timeout(clock::now()),
+            _ = tokio::time::sleep_until(wake) => manager.handle_timeout(clock.now()),
             _ = tick.tick() => {
                 if watchdog {
                     let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
@@ -439,12 +445,12 @@ async fn run(
                     Stop::Drain(grace) => {
                         info!(active = manager.active_calls(), ?grace, "draining: no new calls");
                         manager.begin_drain();
-                        drain_until = Some(clock::now() + grace);
+                        drain_until = Some(clock.now() + grace);
                     }
                     Stop::Now => {
                         manager.begin_drain();
-                        manager.hangup_all(clock::now(), crate::call::EndCause::SwitchStopping);
-                        drain_until = Some(clock::now());
+                        manager.hangup_all(clock.now(), crate::call::EndCause::SwitchStopping);
+                        drain_until = Some(clock.now());
                     }
                 }
             }
@@ -474,12 +480,12 @@ async fn run(
             if manager.active_calls() == 0 {
                 break;
             }
-            if clock::now() >= until {
+            if clock.now() >= until {
                 warn!(
                     active = manager.active_calls(),
                     "grace period over, hanging up"
                 );
-                manager.hangup_all(clock::now(), crate::call::EndCause::SwitchStopping);
+                manager.hangup_all(clock.now(), crate::call::EndCause::SwitchStopping);
                 flush(&mut manager, &udp, &mut conns, &mut pending_tcp, &net_tx).await;
                 forward_billing(&mut manager, &billing);
                 while let Some(p) = manager.poll_progress() {
@@ -492,12 +498,12 @@ async fn run(
     info!("signalling stopped");
     // Authorizations still in flight belong to calls that are gone: take their answers
     // so what they reserved is released (bounded: the store answers or times out).
-    let wait_until = clock::now() + Duration::from_secs(15);
-    while manager.pending_authorizations() > 0 && clock::now() < wait_until {
-        let left = wait_until.saturating_duration_since(clock::now());
+    let wait_until = clock.now() + Duration::from_secs(15);
+    while manager.pending_authorizations() > 0 && clock.now() < wait_until {
+        let left = wait_until.saturating_duration_since(clock.now());
         match tokio::time::timeout(left, billing.rx.recv()).await {
             Ok(Some(reply)) => {
-                manager.handle_billing(clock::now(), reply);
+                manager.handle_billing(clock.now(), reply);
                 flush(&mut manager, &udp, &mut conns, &mut pending_tcp, &net_tx).await;
                 forward_billing(&mut manager, &billing);
             }
@@ -527,7 +533,7 @@ fn forward_billing(manager: &mut Manager, billing: &Billing) {
     }
 }
 
-fn handle_bytes(manager: &mut Manager, peer: Peer, bytes: &[u8], framed: bool) {
+fn handle_bytes(manager: &mut Manager, now: Instant, peer: Peer, bytes: &[u8], framed: bool) {
     // Keep-alives (RFC 5626 CRLF pings) over UDP are ignored.
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
         return;
@@ -538,7 +544,7 @@ fn handle_bytes(manager: &mut Manager, peer: Peer, bytes: &[u8], framed: bool) {
         sip::parse_datagram(bytes)
     };
     match parsed {
-        Ok(msg) => manager.handle_message(clock::now(), peer, msg),
+        Ok(msg) => manager.handle_message(now, peer, msg),
         Err(e) => {
             debug!(from = %peer.addr, error = %e, "malformed SIP");
             manager.handle_malformed(peer, bytes, &e.to_string());

@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use freecall::config::Config;
+use freecall::config::{ApiListen, Config, WebListen};
 use freecall::driver::{self, Stop};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -382,7 +382,8 @@ fn serve(cfg: Config, path: PathBuf) -> anyhow::Result<()> {
         .build()
         .context("starting the runtime")?;
     runtime.block_on(async move {
-        let seed = freecall::clock::wall()
+        let seed = freecall::clock::Clock::system()
+            .wall()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0)
@@ -437,7 +438,7 @@ fn serve(cfg: Config, path: PathBuf) -> anyhow::Result<()> {
             freecall::placing::bookings::BookingRules::from_config(&cfg.bookings),
         );
         let _scheduler = bookings.spawn();
-        let pages = if cfg.web.listen == "off" {
+        let pages = if cfg.web.listen == WebListen::Off {
             None
         } else {
             Some(
@@ -456,7 +457,7 @@ fn serve(cfg: Config, path: PathBuf) -> anyhow::Result<()> {
             )
         };
         let mut servers = Vec::new();
-        if let Ok(addr) = cfg.api.listen.parse::<std::net::SocketAddr>() {
+        if let ApiListen::At(addr) = cfg.api.listen {
             let state = freecall::api::ApiState {
                 store: store.clone(),
                 tariffs: tariffs.clone(),
@@ -469,7 +470,7 @@ fn serve(cfg: Config, path: PathBuf) -> anyhow::Result<()> {
                 numbers: cfg.billing.home_country.clone(),
                 bookings: Some(bookings.clone()),
             };
-            let same = pages.clone().filter(|_| cfg.web.listen == "api");
+            let same = pages.clone().filter(|_| cfg.web.listen == WebListen::Api);
             let with_pages = same.is_some();
             let (server, addr) =
                 freecall::api::serve_with_pages(state, addr, cfg.api.max_body_bytes, same)
@@ -478,7 +479,7 @@ fn serve(cfg: Config, path: PathBuf) -> anyhow::Result<()> {
             tokio::spawn(server);
             info!(api = %addr, pages = with_pages, "REST API listening");
         }
-        if let (Some(state), Ok(addr)) = (pages, cfg.web.listen.parse::<std::net::SocketAddr>()) {
+        if let (Some(state), WebListen::At(addr)) = (pages, cfg.web.listen) {
             let (server, addr) = freecall::web::serve(state, addr)
                 .with_context(|| format!("cannot listen for the web pages on {addr}"))?;
             servers.push(server.handle());

@@ -34,7 +34,7 @@ impl Keeper {
                         None => break,
                     },
                     _ = sweep.tick() => {
-                        if let Err(e) = self.sweep(crate::clock::unix_ms()).await {
+                        if let Err(e) = self.sweep(self.store.clock().unix_ms()).await {
                             warn!(error = %e, "recordings sweep failed; trying again in an hour");
                         }
                     }
@@ -68,7 +68,7 @@ impl Keeper {
         for wait in [0u64, 1, 5, 30] {
             tokio::time::sleep(Duration::from_secs(wait)).await;
             let (row, node) = (closed.clone(), self.node.clone());
-            let now = crate::clock::unix_ms();
+            let now = self.store.clock().unix_ms();
             if self
                 .store
                 .run(move |s| s.recording_closed(&node, &row, now))

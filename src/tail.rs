@@ -143,7 +143,7 @@ pub fn run(store: &Store, mut t: Tail, out: &mut impl Write) -> std::io::Result<
     {
         eprintln!("catching up: {total} records to print");
     }
-    let started = crate::clock::now();
+    let started = store.clock().now();
     let mut printed_since_progress = 0i64;
     let mut unavailable = false;
     loop {
@@ -185,7 +185,7 @@ pub fn run(store: &Store, mut t: Tail, out: &mut impl Write) -> std::io::Result<
             }
         }
         if let Some(secs) = t.for_secs
-            && crate::clock::now().saturating_duration_since(started) >= Duration::from_secs(secs)
+            && store.clock().now().saturating_duration_since(started) >= Duration::from_secs(secs)
         {
             return Ok(());
         }

@@ -42,7 +42,7 @@ on_both_stores!(
     |store: Store, _url| {
         let phones = r#"[{"kind":"mobile","number":"010-2222-3333","callback":true}]"#;
         let (card, _) = common::cards::issue(&store, "race", 100_000, 100, phones, "");
-        let now = freecall::clock::unix_ms();
+        let now = freecall::clock::Clock::system().unix_ms();
         let mut serials = Vec::new();
         for i in 0..50 {
             let b = store
@@ -103,7 +103,7 @@ on_both_stores!(
     |store: Store, _url| {
         let phones = r#"[{"kind":"mobile","number":"010-2222-3333","callback":true}]"#;
         let (card, _) = common::cards::issue(&store, "lease", 100_000, 100, phones, "");
-        let now = freecall::clock::unix_ms();
+        let now = freecall::clock::Clock::system().unix_ms();
         let b = store
             .create_booking(&new_booking(card, "02-556-1234", now), NO_LIMITS)
             .unwrap();
@@ -157,7 +157,7 @@ on_both_stores!(
     |store: Store, _url| {
         let phones = r#"[{"kind":"mobile","number":"010-2222-3333","callback":true}]"#;
         let (card, _) = common::cards::issue(&store, "moves", 100_000, 100, phones, "");
-        let now = freecall::clock::unix_ms();
+        let now = freecall::clock::Clock::system().unix_ms();
         let limits = BookingLimits {
             per_owner: 3,
             per_number: 2,
@@ -305,7 +305,7 @@ async fn a_booking_fires_once_at_its_time_and_tries_again_when_busy_in_virtual_t
     let s = site().await;
     let phones = r#"[{"kind":"mobile","number":"010-2222-3333","callback":true}]"#;
     let (card, _) = common::cards::issue(&s.store, "kim", 100_000, 5, phones, "");
-    let due = freecall::clock::unix_ms() + 3_600_000;
+    let due = freecall::clock::Clock::system().unix_ms() + 3_600_000;
     let r = post(
         s.api,
         format!("/v1/cards/{card}/bookings"),
@@ -354,7 +354,7 @@ async fn a_booking_fires_once_at_its_time_and_tries_again_when_busy_in_virtual_t
     assert_eq!(b["attempts"][0]["cause"], "busy");
 
     // The retry comes retry_secs (60) after the first attempt ended, not before.
-    let now = freecall::clock::unix_ms();
+    let now = freecall::clock::Clock::system().unix_ms();
     assert_eq!(s.bookings.tick(now + 30_000).await, 0);
     assert_eq!(s.bookings.tick(now + 61_000).await, 1);
     let (second, from) = next_invite_after(&s.pbx, Duration::from_secs(5), &[&first])
@@ -400,7 +400,7 @@ async fn money_spent_before_the_time_refuses_with_the_reason_and_nobody_is_diall
     let s = site().await;
     let phones = r#"[{"kind":"mobile","number":"010-2222-3333","callback":true}]"#;
     let (card, _) = common::cards::issue(&s.store, "lee", 100_000, 1, phones, "");
-    let due = freecall::clock::unix_ms() + 600_000;
+    let due = freecall::clock::Clock::system().unix_ms() + 600_000;
     let r = post(
         s.api,
         format!("/v1/cards/{card}/bookings"),
@@ -449,19 +449,19 @@ async fn bookings_move_cancel_refuse_bad_times_and_one_missed_while_down_ends_mi
             "bad-time",
         ),
         (
-            json!({"number": "02-556-1234", "at": iso(freecall::clock::unix_ms() - 3_600_000)}),
+            json!({"number": "02-556-1234", "at": iso(freecall::clock::Clock::system().unix_ms() - 3_600_000)}),
             "bad-time",
         ),
         (
-            json!({"number": "02-556-1234", "at": iso(freecall::clock::unix_ms() + 400 * 86_400_000)}),
+            json!({"number": "02-556-1234", "at": iso(freecall::clock::Clock::system().unix_ms() + 400 * 86_400_000)}),
             "bad-time",
         ),
         (
-            json!({"number": "060-700-1234", "at": iso(freecall::clock::unix_ms() + 60_000)}),
+            json!({"number": "060-700-1234", "at": iso(freecall::clock::Clock::system().unix_ms() + 60_000)}),
             "number-not-allowed",
         ),
         (
-            json!({"number": "12", "at": iso(freecall::clock::unix_ms() + 60_000)}),
+            json!({"number": "12", "at": iso(freecall::clock::Clock::system().unix_ms() + 60_000)}),
             "bad-number",
         ),
     ] {
@@ -481,7 +481,8 @@ async fn bookings_move_cancel_refuse_bad_times_and_one_missed_while_down_ends_mi
     )
     .await;
     assert_eq!(r.status, 422, "beyond 30 days ahead: {}", r.text());
-    let at = chrono::DateTime::from_timestamp_millis(freecall::clock::unix_ms()).unwrap()
+    let at = chrono::DateTime::from_timestamp_millis(freecall::clock::Clock::system().unix_ms())
+        .unwrap()
         + chrono::Duration::hours(2);
     let local = (at + chrono::Duration::hours(9))
         .format("%Y-%m-%dT%H:%M")
@@ -508,7 +509,7 @@ async fn bookings_move_cancel_refuse_bad_times_and_one_missed_while_down_ends_mi
             &format!("/v1/bookings/{t}"),
             None,
             &[],
-            Some(json!({"at": iso(freecall::clock::unix_ms() + 7_200_000)})),
+            Some(json!({"at": iso(freecall::clock::Clock::system().unix_ms() + 7_200_000)})),
         )
     })
     .await
@@ -533,11 +534,20 @@ async fn bookings_move_cancel_refuse_bad_times_and_one_missed_while_down_ends_mi
     let missed = s
         .store
         .create_booking(
-            &new_booking(card, "02-556-7777", freecall::clock::unix_ms() - 3_600_000),
+            &new_booking(
+                card,
+                "02-556-7777",
+                freecall::clock::Clock::system().unix_ms() - 3_600_000,
+            ),
             NO_LIMITS,
         )
         .unwrap();
-    assert_eq!(s.bookings.tick(freecall::clock::unix_ms()).await, 0);
+    assert_eq!(
+        s.bookings
+            .tick(freecall::clock::Clock::system().unix_ms())
+            .await,
+        0
+    );
     assert!(
         next_invite_after(&s.pbx, Duration::from_millis(300), &[])
             .await
@@ -552,7 +562,7 @@ async fn a_booking_a_few_seconds_ahead_fires_on_time_with_the_scheduler_running(
     let _task = s.bookings.spawn();
     let phones = r#"[{"kind":"mobile","number":"010-2222-3333","callback":true}]"#;
     let (card, _) = common::cards::issue(&s.store, "choi", 100_000, 5, phones, "");
-    let due = freecall::clock::unix_ms() + 2000;
+    let due = freecall::clock::Clock::system().unix_ms() + 2000;
     let r = post(
         s.api,
         format!("/v1/cards/{card}/bookings"),
@@ -564,7 +574,7 @@ async fn a_booking_a_few_seconds_ahead_fires_on_time_with_the_scheduler_running(
     let (inv, from) = next_invite_after(&s.pbx, Duration::from_secs(8), &[])
         .await
         .expect("fired");
-    let at = freecall::clock::unix_ms();
+    let at = freecall::clock::Clock::system().unix_ms();
     assert!(at >= due - 1000, "not early: {} ms before", due - at);
     assert!(at < due + 2000, "on time: {} ms late", at - due);
     busy(&s.pbx, &inv, from).await;

@@ -5,6 +5,7 @@
 mod common;
 
 use common::http;
+use freecall::clock::Clock;
 use freecall::config::Config;
 use freecall::media::codec::Codec;
 use freecall::store::Store;
@@ -32,17 +33,21 @@ fn config(trunk: SocketAddr, extra: &str) -> Config {
 struct Setup {
     api: SocketAddr,
     store: Store,
+    /// The switch's clock, moved forward where a call must last a while.
+    clock: Clock,
     _switch: freecall::driver::SwitchHandle,
 }
 
 async fn setup(cfg: &Config) -> Setup {
     let url = common::stores::sqlite_url();
-    let store = common::stores::open(&url);
+    let clock = Clock::adjustable();
+    let store = common::stores::open(&url).with_clock(clock.clone());
     let switch = common::start_billed(cfg, store.clone()).await;
     let api = common::serve_api(cfg, &store, &switch);
     Setup {
         api,
         store,
+        clock,
         _switch: switch,
     }
 }
@@ -497,7 +502,9 @@ async fn a_member_dials_from_the_web_and_their_own_phone_rings_first() {
         &pbx.response(&dialled, 200, "OK", "d", Some(&sdp_for(&far))),
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Once the switch has taken the answer (its ACK), half a minute of talk on its clock.
+    pbx.expect_request("ACK", common::WAIT).await;
+    s.clock.advance(Duration::from_millis(29_500));
     let mut leg = pbx.leg_from_request(&own, from, "m");
     pbx.send(from, &pbx.request(&mut leg, "BYE", None)).await;
     let record = common::stores::wait_record(&s.store, &id)
@@ -507,7 +514,9 @@ async fn a_member_dials_from_the_web_and_their_own_phone_rings_first() {
     assert_eq!(record.cause, "member hung up");
     assert_eq!(record.legs[0].role, "member");
     assert_eq!(record.legs[1].role, "dialled");
-    assert!(record.cost > 0, "paid from the member's mileage");
+    // Paid from the member's mileage: 30 s of the member's mobile at 20 a minute and
+    // of the dialled landline at 10.
+    assert_eq!((record.legs[0].cost, record.legs[1].cost), (10, 5));
     let acc = s.store.account(member.account_id).unwrap();
     assert_eq!((acc.balance, acc.reserved), (600 - record.cost, 0));
     assert!(s.store.audit().unwrap().is_empty());

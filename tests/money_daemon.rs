@@ -509,7 +509,7 @@ fn kill_9_while_a_booking_is_dialling_never_dials_it_again() {
         })
         .await
         .unwrap();
-        let due = freecall::clock::unix_ms() + 1500;
+        let due = freecall::clock::Clock::system().unix_ms() + 1500;
         let at = freecall::cdr::stamp(due);
         let at = format!("{}-{}-{}T{}:{}:{}Z", &at[..4], &at[5..7], &at[8..10], &at[11..13], &at[13..15], &at[15..17]);
         let path = format!("/v1/cards/{card}/bookings");
@@ -531,8 +531,8 @@ fn kill_9_while_a_booking_is_dialling_never_dials_it_again() {
         let mut daemon = Daemon::spawn(&conf, &env);
         tokio::task::spawn_blocking(move || wait_ready(sip)).await.unwrap();
         // Nobody is dialled again, however long we wait past the retry time.
-        let until = freecall::clock::now() + Duration::from_secs(3);
-        while let Some((m, _)) = pbx.recv(until.saturating_duration_since(freecall::clock::now())).await {
+        let until = freecall::clock::Clock::system().now() + Duration::from_secs(3);
+        while let Some((m, _)) = pbx.recv(until.saturating_duration_since(freecall::clock::Clock::system().now())).await {
             assert!(
                 !(m.method().map(|x| x.as_str()) == Some("INVITE") && m.call_id != inv.call_id),
                 "a second INVITE after the restart: {}",

@@ -6,6 +6,7 @@ mod common;
 
 use common::WAIT;
 use common::http;
+use freecall::clock::Clock;
 use freecall::config::Config;
 use freecall::sip::Message;
 use freecall::store::Store;
@@ -184,7 +185,7 @@ async fn a_registered_softphone_is_reached_by_name_until_it_unregisters() {
     assert_eq!(r.status(), Some(401));
     assert!(
         store
-            .bindings("minji", freecall::clock::unix_ms())
+            .bindings("minji", freecall::clock::Clock::system().unix_ms())
             .unwrap()
             .is_empty()
     );
@@ -217,7 +218,7 @@ async fn a_registered_softphone_is_reached_by_name_until_it_unregisters() {
     assert!(r.header("Reason").unwrap().contains("only its own address"));
     assert!(
         store
-            .bindings("jisu", freecall::clock::unix_ms())
+            .bindings("jisu", freecall::clock::Clock::system().unix_ms())
             .unwrap()
             .is_empty()
     );
@@ -236,7 +237,9 @@ async fn a_registered_softphone_is_reached_by_name_until_it_unregisters() {
     );
     let granted: i64 = listed.rsplit("expires=").next().unwrap().parse().unwrap();
     assert!((595..=600).contains(&granted), "{listed}");
-    let bound = store.bindings("minji", freecall::clock::unix_ms()).unwrap();
+    let bound = store
+        .bindings("minji", freecall::clock::Clock::system().unix_ms())
+        .unwrap();
     assert_eq!(bound.len(), 1);
     assert_eq!(bound[0].source, format!("udp:{}", minji.addr));
 
@@ -294,7 +297,8 @@ async fn a_registered_softphone_is_reached_by_name_until_it_unregisters() {
 async fn a_members_web_dial_rings_the_registered_softphone_first() {
     let trunk = Phone::bind("pstn").await;
     let cfg = config(trunk.addr);
-    let store = common::stores::open(&common::stores::sqlite_url());
+    let clock = Clock::adjustable();
+    let store = common::stores::open(&common::stores::sqlite_url()).with_clock(clock.clone());
     let switch = common::start_billed(&cfg, store.clone()).await;
     let sip = switch.sip_addr;
     let m = member(&store, "dahye", "dahye-pw", "010-5555-6666");
@@ -350,7 +354,9 @@ async fn a_members_web_dial_rings_the_registered_softphone_first() {
             &trunk.response(&dialled, 200, "OK", "t", Some(&trunk.sdp("sendrecv"))),
         )
         .await;
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // Once the switch has taken the answer (its ACK), half a minute of talk on its clock.
+    trunk.expect_request("ACK", WAIT).await;
+    clock.advance(Duration::from_millis(29_500));
     let mut leg = trunk.leg_from_request(&dialled, tfrom, "t");
     trunk
         .send(tfrom, &trunk.request(&mut leg, "BYE", None))
@@ -373,9 +379,9 @@ async fn a_members_web_dial_rings_the_registered_softphone_first() {
         record.legs[0].cost, 0,
         "the softphone leg is on-net and free"
     );
-    assert!(
-        record.legs[1].cost > 0,
-        "the landline leg is paid from mileage"
+    assert_eq!(
+        record.legs[1].cost, 5,
+        "the landline leg is paid from mileage: 30 s at 10 a minute"
     );
     assert!(store.audit().unwrap().is_empty());
 }
@@ -391,7 +397,8 @@ async fn a_call_back_rings_the_issuers_registered_sip_phone() {
         toml_of(&text)
     ))
     .unwrap();
-    let store = common::stores::open(&common::stores::sqlite_url());
+    let clock = Clock::adjustable();
+    let store = common::stores::open(&common::stores::sqlite_url()).with_clock(clock.clone());
     let switch = common::start_billed(&cfg, store.clone()).await;
     let sip = switch.sip_addr;
     member(&store, "kimsip", "kim-pw", "");
@@ -450,7 +457,9 @@ async fn a_call_back_rings_the_issuers_registered_sip_phone() {
             &trunk.response(&visitor, 200, "OK", "v", Some(&trunk.sdp("sendrecv"))),
         )
         .await;
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // Once the switch has taken the answer (its ACK), half a minute of talk on its clock.
+    trunk.expect_request("ACK", WAIT).await;
+    clock.advance(Duration::from_millis(29_500));
     let mut vleg = trunk.leg_from_request(&visitor, tfrom, "v");
     trunk
         .send(tfrom, &trunk.request(&mut vleg, "BYE", None))
@@ -460,7 +469,7 @@ async fn a_call_back_rings_the_issuers_registered_sip_phone() {
         .expect("the record");
     assert_eq!(record.legs[0].number, "kimsip");
     assert_eq!(record.legs[0].cost, 0, "the issuer's SIP phone is on-net");
-    assert!(record.legs[1].cost > 0);
+    assert_eq!(record.legs[1].cost, 15, "30 s of a landline at 30 a minute");
     assert_eq!(store.card(card).unwrap().quota_used, 1);
 }
 

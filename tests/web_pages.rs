@@ -812,7 +812,7 @@ async fn a_member_calls_a_phone_book_entry_and_their_own_phone_rings_first() {
     b.goto(&format!("{}/member", s.url)).await;
     b.click("#book-later summary").await;
     let tomorrow = chrono::DateTime::from_timestamp_millis(
-        freecall::clock::unix_ms() + 9 * 3_600_000 + 86_400_000,
+        freecall::clock::Clock::system().unix_ms() + 9 * 3_600_000 + 86_400_000,
     )
     .unwrap()
     .format("%Y-%m-%d")
@@ -883,7 +883,7 @@ async fn a_form_posted_from_another_site_changes_nothing_for_a_logged_in_member(
         let evil = hostile_site(&format!("{}{target}", s.url)).await;
         b.goto(&format!("http://{evil}/")).await;
         // The form posts itself and the browser lands on the switch's answer.
-        let until = freecall::clock::now() + Duration::from_secs(10);
+        let until = freecall::clock::Clock::system().now() + Duration::from_secs(10);
         while !b
             .c
             .current_url()
@@ -893,7 +893,7 @@ async fn a_form_posted_from_another_site_changes_nothing_for_a_logged_in_member(
             .starts_with(&s.url)
         {
             assert!(
-                freecall::clock::now() < until,
+                freecall::clock::Clock::system().now() < until,
                 "the hostile form was not sent"
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -963,7 +963,7 @@ async fn a_visitor_books_a_call_for_tomorrow_gets_a_serial_moves_finds_and_cance
     b.goto(&format!("{}/c/{slug}?lang=en", s.url)).await;
     // Tomorrow, 15:00 in the visitor's own zone (the browser is in Seoul).
     let tomorrow = chrono::DateTime::from_timestamp_millis(
-        freecall::clock::unix_ms() + 9 * 3_600_000 + 86_400_000,
+        freecall::clock::Clock::system().unix_ms() + 9 * 3_600_000 + 86_400_000,
     )
     .unwrap()
     .format("%Y-%m-%d")

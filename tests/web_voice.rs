@@ -108,7 +108,7 @@ fn recording(
         &format!("{id}.wav"),
         &tone_wav(8000, 1, secs, 440.0, -12.0),
     );
-    let now = freecall::clock::unix_ms();
+    let now = freecall::clock::Clock::system().unix_ms();
     store
         .recording_started(
             "voice",

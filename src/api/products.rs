@@ -123,7 +123,7 @@ pub async fn create(
         price: b.price,
         supplier: b.supplier,
         mileage_award: b.mileage_award,
-        created_ms: crate::clock::unix_ms(),
+        created_ms: state.store.clock().unix_ms(),
     };
     let p = state
         .store

@@ -163,6 +163,7 @@ impl AuthGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::NowForTests;
 
     fn guard() -> AuthGuard {
         AuthGuard::new(GuardSettings {
@@ -177,7 +178,7 @@ mod tests {
     fn an_address_is_blocked_after_its_failures_for_longer_each_time() {
         let mut g = guard();
         let ip: IpAddr = "192.0.2.7".parse().unwrap();
-        let t0 = crate::clock::now();
+        let t0 = std::time::Instant::now_for_tests();
         assert!(g.failed(ip, "a", t0).is_empty());
         assert!(g.failed(ip, "b", t0).is_empty());
         assert!(!g.blocked(ip, "c", t0));
@@ -205,7 +206,7 @@ mod tests {
     #[test]
     fn a_user_guessed_from_many_addresses_is_blocked_and_old_failures_fall_out() {
         let mut g = guard();
-        let t0 = crate::clock::now();
+        let t0 = std::time::Instant::now_for_tests();
         for i in 0..4 {
             g.failed(IpAddr::from([192, 0, 2, i]), "minji", t0);
         }

@@ -7,7 +7,7 @@ mod placed;
 
 pub use crate::billing::TariffConfig;
 pub use crate::media::{MediaConfig, OpusConfig};
-pub use placed::{BookingsConfig, CallbacksConfig, WebConfig};
+pub use placed::{BookingsConfig, CallbacksConfig, WebConfig, WebListen};
 
 use crate::media::codec::Codec;
 use crate::numbers::{Classifier, DestinationKind};
@@ -161,12 +161,34 @@ impl Default for BillingConfig {
     }
 }
 
+/// Where the REST API listens: `"off"` (no API) or an address:port.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum ApiListen {
+    #[default]
+    Off,
+    At(SocketAddr),
+}
+
+impl TryFrom<String> for ApiListen {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        match text.as_str() {
+            "off" => Ok(ApiListen::Off),
+            _ => text
+                .parse()
+                .map(ApiListen::At)
+                .map_err(|_| format!("'{text}' is not an address:port (or \"off\")")),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiConfig {
     /// REST API address; unset (or "off") runs no API.
-    #[serde(default = "default_api_listen")]
-    pub listen: String,
+    #[serde(default)]
+    pub listen: ApiListen,
     /// Largest request body accepted.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
@@ -178,7 +200,7 @@ pub struct ApiConfig {
 impl Default for ApiConfig {
     fn default() -> Self {
         ApiConfig {
-            listen: default_api_listen(),
+            listen: ApiListen::Off,
             max_body_bytes: default_max_body(),
             metrics: true,
         }
@@ -228,9 +250,6 @@ fn default_node_id() -> String {
 }
 fn default_heartbeat() -> u64 {
     5
-}
-fn default_api_listen() -> String {
-    "off".into()
 }
 fn default_max_body() -> usize {
     64 * 1024
@@ -522,12 +541,6 @@ impl Config {
             errors.push("billing.auth_block_secs: must be 1..=3600".into());
         }
         self.bookings.validate(&mut errors);
-        if self.api.listen != "off" && self.api.listen.parse::<SocketAddr>().is_err() {
-            errors.push(format!(
-                "api.listen: '{}' is not an address:port (or \"off\")",
-                self.api.listen
-            ));
-        }
         if self.database.url.is_empty() {
             errors.push("database.url: must not be empty".into());
         }
@@ -654,6 +667,37 @@ mod tests {
         assert!(e.contains("tariffs[0]") && e.contains("gold"), "{e}");
         let e = err(&format!("{tariff}account = \"guild\"\nincrement = \"6\"\n"));
         assert!(e.contains("'6' is not like 60/60 or 30/6"), "{e}");
+        let e = err("[api]\nlisten = \"localhost\"\n");
+        assert!(
+            e.contains("api.listen") && e.contains("'localhost' is not an address:port"),
+            "{e}"
+        );
+        let e = err("[web]\nlisten = \"on\"\n");
+        assert!(
+            e.contains("web.listen") && e.contains("'on' is not \"api\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn listeners_are_read_once_into_addresses() {
+        let cfg = Config::from_toml(&format!(
+            "{BASE}[api]\nlisten = \"127.0.0.1:8080\"\n[web]\nlisten = \"127.0.0.1:8081\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            cfg.api.listen,
+            ApiListen::At("127.0.0.1:8080".parse().unwrap())
+        );
+        assert_eq!(
+            cfg.web.listen,
+            WebListen::At("127.0.0.1:8081".parse().unwrap())
+        );
+        let cfg = Config::from_toml(BASE).unwrap();
+        assert_eq!(
+            (cfg.api.listen, cfg.web.listen),
+            (ApiListen::Off, WebListen::Api)
+        );
     }
 
     #[test]

@@ -39,13 +39,40 @@ impl Default for BookingsConfig {
     }
 }
 
+/// Where the web pages are served.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum WebListen {
+    /// On the REST API's listener.
+    #[default]
+    Api,
+    /// No pages.
+    Off,
+    /// On a listener of their own.
+    At(SocketAddr),
+}
+
+impl TryFrom<String> for WebListen {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        match text.as_str() {
+            "api" => Ok(WebListen::Api),
+            "off" => Ok(WebListen::Off),
+            _ => text
+                .parse()
+                .map(WebListen::At)
+                .map_err(|_| format!("'{text}' is not \"api\", \"off\" or an address:port")),
+        }
+    }
+}
+
 /// The web pages: public card pages, issuers' and members' self-service.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WebConfig {
     /// "api": on the REST API's listener (the default); "off": no pages; or an
     /// address:port of their own.
-    pub listen: String,
+    pub listen: WebListen,
     /// The address visitors reach the pages at (links, QR codes, vCards, Open Graph), e.g.
     /// "https://call.example.com". Empty: taken from each request's Host.
     pub public_url: String,
@@ -73,7 +100,7 @@ pub struct WebConfig {
 impl Default for WebConfig {
     fn default() -> Self {
         WebConfig {
-            listen: "api".into(),
+            listen: WebListen::Api,
             public_url: String::new(),
             data_dir: "data/web".into(),
             session_secret: None,
@@ -137,14 +164,6 @@ impl Default for CallbacksConfig {
 impl WebConfig {
     /// Every fault of `[web]`, each naming its key.
     pub(super) fn validate(&self, errors: &mut Vec<String>) {
-        if !matches!(self.listen.as_str(), "api" | "off")
-            && self.listen.parse::<SocketAddr>().is_err()
-        {
-            errors.push(format!(
-                "web.listen: '{}' is not \"api\", \"off\" or an address:port",
-                self.listen
-            ));
-        }
         let url = &self.public_url;
         if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
             errors.push(format!(

@@ -6,8 +6,8 @@ use super::codec::{Encoder, OpusSettings};
 use super::prompts::{Prompts, Ringback, event_code};
 use super::rtp::{OutStream, Owner, write_header};
 use super::sdp::LegFormat;
-use crate::clock;
-use std::time::Duration;
+
+use std::time::{Duration, Instant};
 use tracing::warn;
 
 /// What the switch is playing to one leg.
@@ -39,8 +39,8 @@ pub(super) fn play_tick(
     opus: OpusSettings,
     out: &mut OutStream,
     scratch: &mut [u8; 2048],
+    now: Instant,
 ) -> Option<usize> {
-    let now = clock::now();
     loop {
         let Some(format) = format else {
             player.queue.clear();

@@ -9,7 +9,7 @@
 
 use super::Side;
 use super::codec::PCM_RATE;
-use crate::clock;
+use crate::clock::Clock;
 use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::Arc;
@@ -52,6 +52,7 @@ struct Frame {
 
 pub struct Recorder {
     tx: SyncSender<Frame>,
+    clock: Clock,
     started: Instant,
     /// Frames the writer could not take (a slow disk): missing from the file only.
     dropped: Arc<AtomicU64>,
@@ -74,6 +75,7 @@ impl Recorder {
     pub fn start(
         path: &Path,
         done: Option<UnboundedSender<RecordingDone>>,
+        clock: Clock,
     ) -> std::io::Result<Recorder> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
@@ -86,14 +88,21 @@ impl Recorder {
         };
         let writer = hound::WavWriter::create(path, spec).map_err(std::io::Error::other)?;
         let (tx, rx) = sync_channel(256);
-        let started = clock::now();
+        let started = clock.now();
+        let writer_clock = clock.clone();
         let file = path.to_path_buf();
         let dropped = Arc::new(AtomicU64::new(0));
         let dropped_count = dropped.clone();
         std::thread::Builder::new()
             .name("freecall-rec".into())
             .spawn(move || {
-                let (samples, failed) = write(rx, writer, started, &file.display().to_string());
+                let (samples, failed) = write(
+                    rx,
+                    writer,
+                    &writer_clock,
+                    started,
+                    &file.display().to_string(),
+                );
                 let bytes = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
                 if let Some(done) = done {
                     let _ = done.send(RecordingDone {
@@ -107,6 +116,7 @@ impl Recorder {
             })?;
         Ok(Recorder {
             tx,
+            clock,
             started,
             dropped,
         })
@@ -125,7 +135,9 @@ impl Recorder {
     }
 
     fn frame(&mut self, timeline: usize, pcm: Vec<i16>) {
-        let at = clock::now()
+        let at = self
+            .clock
+            .now()
             .saturating_duration_since(self.started)
             .as_millis() as u64
             * PER_MS;
@@ -146,6 +158,7 @@ impl Recorder {
 fn write(
     rx: Receiver<Frame>,
     mut w: hound::WavWriter<std::io::BufWriter<std::fs::File>>,
+    clock: &Clock,
     started: Instant,
     name: &str,
 ) -> (u64, bool) {
@@ -170,7 +183,7 @@ fn write(
         w.flush().is_ok()
     };
     loop {
-        let now_pos = clock::now().saturating_duration_since(started).as_millis() as u64 * PER_MS;
+        let now_pos = clock.now().saturating_duration_since(started).as_millis() as u64 * PER_MS;
         match rx.recv_timeout(Duration::from_millis(200)) {
             Ok(f) => {
                 let pos = match next[f.side] {
@@ -193,8 +206,8 @@ fn write(
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
-        if clock::now().saturating_duration_since(flushed) >= Duration::from_secs(1) {
-            flushed = clock::now();
+        if clock.now().saturating_duration_since(flushed) >= Duration::from_secs(1) {
+            flushed = clock.now();
             let upto = now_pos.saturating_sub(HOLD);
             if !emit(&mut mix, &mut base, upto, &mut failed) {
                 failed = true;

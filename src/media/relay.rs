@@ -25,7 +25,7 @@ use super::{
     Endpoints, MediaControl, MediaError, MediaEvent, MediaId, MediaStats, Play, PortPool, Remote,
     Side,
 };
-use crate::clock;
+use crate::clock::Clock;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket as StdUdpSocket};
 use std::path::PathBuf;
@@ -57,6 +57,8 @@ pub struct MediaOptions {
     pub prompts: Arc<RwLock<Arc<Prompts>>>,
     /// Told how each recording's file closed (its length and size, or that it failed).
     pub recordings: Option<mpsc::UnboundedSender<RecordingDone>>,
+    /// The switch's clock (packet times, playback pacing, recordings).
+    pub clock: Clock,
 }
 
 pub struct RelayMedia {
@@ -164,7 +166,8 @@ impl MediaControl for RelayMedia {
             prompts,
             recordings: self.options.recordings.clone(),
             events: self.events.clone(),
-            born: clock::now(),
+            clock: self.options.clock.clone(),
+            born: self.options.clock.now(),
         };
         tokio::spawn(relay.run(rx, self.rtp_timeout));
         self.sessions.insert(
@@ -248,6 +251,7 @@ struct Relay {
     prompts: Arc<Prompts>,
     recordings: Option<mpsc::UnboundedSender<RecordingDone>>,
     events: mpsc::UnboundedSender<MediaEvent>,
+    clock: Clock,
     /// Arrival times for jitter are counted from here.
     born: Instant,
 }
@@ -257,8 +261,8 @@ impl Relay {
         let mut bufs = [[0u8; 2048]; 4];
         let mut scratch = [0u8; 2048];
         let mut armed = false;
-        let mut last = clock::now();
-        let mut next_tick = tokio::time::Instant::from_std(clock::now());
+        let mut last = self.clock.now();
+        let mut next_tick = self.clock.timer_at(self.clock.now());
         // Two timers, each registered once and moved only when needed: the RTP timeout is
         // checked when it fires (and pushed back to the last packet + timeout), so a
         // packet costs no timer work.
@@ -277,13 +281,13 @@ impl Relay {
                 cmd = commands.recv() => {
                     let Some(cmd) = cmd else { break };
                     if let Command::Play(..) = cmd && !playing {
-                        next_tick = tokio::time::Instant::from_std(clock::now());
+                        next_tick = self.clock.timer_at(self.clock.now());
                         tick_timer.as_mut().reset(next_tick);
                     }
                     if matches!(cmd, Command::Arm) {
                         armed = true;
-                        last = clock::now();
-                        rtp_timer.as_mut().reset(tokio::time::Instant::from_std(last + timeout));
+                        last = self.clock.now();
+                        rtp_timer.as_mut().reset(self.clock.timer_at(last + timeout));
                     }
                     self.command(cmd);
                     continue;
@@ -291,7 +295,7 @@ impl Relay {
                 _ = &mut tick_timer, if playing => {
                     next_tick += TICK;
                     // Catch up at most a little after a stall; never burst a backlog.
-                    let now = tokio::time::Instant::from_std(clock::now());
+                    let now = self.clock.timer_at(self.clock.now());
                     if next_tick + TICK * 3 < now {
                         next_tick = now;
                     }
@@ -301,8 +305,8 @@ impl Relay {
                 }
                 _ = &mut rtp_timer, if armed => {
                     let due = last + timeout;
-                    if due > clock::now() {
-                        rtp_timer.as_mut().reset(tokio::time::Instant::from_std(due));
+                    if due > self.clock.now() {
+                        rtp_timer.as_mut().reset(self.clock.timer_at(due));
                         continue;
                     }
                     warn!(media = self.id.0, "no RTP for {timeout:?}");
@@ -311,7 +315,7 @@ impl Relay {
                     continue;
                 }
             };
-            let now = clock::now();
+            let now = self.clock.now();
             if self.packet(slot, n, from, &bufs[slot], &mut scratch, now) {
                 last = now;
             }
@@ -354,32 +358,34 @@ impl Relay {
                     let _ = self.events.send(MediaEvent::PlayDone(self.id, side));
                 }
             }
-            Command::Record(path) => match Recorder::start(&path, self.recordings.clone()) {
-                Ok(r) => {
-                    self.recorder = Some(r);
-                    for side in [Side::A, Side::B] {
-                        self.rec_dec[side.index()] = self.format[side.index()]
-                            .as_ref()
-                            .and_then(LegFormat::codec)
-                            .and_then(|c| Decoder::new(c).ok());
+            Command::Record(path) => {
+                match Recorder::start(&path, self.recordings.clone(), self.clock.clone()) {
+                    Ok(r) => {
+                        self.recorder = Some(r);
+                        for side in [Side::A, Side::B] {
+                            self.rec_dec[side.index()] = self.format[side.index()]
+                                .as_ref()
+                                .and_then(LegFormat::codec)
+                                .and_then(|c| Decoder::new(c).ok());
+                        }
+                        if let Ok(mut s) = self.stats.lock() {
+                            s.recording = Some(path.display().to_string());
+                        }
                     }
-                    if let Ok(mut s) = self.stats.lock() {
-                        s.recording = Some(path.display().to_string());
+                    Err(e) => {
+                        warn!(media = self.id.0, file = %path.display(), error = %e, "cannot record");
+                        if let Some(done) = &self.recordings {
+                            let _ = done.send(RecordingDone {
+                                path,
+                                samples: 0,
+                                bytes: 0,
+                                dropped: 0,
+                                failed: true,
+                            });
+                        }
                     }
                 }
-                Err(e) => {
-                    warn!(media = self.id.0, file = %path.display(), error = %e, "cannot record");
-                    if let Some(done) = &self.recordings {
-                        let _ = done.send(RecordingDone {
-                            path,
-                            samples: 0,
-                            bytes: 0,
-                            dropped: 0,
-                            failed: true,
-                        });
-                    }
-                }
-            },
+            }
         }
     }
 
@@ -626,6 +632,7 @@ impl Relay {
                 self.opus,
                 &mut self.out[i],
                 scratch,
+                self.clock.now(),
             ) {
                 Some(len) => {
                     if let Some(dest) = self.remote[i].rtp {

@@ -177,7 +177,7 @@ impl Bookings {
     ) -> Result<Booking, BookError> {
         self.0.placing.admit_request(client)?;
         let due = parse_time(at, tz).map_err(BookError::Time)?;
-        self.check_time(due, crate::clock::unix_ms())?;
+        self.check_time(due, self.0.store.clock().unix_ms())?;
         let (card_id, member_id) = match owner {
             Owner::Card(card) => {
                 self.0.placing.check_callback(card, number).await?;
@@ -231,7 +231,7 @@ impl Bookings {
             .map_err(store_error)?;
         let tz = tz.unwrap_or(&b.time_zone).to_string();
         let due = parse_time(at, &tz).map_err(BookError::Time)?;
-        self.check_time(due, crate::clock::unix_ms())?;
+        self.check_time(due, self.0.store.clock().unix_ms())?;
         let t = token.to_string();
         let b = self
             .0
@@ -410,14 +410,14 @@ impl Bookings {
             // When to look at the store next: the next due time, or at once when woken.
             let mut next_check = 0i64;
             loop {
-                let now = crate::clock::unix_ms();
+                let now = me.0.store.clock().unix_ms();
                 if now >= next_check {
                     me.tick(now).await;
                     let next = me.0.store.run(|s| s.next_due_ms()).await.ok().flatten();
-                    let cap = crate::clock::unix_ms() + MAX_SLEEP.as_millis() as i64;
+                    let cap = me.0.store.clock().unix_ms() + MAX_SLEEP.as_millis() as i64;
                     next_check = next.unwrap_or(cap).min(cap);
                 }
-                let wait = (next_check - crate::clock::unix_ms()).max(0) as u64;
+                let wait = (next_check - me.0.store.clock().unix_ms()).max(0) as u64;
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
                     _ = me.0.wake.notified() => next_check = 0,

@@ -192,13 +192,13 @@ impl Placing {
         client: IpAddr,
         record: bool,
     ) -> Result<String, PlaceError> {
-        self.admit(client, crate::clock::unix_ms())?;
+        self.admit(client, self.store.clock().unix_ms())?;
         self.callback_as(card_id, text, None, record).await
     }
 
     /// `client` may ask (the per-address rate, as for a call-back request now).
     pub fn admit_request(&self, client: IpAddr) -> Result<(), PlaceError> {
-        self.admit(client, crate::clock::unix_ms())
+        self.admit(client, self.store.clock().unix_ms())
     }
 
     /// Whether `text` is a number `card`'s visitors may be called back on (what a booking
@@ -257,7 +257,7 @@ impl Placing {
                 let user = p.number.clone();
                 let bindings = self
                     .store
-                    .run(move |s| s.bindings(&user, crate::clock::unix_ms()))
+                    .run(move |s| s.bindings(&user, s.clock().unix_ms()))
                     .await
                     .unwrap_or_default();
                 issuer.extend(bindings.into_iter().map(|b| Target {
@@ -370,7 +370,7 @@ impl Placing {
         let user = member.sip_user.clone();
         let bindings = self
             .store
-            .run(move |s| s.bindings(&user, crate::clock::unix_ms()))
+            .run(move |s| s.bindings(&user, s.clock().unix_ms()))
             .await
             .unwrap_or_default();
         let mut own: Vec<Target> = bindings
@@ -500,7 +500,7 @@ impl Placing {
             let release = Settlement {
                 reservation: billing[1].reservation,
                 call_id: billing[1].call_id.clone(),
-                ended_ms: crate::clock::unix_ms(),
+                ended_ms: self.store.clock().unix_ms(),
                 cause: "switch is shutting down".into(),
                 legs: vec![crate::billing::LegSettlement {
                     reservation: billing[0].reservation,

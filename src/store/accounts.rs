@@ -3,7 +3,6 @@
 use super::schema::{accounts, api_keys, cards, idempotency, ledger};
 use super::{Result, Store, StoreError, in_tx, on_conn};
 use crate::billing::AccountKind;
-use crate::clock;
 use diesel::prelude::*;
 
 /// No balance may exceed this (units): far from i64 overflow whatever is credited.
@@ -55,7 +54,7 @@ pub(crate) struct Entry<'a> {
 
 /// Append a ledger entry (inside the caller's transaction).
 macro_rules! append {
-    ($c:expr, $e:expr) => {{
+    ($c:expr, $now:expr, $e:expr) => {{
         let e = $e;
         diesel::insert_into($crate::store::schema::ledger::table)
             .values((
@@ -68,7 +67,7 @@ macro_rules! append {
                 ledger::reserved_after.eq(e.after.1),
                 ledger::cause.eq(e.cause),
                 ledger::reference.eq(e.reference),
-                ledger::created_ms.eq($crate::clock::unix_ms()),
+                ledger::created_ms.eq($now),
             ))
             .returning(ledger::id)
             .get_result::<i64>($c)
@@ -78,18 +77,19 @@ pub(crate) use append;
 
 /// Create an account holding `opening` (credited with `cause`, e.g. "signup bonus").
 macro_rules! new_account {
-    ($c:expr, $kind:expr, $opening:expr, $cause:expr) => {{
+    ($c:expr, $now:expr, $kind:expr, $opening:expr, $cause:expr) => {{
         let id: i64 = diesel::insert_into(accounts::table)
             .values((
                 accounts::kind.eq($kind.as_str()),
                 accounts::balance.eq($opening),
-                accounts::created_ms.eq($crate::clock::unix_ms()),
+                accounts::created_ms.eq($now),
             ))
             .returning(accounts::id)
             .get_result($c)?;
         if $opening > 0 {
             append!(
                 $c,
+                $now,
                 Entry {
                     account: id,
                     card: None,
@@ -153,7 +153,7 @@ macro_rules! replay {
 pub(crate) use replay;
 
 macro_rules! remember {
-    ($c:expr, $idem:expr, $status:expr, $body:expr) => {
+    ($c:expr, $now:expr, $idem:expr, $status:expr, $body:expr) => {
         diesel::insert_into(idempotency::table)
             .values((
                 idempotency::scope.eq(&$idem.scope),
@@ -161,7 +161,7 @@ macro_rules! remember {
                 idempotency::request_hash.eq(&$idem.request_hash),
                 idempotency::status.eq(i32::from($status)),
                 idempotency::response.eq(&$body),
-                idempotency::created_ms.eq($crate::clock::unix_ms()),
+                idempotency::created_ms.eq($now),
             ))
             .execute($c)
     };
@@ -264,7 +264,7 @@ impl Store {
                         None => StoreError::NotFound("account"),
                     });
                 };
-                let entry = append!(c, Entry {
+                let entry = append!(c, self.clock.unix_ms(), Entry {
                     account,
                     card: None,
                     kind: "credit",
@@ -275,7 +275,7 @@ impl Store {
                     reference: Some(&idem.key),
                 })?;
                 let body = render(&Credited { account, amount, balance: after.0, entry });
-                remember!(c, idem, 201u16, body)?;
+                remember!(c, self.clock.unix_ms(), idem, 201u16, body)?;
                 Ok(Answer { status: 201, body, replayed: false })
             })
         })
@@ -289,7 +289,7 @@ impl Store {
                     api_keys::name.eq(name),
                     api_keys::key_hash.eq(key_hash),
                     api_keys::scopes.eq(scopes),
-                    api_keys::created_ms.eq(clock::unix_ms()),
+                    api_keys::created_ms.eq(self.clock.unix_ms()),
                 ))
                 .returning(api_keys::id)
                 .get_result::<i64>(c)?)

@@ -11,7 +11,6 @@
 
 use super::schema::{booking_attempts, bookings};
 use super::{Result, Store, StoreError, in_tx, on_conn};
-use crate::clock;
 use diesel::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, Queryable, QueryableByName)]
@@ -87,7 +86,7 @@ const OPEN: [&str; 3] = ["scheduled", "claimed", "dialling"];
 impl Store {
     /// Book a call. Its serial counts the bookings made that day (UTC): `R-20261202-0042`.
     pub fn create_booking(&self, n: &NewBooking, limits: BookingLimits) -> Result<Booking> {
-        let now = clock::unix_ms();
+        let now = self.clock.unix_ms();
         let day = crate::cdr::stamp(now)
             .get(..10)
             .unwrap_or("")
@@ -200,7 +199,7 @@ impl Store {
                     .filter(bookings::state.eq("scheduled"))
                     .filter(bookings::attempts.eq(0)),
             )
-            .set((bookings::due_ms.eq(due_ms), bookings::updated_ms.eq(clock::unix_ms())))
+            .set((bookings::due_ms.eq(due_ms), bookings::updated_ms.eq(self.clock.unix_ms())))
             .execute(c)?;
             let b = bookings::table
                 .filter(bookings::token.eq(token))
@@ -225,7 +224,7 @@ impl Store {
             .set((
                 bookings::state.eq("cancelled"),
                 bookings::cause.eq("cancelled"),
-                bookings::updated_ms.eq(clock::unix_ms()),
+                bookings::updated_ms.eq(self.clock.unix_ms()),
             ))
             .execute(c)?;
             let b = bookings::table
@@ -352,7 +351,7 @@ impl Store {
                     .filter(bookings::state.eq("claimed"))
                     .filter(bookings::claimed_by.eq(node)),
             )
-            .set((bookings::state.eq(state), bookings::cause.eq(cause), bookings::updated_ms.eq(clock::unix_ms())))
+            .set((bookings::state.eq(state), bookings::cause.eq(cause), bookings::updated_ms.eq(self.clock.unix_ms())))
             .execute(c)?;
             Ok(())
         })
@@ -368,7 +367,7 @@ impl Store {
         state: &str,
         retry_at_ms: Option<i64>,
     ) -> Result<()> {
-        let now = clock::unix_ms();
+        let now = self.clock.unix_ms();
         in_tx!(self, c => {
             diesel::update(
                 booking_attempts::table
@@ -404,7 +403,7 @@ impl Store {
     /// `interrupted` (never dialled again); what it had only claimed goes back to
     /// `scheduled`. How many of each.
     pub fn recover_bookings(&self, node: &str) -> Result<(usize, usize)> {
-        let now = clock::unix_ms();
+        let now = self.clock.unix_ms();
         in_tx!(self, c => {
             let interrupted = diesel::update(
                 bookings::table

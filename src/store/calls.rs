@@ -10,7 +10,6 @@ use super::accounts::{Entry, append};
 use super::schema::{accounts, cards, issuers, ledger, members, nodes, reservations};
 use super::{Result, Store, StoreError, in_tx, on_conn};
 use crate::billing::{AccountKind, Authorization, Refusal, Settlement, Tariff, Tariffs};
-use crate::clock;
 use crate::numbers::DestinationKind;
 use diesel::prelude::*;
 
@@ -303,7 +302,7 @@ impl Store {
                 batch.push(super::pg_fast::ReserveRow { n, account, price });
             }
             if !batch.is_empty() {
-                match super::pg_fast::reserve_many(c, node, items, &batch, clock::unix_ms()) {
+                match super::pg_fast::reserve_many(c, node, items, &batch, self.clock.unix_ms()) {
                     Ok(ids) => {
                         for (row, id) in batch.iter().zip(ids) {
                             if let Some(reservation) = id {
@@ -355,10 +354,10 @@ fn reserve_pg(
     c: &mut diesel::pg::PgConnection,
     node: &str,
     call_id: &str,
-    number: &str,
-    destination: DestinationKind,
+    (number, destination): (&str, DestinationKind),
     account: i64,
     tariffs: &Tariffs,
+    now: i64,
 ) -> Result<Authorization> {
     let mut exhausted = Refusal::MileageExhausted;
     for _ in 0..MAX_RESERVE_ATTEMPTS {
@@ -382,7 +381,7 @@ fn reserve_pg(
             destination.as_str(),
             account,
             &price,
-            clock::unix_ms(),
+            now,
         )? {
             return Ok(Authorization {
                 reservation,
@@ -413,7 +412,15 @@ impl Store {
         if let (super::Pool::Pg(p), Charge::Account(account)) = (&*self.pool, charge) {
             let mut guard = p.get()?;
             let c: &mut diesel::pg::PgConnection = &mut guard;
-            return reserve_pg(c, node, call_id, number, destination, account, tariffs);
+            return reserve_pg(
+                c,
+                node,
+                call_id,
+                (number, destination),
+                account,
+                tariffs,
+                self.clock.unix_ms(),
+            );
         }
         in_tx!(self, c => {
             // Who pays, and in what: one query inside the transaction.
@@ -456,11 +463,11 @@ impl Store {
             let id: i64 = diesel::insert_into(reservations::table)
                 .values(NewReservation::new(
                     call_id, node, (account, card), number, destination,
-                    (price.amount, price.max_secs), &price.tariff, clock::unix_ms(),
+                    (price.amount, price.max_secs), &price.tariff, self.clock.unix_ms(),
                 ))
                 .returning(reservations::id)
                 .get_result(c)?;
-            append!(c, Entry {
+            append!(c, self.clock.unix_ms(), Entry {
                 account,
                 card,
                 kind: "reserve",
@@ -525,17 +532,17 @@ impl Store {
         }
         let with_records = batch.iter().any(|s| s.record.is_some());
         let rows = Rows::of(batch);
+        let now = self.clock.unix_ms();
         match &*self.pool {
             super::Pool::Pg(p) => {
                 let mut guard = p.get()?;
                 if !with_records {
-                    let results =
-                        super::pg_fast::settle_many(&mut guard, &rows.rows, clock::unix_ms())?;
+                    let results = super::pg_fast::settle_many(&mut guard, &rows.rows, now)?;
                     return Ok(rows.combine(results).0);
                 }
                 let c: &mut diesel::pg::PgConnection = &mut guard;
                 c.transaction(|c| {
-                    let results = super::pg_fast::settle_many(c, &rows.rows, clock::unix_ms())?;
+                    let results = super::pg_fast::settle_many(c, &rows.rows, now)?;
                     let (out, by_row) = rows.combine(results);
                     let records = settled_records!(c, batch, &out, &by_row);
                     super::cdrs::insert_pg(c, &records.iter().collect::<Vec<_>>())?;
@@ -553,7 +560,7 @@ impl Store {
                         let legs = &rows.rows[start..start + len];
                         match c.transaction(|c| {
                             legs.iter()
-                                .map(|s| settle_sqlite(c, s))
+                                .map(|s| settle_sqlite(c, s, now))
                                 .collect::<Result<Vec<Settled>>>()
                         }) {
                             Err(StoreError::Unavailable(e)) => {
@@ -776,7 +783,11 @@ impl Store {
 /// Settle one call on SQLite (inside the caller's transaction): flip it open → settled
 /// and read what it holds in one statement (a second settlement of the same call finds
 /// nothing to flip), compute the posting with `Held::settle`, apply it.
-fn settle_sqlite(c: &mut diesel::sqlite::SqliteConnection, s: &Settlement) -> Result<Settled> {
+fn settle_sqlite(
+    c: &mut diesel::sqlite::SqliteConnection,
+    s: &Settlement,
+    now: i64,
+) -> Result<Settled> {
     let row: Option<HeldRow> = diesel::update(
         reservations::table
             .filter(reservations::id.eq(s.reservation))
@@ -834,6 +845,7 @@ fn settle_sqlite(c: &mut diesel::sqlite::SqliteConnection, s: &Settlement) -> Re
         reserved -= p.cost;
         append!(
             c,
+            now,
             Entry {
                 account,
                 card,
@@ -849,6 +861,7 @@ fn settle_sqlite(c: &mut diesel::sqlite::SqliteConnection, s: &Settlement) -> Re
     reserved -= p.released;
     append!(
         c,
+        now,
         Entry {
             account,
             card,

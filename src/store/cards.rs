@@ -5,7 +5,6 @@ use super::accounts::{Entry, append, new_account};
 use super::schema::{accounts, card_texts, cards, issuers, ledger};
 use super::{Result, Store, StoreError, in_tx, on_conn};
 use crate::billing::AccountKind;
-use crate::clock;
 use diesel::prelude::*;
 
 #[derive(Clone, Debug)]
@@ -193,7 +192,7 @@ impl Store {
             if taken.is_some() {
                 return Err(StoreError::Conflict(format!("login '{}' is taken", i.login)));
             }
-            let account = new_account!(c, AccountKind::Guild, bonus, "signup bonus");
+            let account = new_account!(c, self.clock.unix_ms(), AccountKind::Guild, bonus, "signup bonus");
             let id: i64 = diesel::insert_into(issuers::table)
                 .values((
                     issuers::login.eq(&i.login),
@@ -201,7 +200,7 @@ impl Store {
                     issuers::name.eq(&i.name),
                     issuers::company.eq(&i.company),
                     issuers::account_id.eq(account),
-                    issuers::created_ms.eq(clock::unix_ms()),
+                    issuers::created_ms.eq(self.clock.unix_ms()),
                 ))
                 .returning(issuers::id)
                 .get_result(c)?;
@@ -231,10 +230,10 @@ impl Store {
                     cards::design.eq(&n.design),
                     cards::phones.eq(&n.phones),
                     cards::quota_total.eq(n.quota),
-                    cards::created_ms.eq(clock::unix_ms()),
+                    cards::created_ms.eq(self.clock.unix_ms()),
                     cards::callback_countries.eq(&n.callback_countries),
                     cards::slug.eq(new_slug()),
-                    cards::updated_ms.eq(clock::unix_ms()),
+                    cards::updated_ms.eq(self.clock.unix_ms()),
                 ))
                 .returning(cards::id)
                 .get_result(c)?;
@@ -243,7 +242,7 @@ impl Store {
                 .select((accounts::balance, accounts::reserved))
                 .first(c)?;
             if n.quota > 0 {
-                append!(c, Entry {
+                append!(c, self.clock.unix_ms(), Entry {
                     account,
                     card: Some(id),
                     kind: "credit",
@@ -335,7 +334,7 @@ impl Store {
                     cards::phones.eq(&n.phones),
                     cards::quota_total.eq(n.quota),
                     cards::callback_countries.eq(&n.callback_countries),
-                    cards::updated_ms.eq(clock::unix_ms().max(card.updated_ms + 1)),
+                    cards::updated_ms.eq(self.clock.unix_ms().max(card.updated_ms + 1)),
                 ))
                 .execute(c)?;
             replace_texts!(c, id, &n.language, texts);
@@ -346,7 +345,7 @@ impl Store {
                     .find(account)
                     .select((accounts::balance, accounts::reserved))
                     .first(c)?;
-                append!(c, Entry {
+                append!(c, self.clock.unix_ms(), Entry {
                     account,
                     card: Some(id),
                     kind: if change > 0 { "credit" } else { "debit" },
@@ -379,7 +378,7 @@ impl Store {
                     .filter(cards::issuer_id.eq(issuer_id))
                     .filter(cards::deleted_ms.is_null()),
             )
-            .set((cards::photo.eq(photo), cards::updated_ms.eq(clock::unix_ms())))
+            .set((cards::photo.eq(photo), cards::updated_ms.eq(self.clock.unix_ms())))
             .execute(c)?;
             if n == 0 { Err(StoreError::NotFound("card")) } else { Ok(()) }
         })
@@ -395,7 +394,7 @@ impl Store {
                     .filter(cards::issuer_id.eq(issuer_id))
                     .filter(cards::deleted_ms.is_null()),
             )
-            .set((cards::deleted_ms.eq(clock::unix_ms()), cards::updated_ms.eq(clock::unix_ms())))
+            .set((cards::deleted_ms.eq(self.clock.unix_ms()), cards::updated_ms.eq(self.clock.unix_ms())))
             .execute(c)?;
             if n == 0 { Err(StoreError::NotFound("card")) } else { Ok(()) }
         })

@@ -4,7 +4,6 @@
 
 use super::schema::{card_greetings, cards, issuer_whispers};
 use super::{Result, Store, StoreError, on_conn};
-use crate::clock;
 use diesel::prelude::*;
 
 /// The cases a card may have a greeting for, as the REST API and the pages name them.
@@ -48,7 +47,7 @@ impl Store {
                 EVENTS.join(", ")
             )));
         }
-        let now = clock::unix_ms();
+        let now = self.clock.unix_ms();
         on_conn!(self, c => {
             diesel::insert_into(card_greetings::table)
                 .values((
@@ -108,7 +107,7 @@ impl Store {
     }
 
     pub fn set_whisper(&self, issuer_id: i64, audio: &[u8], duration_ms: i64) -> Result<()> {
-        let now = clock::unix_ms();
+        let now = self.clock.unix_ms();
         on_conn!(self, c => {
             diesel::insert_into(issuer_whispers::table)
                 .values((

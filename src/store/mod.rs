@@ -55,6 +55,9 @@ pub struct Store {
     /// SQLite has one writer at a time; queueing writers here, in the process, is far
     /// cheaper than SQLite's busy handler, which sleeps and polls.
     pub(crate) sqlite_writer: Arc<std::sync::Mutex<()>>,
+    /// The switch's clock: every time the store writes (ledger, reservations, heartbeats,
+    /// bookings) is read from it.
+    clock: crate::clock::Clock,
 }
 
 /// What went wrong, and whether retrying could help.
@@ -207,7 +210,19 @@ impl Store {
             pool: Arc::new(pool),
             permits: Arc::new(tokio::sync::Semaphore::new(pool_size as usize)),
             sqlite_writer: Arc::new(std::sync::Mutex::new(())),
+            clock: crate::clock::Clock::system(),
         })
+    }
+
+    /// The same database, read with `clock` (a test's adjustable clock).
+    pub fn with_clock(mut self, clock: crate::clock::Clock) -> Store {
+        self.clock = clock;
+        self
+    }
+
+    /// The switch's clock, for everything that holds the store.
+    pub fn clock(&self) -> &crate::clock::Clock {
+        &self.clock
     }
 
     pub fn backend(&self) -> &'static str {
@@ -245,7 +260,7 @@ impl Store {
             .await
             .map_err(|_| StoreError::Unavailable("store closed".into()))?;
         let store = self.clone();
-        let started = crate::clock::now();
+        let started = crate::clock::Stopwatch::start();
         let result = tokio::task::spawn_blocking(move || f(&store))
             .await
             .map_err(|e| StoreError::Unavailable(format!("store task failed: {e}")))?;

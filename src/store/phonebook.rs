@@ -2,7 +2,6 @@
 
 use super::schema::phonebook;
 use super::{Result, Store, StoreError, on_conn};
-use crate::clock;
 use diesel::prelude::*;
 
 /// Entries a member may keep.
@@ -53,7 +52,7 @@ impl Store {
                     phonebook::member_id.eq(member_id),
                     phonebook::name.eq(name),
                     phonebook::number.eq(number),
-                    phonebook::created_ms.eq(clock::unix_ms()),
+                    phonebook::created_ms.eq(self.clock.unix_ms()),
                 ))
                 .returning(phonebook::id)
                 .get_result(c)?;

@@ -18,7 +18,6 @@ use super::schema::{accounts, cards, issuers, ledger, reservations};
 use super::{Result, Store, StoreError, in_tx};
 use crate::billing::tariff::max_secs_together;
 use crate::billing::{AccountKind, Authorization, Refusal, Tariff, Tariffs};
-use crate::clock;
 use crate::numbers::DestinationKind;
 use diesel::prelude::*;
 
@@ -62,7 +61,7 @@ impl Store {
         limits: &DailyLimits,
     ) -> Result<Vec<Authorization>> {
         let cap = tariffs.max_call_secs;
-        let now = clock::unix_ms();
+        let now = self.clock.unix_ms();
         let since = now - DAY_MS;
         let Some(last) = legs.last() else {
             return Err(StoreError::Invalid("a placed call needs a leg".into()));
@@ -186,7 +185,7 @@ impl Store {
                     .returning(reservations::id)
                     .get_result(c)?;
                 held += amount;
-                append!(c, Entry {
+                append!(c, self.clock.unix_ms(), Entry {
                     account,
                     card: leg_card,
                     kind: "reserve",

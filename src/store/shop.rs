@@ -4,7 +4,6 @@ use super::accounts::{Answer, Entry, Idempotent, append, new_account, remember, 
 use super::schema::{accounts, idempotency, ledger, members, products, sale_items, sales};
 use super::{Result, Store, StoreError, in_tx, on_conn};
 use crate::billing::AccountKind;
-use crate::clock;
 use diesel::prelude::*;
 
 /// A signup, with the password already hashed and the SIP digest HA1 computed.
@@ -105,7 +104,7 @@ impl Store {
             if taken.is_some() {
                 return Err(StoreError::Conflict(format!("login '{}' is taken", m.login)));
             }
-            let account = new_account!(c, AccountKind::Mileage, bonus, "signup bonus");
+            let account = new_account!(c, self.clock.unix_ms(), AccountKind::Mileage, bonus, "signup bonus");
             let id: i64 = diesel::insert_into(members::table)
                 .values((
                     members::login.eq(&m.login),
@@ -118,7 +117,7 @@ impl Store {
                     members::sip_user.eq(&m.login),
                     members::sip_ha1.eq(&m.sip_ha1),
                     members::account_id.eq(account),
-                    members::created_ms.eq(clock::unix_ms()),
+                    members::created_ms.eq(self.clock.unix_ms()),
                 ))
                 .returning(members::id)
                 .get_result(c)?;
@@ -243,7 +242,7 @@ impl Store {
                     mileage = mileage.checked_add(lm).ok_or(StoreError::Invalid("mileage too large".into()))?;
                     lines.push((product, quantity, price, lm));
                 }
-                let now = clock::unix_ms();
+                let now = self.clock.unix_ms();
                 let sale: i64 = diesel::insert_into(sales::table)
                     .values((
                         sales::member_id.eq(member),
@@ -281,7 +280,7 @@ impl Store {
                 })?;
                 if mileage > 0 {
                     let reference = format!("sale {sale}");
-                    append!(c, Entry {
+                    append!(c, self.clock.unix_ms(), Entry {
                         account,
                         card: None,
                         kind: "credit",
@@ -302,7 +301,7 @@ impl Store {
                     balance,
                     created_ms: now,
                 });
-                remember!(c, idem, 201u16, body)?;
+                remember!(c, self.clock.unix_ms(), idem, 201u16, body)?;
                 Ok(Answer { status: 201, body, replayed: false })
             })
         })

@@ -104,7 +104,7 @@ pub async fn login(
     }
     let ip = client_ip(&req);
     let account = format!("{role}:{}", f.login.trim());
-    let now = crate::clock::unix_ms();
+    let now = state.store.clock().unix_ms();
     if !state.limiter.allowed(&account, ip, now) {
         tracing::warn!(%ip, account = %account, "login refused: too many failures");
         return again(p, 429, "too_many_logins");
@@ -415,7 +415,7 @@ pub async fn password(
         return render(422, &Password { p });
     }
     let ip = client_ip(&req);
-    let now = crate::clock::unix_ms();
+    let now = state.store.clock().unix_ms();
     let account = format!("{}:#{}", who.role, who.id);
     if !state.limiter.allowed(&account, ip, now) {
         p.errors.push(p.t("too_many_logins").into());

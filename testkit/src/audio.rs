@@ -211,7 +211,7 @@ impl RtpEnd {
     pub async fn collect(&self, quiet: Duration, max: Duration) -> Vec<Received> {
         let mut got = Vec::new();
         let mut buf = [0u8; 2048];
-        let until = tokio::time::Instant::from_std(freecall::clock::now() + max);
+        let until = tokio::time::Instant::from_std(freecall::clock::Clock::system().now() + max);
         loop {
             let wait = tokio::time::timeout(quiet, self.socket.recv_from(&mut buf));
             match tokio::time::timeout_at(until, wait).await {

@@ -123,10 +123,12 @@ a=ptime:20\r\na={direction}\r\n",
 
     /// Wait for a request of `method`, skipping anything else. Panics after `wait`.
     pub async fn expect_request(&self, method: &str, wait: Duration) -> (Message, SocketAddr) {
-        let deadline = tokio::time::Instant::from_std(freecall::clock::now() + wait);
+        let deadline =
+            tokio::time::Instant::from_std(freecall::clock::Clock::system().now() + wait);
         loop {
-            let left = deadline
-                .saturating_duration_since(tokio::time::Instant::from_std(freecall::clock::now()));
+            let left = deadline.saturating_duration_since(tokio::time::Instant::from_std(
+                freecall::clock::Clock::system().now(),
+            ));
             match self.recv(left).await {
                 Some((m, from)) if m.method().map(|x| x.as_str()) == Some(method) => {
                     return (m, from);
@@ -139,10 +141,12 @@ a=ptime:20\r\na={direction}\r\n",
 
     /// Wait for a final response (or the given provisional), skipping 100 Trying.
     pub async fn expect_status(&self, codes: &[u16], wait: Duration) -> Message {
-        let deadline = tokio::time::Instant::from_std(freecall::clock::now() + wait);
+        let deadline =
+            tokio::time::Instant::from_std(freecall::clock::Clock::system().now() + wait);
         loop {
-            let left = deadline
-                .saturating_duration_since(tokio::time::Instant::from_std(freecall::clock::now()));
+            let left = deadline.saturating_duration_since(tokio::time::Instant::from_std(
+                freecall::clock::Clock::system().now(),
+            ));
             match self.recv(left).await {
                 Some((m, _)) if m.status().map(|c| codes.contains(&c)).unwrap_or(false) => {
                     return m;
@@ -397,7 +401,8 @@ From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} ACK\r\nContent-Length: 0\r\n\r
     pub async fn recv_rtp(&self, count: usize, wait: Duration) -> Vec<(Vec<u8>, SocketAddr)> {
         let mut got = Vec::new();
         let mut buf = vec![0u8; 2048];
-        let deadline = tokio::time::Instant::from_std(freecall::clock::now() + wait);
+        let deadline =
+            tokio::time::Instant::from_std(freecall::clock::Clock::system().now() + wait);
         while got.len() < count {
             match tokio::time::timeout_at(deadline, self.rtp.recv_from(&mut buf)).await {
                 Ok(Ok((n, from))) => got.push((buf[..n].to_vec(), from)),

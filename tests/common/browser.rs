@@ -33,7 +33,7 @@ impl Browser {
             .spawn()
             .expect("chromedriver (Debian: chromium-driver) is installed");
         let url = format!("http://127.0.0.1:{port}");
-        let until = freecall::clock::now() + Duration::from_secs(20);
+        let until = freecall::clock::Clock::system().now() + Duration::from_secs(20);
         let mut caps = serde_json::Map::new();
         caps.insert(
             "goog:chromeOptions".into(),
@@ -56,7 +56,9 @@ impl Browser {
                     .await;
             match attempt {
                 Ok(c) => break c,
-                Err(e) if freecall::clock::now() > until => panic!("no browser session: {e}"),
+                Err(e) if freecall::clock::Clock::system().now() > until => {
+                    panic!("no browser session: {e}")
+                }
                 Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
             }
         };
@@ -102,7 +104,7 @@ impl Browser {
             .execute("window.__freecall_old_page = true; return 1", vec![])
             .await;
         self.click(css).await;
-        let until = freecall::clock::now() + Duration::from_secs(15);
+        let until = freecall::clock::Clock::system().now() + Duration::from_secs(15);
         loop {
             let state = self
                 .c
@@ -114,7 +116,7 @@ impl Browser {
             if matches!(state, Ok(serde_json::Value::Bool(true))) {
                 return;
             }
-            if freecall::clock::now() > until {
+            if freecall::clock::Clock::system().now() > until {
                 panic!("no new page after clicking {css}");
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -154,10 +156,10 @@ impl Browser {
 
     /// Wait until `css`'s text contains `want` (a page updated by its script); its text.
     pub async fn wait_text(&self, css: &str, want: &str, limit: Duration) -> String {
-        let until = freecall::clock::now() + limit;
+        let until = freecall::clock::Clock::system().now() + limit;
         loop {
             let t = self.text(css).await;
-            if t.contains(want) || freecall::clock::now() > until {
+            if t.contains(want) || freecall::clock::Clock::system().now() > until {
                 return t;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;

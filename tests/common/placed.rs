@@ -32,9 +32,9 @@ pub async fn next_invite_after(
     wait: Duration,
     seen: &[&Message],
 ) -> Option<(Message, SocketAddr)> {
-    let until = freecall::clock::now() + wait;
+    let until = freecall::clock::Clock::system().now() + wait;
     loop {
-        let left = until.saturating_duration_since(freecall::clock::now());
+        let left = until.saturating_duration_since(freecall::clock::Clock::system().now());
         let (m, from) = pbx.recv(left).await?;
         if m.method().map(|x| x.as_str()) == Some("INVITE")
             && m.to_tag.is_none()
