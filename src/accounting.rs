@@ -137,10 +137,29 @@ impl Accounting {
     }
 
     /// Replace the tariff table; calls already reserved keep the tariff they were priced at.
+    /// The rate deck in force stays.
     pub fn set_tariffs(&self, tariffs: Tariffs) {
         if let Ok(mut t) = self.tariffs.write() {
-            *t = Arc::new(tariffs);
+            *t = Arc::new(tariffs.with_deck(t.deck().clone()));
         }
+    }
+
+    /// Price with the deck in the store if it is not the one in force (at start, and on
+    /// each heartbeat: a deck loaded through another node reaches this one within one).
+    pub async fn refresh_deck(&self) -> Result<bool, StoreError> {
+        let have = self.tariffs().deck().version;
+        let newest = self.store.run(|s| s.rate_deck_version()).await?;
+        if newest == have {
+            return Ok(false);
+        }
+        let deck = self.store.run(|s| s.rate_deck()).await?;
+        info!(
+            version = deck.version,
+            rates = deck.len(),
+            "rate deck in force"
+        );
+        crate::billing::put_deck(&self.tariffs, deck);
+        Ok(true)
     }
 
     fn tariffs(&self) -> Arc<Tariffs> {
@@ -176,6 +195,7 @@ impl Accounting {
         self.store
             .run(move |s| s.heartbeat(&node, s.clock().unix_ms()))
             .await?;
+        self.refresh_deck().await?;
         Ok(recovered.len())
     }
 
@@ -257,6 +277,9 @@ impl Accounting {
                         }
                         if let Ok(held) = self.store.run(|s| s.reserved_total()).await {
                             crate::telemetry::reserved_balance(held);
+                        }
+                        if let Err(e) = self.refresh_deck().await {
+                            warn!(error = %e, "rate deck not checked");
                         }
                     }
                 }

@@ -37,6 +37,11 @@ enum Command {
         #[command(subcommand)]
         command: CdrCommand,
     },
+    /// The rate deck: prices per number prefix, above the tariffs per kind of number.
+    Deck {
+        #[command(subcommand)]
+        command: DeckCommand,
+    },
     /// Run the switch.
     Serve {
         #[arg(long, default_value = "conf/freecall.toml")]
@@ -60,6 +65,28 @@ enum ApikeyCommand {
         /// A name to recognise the key by (e.g. the shop's name).
         #[arg(long, default_value = "")]
         name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeckCommand {
+    /// Load a CSV deck (prefix,name,account,per_minute,increment,connection[,minimum]) in
+    /// place of the one in force, in one step; running switches price with it from their
+    /// next heartbeat, calls in progress keep their price.
+    Import {
+        #[arg(long, default_value = "conf/freecall.toml")]
+        config: PathBuf,
+        file: PathBuf,
+    },
+    /// Print the deck in force as CSV (the import format).
+    Show {
+        #[arg(long, default_value = "conf/freecall.toml")]
+        config: PathBuf,
+    },
+    /// Remove the deck: every number is priced by its kind again.
+    Remove {
+        #[arg(long, default_value = "conf/freecall.toml")]
+        config: PathBuf,
     },
 }
 
@@ -150,6 +177,97 @@ async fn reload(
 }
 
 /// The configuration at `path`, or the exit code for a bad one (the reason printed).
+/// `freecall deck …`: the operator's rate deck.
+fn deck(command: DeckCommand) -> ExitCode {
+    let (DeckCommand::Import { config, .. }
+    | DeckCommand::Show { config }
+    | DeckCommand::Remove { config }) = &command;
+    let cfg = match load_config(config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let store = match freecall::store::Store::open(&cfg.database.url, 1)
+        .and_then(|s| s.migrate().map(|_| s))
+    {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("freecall: database: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let rates = match &command {
+        DeckCommand::Show { .. } => {
+            return match store.rate_deck() {
+                Ok(deck) => {
+                    println!("prefix,name,account,per_minute,increment,connection,minimum");
+                    for r in deck.rates() {
+                        let name = if r.name.contains([',', '"']) {
+                            format!("\"{}\"", r.name.replace('"', "\"\""))
+                        } else {
+                            r.name.clone()
+                        };
+                        println!(
+                            "{},{name},{},{},{}/{},{},{}",
+                            r.prefix,
+                            r.account.as_str(),
+                            r.per_minute,
+                            r.first_secs,
+                            r.increment_secs,
+                            r.connection,
+                            r.minimum
+                        );
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("freecall: deck show: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        DeckCommand::Remove { .. } => Vec::new(),
+        DeckCommand::Import { file, .. } => {
+            let text = match std::fs::read_to_string(file) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("freecall: {}: {e}", file.display());
+                    return ExitCode::from(66);
+                }
+            };
+            match freecall::billing::deck::parse_csv(&text) {
+                Ok(rates) => rates,
+                Err(errors) => {
+                    eprintln!("freecall: {}: nothing was loaded:", file.display());
+                    for e in errors {
+                        eprintln!("  {e}");
+                    }
+                    return ExitCode::from(65);
+                }
+            }
+        }
+    };
+    match store.load_rate_deck(&rates, "cli") {
+        Ok(i) if i.rates == 0 => {
+            eprintln!(
+                "rate deck removed (version {}): every number is priced by its kind",
+                i.version
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(i) => {
+            eprintln!(
+                "rate deck version {} in force: {} rates",
+                i.version, i.rates
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("freecall: deck: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn load_config(path: &std::path::Path) -> Result<Config, ExitCode> {
     Config::load(path).map_err(|e| {
         eprintln!("freecall: {}: {e}", path.display());
@@ -251,6 +369,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Deck { command } => deck(command),
         Command::Apikey {
             command:
                 ApikeyCommand::Create {

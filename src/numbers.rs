@@ -156,6 +156,11 @@ impl Classifier {
         Some((digits, kind, region))
     }
 
+    /// `number` in E.164 (`+8225561234`); `None` when it is not a number.
+    pub fn e164(&self, number: &str) -> Option<String> {
+        self.format_for_trunk(number, NumberFormat::E164)
+    }
+
     /// `number` as a trunk wants it written: E.164 (`+82255612 34`, without spaces) or
     /// national (the home country's with its trunk prefix `0…`, other countries' in
     /// E.164). `None` when it is not a number (a SIP user, a short code): it is sent as

@@ -280,7 +280,8 @@ on_both_stores!(
         trunk.expect_request("ACK", WAIT).await;
         let max = 600; // max_call_secs caps the hold at ten minutes: 60 000 points
         assert_eq!(store.account(account).unwrap().reserved, max * 100);
-        // Half a minute of talk, on the switch's clock.
+        // Half a minute of talk, on the switch's clock (once it has read the ACK).
+        caller.settled(sip).await;
         clock.advance(Duration::from_millis(29_500));
         caller
             .send(sip, &caller.request(&mut leg, "BYE", None))
@@ -429,6 +430,7 @@ on_both_stores!(
                 .contains("call quota used up")
         );
         proxy.send(sip, &proxy.ack_failure(&leg2, &resp)).await;
+        proxy.settled(sip).await;
         clock.advance(Duration::from_millis(29_500));
         proxy.send(sip, &proxy.request(&mut leg, "BYE", None)).await;
         proxy.expect_status(&[200], WAIT).await;
@@ -471,6 +473,7 @@ fn a_database_that_goes_away_loses_nothing() {
         let sip = switch.sip_addr;
         let (mut leg, _, trunk_from) =
             answered_call(&caller, &trunk, sip, "01012345678", "sora", "pw").await;
+        caller.settled(sip).await;
         clock.advance(Duration::from_millis(19_500));
 
         cluster.stop();

@@ -24,7 +24,8 @@ pub struct AccountView {
     /// Calls left on the cards this guild pays for (absent for mileage accounts).
     pub quota_left: Option<i64>,
     pub cards: Vec<CardQuota>,
-    /// Whole minutes the available balance buys, per destination kind with a tariff;
+    /// Whole minutes the available balance buys, per destination kind with a tariff and
+    /// per destination of the rate deck (by its name, at the dearest of its prefixes);
     /// null where calls are free.
     pub minutes_left: BTreeMap<String, Option<i64>>,
 }
@@ -120,22 +121,34 @@ pub async fn show(
     let tariffs = state.tariffs();
     let available = a.available();
     let mut minutes_left = BTreeMap::new();
+    // Over one call or many, a minute costs the same: the balance's worth in minutes.
+    let minutes = |t: &crate::billing::Tariff| {
+        let free = t.per_minute == 0 && t.minimum == 0 && t.connection == 0;
+        (!free).then(|| {
+            t.max_secs(available, 1_000_000_000)
+                .map(|s| s / 60)
+                .unwrap_or(0)
+        })
+    };
     for (kind, t) in tariffs.iter() {
-        if kind != a.kind {
+        if kind == a.kind {
+            minutes_left.insert(t.destination.to_string(), minutes(t));
+        }
+    }
+    for rate in tariffs.deck().rates() {
+        if rate.account != a.kind {
             continue;
         }
-        let free = t.per_minute == 0 && t.minimum == 0 && t.connection == 0;
-        // Over one call or many, a minute costs the same: the balance's worth in minutes.
-        let minutes = if free {
-            None
-        } else {
-            Some(
-                t.max_secs(available, 1_000_000_000)
-                    .map(|s| s / 60)
-                    .unwrap_or(0),
-            )
-        };
-        minutes_left.insert(t.destination.to_string(), minutes);
+        let left = minutes(&rate.tariff(crate::numbers::DestinationKind::International));
+        minutes_left
+            .entry(rate.name.clone())
+            .and_modify(|m: &mut Option<i64>| {
+                *m = match (*m, left) {
+                    (Some(x), Some(y)) => Some(x.min(y)),
+                    (x, y) => x.or(y),
+                }
+            })
+            .or_insert(left);
     }
     let guild = a.kind == crate::billing::AccountKind::Guild;
     Ok(HttpResponse::Ok().json(AccountView {

@@ -26,6 +26,7 @@ pub mod phonebook;
 pub mod problem;
 pub mod products;
 pub mod purchases;
+pub mod rate_deck;
 pub mod recordings;
 pub mod tariffs;
 pub mod voice;
@@ -263,6 +264,14 @@ pub fn configure(state: ApiState, max_body: usize) -> impl FnOnce(&mut web::Serv
                 web::post().to(accounts::credit),
             )
             .route("/v1/tariffs", web::get().to(tariffs::list))
+            .service(
+                web::resource("/v1/rate-deck")
+                    .app_data(web::PayloadConfig::new(rate_deck::MAX_DECK_BYTES))
+                    .route(web::put().to(rate_deck::load))
+                    .route(web::get().to(rate_deck::show))
+                    .route(web::delete().to(rate_deck::remove)),
+            )
+            .route("/v1/rate-deck/price", web::get().to(rate_deck::price))
             .route("/v1/cdrs", web::get().to(cdrs::list))
             .route("/v1/cdrs/stream", web::get().to(cdrs::stream))
             .route("/metrics", web::get().to(cdrs::metrics))
@@ -321,6 +330,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/accounts/{id}/ledger"),
     ("post", "/v1/accounts/{id}/credits"),
     ("get", "/v1/tariffs"),
+    ("put", "/v1/rate-deck"),
+    ("get", "/v1/rate-deck"),
+    ("delete", "/v1/rate-deck"),
+    ("get", "/v1/rate-deck/price"),
     ("get", "/v1/cdrs"),
     ("get", "/v1/cdrs/stream"),
     ("get", "/metrics"),

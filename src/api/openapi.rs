@@ -9,7 +9,7 @@ use utoipa::{Modify, OpenApi};
 #[openapi(
     info(
         title = "freecall",
-        description = "REST control plane of the freecall softswitch: members, products, purchases, card issuers, cards (with vCards), members' phone books, free call-backs and web dial, calls booked for a set time (calls the switch places, followed live), account credits, balances, ledgers and tariffs. Errors are application/problem+json."
+        description = "REST control plane of the freecall softswitch: members, products, purchases, card issuers, cards (with vCards), members' phone books, free call-backs and web dial, calls booked for a set time (calls the switch places, followed live), account credits, balances, ledgers, tariffs and the operator's rate deck. Errors are application/problem+json."
     ),
     paths(
         super::members::create,
@@ -58,6 +58,10 @@ use utoipa::{Modify, OpenApi};
         super::accounts::ledger,
         super::accounts::credit,
         super::tariffs::list,
+        super::rate_deck::load,
+        super::rate_deck::show,
+        super::rate_deck::remove,
+        super::rate_deck::price,
         super::cdrs::list,
         super::cdrs::stream,
         super::cdrs::metrics,

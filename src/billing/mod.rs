@@ -6,13 +6,16 @@
 //! requests to the store; the call layer turns a `Refusal` into a SIP status.
 
 mod config;
+pub mod deck;
 pub mod tariff;
 
 use crate::auth::DigestProof;
-use crate::numbers::DestinationKind;
+use crate::numbers::{Classifier, DestinationKind};
 pub use config::{Increment, TariffConfig};
+pub use deck::{DeckRate, RateDeck};
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 pub use tariff::{Held, Posting, Tariff};
 
 /// What an account holds.
@@ -52,13 +55,19 @@ impl AccountKind {
     }
 }
 
-/// The tariff table: one tariff per account kind and destination kind. A destination kind
-/// without a tariff cannot be called on that kind of account.
+/// The tariff table: one tariff per account kind and destination kind, and the operator's
+/// rate deck above it (prices per number prefix). A number the deck does not cover is priced
+/// by its kind; a kind without a tariff cannot be called on that kind of account, unless the
+/// deck prices the number.
 #[derive(Clone, Debug, Default)]
 pub struct Tariffs {
     table: BTreeMap<(AccountKind, DestinationKind), Tariff>,
     /// No reservation covers more than this many seconds, however rich the account.
     pub max_call_secs: i64,
+    deck: Arc<RateDeck>,
+    /// Writes a dialled number in E.164 for the deck (the home country's numbers are
+    /// dialled nationally).
+    numbers: Option<Classifier>,
 }
 
 impl Tariffs {
@@ -66,11 +75,31 @@ impl Tariffs {
         Tariffs {
             table: BTreeMap::new(),
             max_call_secs,
+            deck: Arc::default(),
+            numbers: None,
         }
     }
 
     pub fn insert(&mut self, kind: AccountKind, tariff: Tariff) {
         self.table.insert((kind, tariff.destination), tariff);
+    }
+
+    /// The same table reading dialled numbers with `numbers` (for the deck).
+    pub fn with_numbers(mut self, numbers: Classifier) -> Tariffs {
+        self.numbers = Some(numbers);
+        self
+    }
+
+    /// The same table with `deck` above it.
+    pub fn with_deck(&self, deck: Arc<RateDeck>) -> Tariffs {
+        Tariffs {
+            deck,
+            ..self.clone()
+        }
+    }
+
+    pub fn deck(&self) -> &Arc<RateDeck> {
+        &self.deck
     }
 
     pub fn get(&self, kind: AccountKind, dest: DestinationKind) -> Option<&Tariff> {
@@ -81,18 +110,46 @@ impl Tariffs {
         self.table.iter().map(|((k, _), t)| (*k, t))
     }
 
-    /// The price of a call to `destination` from an account of `kind` with `available`
-    /// to spend: its tariff, the longest call it pays for (at most `max_call_secs`), what
-    /// to hold for that, and what the caller is told at the limit. Refused when there is
-    /// no tariff for that kind of number or not even the first period is affordable.
+    /// The deck's rate for `number` on an account of `kind`, if the deck covers it.
+    pub fn deck_rate(&self, kind: AccountKind, number: &str) -> Option<&DeckRate> {
+        if self.deck.is_empty() {
+            return None;
+        }
+        let e164 = match number.strip_prefix('+') {
+            Some(_) => number.to_string(),
+            None => self.numbers.as_ref()?.e164(number)?,
+        };
+        self.deck.lookup(kind, &e164)
+    }
+
+    /// The tariff a call to `number` (a number of `destination` kind) is priced at on an
+    /// account of `kind`: the deck's longest prefix, else the tariff of its kind.
+    pub fn tariff_for(
+        &self,
+        kind: AccountKind,
+        destination: DestinationKind,
+        number: &str,
+    ) -> Option<Tariff> {
+        match self.deck_rate(kind, number) {
+            Some(rate) => Some(rate.tariff(destination)),
+            None => self.get(kind, destination).copied(),
+        }
+    }
+
+    /// The price of a call to `number` (of `destination` kind) from an account of `kind`
+    /// with `available` to spend: its tariff, the longest call it pays for (at most
+    /// `max_call_secs`), what to hold for that, and what the caller is told at the limit.
+    /// Refused when there is no tariff for that number or not even the first period is
+    /// affordable.
     pub fn price(
         &self,
         kind: AccountKind,
         destination: DestinationKind,
+        number: &str,
         available: i64,
     ) -> Result<Price, Refusal> {
-        let tariff = *self
-            .get(kind, destination)
+        let tariff = self
+            .tariff_for(kind, destination, number)
             .ok_or(Refusal::DestinationNotAllowed)?;
         let cap = self.max_call_secs;
         let max_secs = tariff.max_secs(available, cap).ok_or(kind.exhausted())?;
@@ -110,6 +167,16 @@ impl Tariffs {
             },
         })
     }
+}
+
+/// The tariffs every part of the switch prices with (calls, call-backs, balances), replaced
+/// whole when the configuration is reloaded or a rate deck is loaded.
+pub type SharedTariffs = std::sync::RwLock<Arc<Tariffs>>;
+
+/// Put `deck` above the shared tariffs; calls already reserved keep their price.
+pub fn put_deck(shared: &SharedTariffs, deck: RateDeck) {
+    let mut t = shared.write().unwrap_or_else(|p| p.into_inner());
+    *t = Arc::new(t.with_deck(Arc::new(deck)));
 }
 
 /// What a call is priced at when it is reserved (`Tariffs::price`).

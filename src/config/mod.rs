@@ -596,6 +596,7 @@ impl Config {
     /// The tariff table the billing layer uses.
     pub fn tariffs(&self) -> crate::billing::Tariffs {
         crate::billing::Tariffs::from_config(self.billing.max_call_secs, &self.tariffs)
+            .with_numbers(self.billing.home_country.clone())
     }
 }
 

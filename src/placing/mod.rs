@@ -439,17 +439,20 @@ impl Placing {
         // A registered softphone is on-net and free; a leg of only those costs nothing.
         let priced: Vec<&Target> = first.iter().filter(|t| t.registered.is_none()).collect();
         let free = priced.is_empty();
-        let first_kind = priced
+        let dearest = priced
             .iter()
-            .filter_map(|t| tariffs.get(kind, t.destination).map(|x| (x.per_minute, *t)))
+            .filter_map(|t| {
+                tariffs
+                    .tariff_for(kind, t.destination, &t.number)
+                    .map(|x| (x.per_minute, *t))
+            })
             .max_by_key(|(pm, _)| *pm)
-            .map(|(_, t)| t.destination)
-            .unwrap_or(
-                priced
-                    .first()
-                    .map(|t| t.destination)
-                    .unwrap_or(DestinationKind::Internet),
-            );
+            .map(|(_, t)| t)
+            .or(priced.first().copied());
+        let (first_number, first_kind) = match dearest {
+            Some(t) => (t.number.clone(), t.destination),
+            None => (first[0].number.clone(), DestinationKind::Internet),
+        };
         let id = id.unwrap_or_else(|| format!("fc-{:016x}", rand::random::<u64>()));
         let [first_role, second_role] = match flow {
             Flow::Callback => ["issuer", "visitor"],
@@ -458,7 +461,7 @@ impl Placing {
         let legs = vec![
             PlacedLeg {
                 role: first_role,
-                number: first[0].number.clone(),
+                number: first_number,
                 destination: first_kind,
                 free,
             },

@@ -290,7 +290,7 @@ impl Store {
                     out[n] = Some(Err(StoreError::Refused(Refusal::UnknownAccount)));
                     continue;
                 };
-                let price = match tariffs.price(*kind, item.destination, *avail) {
+                let price = match tariffs.price(*kind, item.destination, &item.number, *avail) {
                     Ok(p) => p,
                     Err(refusal) => {
                         out[n] = Some(Err(StoreError::Refused(refusal)));
@@ -371,7 +371,7 @@ fn reserve_pg(
             .ok_or_else(|| StoreError::Invalid(format!("account kind '{kind}'")))?;
         exhausted = kind.exhausted();
         let price = tariffs
-            .price(kind, destination, balance - reserved)
+            .price(kind, destination, number, balance - reserved)
             .map_err(StoreError::Refused)?;
         if let Some(reservation) = super::pg_fast::reserve_account(
             c,
@@ -433,7 +433,7 @@ impl Store {
                     .select((accounts::balance, accounts::reserved))
                     .first(c)?;
                 let price = tariffs
-                    .price(kind, destination, balance - reserved)
+                    .price(kind, destination, number, balance - reserved)
                     .map_err(StoreError::Refused)?;
                 let after = hold!(c, account, price.amount);
                 match after {

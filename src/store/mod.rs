@@ -23,6 +23,7 @@ pub mod greetings;
 mod pg_fast;
 pub mod phonebook;
 pub mod placed;
+pub mod rate_deck;
 pub mod recordings;
 pub mod registrar;
 pub mod reservation;

@@ -113,7 +113,7 @@ impl Store {
                     });
                     continue;
                 }
-                priced.push(*tariffs.get(kind, leg.destination).ok_or(StoreError::Refused(
+                priced.push(tariffs.tariff_for(kind, leg.destination, &leg.number).ok_or(StoreError::Refused(
                     match card {
                         Some(_) => Refusal::NumberNotAllowed,
                         None => Refusal::DestinationNotAllowed,

@@ -265,6 +265,29 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    rate_decks (id) {
+        id -> BigInt,
+        loaded_ms -> BigInt,
+        rates -> BigInt,
+        source -> Text,
+    }
+}
+
+diesel::table! {
+    rate_deck (deck_id, account, prefix) {
+        deck_id -> BigInt,
+        account -> Text,
+        prefix -> Text,
+        name -> Text,
+        per_minute -> BigInt,
+        first_secs -> BigInt,
+        increment_secs -> BigInt,
+        connection -> BigInt,
+        minimum -> BigInt,
+    }
+}
+
 diesel::joinable!(cards -> issuers (issuer_id));
 diesel::joinable!(card_texts -> cards (card_id));
 diesel::joinable!(phonebook -> members (member_id));
@@ -297,6 +320,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     card_greetings,
     issuer_whispers,
     recordings,
+    rate_decks,
+    rate_deck,
 );
 
 diesel::table! {

@@ -205,6 +205,35 @@ Contact: <sip:{name}@{me}>\r\nContent-Type: application/sdp\r\nContent-Length: {
         (text.into_bytes(), leg)
     }
 
+    /// Wait until `switch` has read everything this phone sent it (an ACK has no answer):
+    /// an OPTIONS outside any dialog, whose answer comes after the switch read what came
+    /// before it from this socket. Before a test moves the switch's clock forward.
+    pub async fn settled(&self, switch: SocketAddr) {
+        let call_id = unique(&format!("{}-sync-", self.name));
+        let branch = unique("z9hG4bK-test-");
+        let text = format!(
+            "OPTIONS sip:{switch} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch={branch};rport\r\n\
+Max-Forwards: 70\r\nFrom: <sip:{name}@127.0.0.1>;tag={tag}\r\nTo: <sip:{switch}>\r\n\
+Call-ID: {call_id}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+            me = self.addr,
+            name = self.name,
+            tag = unique("tag"),
+        );
+        self.send(switch, text.as_bytes()).await;
+        loop {
+            match self.recv(Duration::from_secs(5)).await {
+                Some((m, _))
+                    if m.header("Call-ID") == Some(call_id.as_str())
+                        && m.status().unwrap_or(0) >= 200 =>
+                {
+                    return;
+                }
+                Some(_) => continue,
+                None => panic!("{}: the switch did not answer OPTIONS", self.name),
+            }
+        }
+    }
+
     /// The ACK for a final non-2xx response to our INVITE (same branch, RFC 3261 17.1.1.3).
     pub fn ack_failure(&self, leg: &Leg, resp: &Message) -> Vec<u8> {
         format!(

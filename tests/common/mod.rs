@@ -55,6 +55,17 @@ pub async fn start(cfg: &Config) -> SwitchHandle {
 
 /// A switch that bills: its accounting service runs on `store` with the config's tariffs.
 pub async fn start_billed(cfg: &Config, store: freecall::store::Store) -> SwitchHandle {
+    start_billed_sharing(cfg, store).await.0
+}
+
+/// The tariffs a switch prices with, shared (as in the daemon) with its REST API.
+pub type Tariffs = std::sync::Arc<freecall::billing::SharedTariffs>;
+
+/// `start_billed`, and the tariffs its accounting prices with (the rate deck in force).
+pub async fn start_billed_sharing(
+    cfg: &Config,
+    store: freecall::store::Store,
+) -> (SwitchHandle, Tariffs) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
         .with_test_writer()
@@ -71,9 +82,11 @@ pub async fn start_billed(cfg: &Config, store: freecall::store::Store) -> Switch
         )),
     );
     accounting.recover().await.expect("recovery");
-    driver::start(cfg, 7, Some(accounting))
+    let tariffs = accounting.tariffs.clone();
+    let switch = driver::start(cfg, 7, Some(accounting))
         .await
-        .expect("switch starts")
+        .expect("switch starts");
+    (switch, tariffs)
 }
 
 /// What the daemon builds for its REST API from `cfg`: the API's state, the service that
@@ -88,7 +101,25 @@ pub fn services(
     freecall::placing::bookings::Bookings,
 ) {
     use std::sync::{Arc, RwLock};
-    let tariffs = Arc::new(RwLock::new(Arc::new(cfg.tariffs())));
+    services_sharing(
+        cfg,
+        store,
+        switch,
+        Arc::new(RwLock::new(Arc::new(cfg.tariffs()))),
+    )
+}
+
+/// `services`, pricing with `tariffs` (those of the switch's accounting).
+pub fn services_sharing(
+    cfg: &Config,
+    store: &freecall::store::Store,
+    switch: &SwitchHandle,
+    tariffs: Tariffs,
+) -> (
+    freecall::api::ApiState,
+    freecall::placing::Placing,
+    freecall::placing::bookings::Bookings,
+) {
     let numbers = cfg.billing.home_country.clone();
     let placing = freecall::placing::Placing::new(
         store.clone(),
@@ -127,6 +158,21 @@ pub fn serve_api(
     switch: &SwitchHandle,
 ) -> SocketAddr {
     let (state, _, _) = services(cfg, store, switch);
+    serve_state(state)
+}
+
+/// The REST API pricing with `tariffs` (those of the switch's accounting, as the daemon
+/// serves it): its address.
+pub fn serve_api_sharing(
+    cfg: &Config,
+    store: &freecall::store::Store,
+    switch: &SwitchHandle,
+    tariffs: Tariffs,
+) -> SocketAddr {
+    serve_state(services_sharing(cfg, store, switch, tariffs).0)
+}
+
+fn serve_state(state: freecall::api::ApiState) -> SocketAddr {
     let (server, api) =
         freecall::api::serve(state, "127.0.0.1:0".parse().expect("address"), 65536).expect("API");
     tokio::spawn(server);

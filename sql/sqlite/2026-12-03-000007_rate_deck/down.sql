@@ -1,0 +1,2 @@
+DROP TABLE rate_deck;
+DROP TABLE rate_decks;
