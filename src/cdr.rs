@@ -26,6 +26,13 @@ pub struct CallRecord {
     pub caller: String,
     /// The dialled number, normalised.
     pub callee: String,
+    /// The called and calling numbers as the trunk of the last attempt got them (its
+    /// number format and prefixes, the caller as presented: `anonymous` when withheld);
+    /// empty when the call reached no trunk.
+    #[serde(default)]
+    pub sent_callee: String,
+    #[serde(default)]
+    pub sent_caller: String,
     /// Who paid: the account, and the card when a card's guild paid.
     pub account_id: Option<i64>,
     pub card_id: Option<i64>,
@@ -66,6 +73,11 @@ pub struct RecordLeg {
     /// `issuer`, `visitor`, `member` or `dialled`.
     pub role: String,
     pub number: String,
+    /// The number as the leg's trunk (or phone) got it, and who it was shown as calling.
+    #[serde(default)]
+    pub sent: String,
+    #[serde(default)]
+    pub presented: String,
     /// The number's kind (landline, mobile, internet, international…): its rate.
     pub destination: String,
     pub answered_ms: Option<i64>,

@@ -204,6 +204,8 @@ pub async fn start(
             .then(|| Duration::from_secs(cfg.sip.trunk_ping_secs)),
         placed_ring: Duration::from_secs(cfg.callbacks.ring_secs),
         placed_answer: Duration::from_secs(cfg.callbacks.answer_secs),
+        visitor_sees: (!cfg.callbacks.visitor_sees.is_empty())
+            .then(|| cfg.callbacks.visitor_sees.clone()),
         media: CallMedia {
             announce: !cfg.media.prompts_dir.is_empty(),
             local_ringback: cfg.media.local_ringback,

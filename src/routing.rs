@@ -48,6 +48,127 @@ pub struct Trunk {
     pub calls_per_second: usize,
     /// How the called number is written to this trunk.
     pub numbers: NumberRewrite,
+    /// How the caller is presented to this trunk.
+    pub caller: CallerRules,
+}
+
+/// How a trunk wants the caller presented (`[[trunks]] caller_id`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallerIdMode {
+    /// The number in From's user part only.
+    #[default]
+    From,
+    /// From, and the number asserted in P-Asserted-Identity (RFC 3325).
+    Pai,
+}
+
+/// Who is calling, as the switch established it: the number (from a trusted peer's
+/// P-Asserted-Identity, else the From user when it is a number) and whether the caller
+/// asked not to be shown (RFC 3323 `Privacy: id`, `user` or `header`, or an anonymous
+/// From).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CallerId {
+    pub number: Option<String>,
+    pub private: bool,
+}
+
+impl CallerId {
+    /// The caller of an INVITE. Identity headers count only from a trusted peer
+    /// (`trusted`); from anyone else they are ignored (and never passed on: the B-leg's
+    /// headers are the switch's own).
+    pub fn of(req: &crate::sip::Message, trusted: bool) -> CallerId {
+        let asserted = trusted
+            .then(|| req.header("P-Asserted-Identity"))
+            .flatten()
+            .and_then(uri_user)
+            .and_then(|u| normalize_number(&u).ok());
+        let from = req
+            .from_user
+            .as_deref()
+            .filter(|u| !u.eq_ignore_ascii_case("anonymous"))
+            .and_then(|u| normalize_number(u).ok());
+        let privacy = req
+            .headers_named("Privacy")
+            .flat_map(|v| {
+                v.split(';')
+                    .map(|t| t.trim().to_ascii_lowercase())
+                    .collect::<Vec<_>>()
+            })
+            .any(|t| matches!(t.as_str(), "id" | "user" | "header"));
+        let anonymous_from = req
+            .from_user
+            .as_deref()
+            .is_some_and(|u| u.eq_ignore_ascii_case("anonymous"));
+        CallerId {
+            number: asserted.or(from),
+            private: privacy || anonymous_from,
+        }
+    }
+}
+
+/// The user part of a name-addr's `sip:`/`sips:`/`tel:` URI (`"x" <sip:+8210…@host>`).
+fn uri_user(value: &str) -> Option<String> {
+    let inner = match (value.find('<'), value.find('>')) {
+        (Some(a), Some(b)) if a < b => &value[a + 1..b],
+        _ => value.split(';').next().unwrap_or(value),
+    };
+    let rest = inner
+        .trim()
+        .strip_prefix("sips:")
+        .or_else(|| inner.trim().strip_prefix("sip:"))
+        .or_else(|| inner.trim().strip_prefix("tel:"))?;
+    let user = rest.split(['@', ';', '?']).next()?;
+    (!user.is_empty()).then(|| user.to_string())
+}
+
+/// A trunk's rules for presenting the caller.
+#[derive(Debug, Clone)]
+pub struct CallerRules {
+    pub mode: CallerIdMode,
+    pub format: crate::numbers::NumberFormat,
+    /// Presented when the caller has no number ("": anonymous).
+    pub default: String,
+    pub home: crate::numbers::Classifier,
+}
+
+/// What the trunk is told of the caller: From's user part (and display name for a
+/// private caller), and the asserted number with its privacy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Presentation {
+    /// From's user part: the number, or `anonymous`.
+    pub from_user: String,
+    /// P-Asserted-Identity's number (mode `pai`, when there is one).
+    pub asserted: Option<String>,
+    /// `Privacy: id` is sent (the caller asked not to be shown).
+    pub private: bool,
+}
+
+impl CallerRules {
+    /// How `caller` is presented on this trunk.
+    pub fn present(&self, caller: &CallerId) -> Presentation {
+        let number = caller
+            .number
+            .clone()
+            .or_else(|| (!self.default.is_empty()).then(|| self.default.clone()))
+            .map(|n| self.home.format_for_trunk(&n, self.format).unwrap_or(n));
+        let shown = |n: &Option<String>| match n {
+            Some(n) if !caller.private => n.clone(),
+            _ => "anonymous".to_string(),
+        };
+        match self.mode {
+            CallerIdMode::From => Presentation {
+                from_user: shown(&number),
+                asserted: None,
+                private: caller.private,
+            },
+            CallerIdMode::Pai => Presentation {
+                from_user: shown(&number),
+                asserted: number,
+                private: caller.private,
+            },
+        }
+    }
 }
 
 /// A trunk's way of writing the called number: its format, then a prefix taken off and
@@ -150,6 +271,12 @@ impl Routing {
                     credentials: t.username.clone().zip(t.password.clone()).map(
                         |(username, password)| crate::auth::Credentials { username, password },
                     ),
+                    caller: CallerRules {
+                        mode: t.caller_id,
+                        format: t.caller_format,
+                        default: t.default_caller.clone(),
+                        home: cfg.billing.home_country.clone(),
+                    },
                 })
                 .collect();
         let mut routes: Vec<Route> = cfg
@@ -242,6 +369,89 @@ mod tests {
             add: add.into(),
             home: crate::numbers::Classifier::new("KR").unwrap(),
         }
+    }
+
+    fn invite_with(headers: &str) -> crate::sip::Message {
+        let text = format!(
+            "INVITE sip:025561234@192.0.2.1 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.9;branch=z9hG4bK1\r\n\
+From: <sip:0311111111@192.0.2.9>;tag=a\r\nTo: <sip:025561234@192.0.2.1>\r\nCall-ID: c1\r\n\
+CSeq: 1 INVITE\r\n{headers}Content-Length: 0\r\n\r\n"
+        );
+        crate::sip::parse_datagram(text.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn identity_headers_count_only_from_a_trusted_peer() {
+        let spoofed =
+            invite_with("P-Asserted-Identity: \"Boss\" <sip:+821099998888@pbx.example>\r\n");
+        assert_eq!(
+            CallerId::of(&spoofed, true).number.as_deref(),
+            Some("+821099998888"),
+            "a trusted peer asserts who calls"
+        );
+        assert_eq!(
+            CallerId::of(&spoofed, false).number.as_deref(),
+            Some("0311111111"),
+            "anyone else: From, never their P-Asserted-Identity"
+        );
+        let tel = invite_with("P-Asserted-Identity: <tel:+82-2-556-1234>\r\nPrivacy: id\r\n");
+        assert_eq!(
+            CallerId::of(&tel, true),
+            CallerId {
+                number: Some("+8225561234".into()),
+                private: true
+            }
+        );
+        // Asking for privacy needs no trust: it only hides.
+        assert!(CallerId::of(&invite_with("Privacy: user;critical\r\n"), false).private);
+        assert!(!CallerId::of(&invite_with("Privacy: none\r\n"), false).private);
+    }
+
+    #[test]
+    fn the_caller_is_presented_as_each_trunk_wants() {
+        use crate::numbers::NumberFormat;
+        let rules = |mode, format, default: &str| CallerRules {
+            mode,
+            format,
+            default: default.into(),
+            home: crate::numbers::Classifier::new("KR").unwrap(),
+        };
+        let seoul = CallerId {
+            number: Some("0255561234".into()),
+            private: false,
+        };
+        let pai = rules(CallerIdMode::Pai, NumberFormat::E164, "");
+        assert_eq!(
+            pai.present(&seoul),
+            Presentation {
+                from_user: "+82255561234".into(),
+                asserted: Some("+82255561234".into()),
+                private: false
+            }
+        );
+        let hidden = CallerId {
+            private: true,
+            ..seoul.clone()
+        };
+        assert_eq!(
+            pai.present(&hidden),
+            Presentation {
+                from_user: "anonymous".into(),
+                asserted: Some("+82255561234".into()),
+                private: true
+            },
+            "the carrier still learns who calls, the called party does not"
+        );
+        let from_only = rules(CallerIdMode::From, NumberFormat::AsDialled, "0215880000");
+        assert_eq!(from_only.present(&hidden).asserted, None);
+        assert_eq!(from_only.present(&hidden).from_user, "anonymous");
+        let nobody = CallerId::default();
+        assert_eq!(
+            from_only.present(&nobody).from_user,
+            "0215880000",
+            "the trunk's default number for a caller without one"
+        );
+        assert_eq!(pai.present(&nobody).from_user, "anonymous");
     }
 
     #[test]

@@ -79,9 +79,14 @@ impl MediaControl for Recorded {
 }
 
 fn manager(media: Recorded) -> Manager {
+    manager_with(media, "", None)
+}
+
+/// `manager` with lines added to the trunk's entry, and the number visitors are shown.
+fn manager_with(media: Recorded, trunk_extra: &str, visitor_sees: Option<&str>) -> Manager {
     let cfg = Config::from_toml(&format!(
         "[sip]\nlisten = \"{SWITCH}\"\n[media]\naddress = \"127.0.0.1\"\nport_min = 20000\nport_max = 30000\n\
-[[trunks]]\nname = \"pstn\"\naddress = \"{TRUNK}\"\n\
+[[trunks]]\nname = \"pstn\"\naddress = \"{TRUNK}\"\n{trunk_extra}\
 [[routes]]\nprefix = \"\"\ntrunks = [\"pstn\"]\n"
     ))
     .unwrap();
@@ -103,6 +108,7 @@ fn manager(media: Recorded) -> Manager {
         trunk_ping: None,
         placed_ring: Duration::from_secs(30),
         placed_answer: Duration::from_secs(15),
+        visitor_sees: visitor_sees.map(str::to_string),
     };
     let mut m = Manager::new(settings, Routing::from_config(&cfg), Box::new(media));
     m.set_wall_clock(Instant::now_for_tests(), 1_780_000_000_000);
@@ -354,6 +360,47 @@ fn the_issuer_presses_1_then_the_visitor_is_called_and_both_legs_are_settled_onc
     assert_eq!(record.legs[0].destination, "mobile");
     assert_eq!(record.legs[1].destination, "landline");
     assert_eq!(m.active_calls(), 0);
+}
+
+/// The carrier wants E.164 and the caller asserted; the service shows visitors its own
+/// line instead of the issuer's number.
+#[test]
+fn each_leg_is_shown_the_caller_as_the_trunk_wants_and_visitors_may_see_the_services_line() {
+    let mut m = manager_with(
+        Recorded::default(),
+        "caller_id = \"pai\"\ncaller_format = \"e164\"\n",
+        Some("0215880000"),
+    );
+    let t0 = Instant::now_for_tests();
+    m.handle_command(t0, callback(600));
+    let out = sent(&mut m);
+    let issuer = invites(&out)[0].clone();
+    assert_eq!(
+        issuer.from_user.as_deref(),
+        Some("+8225561234"),
+        "the visitor's number"
+    );
+    assert_eq!(
+        issuer.header("P-Asserted-Identity"),
+        Some("<sip:+8225561234@127.0.0.1;user=phone>")
+    );
+    m.handle_message(t0, trunk(), respond(&issuer, 200, "iss", true));
+    let t1 = t0 + Duration::from_secs(10);
+    m.handle_media_event(t1, MediaEvent::PlayDone(MediaId(1), Side::A));
+    m.handle_media_event(t1, MediaEvent::Digit(MediaId(1), Side::A, '1'));
+    let out = sent(&mut m);
+    let visitor = invites(&out)[0].clone();
+    assert_eq!(visitor.uri_user.as_deref(), Some("025561234"));
+    assert_eq!(
+        visitor.from_user.as_deref(),
+        Some("+82215880000"),
+        "the service's line"
+    );
+    assert_eq!(
+        visitor.header("P-Asserted-Identity"),
+        Some("<sip:+82215880000@127.0.0.1;user=phone>")
+    );
+    assert_eq!(visitor.header("Privacy"), None);
 }
 
 #[test]

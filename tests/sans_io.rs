@@ -50,6 +50,7 @@ fn manager_with(trunk_ping: Option<Duration>, t0_extra: &str) -> Manager {
         trunk_ping,
         placed_ring: Duration::from_secs(30),
         placed_answer: Duration::from_secs(15),
+        visitor_sees: None,
     };
     Manager::new(
         settings,

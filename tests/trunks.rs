@@ -105,3 +105,119 @@ async fn a_carrier_that_challenges_every_invite_gets_the_call_with_the_trunks_cr
         .await;
     caller.expect_status(&[200], WAIT).await;
 }
+
+/// A carrier that wants the caller asserted (RFC 3325) and numbers in E.164: a trusted
+/// PBX's asserted caller who asked for privacy reaches it as `anonymous` in From with the
+/// number in P-Asserted-Identity and `Privacy: id`; a member's softphone that puts a
+/// P-Asserted-Identity of its own is not believed (the trunk's default number is
+/// presented). Records keep what was dialled and what was sent. Real UDP.
+#[tokio::test]
+async fn the_caller_is_presented_as_the_carrier_wants_and_only_trusted_peers_assert_it() {
+    use freecall::routing::CallerIdMode;
+    let carrier = Phone::bind("carrier").await;
+    let tariff = "[[tariffs]]\naccount = \"mileage\"\ndestination = \"landline\"\nper_minute = 10";
+    let mut cfg = config(&[carrier.addr], tariff, "", "127.0.0.1");
+    cfg.trunks[0].caller_id = CallerIdMode::Pai;
+    cfg.trunks[0].caller_format = freecall::numbers::NumberFormat::E164;
+    cfg.trunks[0].number_format = freecall::numbers::NumberFormat::E164;
+    cfg.trunks[0].default_caller = "02-1588-0000".into();
+    let store = common::stores::open(&common::stores::sqlite_url());
+    store
+        .create_member(
+            &freecall::store::shop::NewMember {
+                login: "minji".into(),
+                password_hash: freecall::auth::hash_password("pw").unwrap(),
+                name: "Kim Minji".into(),
+                address: String::new(),
+                job: String::new(),
+                phone: "01099998888".into(),
+                email: String::new(),
+                sip_ha1: ha1("minji", "freecall", "pw"),
+            },
+            10_000,
+        )
+        .unwrap();
+    let switch = common::start_billed(&cfg, store.clone()).await;
+    let sip = switch.sip_addr;
+    let busy = |m: &freecall::sip::Message, tag| carrier.response(m, 486, "Busy Here", tag, None);
+
+    // The office PBX (a trusted peer) asserts its user, who withholds the number.
+    let pbx = Phone::bind("pbx").await;
+    let (invite, leg) = pbx.invite(sip, "0212345678", &pbx.sdp("sendrecv"));
+    let invite = with_header(
+        with_header(
+            invite,
+            "P-Asserted-Identity: <sip:+821099998888@pbx.example>",
+        ),
+        "Privacy: id",
+    );
+    pbx.send(sip, &invite).await;
+    let (got, from) = carrier.expect_request("INVITE", WAIT).await;
+    assert_eq!(got.uri_user.as_deref(), Some("+82212345678"));
+    assert!(
+        got.from
+            .starts_with("\"Anonymous\" <sip:anonymous@anonymous.invalid>"),
+        "{}",
+        got.from
+    );
+    assert_eq!(
+        got.header("P-Asserted-Identity"),
+        Some("<sip:+821099998888@127.0.0.1;user=phone>")
+    );
+    assert_eq!(got.header("Privacy"), Some("id"));
+    carrier.send(from, &busy(&got, "c1")).await;
+    let resp = pbx.expect_status(&[486], WAIT).await;
+    pbx.send(sip, &pbx.ack_failure(&leg, &resp)).await;
+
+    // A member's softphone claims to be someone else: the switch does not believe it.
+    let phone = Phone::bind_on("127.0.0.2", "minji").await;
+    let sdp = phone.sdp("sendrecv");
+    let (invite, mut leg) = phone.invite(sip, "0212345678", &sdp);
+    phone.send(sip, &invite).await;
+    let challenge = phone.expect_status(&[407], WAIT).await;
+    phone.send(sip, &phone.ack_failure(&leg, &challenge)).await;
+    let again = phone.invite_with_credentials(&mut leg, &challenge, &sdp, "minji", "pw");
+    let again = with_header(
+        again,
+        "P-Asserted-Identity: <sip:+821011112222@evil.example>",
+    );
+    phone.send(sip, &again).await;
+    let (got, from) = carrier.expect_request("INVITE", WAIT).await;
+    assert!(got.from.starts_with("<sip:+82215880000@"), "{}", got.from);
+    assert_eq!(
+        got.header("P-Asserted-Identity"),
+        Some("<sip:+82215880000@127.0.0.1;user=phone>"),
+        "the trunk's default number, not the phone's claim"
+    );
+    assert_eq!(got.header("Privacy"), None);
+    carrier.send(from, &busy(&got, "c2")).await;
+    let resp = phone.expect_status(&[486], WAIT).await;
+    phone.send(sip, &phone.ack_failure(&leg, &resp)).await;
+
+    let mut records = Vec::new();
+    for _ in 0..50 {
+        records = common::stores::records(&store);
+        if records.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let seen: Vec<_> = records
+        .iter()
+        .map(|r| {
+            (
+                r.caller.as_str(),
+                r.callee.as_str(),
+                r.sent_caller.as_str(),
+                r.sent_callee.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("+821099998888", "0212345678", "anonymous", "+82212345678"),
+            ("minji", "0212345678", "+82215880000", "+82212345678"),
+        ]
+    );
+}

@@ -18,6 +18,10 @@ pub struct CdrView {
     pub node: String,
     pub caller: String,
     pub callee: String,
+    /// The called and calling numbers as the trunk got them (its number format and
+    /// prefixes; the caller `anonymous` when withheld); empty when no trunk was reached.
+    pub sent_callee: String,
+    pub sent_caller: String,
     pub account_id: Option<i64>,
     pub card_id: Option<i64>,
     pub destination: String,
@@ -48,6 +52,8 @@ impl From<CallRecord> for CdrView {
             node: r.node,
             caller: r.caller,
             callee: r.callee,
+            sent_callee: r.sent_callee,
+            sent_caller: r.sent_caller,
             account_id: r.account_id,
             card_id: r.card_id,
             destination: r.destination,

@@ -165,6 +165,8 @@ impl Manager {
             None,
         );
         b_leg.trunks = trunks;
+        let caller =
+            crate::routing::CallerId::of(&req, self.routing.acl.allows(from.addr.ip()).is_some());
         let call = Call {
             id,
             auth_user: match &payer {
@@ -194,6 +196,7 @@ impl Manager {
             record,
             destination: destination.to_string(),
             direct: None,
+            caller,
         };
         self.dialogs.insert(
             (call.a.call_id.clone(), call.a.local_tag.clone()),

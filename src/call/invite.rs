@@ -8,7 +8,6 @@ use super::{
 };
 use crate::billing::{Authorization, BillingRequest, Refusal, Settlement};
 use crate::media::{Play, Side, sdp};
-use crate::routing::normalize_number;
 use crate::sip::{Builder, Message, Method};
 use crate::transaction::{Peer, TxId};
 use std::cmp::Reverse;
@@ -205,8 +204,19 @@ impl Manager {
         info!(call = %call.id, trunk = %trunk.name, dest = %trunk.peer.addr, "dialling trunk");
         let peer = trunk.peer;
         let credentials = trunk.credentials.clone();
+        let caller = trunk.caller.present(&call.caller);
         call.b.dialled.push(trunk.name.clone());
-        self.send_b_request(now, key, uri, peer, offer, credentials);
+        self.send_b_request(
+            now,
+            key,
+            BRequest {
+                uri,
+                peer,
+                offer,
+                credentials,
+                caller,
+            },
+        );
     }
 
     /// A call to a member's registered phone: the Contact as Request-URI, sent to the
@@ -216,7 +226,28 @@ impl Manager {
             return;
         };
         match sdp::rewrite(&call.a_invite.body, call.endpoints.b) {
-            Ok((offer, _)) => self.send_b_request(now, key, contact, peer, offer, None),
+            Ok((offer, _)) => {
+                // A member's own phone, on-net: shown the caller as they are.
+                let caller = crate::routing::Presentation {
+                    from_user: match (&call.caller.number, call.caller.private) {
+                        (Some(n), false) => n.clone(),
+                        _ => "anonymous".into(),
+                    },
+                    asserted: None,
+                    private: call.caller.private,
+                };
+                self.send_b_request(
+                    now,
+                    key,
+                    BRequest {
+                        uri: contact,
+                        peer,
+                        offer,
+                        credentials: None,
+                        caller,
+                    },
+                )
+            }
             Err(e) => self.abandon(
                 now,
                 key,
@@ -228,16 +259,15 @@ impl Manager {
     }
 
     /// Send the B-leg's INVITE to `uri` at `peer`: a new dialog with its own Call-ID,
-    /// tags, Via and Contact; the calling number is kept as the user part of From.
-    fn send_b_request(
-        &mut self,
-        now: Instant,
-        key: CallKey,
-        uri: String,
-        peer: Peer,
-        offer: Vec<u8>,
-        credentials: Option<crate::auth::Credentials>,
-    ) {
+    /// tags, Via and Contact; the caller presented as the trunk wants.
+    fn send_b_request(&mut self, now: Instant, key: CallKey, r: BRequest) {
+        let BRequest {
+            uri,
+            peer,
+            offer,
+            credentials,
+            caller,
+        } = r;
         let call_id = format!("{}@freecall", self.tx.new_token());
         let from_tag = self.tx.new_token();
         let branch = self.tx.new_branch();
@@ -247,12 +277,6 @@ impl Manager {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        let caller = call
-            .a_invite
-            .from_user
-            .as_deref()
-            .and_then(|u| normalize_number(u).ok())
-            .unwrap_or_else(|| "anonymous".to_string());
         let max_forwards = call.a_invite.max_forwards.unwrap_or(70).saturating_sub(1);
         let (request, old) = call.b.invite(NewInvite {
             call_id: call_id.clone(),
@@ -260,7 +284,7 @@ impl Manager {
             branch,
             uri,
             peer,
-            from_user: &caller,
+            caller: &caller,
             advertised,
             max_forwards,
             allow,
@@ -751,4 +775,14 @@ impl Manager {
         let tx = self.tx.send_request(now, peer, bye);
         self.client_txs.insert(tx, (key, ClientPurpose::Bye));
     }
+}
+
+/// The B-leg's next INVITE: where to, with what offer and credentials, and how the caller
+/// is presented.
+struct BRequest {
+    uri: String,
+    peer: Peer,
+    offer: Vec<u8>,
+    credentials: Option<crate::auth::Credentials>,
+    caller: crate::routing::Presentation,
 }

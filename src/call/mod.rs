@@ -138,6 +138,8 @@ pub struct Call {
     /// A call to a member's registered phone: its Contact URI and the address it
     /// registered from (instead of a trunk).
     direct: Option<(String, Peer)>,
+    /// Who is calling (identity headers counted only from a trusted peer).
+    caller: crate::routing::CallerId,
 }
 
 impl Call {
@@ -713,13 +715,21 @@ impl Manager {
         media: &Option<crate::media::MediaStats>,
     ) -> crate::cdr::CallRecord {
         let trunks = call.b.dialled.clone();
-        let caller = call.a_invite.from_user.clone().unwrap_or_default();
+        // The caller as established (a trusted peer's asserted identity), else From's user.
+        let caller = call
+            .caller
+            .number
+            .clone()
+            .unwrap_or_else(|| call.a_invite.from_user.clone().unwrap_or_default());
+        let (sent_callee, sent_caller) = call.b.presented.clone().unwrap_or_default();
         crate::cdr::CallRecord {
             id: 0,
             call_id: call.id.clone(),
             node: self.settings.node.clone(),
-            caller: crate::routing::normalize_number(&caller).unwrap_or(caller),
+            caller,
             callee: call.number.clone(),
+            sent_callee,
+            sent_caller,
             account_id: call.paid.as_ref().map(|p| p.account),
             card_id: None,
             destination: call.destination.clone(),

@@ -50,6 +50,8 @@ pub(super) struct OutLeg {
     sent: Option<OutRequest>,
     invite_cseq: u32,
     challenged: bool,
+    /// The last INVITE's called number and caller as sent (for the record).
+    pub(super) presented: Option<(String, String)>,
 }
 
 impl OutLeg {
@@ -76,6 +78,7 @@ impl OutLeg {
             sent: None,
             invite_cseq: INVITE_CSEQ,
             challenged: false,
+            presented: None,
         }
     }
 
@@ -94,10 +97,24 @@ impl OutLeg {
     /// Open a new dialog for the next attempt and build its INVITE. The dialog of the
     /// attempt before (if any) is returned, for its key to be forgotten.
     pub(super) fn invite(&mut self, n: NewInvite<'_>) -> (OutRequest, Option<Dialog>) {
+        // What the far end was told: the called number (the Request-URI's user) and the
+        // caller as presented, for the record.
+        let called = n
+            .uri
+            .split_once(':')
+            .map(|(_, rest)| rest.split(['@', ';']).next().unwrap_or(rest))
+            .unwrap_or_default()
+            .to_string();
+        self.presented = Some((called, n.caller.from_user.clone()));
         let dialog = Dialog {
             call_id: n.call_id.clone(),
             local_tag: n.from_tag,
-            local_uri: format!("<sip:{}@{}>", n.from_user, n.advertised.ip()),
+            local_uri: if n.caller.private && n.caller.from_user == "anonymous" {
+                // RFC 3323: nothing of the caller in From.
+                "\"Anonymous\" <sip:anonymous@anonymous.invalid>".to_string()
+            } else {
+                format!("<sip:{}@{}>", n.caller.from_user, n.advertised.ip())
+            },
             remote_tag: None,
             remote: format!("<{}>", n.uri),
             local_cseq: 1,
@@ -117,10 +134,13 @@ impl OutLeg {
             cseq: INVITE_CSEQ,
             route: Vec::new(),
             contact: Some(super::contact_for(n.advertised, n.peer.transport)),
-            extra: vec![
-                ("Allow".into(), n.allow.into()),
-                ("User-Agent".into(), n.user_agent),
-            ],
+            extra: identity_headers(n.caller, n.advertised)
+                .into_iter()
+                .chain([
+                    ("Allow".into(), n.allow.into()),
+                    ("User-Agent".into(), n.user_agent),
+                ])
+                .collect(),
             content_type: Some("application/sdp".into()),
             body: n.offer,
         };
@@ -274,8 +294,8 @@ pub(super) struct NewInvite<'a> {
     pub branch: String,
     pub uri: String,
     pub peer: Peer,
-    /// The calling number shown (From's user part).
-    pub from_user: &'a str,
+    /// How the caller is shown: From, and P-Asserted-Identity and Privacy when asked.
+    pub caller: &'a crate::routing::Presentation,
     pub advertised: SocketAddr,
     pub max_forwards: u32,
     pub allow: &'static str,
@@ -283,6 +303,24 @@ pub(super) struct NewInvite<'a> {
     pub offer: Vec<u8>,
     /// The trunk's digest credentials (none for a registered phone or an open trunk).
     pub credentials: Option<crate::auth::Credentials>,
+}
+
+/// P-Asserted-Identity (RFC 3325) and Privacy (RFC 3323) for a trunk that takes them.
+fn identity_headers(
+    caller: &crate::routing::Presentation,
+    advertised: SocketAddr,
+) -> Vec<(String, String)> {
+    let mut headers = Vec::new();
+    if let Some(n) = &caller.asserted {
+        headers.push((
+            "P-Asserted-Identity".into(),
+            format!("<sip:{n}@{};user=phone>", advertised.ip()),
+        ));
+    }
+    if caller.private {
+        headers.push(("Privacy".into(), "id".into()));
+    }
+    headers
 }
 
 /// What a response to a leg's INVITE means.

@@ -32,6 +32,9 @@ pub struct Settings {
     pub placed_ring: Duration,
     /// How long the issuer of a call-back has to press 1 or 2 after the question.
     pub placed_answer: Duration,
+    /// The number a call-back's visitor is shown (None: the issuer's number the switch
+    /// rang, the number on the card).
+    pub visitor_sees: Option<String>,
 }
 
 /// What the switch plays and records itself.

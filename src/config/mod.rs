@@ -349,6 +349,19 @@ pub struct TrunkConfig {
     pub add_prefix: String,
     #[serde(default)]
     pub calls_per_second: usize,
+    /// How the caller is presented: `from` (the number in From only) or `pai` (From and
+    /// RFC 3325 P-Asserted-Identity, for a carrier that trusts the switch: a caller who
+    /// asked for privacy keeps the number in P-Asserted-Identity with `Privacy: id`, and
+    /// From is anonymous).
+    #[serde(default)]
+    pub caller_id: crate::routing::CallerIdMode,
+    /// How the calling number is written: `as_dialled`, `e164` or `national`.
+    #[serde(default)]
+    pub caller_format: crate::numbers::NumberFormat,
+    /// The number presented for a caller who has none (a softphone whose user is a name);
+    /// empty: anonymous.
+    #[serde(default)]
+    pub default_caller: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -517,6 +530,20 @@ impl Config {
         }
         if self.callbacks.answer_secs == 0 || self.callbacks.answer_secs > 120 {
             errors.push("callbacks.answer_secs: must be 1..=120".into());
+        }
+        let shown = &self.callbacks.visitor_sees;
+        if !shown.is_empty() && self.billing.home_country.dialable(shown).is_none() {
+            errors.push(format!(
+                "callbacks.visitor_sees: '{shown}' is not a phone number"
+            ));
+        }
+        for (i, t) in self.trunks.iter().enumerate() {
+            let n = &t.default_caller;
+            if !n.is_empty() && self.billing.home_country.dialable(n).is_none() {
+                errors.push(format!(
+                    "trunks[{i}].default_caller: '{n}' is not a phone number"
+                ));
+            }
         }
         for (i, k) in self.callbacks.allowed_destinations.iter().enumerate() {
             if *k == DestinationKind::PremiumRate {

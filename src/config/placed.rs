@@ -139,6 +139,10 @@ pub struct CallbacksConfig {
     pub per_issuer_daily_spend: i64,
     /// Requests per client address per minute (the public endpoint).
     pub per_address_per_minute: u32,
+    /// The number a visitor's phone shows for a call-back: empty (the default) shows the
+    /// issuer's number the switch rang, the number on the card; a number shows that one
+    /// for every call-back (the service's own line). Each trunk writes it in its format.
+    pub visitor_sees: String,
 }
 
 impl Default for CallbacksConfig {
@@ -157,6 +161,7 @@ impl Default for CallbacksConfig {
             per_issuer_daily: 200,
             per_issuer_daily_spend: 0,
             per_address_per_minute: 5,
+            visitor_sees: String::new(),
         }
     }
 }

@@ -31,6 +31,8 @@ struct NewCdr<'a> {
     codec_callee: &'a str,
     media: Option<String>,
     legs: Option<String>,
+    sent_callee: &'a str,
+    sent_caller: &'a str,
 }
 
 impl<'a> From<&'a CallRecord> for NewCdr<'a> {
@@ -57,6 +59,8 @@ impl<'a> From<&'a CallRecord> for NewCdr<'a> {
             codec_callee: &r.codec_callee,
             media: r.media.as_ref().map(|m| m.to_string()),
             legs: (!r.legs.is_empty()).then(|| serde_json::to_string(&r.legs).unwrap_or_default()),
+            sent_callee: &r.sent_callee,
+            sent_caller: &r.sent_caller,
         }
     }
 }
@@ -84,6 +88,8 @@ type Row = (
     String,
     Option<String>,
     Option<String>,
+    String,
+    String,
 );
 
 fn from_row(r: Row) -> CallRecord {
@@ -118,6 +124,8 @@ fn from_row(r: Row) -> CallRecord {
             .21
             .and_then(|l| serde_json::from_str(&l).ok())
             .unwrap_or_default(),
+        sent_callee: r.22,
+        sent_caller: r.23,
     }
 }
 

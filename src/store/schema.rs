@@ -348,6 +348,8 @@ diesel::table! {
         codec_callee -> Text,
         media -> Nullable<Text>,
         legs -> Nullable<Text>,
+        sent_callee -> Text,
+        sent_caller -> Text,
     }
 }
 

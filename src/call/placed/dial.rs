@@ -23,6 +23,9 @@ pub(in crate::call) struct Dest<'a> {
     pub credentials: Option<crate::auth::Credentials>,
     pub codecs: &'a [Codec],
     pub through: &'a str,
+    /// The trunk's rules for presenting the caller (none: a registered phone, shown the
+    /// number as it is).
+    pub caller: Option<&'a crate::routing::CallerRules>,
 }
 
 impl Manager {
@@ -55,6 +58,7 @@ impl Manager {
                             credentials: None,
                             codecs: &[],
                             through: "registered",
+                            caller: None,
                         },
                     );
                 }
@@ -133,6 +137,7 @@ impl Manager {
                     credentials: trunk.credentials.clone(),
                     codecs: &trunk.codecs,
                     through: &trunk.name,
+                    caller: Some(&trunk.caller),
                 },
             );
         }
@@ -153,6 +158,7 @@ impl Manager {
             credentials,
             codecs,
             through,
+            caller: rules,
         } = dest;
         let call_id = format!("{}@freecall", self.tx.new_token());
         let from_tag = self.tx.new_token();
@@ -166,11 +172,21 @@ impl Manager {
         };
         // Who the phone shows as calling: the visitor's number to the issuer (it is read
         // out too), the issuer's number to the visitor (the number on the card).
-        let shown = p.legs[side.other().index()].number();
-        let shown = if shown.is_empty() {
-            "anonymous".to_string()
-        } else {
-            shown
+        let shown = match (&self.settings.visitor_sees, p.legs[side.index()].role) {
+            (Some(n), "visitor") => n.clone(),
+            _ => p.legs[side.other().index()].number(),
+        };
+        let caller = crate::routing::CallerId {
+            number: (!shown.is_empty()).then_some(shown),
+            private: false,
+        };
+        let presentation = match rules {
+            Some(rules) => rules.present(&caller),
+            None => crate::routing::Presentation {
+                from_user: caller.number.unwrap_or_else(|| "anonymous".into()),
+                asserted: None,
+                private: false,
+            },
         };
         let offer = sdp::own_offer(p.endpoints.local(side), codecs);
         let (request, old) = p.leg(side).invite(NewInvite {
@@ -179,7 +195,7 @@ impl Manager {
             branch,
             uri,
             peer,
-            from_user: &shown,
+            caller: &presentation,
             advertised,
             max_forwards: 70,
             allow,

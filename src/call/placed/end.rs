@@ -199,6 +199,8 @@ impl Manager {
         let leg_record = |l: &OutLeg, answered: Option<i64>, ended_ms: i64| crate::cdr::RecordLeg {
             role: l.role.to_string(),
             number: l.number(),
+            sent: l.presented.clone().map(|(n, _)| n).unwrap_or_default(),
+            presented: l.presented.clone().map(|(_, c)| c).unwrap_or_default(),
             destination: l
                 .current()
                 .or(l.targets.last())
@@ -218,6 +220,8 @@ impl Manager {
                 node: self.settings.node.clone(),
                 caller: b.number(),
                 callee: a.number(),
+                sent_callee: String::new(),
+                sent_caller: String::new(),
                 account_id: p.account,
                 card_id: p.card,
                 destination: b

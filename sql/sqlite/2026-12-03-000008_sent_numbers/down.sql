@@ -1,0 +1,2 @@
+ALTER TABLE cdrs DROP COLUMN sent_caller;
+ALTER TABLE cdrs DROP COLUMN sent_callee;
