@@ -50,6 +50,8 @@ pub struct Trunk {
     pub numbers: NumberRewrite,
     /// How the caller is presented to this trunk.
     pub caller: CallerRules,
+    /// Its share among trunks of equal rank.
+    pub weight: u32,
 }
 
 /// How a trunk wants the caller presented (`[[trunks]] caller_id`).
@@ -206,7 +208,10 @@ pub struct DialPlan {
 #[derive(Debug, Clone)]
 pub struct Route {
     pub prefix: String,
+    /// Every trunk of the route, in the configured order.
     pub trunks: Vec<usize>,
+    /// The same, by rank: trunks of one rank share its calls by weight.
+    pub ranks: Vec<Vec<usize>>,
     /// Calls on this route are recorded.
     pub record: bool,
 }
@@ -271,6 +276,7 @@ impl Routing {
                     credentials: t.username.clone().zip(t.password.clone()).map(
                         |(username, password)| crate::auth::Credentials { username, password },
                     ),
+                    weight: t.weight,
                     caller: CallerRules {
                         mode: t.caller_id,
                         format: t.caller_format,
@@ -287,7 +293,18 @@ impl Routing {
                 trunks: r
                     .trunks
                     .iter()
+                    .flat_map(|rank| rank.names())
                     .filter_map(|n| trunks.iter().position(|t| &t.name == n))
+                    .collect(),
+                ranks: r
+                    .trunks
+                    .iter()
+                    .map(|rank| {
+                        rank.names()
+                            .iter()
+                            .filter_map(|n| trunks.iter().position(|t| &t.name == n))
+                            .collect()
+                    })
                     .collect(),
                 record: r.record,
             })
@@ -485,6 +502,7 @@ CSeq: 1 INVITE\r\n{headers}Content-Length: 0\r\n\r\n"
         let route = |prefix: &str, t: usize| Route {
             prefix: prefix.into(),
             trunks: vec![t],
+            ranks: vec![vec![t]],
             record: false,
         };
         let plan = DialPlan {

@@ -29,11 +29,21 @@ fn manager_pinging(trunk_ping: Option<Duration>) -> Manager {
 
 /// `t0_extra`: more keys of trunk t0 (its credentials).
 fn manager_with(trunk_ping: Option<Duration>, t0_extra: &str) -> Manager {
+    manager_routed(trunk_ping, t0_extra, "", "[\"t0\", \"t1\"]")
+}
+
+/// Trunks t0 and t1 with lines added to each, and the route's `trunks` list.
+fn manager_routed(
+    trunk_ping: Option<Duration>,
+    t0_extra: &str,
+    t1_extra: &str,
+    route: &str,
+) -> Manager {
     let cfg = Config::from_toml(&format!(
         "[sip]\nlisten = \"{SWITCH}\"\n[media]\naddress = \"127.0.0.1\"\nport_min = 20000\nport_max = 30000\n\
 [[peers]]\nname = \"lo\"\naddress = \"127.0.0.0/8\"\n\
-[[trunks]]\nname = \"t0\"\naddress = \"{T0}\"\n{t0_extra}[[trunks]]\nname = \"t1\"\naddress = \"{T1}\"\n\
-[[routes]]\nprefix = \"\"\ntrunks = [\"t0\", \"t1\"]\n"
+[[trunks]]\nname = \"t0\"\naddress = \"{T0}\"\n{t0_extra}[[trunks]]\nname = \"t1\"\naddress = \"{T1}\"\n{t1_extra}\
+[[routes]]\nprefix = \"\"\ntrunks = {route}\n"
     ))
     .unwrap();
     let settings = Settings {
@@ -618,4 +628,66 @@ fn a_trunk_gets_the_number_in_its_own_format_with_its_tech_prefix() {
     );
     let to = parse_datagram(sent.as_bytes()).unwrap().to;
     assert!(to.contains("sip:9982212345678@"), "{to}");
+}
+
+/// Two trunks of equal rank share the calls by weight (3 to 1: a, a, b, a), and each is
+/// the other's failover; ranks still come in order.
+#[test]
+fn trunks_of_equal_rank_share_calls_by_weight_and_back_each_other_up() {
+    let mut m = manager_routed(None, "weight = 3\n", "weight = 1\n", "[[\"t0\", \"t1\"]]");
+    let t0 = Instant::now_for_tests();
+    let (a, b): (SocketAddr, SocketAddr) = (T0.parse().unwrap(), T1.parse().unwrap());
+    let mut firsts = Vec::new();
+    for i in 0..8 {
+        m.handle_message(
+            t0,
+            caller(),
+            parse_datagram(invite(&format!("z9hG4bKw{i}")).as_bytes()).unwrap(),
+        );
+        let (t, inv) = drain(&mut m)
+            .into_iter()
+            .find(|(_, s)| s.starts_with("INVITE "))
+            .expect("an INVITE to a trunk");
+        firsts.push(t.dest);
+        if i == 7 {
+            // The last call's first trunk is busy: the other of its rank takes it.
+            let invite = parse_datagram(inv.as_bytes()).unwrap();
+            let busy = format!(
+                "SIP/2.0 503 Service Unavailable\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag=x\r\nCall-ID: {}\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
+                invite.header("Via").unwrap(),
+                invite.from,
+                invite.to,
+                invite.call_id
+            );
+            m.handle_message(
+                t0,
+                Peer {
+                    transport: Transport::Udp,
+                    addr: t.dest,
+                },
+                parse_datagram(busy.as_bytes()).unwrap(),
+            );
+            let next = drain(&mut m)
+                .into_iter()
+                .find(|(_, s)| s.starts_with("INVITE "))
+                .map(|(t, _)| t.dest);
+            assert_eq!(next, Some(b), "failover inside the rank");
+        }
+    }
+    assert_eq!(firsts, [a, a, b, a, a, a, b, a]);
+
+    // Ranks in order: the shared rank first, the backup after both.
+    let m2 = Config::from_toml(&format!(
+        "[sip]\nlisten = \"{SWITCH}\"\n[media]\naddress = \"127.0.0.1\"\nport_min = 20000\nport_max = 30000\n\
+[[trunks]]\nname = \"t0\"\naddress = \"{T0}\"\n[[trunks]]\nname = \"t1\"\naddress = \"{T1}\"\n\
+[[trunks]]\nname = \"backup\"\naddress = \"127.0.0.1:5082\"\n\
+[[routes]]\nprefix = \"\"\ntrunks = [[\"t0\", \"t1\"], \"backup\"]\n"
+    ))
+    .unwrap();
+    let route = Routing::from_config(&m2);
+    let r = route.plan.lookup("0212345678").unwrap();
+    assert_eq!(
+        (r.trunks.clone(), r.ranks.clone()),
+        (vec![0, 1, 2], vec![vec![0, 1], vec![2]])
+    );
 }

@@ -108,11 +108,10 @@ impl Manager {
         }
         let route = match member {
             true => Some((Vec::new(), false)),
-            false => self
-                .routing
-                .plan
-                .lookup(&number)
-                .map(|r| (r.trunks.clone(), r.record)),
+            false => match self.routing.plan.lookup(&number).cloned() {
+                Some(r) => Some((self.route_order(&r), r.record)),
+                None => None,
+            },
         };
         let Some((mut trunks, record)) = route else {
             return refuse(self, Rejection::NoRoute);

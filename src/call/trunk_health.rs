@@ -20,6 +20,9 @@ pub(super) struct TrunkHealth {
     pub(super) next_ping: Option<Instant>,
     /// Changes (trunk name, up) for the operator, drained by the driver.
     pub(super) changes: Vec<(String, bool)>,
+    /// Per rank of equal trunks (by their indices): each one's running credit for smooth
+    /// weighted round robin.
+    pub(super) shares: std::collections::HashMap<Vec<usize>, Vec<i64>>,
 }
 
 impl TrunkHealth {
@@ -29,11 +32,55 @@ impl TrunkHealth {
         self.pinging = vec![false; trunks];
         self.blocked_until = vec![None; trunks];
         self.recent = vec![Default::default(); trunks];
+        self.shares.clear();
         self.generation += 1;
     }
 }
 
 impl Manager {
+    /// The order a new call tries `route`'s trunks in: rank by rank; within a rank, first
+    /// the trunk whose turn it is by weight (smooth weighted round robin: with weights 3
+    /// and 1, four calls go a, a, b, a), then the others of the rank as configured.
+    pub(super) fn route_order(&mut self, route: &crate::routing::Route) -> Vec<usize> {
+        let mut order = Vec::with_capacity(route.trunks.len());
+        for rank in &route.ranks {
+            if rank.len() < 2 {
+                order.extend(rank);
+                continue;
+            }
+            let weights: Vec<i64> = rank
+                .iter()
+                .map(|&i| {
+                    self.routing
+                        .trunks
+                        .get(i)
+                        .map_or(1, |t| i64::from(t.weight))
+                })
+                .collect();
+            let total: i64 = weights.iter().sum();
+            let credit = self
+                .trunks
+                .shares
+                .entry(rank.clone())
+                .or_insert_with(|| vec![0; rank.len()]);
+            for (c, w) in credit.iter_mut().zip(&weights) {
+                *c += w;
+            }
+            let first = (0..rank.len())
+                .max_by_key(|&j| (credit[j], std::cmp::Reverse(j)))
+                .unwrap_or(0);
+            credit[first] -= total;
+            order.push(rank[first]);
+            order.extend(
+                rank.iter()
+                    .enumerate()
+                    .filter(|&(j, _)| j != first)
+                    .map(|(_, &i)| i),
+            );
+        }
+        order
+    }
+
     /// Trunks whose state changed since the last call: (name, up).
     pub fn take_trunk_changes(&mut self) -> Vec<(String, bool)> {
         std::mem::take(&mut self.trunks.changes)

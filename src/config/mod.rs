@@ -362,6 +362,30 @@ pub struct TrunkConfig {
     /// empty: anonymous.
     #[serde(default)]
     pub default_caller: String,
+    /// Its share of the calls among trunks of equal rank in a route (1 to 1000; 1).
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+/// One place in a route's order: a trunk, or trunks of equal rank.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum Rank {
+    One(String),
+    Shared(Vec<String>),
+}
+
+impl Rank {
+    pub fn names(&self) -> &[String] {
+        match self {
+            Rank::One(n) => std::slice::from_ref(n),
+            Rank::Shared(all) => all,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -369,8 +393,10 @@ pub struct TrunkConfig {
 pub struct RouteConfig {
     /// Digits the dialled number starts with; "" matches every number.
     pub prefix: String,
-    /// Trunk names, tried in order (failover on 408, 5xx and timeouts).
-    pub trunks: Vec<String>,
+    /// Trunk names, tried in order (failover on 408, 5xx and timeouts). A list inside the
+    /// list is a rank of equals: each call goes first to one of them, shared by their
+    /// `weight`s, then to the others of the rank, then on: `[["kt", "lgu"], "backup"]`.
+    pub trunks: Vec<Rank>,
     /// Record calls on this route (both voices mixed, under `media.recordings_dir`).
     #[serde(default)]
     pub record: bool,
@@ -504,10 +530,14 @@ impl Config {
                     r.prefix
                 ));
             }
-            if r.trunks.is_empty() {
+            if r.trunks.iter().all(|rank| rank.names().is_empty()) {
                 errors.push(format!("routes[{i}].trunks: names no trunk"));
             }
-            for t in &r.trunks {
+            let mut listed = std::collections::HashSet::new();
+            for t in r.trunks.iter().flat_map(Rank::names) {
+                if !listed.insert(t) {
+                    errors.push(format!("routes[{i}].trunks: '{t}' is listed twice"));
+                }
                 if !names.contains(t.as_str()) {
                     errors.push(format!("routes[{i}].trunks: unknown trunk '{t}'"));
                 }
@@ -530,6 +560,11 @@ impl Config {
         }
         if self.callbacks.answer_secs == 0 || self.callbacks.answer_secs > 120 {
             errors.push("callbacks.answer_secs: must be 1..=120".into());
+        }
+        for (i, t) in self.trunks.iter().enumerate() {
+            if !(1..=1000).contains(&t.weight) {
+                errors.push(format!("trunks[{i}].weight: must be 1..=1000"));
+            }
         }
         let shown = &self.callbacks.visitor_sees;
         if !shown.is_empty() && self.billing.home_country.dialable(shown).is_none() {
@@ -744,5 +779,18 @@ mod tests {
             e.contains("routes[0].trunks: unknown trunk 'nowhere'"),
             "{e}"
         );
+        let e = err(
+            "[[trunks]]\nname = \"kt\"\naddress = \"127.0.0.1:5080\"\nweight = 0\n\
+[[trunks]]\nname = \"lgu\"\naddress = \"127.0.0.1:5081\"\ndefault_caller = \"office\"\n\
+[[routes]]\nprefix = \"\"\ntrunks = [[\"kt\", \"lgu\"], \"kt\", [\"ghost\"]]\n",
+        );
+        for want in [
+            "trunks[0].weight: must be 1..=1000",
+            "trunks[1].default_caller: 'office' is not a phone number",
+            "routes[0].trunks: 'kt' is listed twice",
+            "routes[0].trunks: unknown trunk 'ghost'",
+        ] {
+            assert!(e.contains(want), "{want} not in {e}");
+        }
     }
 }

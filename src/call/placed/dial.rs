@@ -69,12 +69,10 @@ impl Manager {
                 continue;
             }
             if leg.trunk == 0 && leg.trunks.is_empty() {
-                let mut trunks = self
-                    .routing
-                    .plan
-                    .lookup(&target.number)
-                    .map(|r| r.trunks.clone())
-                    .unwrap_or_default();
+                let mut trunks = match self.routing.plan.lookup(&target.number).cloned() {
+                    Some(route) => self.route_order(&route),
+                    None => Vec::new(),
+                };
                 if trunks.iter().any(|&t| self.trunk_is_up(t, now)) {
                     trunks.retain(|&t| self.trunk_is_up(t, now));
                 }
