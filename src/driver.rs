@@ -45,7 +45,13 @@ pub struct SwitchHandle {
     prompts: Arc<RwLock<Arc<Prompts>>>,
     /// Commands for the call layer (place a call, end one) and the progress it reports.
     link: crate::placing::SwitchLink,
+    /// Each registering trunk's registration (`registering`, `registered`, `failed`,
+    /// `unregistered`), for the health endpoint.
+    registrations: Registrations,
 }
+
+/// Trunk name → where its registration stands.
+pub type Registrations = Arc<RwLock<std::collections::BTreeMap<String, &'static str>>>;
 
 enum Query {
     Active(oneshot::Sender<usize>),
@@ -54,6 +60,11 @@ enum Query {
 }
 
 impl SwitchHandle {
+    /// Where each registering trunk's registration stands.
+    pub fn registrations(&self) -> Registrations {
+        self.registrations.clone()
+    }
+
     pub fn stop(&self, how: Stop) {
         let _ = self.stop.send(how);
     }
@@ -245,6 +256,17 @@ pub async fn start(
     for t in &routing.trunks {
         crate::telemetry::trunk_up(&t.name, true);
     }
+    let registrations: Registrations = Arc::new(RwLock::new(
+        routing
+            .trunks
+            .iter()
+            .filter(|t| t.register.is_some())
+            .map(|t| {
+                crate::telemetry::trunk_registered(&t.name, false);
+                (t.name.clone(), crate::call::RegState::Registering.as_str())
+            })
+            .collect(),
+    ));
     let mut manager = Manager::new(settings, routing, Box::new(media));
     manager.set_wall_clock(clock.now(), clock.unix_ms());
     let billing = match accounting {
@@ -287,6 +309,7 @@ pub async fn start(
             commands: command_rx,
             hub: hub.clone(),
         },
+        registrations.clone(),
     ));
     Ok(SwitchHandle {
         sip_addr: bound,
@@ -298,6 +321,7 @@ pub async fn start(
             commands: command_tx,
             hub,
         },
+        registrations,
     })
 }
 
@@ -313,6 +337,9 @@ fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     s.bind(&addr.into())?;
     UdpSocket::from_std(s.into())
 }
+
+/// The longest a stopping switch waits for its un-REGISTERs to be answered.
+const UNREGISTER_WAIT: Duration = Duration::from_secs(2);
 
 /// The signalling task's end of the control plane's link.
 struct Placed {
@@ -364,12 +391,17 @@ async fn run(
     done: oneshot::Sender<Stats>,
     mut billing: Billing,
     mut placed: Placed,
+    registrations: Registrations,
 ) {
     let (net_tx, mut net_rx) = mpsc::unbounded_channel::<NetInput>();
     let mut conns: HashMap<SocketAddr, mpsc::UnboundedSender<Vec<u8>>> = HashMap::new();
     let mut pending_tcp: HashMap<SocketAddr, Vec<Vec<u8>>> = HashMap::new();
     let mut buf = vec![0u8; 65_536];
     let mut drain_until: Option<std::time::Instant> = None;
+    // Stopping waits this long at most for the carriers' answers to un-REGISTERs.
+    let mut unregister_until: Option<std::time::Instant> = None;
+    // Every call was hung up at the end of the grace period.
+    let mut hung_up = false;
     // systemd's watchdog wants a ping at least every WATCHDOG_USEC; ping at half of it.
     let watchdog_every = sd_notify::watchdog_enabled();
     let watchdog = watchdog_every.is_some();
@@ -447,10 +479,14 @@ async fn run(
                     Stop::Drain(grace) => {
                         info!(active = manager.active_calls(), ?grace, "draining: no new calls");
                         manager.begin_drain();
+                        manager.unregister_all(clock.now());
+                        unregister_until = Some(clock.now() + grace.max(UNREGISTER_WAIT));
                         drain_until = Some(clock.now() + grace);
                     }
                     Stop::Now => {
                         manager.begin_drain();
+                        manager.unregister_all(clock.now());
+                        unregister_until = Some(clock.now() + UNREGISTER_WAIT);
                         manager.hangup_all(clock.now(), crate::call::EndCause::SwitchStopping);
                         drain_until = Some(clock.now());
                     }
@@ -470,6 +506,17 @@ async fn run(
         for (trunk, up) in manager.take_trunk_changes() {
             crate::telemetry::trunk_up(&trunk, up);
         }
+        let changes = manager.take_registration_changes();
+        if !changes.is_empty() {
+            let mut shown = registrations.write().unwrap_or_else(|p| p.into_inner());
+            for (trunk, state) in changes {
+                crate::telemetry::trunk_registered(
+                    &trunk,
+                    state == crate::call::RegState::Registered,
+                );
+                shown.insert(trunk, state.as_str());
+            }
+        }
         if manager.active_calls() != active {
             active = manager.active_calls();
             crate::telemetry::active_calls(active);
@@ -479,10 +526,15 @@ async fn run(
             finished.drain(..50_000);
         }
         if let Some(until) = drain_until {
+            let unregistering =
+                manager.unregistering() && unregister_until.is_some_and(|u| clock.now() < u);
             if manager.active_calls() == 0 {
-                break;
+                if !unregistering {
+                    break;
+                }
+                continue;
             }
-            if clock.now() >= until {
+            if clock.now() >= until && !hung_up {
                 warn!(
                     active = manager.active_calls(),
                     "grace period over, hanging up"
@@ -493,6 +545,9 @@ async fn run(
                 while let Some(p) = manager.poll_progress() {
                     placed.hub.publish(p);
                 }
+                hung_up = true;
+            }
+            if hung_up && !unregistering {
                 break;
             }
         }

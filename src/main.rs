@@ -588,6 +588,7 @@ fn serve(cfg: Config, path: PathBuf) -> anyhow::Result<()> {
                 public_url: cfg.web.public_url.clone(),
                 numbers: cfg.billing.home_country.clone(),
                 bookings: Some(bookings.clone()),
+                registrations: Some(handle.registrations()),
             };
             let same = pages.clone().filter(|_| cfg.web.listen == WebListen::Api);
             let with_pages = same.is_some();

@@ -52,6 +52,10 @@ pub struct Trunk {
     pub caller: CallerRules,
     /// Its share among trunks of equal rank.
     pub weight: u32,
+    /// The switch registers with it, asking for this long (None: it does not), as
+    /// `register_user` (the username).
+    pub register: Option<std::time::Duration>,
+    pub register_user: String,
 }
 
 /// How a trunk wants the caller presented (`[[trunks]] caller_id`).
@@ -277,6 +281,10 @@ impl Routing {
                         |(username, password)| crate::auth::Credentials { username, password },
                     ),
                     weight: t.weight,
+                    register: t
+                        .register
+                        .then(|| std::time::Duration::from_secs(t.register_expires)),
+                    register_user: t.username.clone().unwrap_or_default(),
                     caller: CallerRules {
                         mode: t.caller_id,
                         format: t.caller_format,

@@ -129,6 +129,15 @@ pub fn trunk_up(trunk: &str, up: bool) {
     gauge!("freecall_trunk_up", "trunk" => trunk.to_string()).set(if up { 1.0 } else { 0.0 });
 }
 
+/// Whether the switch is registered with a trunk that wants it.
+pub fn trunk_registered(trunk: &str, registered: bool) {
+    gauge!("freecall_trunk_registered", "trunk" => trunk.to_string()).set(if registered {
+        1.0
+    } else {
+        0.0
+    });
+}
+
 pub fn reserved_balance(total: i64) {
     gauge!("freecall_reserved_balance").set(total as f64);
 }

@@ -79,6 +79,7 @@ fn start(store: Store) -> Api {
         public_url: String::new(),
         numbers: freecall::numbers::Classifier::new("KR").expect("home country"),
         bookings: None,
+        registrations: None,
     };
     let (admin, credit, read) = (
         key(&store, "admin"),

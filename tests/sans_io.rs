@@ -46,7 +46,17 @@ fn manager_routed(
 [[routes]]\nprefix = \"\"\ntrunks = {route}\n"
     ))
     .unwrap();
-    let settings = Settings {
+    let settings = manager_settings(trunk_ping);
+    Manager::new(
+        settings,
+        Routing::from_config(&cfg),
+        Box::new(NullMedia::new()),
+    )
+}
+
+/// The switch's settings in these tests.
+fn manager_settings(trunk_ping: Option<Duration>) -> Settings {
+    Settings {
         advertised: SWITCH.parse().unwrap(),
         user_agent: "freecall-test".into(),
         max_calls: 100,
@@ -61,12 +71,7 @@ fn manager_routed(
         placed_ring: Duration::from_secs(30),
         placed_answer: Duration::from_secs(15),
         visitor_sees: None,
-    };
-    Manager::new(
-        settings,
-        Routing::from_config(&cfg),
-        Box::new(NullMedia::new()),
-    )
+    }
 }
 
 fn caller() -> Peer {
@@ -689,5 +694,221 @@ fn trunks_of_equal_rank_share_calls_by_weight_and_back_each_other_up() {
     assert_eq!(
         (r.trunks.clone(), r.ranks.clone()),
         (vec![0, 1, 2], vec![vec![0, 1], vec![2]])
+    );
+}
+
+/// `answer`, with extra header lines.
+fn answer_with(request: &str, code: u16, tag: &str, headers: &str) -> freecall::sip::Message {
+    let plain = answer(request, code, tag);
+    let text = format!(
+        "SIP/2.0 {code} X\r\nVia: {}\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {} {}\r\n{headers}Content-Length: 0\r\n\r\n",
+        plain.header("Via").unwrap(),
+        plain.from,
+        plain.to,
+        plain.call_id,
+        plain.cseq,
+        plain.cseq_method.as_str()
+    );
+    parse_datagram(text.as_bytes()).unwrap()
+}
+
+/// A carrier that wants registration: REGISTER at start, its challenge answered once,
+/// again a minute before the granted time runs out, retries 30 s then 60 s apart after
+/// refusals, the carrier's calls taken as its inbound calls, `Expires: 0` when stopping.
+/// All in virtual time.
+#[test]
+fn a_registration_trunk_registers_renews_retries_and_unregisters() {
+    let cfg = Config::from_toml(&format!(
+        "[sip]\nlisten = \"{SWITCH}\"\n[media]\naddress = \"127.0.0.1\"\nport_min = 20000\nport_max = 30000\n\
+[[trunks]]\nname = \"carrier\"\naddress = \"{T0}\"\nusername = \"07012345678\"\npassword = \"s3cret\"\n\
+register = true\nregister_expires = 600\n\
+[[trunks]]\nname = \"pbx\"\naddress = \"{T1}\"\n\
+[[routes]]\nprefix = \"070\"\ntrunks = [\"pbx\"]\n[[routes]]\nprefix = \"\"\ntrunks = [\"carrier\"]\n"
+    ))
+    .unwrap();
+    let mut m = Manager::new(
+        manager_settings(None),
+        Routing::from_config(&cfg),
+        Box::new(NullMedia::new()),
+    );
+    let t0 = Instant::now_for_tests();
+    m.set_wall_clock(t0, 1_780_000_000_000);
+    let carrier: SocketAddr = T0.parse().unwrap();
+    let registers = |m: &mut Manager| -> Vec<String> {
+        drain(m)
+            .into_iter()
+            .filter(|(t, s)| t.dest == carrier && s.starts_with("REGISTER "))
+            .map(|(_, s)| s)
+            .collect()
+    };
+    m.handle_timeout(t0);
+    let first = registers(&mut m);
+    assert_eq!(first.len(), 1);
+    let reg = parse_datagram(first[0].as_bytes()).unwrap();
+    assert_eq!(reg.header("Expires"), Some("600"));
+    assert!(
+        reg.from.starts_with("<sip:07012345678@127.0.0.1>"),
+        "{}",
+        reg.from
+    );
+    assert_eq!(
+        reg.contact_uri.as_deref(),
+        Some("sip:07012345678@127.0.0.1:5060")
+    );
+    assert!(reg.header("Authorization").is_none());
+    let peer = Peer {
+        transport: Transport::Udp,
+        addr: carrier,
+    };
+    m.handle_message(
+        t0,
+        peer,
+        answer_with(
+            &first[0],
+            401,
+            "r",
+            "WWW-Authenticate: Digest realm=\"carrier.example\", nonce=\"n1\", qop=\"auth\"\r\n",
+        ),
+    );
+    let again = registers(&mut m);
+    assert_eq!(again.len(), 1, "the challenge answered once");
+    let again_msg = parse_datagram(again[0].as_bytes()).unwrap();
+    assert_eq!(
+        (again_msg.call_id.as_str(), again_msg.cseq),
+        (reg.call_id.as_str(), 2)
+    );
+    let proof =
+        freecall::auth::parse_digest(again_msg.header("Authorization").unwrap(), "REGISTER")
+            .unwrap();
+    assert!(freecall::auth::verify(
+        &freecall::auth::ha1("07012345678", "carrier.example", "s3cret"),
+        &proof
+    ));
+    // Granted 300 s (not the 600 asked): renewed a minute before they run out.
+    m.handle_message(
+        t0,
+        peer,
+        answer_with(
+            &again[0],
+            200,
+            "r",
+            "Contact: <sip:07012345678@127.0.0.1:5060>;expires=300\r\n",
+        ),
+    );
+    assert_eq!(
+        m.take_registration_changes(),
+        [("carrier".to_string(), freecall::call::RegState::Registered)]
+    );
+    // When the REGISTERs that timers send go out, relative to `from`.
+    let registers_until =
+        |m: &mut Manager, from: Instant, until: Duration| -> Vec<(Duration, String)> {
+            run(m, from, until)
+                .into_iter()
+                .filter(|(_, t, s)| t.dest == carrier && s.starts_with("REGISTER "))
+                .map(|(at, _, s)| (at, s))
+                .collect()
+        };
+    let renew = registers_until(&mut m, t0, Duration::from_secs(240));
+    assert_eq!(renew.len(), 1);
+    assert_eq!(
+        renew[0].0,
+        Duration::from_secs(240),
+        "a minute before the 300 s run out"
+    );
+    let renew = [renew[0].1.clone()];
+    let t1 = t0 + Duration::from_secs(240);
+    assert_eq!(
+        parse_datagram(renew[0].as_bytes()).unwrap().cseq,
+        3,
+        "same Call-ID, next CSeq"
+    );
+
+    // The carrier refuses: retried 30 s later, then 60 s after that.
+    m.handle_message(t1, peer, answer(&renew[0], 403, "r"));
+    assert_eq!(
+        m.take_registration_changes(),
+        [("carrier".to_string(), freecall::call::RegState::Failed)]
+    );
+    let retry = registers_until(&mut m, t1, Duration::from_secs(30));
+    assert_eq!(retry.len(), 1);
+    assert_eq!(retry[0].0, Duration::from_secs(30));
+    m.handle_message(
+        t1 + Duration::from_secs(30),
+        peer,
+        answer(&retry[0].1, 503, "r"),
+    );
+    let retry = registers_until(
+        &mut m,
+        t1 + Duration::from_secs(30),
+        Duration::from_secs(60),
+    );
+    assert_eq!(retry.len(), 1);
+    assert_eq!(retry[0].0, Duration::from_secs(60), "the pause doubled");
+    let t2 = t1 + Duration::from_secs(90);
+    m.handle_message(t2, peer, answer(&retry[0].1, 200, "r"));
+    assert_eq!(
+        m.take_registration_changes(),
+        [("carrier".to_string(), freecall::call::RegState::Registered)]
+    );
+
+    // The carrier sends a call in (no peer is configured: its address is what admits
+    // it); the dial plan takes it to the office PBX.
+    let inbound = format!(
+        "INVITE sip:07012345678@{SWITCH} SIP/2.0\r\nVia: SIP/2.0/UDP {T0};branch=z9hG4bKin1\r\nMax-Forwards: 70\r\n\
+From: <sip:0311111111@{T0}>;tag=c1\r\nTo: <sip:07012345678@{SWITCH}>\r\nCall-ID: in1@carrier\r\n\
+CSeq: 1 INVITE\r\nContact: <sip:c@{T0}>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
+        SDP.len()
+    );
+    m.handle_message(t2, peer, parse_datagram(inbound.as_bytes()).unwrap());
+    let out = drain(&mut m);
+    let to_pbx = out
+        .iter()
+        .find(|(_, s)| s.starts_with("INVITE "))
+        .map(|(t, _)| t.dest);
+    assert_eq!(
+        to_pbx,
+        Some(T1.parse().unwrap()),
+        "the carrier's call goes to the PBX"
+    );
+    // Anyone else calling from elsewhere is not let in.
+    let stranger = Peer {
+        transport: Transport::Udp,
+        addr: "127.0.0.77:5060".parse().unwrap(),
+    };
+    m.handle_message(
+        t2,
+        stranger,
+        parse_datagram(
+            inbound
+                .replace("z9hG4bKin1", "z9hG4bKin2")
+                .replace("in1@", "in2@")
+                .as_bytes(),
+        )
+        .unwrap(),
+    );
+    assert!(
+        drain(&mut m)
+            .iter()
+            .any(|(t, s)| t.dest == stranger.addr && s.starts_with("SIP/2.0 403")),
+        "a stranger is refused"
+    );
+
+    // Stopping: the carrier is told to forget the switch, and answers.
+    m.unregister_all(t2);
+    let bye = registers(&mut m);
+    assert_eq!(bye.len(), 1);
+    assert_eq!(
+        parse_datagram(bye[0].as_bytes()).unwrap().header("Expires"),
+        Some("0")
+    );
+    assert!(m.unregistering());
+    m.handle_message(t2, peer, answer(&bye[0], 200, "r"));
+    assert!(!m.unregistering());
+    assert_eq!(
+        m.take_registration_changes(),
+        [(
+            "carrier".to_string(),
+            freecall::call::RegState::Unregistered
+        )]
     );
 }

@@ -221,3 +221,91 @@ async fn the_caller_is_presented_as_the_carrier_wants_and_only_trusted_peers_ass
         ]
     );
 }
+
+/// A carrier that wants registration, over real UDP: the switch registers (answering the
+/// challenge), `/healthz` says so, the carrier's call to the registered number comes in
+/// and is passed to the office PBX by the dial plan, and stopping the switch un-registers.
+#[tokio::test]
+async fn a_registering_trunk_is_registered_sends_calls_in_and_is_told_when_the_switch_stops() {
+    use freecall::config::{Rank, RouteConfig};
+    let carrier = Phone::bind("carrier").await;
+    let office = Phone::bind("office").await;
+    let mut cfg = config(&[carrier.addr, office.addr], "", "", "127.0.0.9");
+    cfg.trunks[0].username = Some("07012345678".into());
+    cfg.trunks[0].password = Some(Secret::new("reg pw"));
+    cfg.trunks[0].register = true;
+    cfg.routes = vec![
+        RouteConfig {
+            prefix: "070".into(),
+            trunks: vec![Rank::One("t1".into())],
+            record: false,
+        },
+        RouteConfig {
+            prefix: String::new(),
+            trunks: vec![Rank::One("t0".into())],
+            record: false,
+        },
+    ];
+    let store = common::stores::open(&common::stores::sqlite_url());
+    let switch = common::start_billed(&cfg, store.clone()).await;
+    let api = common::serve_api(&cfg, &store, &switch);
+    let sip = switch.sip_addr;
+
+    let (reg, from) = carrier.expect_request("REGISTER", WAIT).await;
+    assert_eq!(reg.header("Expires"), Some("600"));
+    carrier
+        .send(
+            from,
+            &with_header(
+                carrier.response(&reg, 401, "Unauthorized", "r", None),
+                "WWW-Authenticate: Digest realm=\"carrier.example\", nonce=\"rn\", algorithm=MD5",
+            ),
+        )
+        .await;
+    let (reg, from) = carrier.expect_request("REGISTER", WAIT).await;
+    let proof = parse_digest(reg.header("Authorization").unwrap(), "REGISTER").unwrap();
+    assert!(verify(
+        &ha1("07012345678", "carrier.example", "reg pw"),
+        &proof
+    ));
+    carrier
+        .send(
+            from,
+            &with_header(carrier.response(&reg, 200, "OK", "r", None), "Expires: 600"),
+        )
+        .await;
+    let mut health = serde_json::Value::Null;
+    for _ in 0..30 {
+        health = tokio::task::spawn_blocking(move || {
+            common::http::call(api, "GET", "/healthz", None, &[], None).json()
+        })
+        .await
+        .unwrap();
+        if health["registrations"]["t0"] == "registered" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(health["registrations"]["t0"], "registered", "{health}");
+
+    // A call for the registered number comes in from the carrier: the office rings.
+    let (invite, leg) = carrier.invite(sip, "07012345678", &carrier.sdp("sendrecv"));
+    carrier.send(sip, &invite).await;
+    let (rung, ofrom) = office.expect_request("INVITE", WAIT).await;
+    assert_eq!(rung.uri_user.as_deref(), Some("07012345678"));
+    office
+        .send(ofrom, &office.response(&rung, 486, "Busy Here", "o", None))
+        .await;
+    let resp = carrier.expect_status(&[486], WAIT).await;
+    carrier.send(sip, &carrier.ack_failure(&leg, &resp)).await;
+
+    // The switch stops: it un-registers, and the carrier's answer is waited for.
+    switch.stop(freecall::driver::Stop::Now);
+    let (bye, from) = carrier.expect_request("REGISTER", WAIT).await;
+    assert_eq!(bye.header("Expires"), Some("0"));
+    assert_eq!(bye.call_id, reg.call_id, "the same registration");
+    carrier
+        .send(from, &carrier.response(&bye, 200, "OK", "r", None))
+        .await;
+    switch.join().await;
+}

@@ -240,6 +240,9 @@ pub async fn stream(
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
     pub status: String,
+    /// Each registering trunk: `registering`, `registered`, `failed` or `unregistered`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registrations: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// Prometheus metrics (text exposition format; no authentication, like `/healthz`: keep
@@ -256,9 +259,17 @@ pub async fn metrics(state: web::Data<ApiState>) -> Result<HttpResponse, Problem
 
 /// The process is up (no authentication: for load balancers and supervisors).
 #[utoipa::path(get, path = "/healthz", responses((status = 200, body = Health)))]
-pub async fn healthz() -> HttpResponse {
+pub async fn healthz(state: web::Data<ApiState>) -> HttpResponse {
+    let registrations = state.registrations.as_ref().map(|r| {
+        r.read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(t, s)| (t.clone(), s.to_string()))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    });
     HttpResponse::Ok().json(Health {
         status: "ok".into(),
+        registrations: registrations.filter(|r| !r.is_empty()),
     })
 }
 
@@ -279,5 +290,6 @@ pub async fn readyz(state: web::Data<ApiState>) -> Result<HttpResponse, Problem>
         .map_err(|e| Problem::new(503, "not-ready", "Not ready", &e.to_string()))?;
     Ok(HttpResponse::Ok().json(Health {
         status: "ready".into(),
+        registrations: None,
     }))
 }

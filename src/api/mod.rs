@@ -59,6 +59,9 @@ pub struct ApiState {
     pub numbers: crate::numbers::Classifier,
     /// Books calls for a set time (None: no switch, the booking endpoints answer 503).
     pub bookings: Option<crate::placing::bookings::Bookings>,
+    /// The running switch's registrations with its trunks (trunk → state), shown by
+    /// `/healthz` (None: no switch).
+    pub registrations: Option<Arc<RwLock<std::collections::BTreeMap<String, &'static str>>>>,
 }
 
 impl ApiState {

@@ -164,8 +164,9 @@ impl Manager {
             None,
         );
         b_leg.trunks = trunks;
-        let caller =
-            crate::routing::CallerId::of(&req, self.routing.acl.allows(from.addr.ip()).is_some());
+        let trusted = self.routing.acl.allows(from.addr.ip()).is_some()
+            || self.registered_trunk_at(from.addr.ip()).is_some();
+        let caller = crate::routing::CallerId::of(&req, trusted);
         let call = Call {
             id,
             auth_user: match &payer {
@@ -332,6 +333,11 @@ impl Manager {
                     None => Err(Gate::Refuse(Rejection::NoChargeHeader)),
                 },
             };
+        }
+        // A carrier the switch registers with sends its inbound calls: unbilled, like a
+        // trusted peer's.
+        if self.registered_trunk_at(from.addr.ip()).is_some() {
+            return Ok(None);
         }
         match self.settings.billing {
             Some(_) => Err(Gate::Challenge { stale: false }),

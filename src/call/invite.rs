@@ -309,12 +309,19 @@ impl Manager {
         // A carrier that challenges a BYE or an OPTIONS ping gets the trunk's credentials,
         // once (INVITEs are answered by their leg, which also keeps the dialog's CSeq).
         if matches!(code, 401 | 407)
-            && matches!(purpose, ClientPurpose::Bye | ClientPurpose::Ping { .. })
+            && matches!(
+                purpose,
+                ClientPurpose::Bye | ClientPurpose::Ping { .. } | ClientPurpose::Register { .. }
+            )
             && let Some((again, peer)) = self.answer_trunk_challenge(tx, code, &resp)
         {
             self.client_txs.remove(&tx);
+            let cseq = again.cseq;
             let again = self.tx.send_request(now, peer, again);
             self.client_txs.insert(again, (key, purpose));
+            if let ClientPurpose::Register { index } = purpose {
+                self.registration_resent(index, again, cseq);
+            }
             return;
         }
         match purpose {
@@ -332,6 +339,12 @@ impl Manager {
             ClientPurpose::Bye | ClientPurpose::Cancel => {
                 if code >= 200 {
                     self.client_txs.remove(&tx);
+                }
+            }
+            ClientPurpose::Register { index } => {
+                if code >= 200 {
+                    self.client_txs.remove(&tx);
+                    self.registration_answered(now, index, tx, Some(&resp));
                 }
             }
         }
@@ -648,6 +661,7 @@ impl Manager {
             ClientPurpose::Ping { index, generation } => {
                 self.trunk_answered(index, generation, false)
             }
+            ClientPurpose::Register { index } => self.registration_answered(now, index, tx, None),
             ClientPurpose::PlacedInvite(side) => {
                 self.late_answers.remove(&tx);
                 let current = self

@@ -21,6 +21,7 @@ mod placed;
 mod register;
 mod settings;
 mod trunk_health;
+mod trunk_register;
 
 pub use cause::{EndCause, Rejection, Role};
 pub use outcome::Outcome;
@@ -42,6 +43,7 @@ use std::time::{Duration, Instant};
 use tracing::{debug, info};
 
 pub use settings::{CallMedia, Settings, Stats};
+pub use trunk_register::RegState;
 
 pub type CallKey = u64;
 
@@ -86,6 +88,10 @@ enum ClientPurpose {
     },
     Bye,
     Cancel,
+    /// A REGISTER (or un-REGISTER) for trunk `index`.
+    Register {
+        index: usize,
+    },
 }
 
 /// An ACK the caller of a relayed re-INVITE owes, to be passed on to the other leg.
@@ -220,6 +226,8 @@ pub struct Manager {
     wall_anchor: Option<(Instant, i64)>,
     /// Trunk health from OPTIONS pings, by index into `routing.trunks`.
     trunks: trunk_health::TrunkHealth,
+    /// Registrations with the carriers that want them, by the same index.
+    registrations: trunk_register::Registrations,
     /// Calls the switch places (call-backs, web dial); keys shared with `calls`.
     placed: HashMap<CallKey, placed::Placed>,
     /// Their progress for the requester, drained by the driver.
@@ -256,6 +264,7 @@ impl Manager {
             authorizing: 0,
             wall_anchor: None,
             trunks: trunk_health::TrunkHealth::default(),
+            registrations: trunk_register::Registrations::default(),
             placed: HashMap::new(),
             progress: VecDeque::new(),
             late_answers: HashMap::new(),
@@ -271,6 +280,7 @@ impl Manager {
             });
         }
         m.trunks.reset(m.routing.trunks.len());
+        m.reset_registrations(None);
         m
     }
 
@@ -280,6 +290,7 @@ impl Manager {
         if self.settings.trunk_ping.is_some() && self.trunks.next_ping.is_none() {
             self.trunks.next_ping = Some(now);
         }
+        self.start_registrations(now);
     }
 
     fn unix_ms(&self, at: Instant) -> i64 {
@@ -342,8 +353,29 @@ impl Manager {
     /// Replace trunks and dial plan; calls in progress keep what they were routed with.
     /// Every trunk starts as up and is pinged at once.
     pub fn set_routing(&mut self, routing: Routing) {
+        // A trunk that registers as before keeps its registration; others start anew.
+        let kept: HashMap<String, (crate::routing::Trunk, trunk_register::Registration)> = self
+            .routing
+            .trunks
+            .iter()
+            .cloned()
+            .zip(std::mem::take(&mut self.registrations.slots))
+            .filter_map(|(t, r)| Some((t.name.clone(), (t, r?))))
+            .collect();
         self.routing = routing;
         self.trunks.reset(self.routing.trunks.len());
+        self.reset_registrations(self.wall_anchor.map(|(at, _)| at));
+        let mut kept = kept;
+        for (i, t) in self.routing.trunks.iter().enumerate() {
+            if let Some((old, reg)) = kept.remove(&t.name)
+                && old.peer == t.peer
+                && old.register == t.register
+                && old.register_user == t.register_user
+                && t.register.is_some()
+            {
+                self.registrations.slots[i] = Some(reg);
+            }
+        }
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
@@ -352,10 +384,10 @@ impl Manager {
 
     pub fn next_timeout(&self) -> Option<Instant> {
         let ours = self.timers.peek().map(|Reverse((at, _, _))| *at);
-        let ours = match (ours, self.trunks.next_ping) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let ours = [ours, self.trunks.next_ping, self.next_registration()]
+            .into_iter()
+            .flatten()
+            .min();
         match (ours, self.tx.next_timeout()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -387,6 +419,7 @@ impl Manager {
             self.trunks.next_ping = Some(now + every);
             self.ping_trunks(now);
         }
+        self.registrations_due(now);
         while let Some(Reverse((at, key, timer))) = self.timers.peek().copied() {
             if at > now {
                 break;

@@ -365,6 +365,18 @@ pub struct TrunkConfig {
     /// Its share of the calls among trunks of equal rank in a route (1 to 1000; 1).
     #[serde(default = "default_weight")]
     pub weight: u32,
+    /// Register with the carrier as `username` (its challenge answered with the
+    /// password), asking for `register_expires` seconds; renewed before they run out,
+    /// retried with a growing pause after a failure, removed when the switch stops. Calls
+    /// from the carrier's address are then its inbound calls.
+    #[serde(default)]
+    pub register: bool,
+    #[serde(default = "default_register_expires")]
+    pub register_expires: u64,
+}
+
+fn default_register_expires() -> u64 {
+    600
 }
 
 fn default_weight() -> u32 {
@@ -564,6 +576,12 @@ impl Config {
         for (i, t) in self.trunks.iter().enumerate() {
             if !(1..=1000).contains(&t.weight) {
                 errors.push(format!("trunks[{i}].weight: must be 1..=1000"));
+            }
+            if t.register && t.username.is_none() {
+                errors.push(format!("trunks[{i}].register: needs the trunk's username"));
+            }
+            if !(60..=86_400).contains(&t.register_expires) {
+                errors.push(format!("trunks[{i}].register_expires: must be 60..=86400"));
             }
         }
         let shown = &self.callbacks.visitor_sees;

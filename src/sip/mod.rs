@@ -11,7 +11,7 @@ mod message;
 mod parse;
 
 pub use builder::{Builder, OutRequest};
-pub use message::{Header, Message, Method, StartLine, Transport};
+pub use message::{Header, Message, Method, StartLine, Transport, split_list};
 pub use parse::{ParseError, frame_stream, parse_datagram, parse_framed, stateless_reply_to_raw};
 
 /// The branch prefix RFC 3261 mandates, followed by our own marker so that a request that

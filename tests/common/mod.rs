@@ -146,6 +146,7 @@ pub fn services_sharing(
         public_url: String::new(),
         numbers,
         bookings: Some(bookings.clone()),
+        registrations: Some(switch.registrations()),
     };
     (state, placing, bookings)
 }
