@@ -309,3 +309,84 @@ async fn a_registering_trunk_is_registered_sends_calls_in_and_is_told_when_the_s
         .await;
     switch.join().await;
 }
+
+/// A carrier that challenges a re-INVITE within the call (a caller putting it on hold):
+/// the switch answers with the trunk's credentials once, the dialog's CSeq moves on, the
+/// caller gets the carrier's 200, and the ACK and the later BYE carry the right CSeqs.
+#[tokio::test]
+async fn a_carrier_that_challenges_a_re_invite_gets_the_credentials_and_the_dialog_goes_on() {
+    let carrier = Phone::bind("carrier").await;
+    let mut cfg = config(&[carrier.addr], "", "", "127.0.0.1");
+    cfg.trunks[0].username = Some("acme-7".into());
+    cfg.trunks[0].password = Some(Secret::new("s3cret pw"));
+    let switch = start(&cfg).await;
+    let sip = switch.sip_addr;
+    let caller = Phone::bind("caller").await;
+    let (invite, mut leg) = caller.invite(sip, "0212345678", &caller.sdp("sendrecv"));
+    caller.send(sip, &invite).await;
+    let (first, from) = carrier.expect_request("INVITE", WAIT).await;
+    carrier
+        .send(
+            from,
+            &carrier.response(&first, 200, "OK", "c1", Some(&carrier.sdp("sendrecv"))),
+        )
+        .await;
+    carrier.expect_request("ACK", WAIT).await;
+    let ok = caller.expect_status(&[200], WAIT).await;
+    Phone::update_leg(&mut leg, &ok);
+    caller.send(sip, &caller.ack(&leg, leg.cseq)).await;
+
+    // Hold: the carrier wants credentials for it.
+    let hold = caller.sdp("sendonly");
+    caller
+        .send(
+            sip,
+            &caller.request(&mut leg, "INVITE", Some(("application/sdp", &hold))),
+        )
+        .await;
+    let (reinvite, from) = carrier.expect_request("INVITE", WAIT).await;
+    assert_eq!(
+        (reinvite.call_id.as_str(), reinvite.cseq),
+        (first.call_id.as_str(), 2)
+    );
+    carrier
+        .send(
+            from,
+            &with_header(
+                carrier.response(&reinvite, 407, "Proxy Authentication Required", "c1", None),
+                "Proxy-Authenticate: Digest realm=\"carrier.example\", nonce=\"hold-nonce\", qop=\"auth\"",
+            ),
+        )
+        .await;
+    let (again, from) = carrier.expect_request("INVITE", WAIT).await;
+    assert_eq!(again.cseq, 3, "the dialog's next CSeq");
+    let proof = parse_digest(again.header("Proxy-Authorization").unwrap(), "INVITE").unwrap();
+    assert!(verify(
+        &ha1("acme-7", "carrier.example", "s3cret pw"),
+        &proof
+    ));
+    carrier
+        .send(
+            from,
+            &carrier.response(&again, 200, "OK", "c1", Some(&carrier.sdp("recvonly"))),
+        )
+        .await;
+    let held = caller.expect_status(&[200], WAIT).await;
+    assert_eq!(
+        held.cseq, leg.cseq,
+        "the caller's own re-INVITE is answered"
+    );
+    caller.send(sip, &caller.ack(&leg, leg.cseq)).await;
+    let (ack, _) = carrier.expect_request("ACK", WAIT).await;
+    assert_eq!(ack.cseq, 3, "the ACK of the re-INVITE that was accepted");
+
+    caller
+        .send(sip, &caller.request(&mut leg, "BYE", None))
+        .await;
+    let (bye, from) = carrier.expect_request("BYE", WAIT).await;
+    assert_eq!(bye.cseq, 4, "the dialog goes on from there");
+    carrier
+        .send(from, &carrier.response(&bye, 200, "OK", "c1", None))
+        .await;
+    caller.expect_status(&[200], WAIT).await;
+}

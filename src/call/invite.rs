@@ -324,6 +324,29 @@ impl Manager {
             }
             return;
         }
+        // A request relayed to the carrier within the call (a re-INVITE, UPDATE, INFO)
+        // that it challenges: answered once with the trunk's credentials; the dialog's
+        // CSeq (and a re-INVITE's ACK) move on to the resent request's.
+        if matches!(code, 401 | 407)
+            && let ClientPurpose::Relay { from: Side::A, .. } = purpose
+            && let Some((again, peer)) = self.answer_trunk_challenge(tx, code, &resp)
+        {
+            self.client_txs.remove(&tx);
+            let cseq = again.cseq;
+            let again = self.tx.send_request(now, peer, again);
+            self.client_txs.insert(again, (key, purpose));
+            if let Some(call) = self.calls.get_mut(&key) {
+                if let Some(d) = call.b.dialog.as_mut() {
+                    d.local_cseq = d.local_cseq.max(cseq);
+                }
+                if resp.cseq_method == Method::Invite
+                    && let Some(p) = call.pending_ack[Side::A.index()].as_mut()
+                {
+                    p.relayed_cseq = cseq;
+                }
+            }
+            return;
+        }
         match purpose {
             ClientPurpose::Ping { index, generation } => {
                 if code >= 200 {
