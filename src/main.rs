@@ -186,14 +186,9 @@ fn deck(command: DeckCommand) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let store = match freecall::store::Store::open(&cfg.database.url, 1)
-        .and_then(|s| s.migrate().map(|_| s))
-    {
+    let store = match open_migrated(&cfg) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("freecall: database: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let rates = match &command {
         DeckCommand::Show { .. } => {
@@ -268,6 +263,16 @@ fn deck(command: DeckCommand) -> ExitCode {
     }
 }
 
+/// The configured database, brought up to date, for a command that uses it.
+fn open_migrated(cfg: &Config) -> Result<freecall::store::Store, ExitCode> {
+    freecall::store::Store::open(&cfg.database.url, 1)
+        .and_then(|s| s.migrate().map(|_| s))
+        .map_err(|e| {
+            eprintln!("freecall: database: {e}");
+            ExitCode::FAILURE
+        })
+}
+
 fn load_config(path: &std::path::Path) -> Result<Config, ExitCode> {
     Config::load(path).map_err(|e| {
         eprintln!("freecall: {}: {e}", path.display());
@@ -333,14 +338,9 @@ fn main() -> ExitCode {
                 Some(t) => t,
                 None => None,
             };
-            let store = match freecall::store::Store::open(&cfg.database.url, 1)
-                .and_then(|s| s.migrate().map(|_| s))
-            {
+            let store = match open_migrated(&cfg) {
                 Ok(s) => s,
-                Err(e) => {
-                    eprintln!("freecall: database: {e}");
-                    return ExitCode::FAILURE;
-                }
+                Err(code) => return code,
             };
             let tail = freecall::tail::Tail {
                 query: freecall::store::cdrs::CdrQuery {

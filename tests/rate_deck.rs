@@ -296,30 +296,19 @@ on_both_stores!(
 
         // One minute each (59.5 s and the messages' moments: 60 started seconds).
         let minute = Duration::from_millis(59_500);
-        let mobile = s.answered("+819012345678").await;
-        assert_eq!(
-            s.hang_up_after(mobile, minute).await,
-            950,
-            "Japan mobile: 50 + 900"
-        );
-        let mobile = s.answered("001818012345678").await;
-        assert_eq!(
-            s.hang_up_after(mobile, minute).await,
-            950,
-            "the other mobile range, dialled with 001"
-        );
-        let landline = s.answered("+81312345678").await;
-        assert_eq!(
-            s.hang_up_after(landline, minute).await,
-            300,
-            "Japan (Tokyo): the country's rate"
-        );
-        let home = s.answered("010-1234-5678").await;
-        assert_eq!(
-            s.hang_up_after(home, minute).await,
-            20,
-            "a domestic mobile: its kind's tariff"
-        );
+        for (number, cost, why) in [
+            ("+819012345678", 950, "Japan mobile: 50 + 900"),
+            (
+                "001818012345678",
+                950,
+                "the other mobile range, dialled with 001",
+            ),
+            ("+81312345678", 300, "Japan (Tokyo): the country's rate"),
+            ("010-1234-5678", 20, "a domestic mobile: its kind's tariff"),
+        ] {
+            let leg = s.answered(number).await;
+            assert_eq!(s.hang_up_after(leg, minute).await, cost, "{why}");
+        }
 
         // Abroad but not in the deck: still refused.
         let (invite, mut leg) = c.invite(sip, "+442079460000", &sdp);

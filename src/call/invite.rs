@@ -301,112 +301,13 @@ impl Manager {
         self.client_txs.insert(tx, (key, ClientPurpose::BInvite));
     }
 
-    pub(super) fn handle_response(&mut self, now: Instant, tx: TxId, resp: Message) {
-        let Some((key, purpose)) = self.client_txs.get(&tx).copied() else {
-            return;
-        };
-        let code = resp.status().unwrap_or(0);
-        // A carrier that challenges a BYE or an OPTIONS ping gets the trunk's credentials,
-        // once (INVITEs are answered by their leg, which also keeps the dialog's CSeq).
-        if matches!(code, 401 | 407)
-            && matches!(
-                purpose,
-                ClientPurpose::Bye | ClientPurpose::Ping { .. } | ClientPurpose::Register { .. }
-            )
-            && let Some((again, peer)) = self.answer_trunk_challenge(tx, code, &resp)
-        {
-            self.client_txs.remove(&tx);
-            let cseq = again.cseq;
-            let again = self.tx.send_request(now, peer, again);
-            self.client_txs.insert(again, (key, purpose));
-            if let ClientPurpose::Register { index } = purpose {
-                self.registration_resent(index, again, cseq);
-            }
-            return;
-        }
-        // A request relayed to the carrier within the call (a re-INVITE, UPDATE, INFO)
-        // that it challenges: answered once with the trunk's credentials; the dialog's
-        // CSeq (and a re-INVITE's ACK) move on to the resent request's.
-        if matches!(code, 401 | 407)
-            && let ClientPurpose::Relay { from: Side::A, .. } = purpose
-            && let Some((again, peer)) = self.answer_trunk_challenge(tx, code, &resp)
-        {
-            self.client_txs.remove(&tx);
-            let cseq = again.cseq;
-            let again = self.tx.send_request(now, peer, again);
-            self.client_txs.insert(again, (key, purpose));
-            if let Some(call) = self.calls.get_mut(&key) {
-                if let Some(d) = call.b.dialog.as_mut() {
-                    d.local_cseq = d.local_cseq.max(cseq);
-                }
-                if resp.cseq_method == Method::Invite
-                    && let Some(p) = call.pending_ack[Side::A.index()].as_mut()
-                {
-                    p.relayed_cseq = cseq;
-                }
-            }
-            return;
-        }
-        match purpose {
-            ClientPurpose::Ping { index, generation } => {
-                if code >= 200 {
-                    self.client_txs.remove(&tx);
-                    self.trunk_answered(index, generation, code < 500);
-                }
-            }
-            ClientPurpose::BInvite => self.handle_b_invite_response(now, key, tx, resp),
-            ClientPurpose::PlacedInvite(side) => self.handle_leg_response(now, key, side, tx, resp),
-            ClientPurpose::Relay { server, from } => {
-                self.relay_response(now, key, tx, server, from, resp)
-            }
-            ClientPurpose::Bye | ClientPurpose::Cancel => {
-                if code >= 200 {
-                    self.client_txs.remove(&tx);
-                }
-            }
-            ClientPurpose::Register { index } => {
-                if code >= 200 {
-                    self.client_txs.remove(&tx);
-                    self.registration_answered(now, index, tx, Some(&resp));
-                }
-            }
-        }
-    }
-
-    /// The request of client transaction `tx` again with the digest answering `resp`'s
-    /// challenge, if it went to a trunk with credentials and was not answered before.
-    fn answer_trunk_challenge(
+    pub(super) fn handle_b_invite_response(
         &mut self,
+        now: Instant,
+        key: CallKey,
         tx: TxId,
-        code: u16,
-        resp: &Message,
-    ) -> Option<(crate::sip::OutRequest, Peer)> {
-        let peer = self.tx.client_peer(tx)?;
-        let sent = self.tx.client_request(tx)?;
-        if sent
-            .extra
-            .iter()
-            .any(|(n, _)| n == "Authorization" || n == "Proxy-Authorization")
-        {
-            return None;
-        }
-        let creds = self.routing.trunks.iter().find(|t| t.peer == peer)?;
-        let creds = creds.credentials.clone()?;
-        let sent = sent.clone();
-        let branch = self.tx.new_branch();
-        let again = super::outbound::with_digest(
-            &sent,
-            code,
-            resp,
-            &creds,
-            branch,
-            peer,
-            self.settings.advertised,
-        )?;
-        Some((again, peer))
-    }
-
-    fn handle_b_invite_response(&mut self, now: Instant, key: CallKey, tx: TxId, resp: Message) {
+        resp: Message,
+    ) {
         let code = resp.status().unwrap_or(0);
         let advertised = self.settings.advertised;
         let branch = self.tx.new_branch();
@@ -624,7 +525,7 @@ impl Manager {
     }
 
     /// The trunk refused or timed out: try the next trunk or tell the caller.
-    fn b_leg_failed(&mut self, now: Instant, key: CallKey, code: u16, reason: String) {
+    pub(super) fn b_leg_failed(&mut self, now: Instant, key: CallKey, code: u16, reason: String) {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
@@ -651,52 +552,6 @@ impl Manager {
         self.tx
             .send_response(now, a_tx, a_code, b.finish(None, &[]));
         self.finish(now, key, a_code, EndCause::Trunk(code, text));
-    }
-
-    pub(super) fn handle_client_timeout(&mut self, now: Instant, tx: TxId) {
-        let Some((key, purpose)) = self.client_txs.remove(&tx) else {
-            return;
-        };
-        match purpose {
-            ClientPurpose::BInvite => {
-                if self
-                    .calls
-                    .get(&key)
-                    .map(|c| c.b.tx == Some(tx))
-                    .unwrap_or(false)
-                {
-                    self.b_leg_failed(now, key, 408, "no response from trunk".into());
-                }
-            }
-            ClientPurpose::Relay { server, from } => {
-                if let Some(call) = self.calls.get(&key) {
-                    let _ = (call, from);
-                    self.server_txs.remove(&server);
-                    self.tx.send_response(
-                        now,
-                        server,
-                        408,
-                        Builder::response(408, "Request Timeout").finish(None, &[]),
-                    );
-                    self.hangup(now, key, EndCause::InDialogTimeout);
-                }
-            }
-            ClientPurpose::Ping { index, generation } => {
-                self.trunk_answered(index, generation, false)
-            }
-            ClientPurpose::Register { index } => self.registration_answered(now, index, tx, None),
-            ClientPurpose::PlacedInvite(side) => {
-                self.late_answers.remove(&tx);
-                let current = self
-                    .placed
-                    .get(&key)
-                    .is_some_and(|p| p.leg_tx(side) == Some(tx));
-                if current {
-                    self.placed_leg_timed_out(now, key, side);
-                }
-            }
-            ClientPurpose::Bye | ClientPurpose::Cancel => {}
-        }
     }
 
     /// The caller's CANCEL matched its INVITE: 487 to the caller, CANCEL to the trunk.

@@ -19,6 +19,7 @@ mod outbound;
 mod outcome;
 mod placed;
 mod register;
+mod responses;
 mod settings;
 mod trunk_health;
 mod trunk_register;
@@ -733,54 +734,6 @@ impl Manager {
             media,
         });
         debug!(active = self.calls.len(), "calls in progress");
-    }
-}
-
-impl Manager {
-    /// The call's record as the call layer knows it (the store adds who paid, the billed
-    /// time and the cost).
-    fn record_of(
-        &self,
-        call: &Call,
-        now: Instant,
-        code: u16,
-        cause: &EndCause,
-        media: &Option<crate::media::MediaStats>,
-    ) -> crate::cdr::CallRecord {
-        let trunks = call.b.dialled.clone();
-        // The caller as established (a trusted peer's asserted identity), else From's user.
-        let caller = call
-            .caller
-            .number
-            .clone()
-            .unwrap_or_else(|| call.a_invite.from_user.clone().unwrap_or_default());
-        let (sent_callee, sent_caller) = call.b.presented.clone().unwrap_or_default();
-        crate::cdr::CallRecord {
-            id: 0,
-            call_id: call.id.clone(),
-            node: self.settings.node.clone(),
-            caller,
-            callee: call.number.clone(),
-            sent_callee,
-            sent_caller,
-            account_id: call.paid.as_ref().map(|p| p.account),
-            card_id: None,
-            destination: call.destination.clone(),
-            trunk: call.answered.and(trunks.last().cloned()),
-            trunks,
-            setup_ms: self.unix_ms(call.started),
-            answered_ms: call.answered.map(|a| self.unix_ms(a)),
-            ended_ms: self.unix_ms(now),
-            billed_secs: 0,
-            cost: 0,
-            code,
-            cause: cause.text(),
-            ended_by: cause.ended_by().into(),
-            codec_caller: call.a_format.as_ref().map(|f| f.name()).unwrap_or_default(),
-            codec_callee: call.b.format.as_ref().map(|f| f.name()).unwrap_or_default(),
-            media: media.as_ref().and_then(|m| serde_json::to_value(m).ok()),
-            legs: Vec::new(),
-        }
     }
 }
 

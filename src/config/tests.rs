@@ -1,0 +1,125 @@
+//! The configuration as read: typed values, faults named with their keys.
+
+use super::*;
+
+const BASE: &str = "[sip]\nlisten = \"127.0.0.1:5060\"\n\
+[media]\naddress = \"127.0.0.1\"\nport_min = 20000\nport_max = 29999\n";
+
+fn err(extra: &str) -> String {
+    match Config::from_toml(&format!("{BASE}{extra}")) {
+        Ok(_) => panic!("accepted: {extra}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn every_value_is_read_once_into_its_type() {
+    let cfg = Config::from_toml(&format!(
+        "{BASE}[billing]\nhome_country = \"jp\"\nblocked_destinations = [\"premium_rate\", \"international\"]\n\
+[[peers]]\nname = \"sbc\"\naddress = \"10.1.0.0/16\"\nbilling = \"header\"\n\
+[[trunks]]\nname = \"pstn\"\naddress = \"127.0.0.1:5080\"\ntransport = \"TCP\"\ncodecs = [\"pcma\", \"opus\"]\n\
+[[routes]]\nprefix = \"\"\ntrunks = [\"pstn\"]\n\
+[[tariffs]]\naccount = \"guild\"\ndestination = \"mobile\"\nper_minute = 120\nincrement = \"30/6\"\n"
+    ))
+    .unwrap();
+    assert_eq!(cfg.trunks[0].transport, Transport::Tcp);
+    assert_eq!(cfg.trunks[0].codecs, [Codec::Pcma, Codec::Opus]);
+    assert_eq!(cfg.peers[0].billing, PeerBillingMode::Header);
+    assert_eq!(cfg.peers[0].address.to_string(), "10.1.0.0/16");
+    assert_eq!(
+        cfg.billing.blocked_destinations,
+        [DestinationKind::PremiumRate, DestinationKind::International]
+    );
+    let (_, kind, country) = cfg.billing.home_country.dialable("0312345678").unwrap();
+    assert_eq!((kind, country.as_str()), (DestinationKind::Landline, "JP"));
+    let t = cfg.tariffs();
+    let mobile = t
+        .get(crate::billing::AccountKind::Guild, DestinationKind::Mobile)
+        .expect("the tariff, not dropped");
+    assert_eq!((mobile.first_secs, mobile.increment_secs), (30, 6));
+}
+
+#[test]
+fn a_value_of_the_wrong_kind_is_refused_naming_its_key() {
+    let trunk = "[[trunks]]\nname = \"pstn\"\naddress = \"127.0.0.1:5080\"\n";
+    let e = err(&format!("{trunk}transport = \"sctp\"\n"));
+    assert!(
+        e.contains("'sctp' is not udp or tcp") && e.contains("trunks[0]"),
+        "{e}"
+    );
+    let e = err(&format!("{trunk}codecs = [\"G729\"]\n"));
+    assert!(e.contains("'G729' is not PCMU, PCMA or opus"), "{e}");
+    let e = err("[billing]\nhome_country = \"XX\"\n");
+    assert!(e.contains("billing.home_country"), "{e}");
+    let e = err("[billing]\nblocked_destinations = [\"premium\"]\n");
+    assert!(e.contains("billing.blocked_destinations"), "{e}");
+    let e = err("[[peers]]\nname = \"x\"\naddress = \"10.0.0.0/99\"\n");
+    assert!(e.contains("not an address or CIDR network"), "{e}");
+    let tariff = "[[tariffs]]\ndestination = \"mobile\"\nper_minute = 10\n";
+    let e = err(&format!("{tariff}account = \"gold\"\n"));
+    assert!(e.contains("tariffs[0]") && e.contains("gold"), "{e}");
+    let e = err(&format!("{tariff}account = \"guild\"\nincrement = \"6\"\n"));
+    assert!(e.contains("'6' is not like 60/60 or 30/6"), "{e}");
+    let e = err("[api]\nlisten = \"localhost\"\n");
+    assert!(
+        e.contains("api.listen") && e.contains("'localhost' is not an address:port"),
+        "{e}"
+    );
+    let e = err("[web]\nlisten = \"on\"\n");
+    assert!(
+        e.contains("web.listen") && e.contains("'on' is not \"api\""),
+        "{e}"
+    );
+}
+
+#[test]
+fn listeners_are_read_once_into_addresses() {
+    let cfg = Config::from_toml(&format!(
+        "{BASE}[api]\nlisten = \"127.0.0.1:8080\"\n[web]\nlisten = \"127.0.0.1:8081\"\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        cfg.api.listen,
+        ApiListen::At("127.0.0.1:8080".parse().unwrap())
+    );
+    assert_eq!(
+        cfg.web.listen,
+        WebListen::At("127.0.0.1:8081".parse().unwrap())
+    );
+    let cfg = Config::from_toml(BASE).unwrap();
+    assert_eq!(
+        (cfg.api.listen, cfg.web.listen),
+        (ApiListen::Off, WebListen::Api)
+    );
+}
+
+#[test]
+fn ranges_and_references_are_reported_all_at_once() {
+    let e = err(
+        "[[tariffs]]\naccount = \"guild\"\ndestination = \"mobile\"\nper_minute = -1\n\
+[[tariffs]]\naccount = \"guild\"\ndestination = \"mobile\"\nper_minute = 10\n\
+[[routes]]\nprefix = \"\"\ntrunks = [\"nowhere\"]\n",
+    );
+    assert!(e.contains("tariffs[0].per_minute"), "{e}");
+    assert!(
+        e.contains("tariffs[1]: a second tariff for guild calls to mobile"),
+        "{e}"
+    );
+    assert!(
+        e.contains("routes[0].trunks: unknown trunk 'nowhere'"),
+        "{e}"
+    );
+    let e = err(
+        "[[trunks]]\nname = \"kt\"\naddress = \"127.0.0.1:5080\"\nweight = 0\n\
+[[trunks]]\nname = \"lgu\"\naddress = \"127.0.0.1:5081\"\ndefault_caller = \"office\"\n\
+[[routes]]\nprefix = \"\"\ntrunks = [[\"kt\", \"lgu\"], \"kt\", [\"ghost\"]]\n",
+    );
+    for want in [
+        "trunks[0].weight: must be 1..=1000",
+        "trunks[1].default_caller: 'office' is not a phone number",
+        "routes[0].trunks: 'kt' is listed twice",
+        "routes[0].trunks: unknown trunk 'ghost'",
+    ] {
+        assert!(e.contains(want), "{want} not in {e}");
+    }
+}

@@ -1,0 +1,355 @@
+//! The call manager driven without sockets or sleeping: time is a value the test moves.
+//! Whole flows with 32-second timers run in microseconds (a silent trunk's failover, a
+//! dead trunk found by its OPTIONS pings), and hostile input is thrown at the full
+//! signalling path by the thousand.
+
+use freecall::call::{Manager, Settings};
+use freecall::clock::NowForTests;
+use freecall::config::Config;
+use freecall::media::NullMedia;
+use freecall::routing::Routing;
+use freecall::sip::{Transport, parse_datagram};
+use freecall::transaction::{Peer, Timers, Transmit};
+use rand::{RngExt, SeedableRng, rngs::SmallRng};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+const SWITCH: &str = "127.0.0.1:5060";
+const CALLER: &str = "127.0.0.1:5070";
+const T0: &str = "127.0.0.1:5080";
+const T1: &str = "127.0.0.1:5081";
+
+fn manager() -> Manager {
+    manager_pinging(None)
+}
+
+fn manager_pinging(trunk_ping: Option<Duration>) -> Manager {
+    manager_with(trunk_ping, "")
+}
+
+/// `t0_extra`: more keys of trunk t0 (its credentials).
+fn manager_with(trunk_ping: Option<Duration>, t0_extra: &str) -> Manager {
+    manager_routed(trunk_ping, t0_extra, "", "[\"t0\", \"t1\"]")
+}
+
+/// Trunks t0 and t1 with lines added to each, and the route's `trunks` list.
+fn manager_routed(
+    trunk_ping: Option<Duration>,
+    t0_extra: &str,
+    t1_extra: &str,
+    route: &str,
+) -> Manager {
+    let cfg = Config::from_toml(&format!(
+        "[sip]\nlisten = \"{SWITCH}\"\n[media]\naddress = \"127.0.0.1\"\nport_min = 20000\nport_max = 30000\n\
+[[peers]]\nname = \"lo\"\naddress = \"127.0.0.0/8\"\n\
+[[trunks]]\nname = \"t0\"\naddress = \"{T0}\"\n{t0_extra}[[trunks]]\nname = \"t1\"\naddress = \"{T1}\"\n{t1_extra}\
+[[routes]]\nprefix = \"\"\ntrunks = {route}\n"
+    ))
+    .unwrap();
+    let settings = manager_settings(trunk_ping);
+    Manager::new(
+        settings,
+        Routing::from_config(&cfg),
+        Box::new(NullMedia::new()),
+    )
+}
+
+/// The switch's settings in these tests.
+fn manager_settings(trunk_ping: Option<Duration>) -> Settings {
+    Settings {
+        advertised: SWITCH.parse().unwrap(),
+        user_agent: "freecall-test".into(),
+        max_calls: 100,
+        ring_timeout: Duration::from_secs(180),
+        timers: Timers::default(),
+        seed: 42,
+        billing: None,
+        media: Default::default(),
+        node: "test".into(),
+        records: true,
+        trunk_ping,
+        placed_ring: Duration::from_secs(30),
+        placed_answer: Duration::from_secs(15),
+        visitor_sees: None,
+    }
+}
+
+fn caller() -> Peer {
+    Peer {
+        transport: Transport::Udp,
+        addr: CALLER.parse().unwrap(),
+    }
+}
+
+const SDP: &str = "v=0\r\no=a 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
+
+fn invite(branch: &str) -> String {
+    format!(
+        "INVITE sip:0212345678@{SWITCH} SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch={branch}\r\nMax-Forwards: 70\r\n\
+From: <sip:0311111111@127.0.0.1>;tag=a1\r\nTo: <sip:0212345678@{SWITCH}>\r\nCall-ID: {branch}@caller\r\n\
+CSeq: 1 INVITE\r\nContact: <sip:a@{CALLER}>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
+        SDP.len()
+    )
+}
+
+fn drain(m: &mut Manager) -> Vec<(Transmit, String)> {
+    std::iter::from_fn(|| m.poll_transmit())
+        .map(|t| {
+            let text = String::from_utf8_lossy(&t.bytes).to_string();
+            (t, text)
+        })
+        .collect()
+}
+
+/// Run timers up to `until`, returning what was sent and when (offset from `t0`).
+fn run(m: &mut Manager, t0: Instant, until: Duration) -> Vec<(Duration, Transmit, String)> {
+    let mut out = Vec::new();
+    while let Some(at) = m.next_timeout() {
+        if at > t0 + until {
+            break;
+        }
+        m.handle_timeout(at);
+        for (t, s) in drain(m) {
+            out.push((at - t0, t, s));
+        }
+    }
+    out
+}
+
+#[test]
+fn a_silent_trunk_fails_over_after_timer_b_without_waiting_32_seconds() {
+    let mut m = manager();
+    let t0 = Instant::now_for_tests();
+    m.handle_message(
+        t0,
+        caller(),
+        parse_datagram(invite("z9hG4bKsilent").as_bytes()).unwrap(),
+    );
+    let sent = drain(&mut m);
+    assert!(sent[0].1.starts_with("SIP/2.0 100 Trying"));
+    let t0_addr: SocketAddr = T0.parse().unwrap();
+    let t1_addr: SocketAddr = T1.parse().unwrap();
+    assert_eq!(sent[1].0.dest, t0_addr);
+
+    let later = run(&mut m, t0, Duration::from_secs(40));
+    let to_t0: Vec<Duration> = later
+        .iter()
+        .filter(|(_, t, _)| t.dest == t0_addr)
+        .map(|(d, _, _)| *d)
+        .collect();
+    let secs: Vec<u64> = to_t0.iter().map(|d| d.as_millis() as u64).collect();
+    assert_eq!(
+        secs,
+        vec![500, 1500, 3500, 7500, 15500, 31500],
+        "Timer A retransmissions to the silent trunk"
+    );
+    let (at, _, first_to_t1) = later
+        .iter()
+        .find(|(_, t, _)| t.dest == t1_addr)
+        .expect("failover INVITE");
+    assert_eq!(*at, Duration::from_secs(32), "Timer B = 64*T1");
+    assert!(first_to_t1.starts_with("INVITE sip:0212345678@127.0.0.1:5081 SIP/2.0"));
+
+    // The second trunk answers; the caller gets the 200 at once.
+    let b = parse_datagram(first_to_t1.as_bytes()).unwrap();
+    let ok = format!(
+        "SIP/2.0 200 OK\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag=t1\r\nCall-ID: {}\r\nCSeq: 1 INVITE\r\n\
+Contact: <sip:pstn@{T1}>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
+        b.header("Via").unwrap(),
+        b.from,
+        b.to,
+        b.call_id,
+        SDP.len()
+    );
+    let now = t0 + Duration::from_secs(33);
+    m.handle_message(
+        now,
+        Peer {
+            transport: Transport::Udp,
+            addr: t1_addr,
+        },
+        parse_datagram(ok.as_bytes()).unwrap(),
+    );
+    let sent = drain(&mut m);
+    assert!(
+        sent.iter()
+            .any(|(t, s)| t.dest == t1_addr && s.starts_with("ACK "))
+    );
+    assert!(
+        sent.iter()
+            .any(|(t, s)| t.dest == caller().addr && s.starts_with("SIP/2.0 200 OK"))
+    );
+    assert_eq!(m.active_calls(), 1);
+}
+
+#[test]
+fn ten_thousand_hostile_messages_never_crash_the_signalling_path() {
+    let mut m = manager();
+    let mut rng = SmallRng::seed_from_u64(0xf4ee_ca11);
+    let t0 = Instant::now_for_tests();
+    let seeds = [
+        invite("z9hG4bKseed"),
+        format!(
+            "BYE sip:freecall@{SWITCH} SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKbye\r\nMax-Forwards: 70\r\n\
+From: <sip:0311111111@127.0.0.1>;tag=a1\r\nTo: <sip:0212345678@{SWITCH}>;tag=x\r\nCall-ID: seed@caller\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
+        ),
+        format!(
+            "SIP/2.0 180 Ringing\r\nVia: SIP/2.0/UDP {SWITCH};branch=z9hG4bKfc0000\r\nFrom: <sip:a@b>;tag=f\r\nTo: <sip:c@d>;tag=t\r\n\
+Call-ID: x\r\nCSeq: 1 INVITE\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
+            SDP.len()
+        ),
+    ];
+    let junk: [&[u8]; 8] = [
+        b"\r\n",
+        b";tag=",
+        b"\"",
+        b"<",
+        b">",
+        b"%00",
+        b"\r\n\r\n",
+        b"Content-Length: 99999999999\r\n",
+    ];
+    let (mut parsed, mut refused) = (0u32, 0u32);
+    for i in 0..10_000u32 {
+        let mut bytes = seeds[i as usize % seeds.len()].as_bytes().to_vec();
+        for _ in 0..rng.random_range(1..6) {
+            let pos = rng.random_range(0..bytes.len());
+            match rng.random_range(0..5) {
+                0 => bytes[pos] = rng.random(),
+                1 => {
+                    let end = (pos + rng.random_range(1..40)).min(bytes.len());
+                    bytes.drain(pos..end);
+                }
+                2 => {
+                    let j = junk[rng.random_range(0..junk.len())];
+                    bytes.splice(pos..pos, j.iter().copied());
+                }
+                3 => bytes.truncate(pos),
+                _ => {
+                    let end = (pos + rng.random_range(1..40)).min(bytes.len());
+                    let dup = bytes[pos..end].to_vec();
+                    bytes.splice(pos..pos, dup);
+                }
+            }
+            if bytes.is_empty() {
+                bytes.push(b'x');
+            }
+        }
+        let now = t0 + Duration::from_millis(u64::from(i) * 10);
+        let from = Peer {
+            transport: Transport::Udp,
+            addr: SocketAddr::from(([127, 0, 0, 1], 5000 + (i % 50) as u16)),
+        };
+        match parse_datagram(&bytes) {
+            Ok(msg) => {
+                parsed += 1;
+                m.handle_message(now, from, msg);
+            }
+            Err(e) => {
+                refused += 1;
+                m.handle_malformed(from, &bytes, &e.to_string());
+            }
+        }
+        m.handle_timeout(now);
+        for (t, _) in drain(&mut m) {
+            // The switch answers a sender (ports 5000–5049) or calls a configured trunk —
+            // never an address a mutated Via, Contact or Request-URI names.
+            let sender = (5000..5050).contains(&t.dest.port());
+            let trunk = t.dest.port() == 5080 || t.dest.port() == 5081;
+            let ok = t.dest.ip() == std::net::Ipv4Addr::LOCALHOST && (sender || trunk);
+            assert!(ok, "sent to {}", t.dest);
+        }
+    }
+    assert!(
+        parsed > 500 && refused > 500,
+        "both paths exercised: {parsed} parsed, {refused} refused"
+    );
+    // Still a working switch afterwards.
+    let now = t0 + Duration::from_secs(200);
+    m.handle_timeout(now);
+    drain(&mut m);
+    m.handle_message(
+        now,
+        caller(),
+        parse_datagram(invite("z9hG4bKafter").as_bytes()).unwrap(),
+    );
+    let sent = drain(&mut m);
+    assert!(
+        sent.iter()
+            .any(|(t, s)| t.dest == T0.parse::<SocketAddr>().unwrap() && s.starts_with("INVITE "))
+    );
+}
+
+/// The answer of a trunk to a request the switch sent it.
+fn answer(request: &str, code: u16, tag: &str) -> freecall::sip::Message {
+    let r = parse_datagram(request.as_bytes()).unwrap();
+    let text = format!(
+        "SIP/2.0 {code} X\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag={tag}\r\nCall-ID: {}\r\nCSeq: {} {}\r\nContent-Length: 0\r\n\r\n",
+        r.header("Via").unwrap(),
+        r.from,
+        r.to,
+        r.call_id,
+        r.cseq,
+        r.cseq_method.as_str()
+    );
+    parse_datagram(text.as_bytes()).unwrap()
+}
+
+#[test]
+fn a_trunk_that_stops_answering_options_is_skipped_without_waiting() {
+    // Pings every second; t0 is silent (a dead trunk), t1 answers its pings.
+    let mut m = manager_pinging(Some(Duration::from_secs(1)));
+    let t0 = Instant::now_for_tests();
+    m.set_wall_clock(t0, 1_780_000_000_000);
+    let (dead, alive): (SocketAddr, SocketAddr) = (T0.parse().unwrap(), T1.parse().unwrap());
+    let mut to_dead = Vec::new();
+    let mut down_at = None;
+    let mut now = t0;
+    while let Some(at) = m.next_timeout() {
+        if at > t0 + Duration::from_secs(40) {
+            break;
+        }
+        now = at;
+        m.handle_timeout(at);
+        for (t, text) in drain(&mut m) {
+            if t.dest == dead {
+                to_dead.push(text);
+            } else if t.dest == alive && text.starts_with("OPTIONS ") {
+                let peer = Peer {
+                    transport: Transport::Udp,
+                    addr: alive,
+                };
+                m.handle_message(at, peer, answer(&text, 200, "t1"));
+            }
+        }
+        for (name, up) in m.take_trunk_changes() {
+            if name == "t0" && !up {
+                down_at.get_or_insert(at - t0);
+            }
+        }
+    }
+    assert!(
+        to_dead.iter().all(|t| t.starts_with("OPTIONS ")),
+        "the dead trunk sees pings only"
+    );
+    assert_eq!(
+        down_at,
+        Some(Duration::from_secs(32)),
+        "the first ping gets no answer: taken out after Timer F (64 × T1), 32 s of virtual time"
+    );
+    // A call now goes straight to the live trunk: no time lost on the dead one.
+    m.handle_message(
+        now,
+        caller(),
+        parse_datagram(invite("z9hG4bKafter").as_bytes()).unwrap(),
+    );
+    let sent = drain(&mut m);
+    let invites: Vec<SocketAddr> = sent
+        .iter()
+        .filter(|(_, s)| s.starts_with("INVITE "))
+        .map(|(t, _)| t.dest)
+        .collect();
+    assert_eq!(invites, [alive], "the live trunk takes the call at once");
+}
+
+mod carriers;
