@@ -176,7 +176,6 @@ async fn reload(
     );
 }
 
-/// The configuration at `path`, or the exit code for a bad one (the reason printed).
 /// `freecall deck …`: the operator's rate deck.
 fn deck(command: DeckCommand) -> ExitCode {
     let (DeckCommand::Import { config, .. }
@@ -273,6 +272,7 @@ fn open_migrated(cfg: &Config) -> Result<freecall::store::Store, ExitCode> {
         })
 }
 
+/// The configuration at `path`, or the exit code for a bad one (the reason printed).
 fn load_config(path: &std::path::Path) -> Result<Config, ExitCode> {
     Config::load(path).map_err(|e| {
         eprintln!("freecall: {}: {e}", path.display());

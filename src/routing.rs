@@ -77,6 +77,9 @@ pub enum CallerIdMode {
 pub struct CallerId {
     pub number: Option<String>,
     pub private: bool,
+    /// The number comes from a trusted source (a peer's, a registered carrier's, or the
+    /// switch's own): only such a number is asserted to a carrier.
+    pub verified: bool,
 }
 
 impl CallerId {
@@ -109,6 +112,7 @@ impl CallerId {
         CallerId {
             number: asserted.or(from),
             private: privacy || anonymous_from,
+            verified: trusted,
         }
     }
 }
@@ -153,11 +157,18 @@ pub struct Presentation {
 impl CallerRules {
     /// How `caller` is presented on this trunk.
     pub fn present(&self, caller: &CallerId) -> Presentation {
+        let format = |n: String| self.home.format_for_trunk(&n, self.format).unwrap_or(n);
+        let default = (!self.default.is_empty()).then(|| self.default.clone());
         let number = caller
             .number
             .clone()
-            .or_else(|| (!self.default.is_empty()).then(|| self.default.clone()))
-            .map(|n| self.home.format_for_trunk(&n, self.format).unwrap_or(n));
+            .or_else(|| default.clone())
+            .map(format);
+        // What the switch vouches for: a verified caller's number, else its own default.
+        let vouched = match caller.verified {
+            true => number.clone(),
+            false => default.map(format),
+        };
         let shown = |n: &Option<String>| match n {
             Some(n) if !caller.private => n.clone(),
             _ => "anonymous".to_string(),
@@ -170,7 +181,7 @@ impl CallerRules {
             },
             CallerIdMode::Pai => Presentation {
                 from_user: shown(&number),
-                asserted: number,
+                asserted: vouched,
                 private: caller.private,
             },
         }
@@ -424,7 +435,8 @@ CSeq: 1 INVITE\r\n{headers}Content-Length: 0\r\n\r\n"
             CallerId::of(&tel, true),
             CallerId {
                 number: Some("+8225561234".into()),
-                private: true
+                private: true,
+                verified: true
             }
         );
         // Asking for privacy needs no trust: it only hides.
@@ -444,6 +456,7 @@ CSeq: 1 INVITE\r\n{headers}Content-Length: 0\r\n\r\n"
         let seoul = CallerId {
             number: Some("0255561234".into()),
             private: false,
+            verified: true,
         };
         let pai = rules(CallerIdMode::Pai, NumberFormat::E164, "");
         assert_eq!(
@@ -477,6 +490,18 @@ CSeq: 1 INVITE\r\n{headers}Content-Length: 0\r\n\r\n"
             "the trunk's default number for a caller without one"
         );
         assert_eq!(pai.present(&nobody).from_user, "anonymous");
+        // A softphone's own From is shown, never vouched for: the carrier is asserted
+        // the trunk's default number instead (or nothing).
+        let claimed = CallerId {
+            verified: false,
+            ..seoul.clone()
+        };
+        assert_eq!(pai.present(&claimed).asserted, None);
+        let with_default = rules(CallerIdMode::Pai, NumberFormat::E164, "0215880000");
+        assert_eq!(
+            with_default.present(&claimed).asserted.as_deref(),
+            Some("+82215880000")
+        );
     }
 
     #[test]

@@ -334,9 +334,11 @@ impl Manager {
                 },
             };
         }
-        // A carrier the switch registers with sends its inbound calls: unbilled, like a
-        // trusted peer's.
-        if self.registered_trunk_at(from.addr.ip()).is_some() {
+        // A carrier the switch is registered with sends its inbound calls: unbilled, like
+        // a trusted peer's, but only to the number registered (never a free way out).
+        if let Some(number) = self.registered_number_at(from.addr.ip())
+            && req.uri_user.as_deref() == Some(number)
+        {
             return Ok(None);
         }
         match self.settings.billing {

@@ -15,14 +15,15 @@ impl Manager {
             return;
         };
         let code = resp.status().unwrap_or(0);
-        // A carrier that challenges a BYE or an OPTIONS ping gets the trunk's credentials,
-        // once (INVITEs are answered by their leg, which also keeps the dialog's CSeq).
+        // A carrier that challenges a BYE, an OPTIONS ping or a REGISTER gets the trunk's
+        // credentials, once (INVITEs are answered by their leg, which also keeps the
+        // dialog's CSeq).
         if matches!(code, 401 | 407)
             && matches!(
                 purpose,
                 ClientPurpose::Bye | ClientPurpose::Ping { .. } | ClientPurpose::Register { .. }
             )
-            && let Some((again, peer)) = self.answer_trunk_challenge(tx, code, &resp)
+            && let Some((again, peer)) = self.answer_trunk_challenge(tx, code, &resp, purpose)
         {
             self.client_txs.remove(&tx);
             let cseq = again.cseq;
@@ -38,9 +39,13 @@ impl Manager {
         // CSeq (and a re-INVITE's ACK) move on to the resent request's.
         if matches!(code, 401 | 407)
             && let ClientPurpose::Relay { from: Side::A, .. } = purpose
-            && let Some((again, peer)) = self.answer_trunk_challenge(tx, code, &resp)
+            && let Some((mut again, peer)) = self.answer_trunk_challenge(tx, code, &resp, purpose)
         {
             self.client_txs.remove(&tx);
+            // The dialog's next CSeq: another request may have gone out meanwhile.
+            if let Some(d) = self.calls.get(&key).and_then(|c| c.b.dialog.as_ref()) {
+                again.cseq = again.cseq.max(d.local_cseq + 1);
+            }
             let cseq = again.cseq;
             let again = self.tx.send_request(now, peer, again);
             self.client_txs.insert(again, (key, purpose));
@@ -89,6 +94,7 @@ impl Manager {
         tx: TxId,
         code: u16,
         resp: &Message,
+        purpose: ClientPurpose,
     ) -> Option<(crate::sip::OutRequest, Peer)> {
         let peer = self.tx.client_peer(tx)?;
         let sent = self.tx.client_request(tx)?;
@@ -99,7 +105,12 @@ impl Manager {
         {
             return None;
         }
-        let creds = self.routing.trunks.iter().find(|t| t.peer == peer)?;
+        // A REGISTER answers with its own trunk's account (two accounts may share one
+        // registrar); anything else with the trunk it went to.
+        let creds = match purpose {
+            ClientPurpose::Register { index } => self.routing.trunks.get(index)?,
+            _ => self.routing.trunks.iter().find(|t| t.peer == peer)?,
+        };
         let creds = creds.credentials.clone()?;
         let sent = sent.clone();
         let branch = self.tx.new_branch();

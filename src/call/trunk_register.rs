@@ -189,9 +189,11 @@ impl Manager {
             info!(trunk = %name, code, "unregistered");
             RegState::Unregistered
         } else if (200..300).contains(&code) {
+            // Never longer than asked (a registrar's odd number cannot overflow a timer).
             let granted = resp
                 .and_then(granted_expiry)
                 .unwrap_or(asked)
+                .min(asked)
                 .max(Duration::from_secs(2));
             // Again before it runs out: a minute early, or halfway for a short one.
             let early = (granted / 2).min(Duration::from_secs(60));
@@ -259,8 +261,22 @@ impl Manager {
         self.routing
             .trunks
             .iter()
-            .find(|t| t.register.is_some() && t.peer.addr.ip() == addr)
-            .map(|t| t.name.as_str())
+            .zip(&self.registrations.slots)
+            .find(|(t, r)| {
+                t.peer.addr.ip() == addr
+                    && r.as_ref().is_some_and(|r| r.state == RegState::Registered)
+            })
+            .map(|(t, _)| t.name.as_str())
+    }
+
+    /// The number a registered trunk at `addr` registered (its calls in must be to it).
+    pub(super) fn registered_number_at(&self, addr: std::net::IpAddr) -> Option<&str> {
+        let name = self.registered_trunk_at(addr)?;
+        self.routing
+            .trunks
+            .iter()
+            .find(|t| t.name == name)
+            .map(|t| t.register_user.as_str())
     }
 }
 

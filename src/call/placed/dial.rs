@@ -177,6 +177,7 @@ impl Manager {
         let caller = crate::routing::CallerId {
             number: (!shown.is_empty()).then_some(shown),
             private: false,
+            verified: true,
         };
         let presentation = match rules {
             Some(rules) => rules.present(&caller),
