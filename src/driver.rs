@@ -164,6 +164,16 @@ pub async fn start(
         .as_ref()
         .map(|a| a.store.clock().clone())
         .unwrap_or_default();
+    start_on(cfg, seed, accounting, clock).await
+}
+
+/// `start` on the given clock (a billing switch must use its store's).
+pub async fn start_on(
+    cfg: &Config,
+    seed: u64,
+    accounting: Option<Accounting>,
+    clock: Clock,
+) -> Result<SwitchHandle, StartError> {
     let prompts = match cfg.media.prompts_dir.as_str() {
         "" => Prompts::default(),
         dir => Prompts::load(std::path::Path::new(dir))?,
@@ -267,8 +277,24 @@ pub async fn start(
             })
             .collect(),
     ));
+    // Trunks given by host name are resolved before the first call (bounded), then kept
+    // resolved by their records' TTL in the background.
+    let names = routing.host_names();
+    let mut keeper = crate::dns::Keeper::new(cfg.sip.dns_servers.clone(), clock.clone());
+    let first = tokio::time::timeout(DNS_AT_START, keeper.refresh(&names))
+        .await
+        .unwrap_or_else(|_| {
+            warn!("trunk host names not resolved at start: calls wait for DNS");
+            Vec::new()
+        });
     let mut manager = Manager::new(settings, routing, Box::new(media));
     manager.set_wall_clock(clock.now(), clock.unix_ms());
+    for (name, targets) in first {
+        manager.set_resolved(name, targets);
+    }
+    let (names_tx, names_rx) = watch::channel(names);
+    let (resolved_tx, resolved_rx) = mpsc::unbounded_channel();
+    tokio::spawn(keeper.run(names_rx, resolved_tx));
     let billing = match accounting {
         Some(a) => {
             let (tx, rx, task) = a.spawn();
@@ -310,6 +336,10 @@ pub async fn start(
             hub: hub.clone(),
         },
         registrations.clone(),
+        Dns {
+            names: names_tx,
+            resolved: resolved_rx,
+        },
     ));
     Ok(SwitchHandle {
         sip_addr: bound,
@@ -340,6 +370,16 @@ fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
 
 /// The longest a stopping switch waits for its un-REGISTERs to be answered.
 const UNREGISTER_WAIT: Duration = Duration::from_secs(2);
+
+/// The longest a starting switch waits for its trunks' host names to resolve.
+const DNS_AT_START: Duration = Duration::from_secs(5);
+
+/// The signalling task's link to the DNS keeper: the names to keep resolved (they change
+/// with a reload) and the addresses it found.
+struct Dns {
+    names: watch::Sender<Vec<crate::routing::HostName>>,
+    resolved: mpsc::UnboundedReceiver<(crate::routing::HostName, Vec<crate::transaction::Peer>)>,
+}
 
 /// The signalling task's end of the control plane's link.
 struct Placed {
@@ -392,6 +432,7 @@ async fn run(
     mut billing: Billing,
     mut placed: Placed,
     registrations: Registrations,
+    mut dns: Dns,
 ) {
     let (net_tx, mut net_rx) = mpsc::unbounded_channel::<NetInput>();
     let mut conns: HashMap<SocketAddr, mpsc::UnboundedSender<Vec<u8>>> = HashMap::new();
@@ -454,6 +495,7 @@ async fn run(
             Some(event) = media_rx.recv() => manager.handle_media_event(clock.now(), event),
             Some(reply) = billing.rx.recv() => manager.handle_billing(clock.now(), reply),
             Some(command) = placed.commands.recv() => manager.handle_command(clock.now(), command),
+            Some((name, targets)) = dns.resolved.recv() => manager.set_resolved(name, targets),
             Some(q) = queries.recv() => match q {
                 Query::Active(reply) => { let _ = reply.send(manager.active_calls()); }
                 Query::Finished(reply) => { let _ = reply.send(std::mem::take(&mut finished)); }
@@ -461,6 +503,7 @@ async fn run(
                     for t in &routing.trunks {
                         crate::telemetry::trunk_up(&t.name, true);
                     }
+                    let _ = dns.names.send(routing.host_names());
                     manager.set_routing(*routing);
                     info!("routing reloaded");
                     let _ = done.send(());

@@ -10,6 +10,7 @@ pub mod clip;
 pub mod clock;
 pub mod config;
 pub mod dialog;
+pub mod dns;
 pub mod driver;
 pub mod media;
 pub mod numbers;

@@ -5,7 +5,6 @@
 
 use crate::config::{Config, PeerBillingMode};
 use crate::media::codec::Codec;
-use crate::transaction::Peer;
 use std::net::IpAddr;
 
 /// Sources allowed to place calls (trusted peers and trunks, by address).
@@ -37,7 +36,8 @@ impl Acl {
 #[derive(Debug, Clone)]
 pub struct Trunk {
     pub name: String,
-    pub peer: Peer,
+    /// Where its requests go: an address, or a host name the switch keeps resolved.
+    pub dest: TrunkDest,
     /// Codecs the trunk takes, in order of preference (empty: the caller's offer passes
     /// unchanged).
     pub codecs: Vec<Codec>,
@@ -56,6 +56,43 @@ pub struct Trunk {
     /// `register_user` (the username).
     pub register: Option<std::time::Duration>,
     pub register_user: String,
+}
+
+/// Where routing sends a trunk's requests: an address, or a name to resolve.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum TrunkDest {
+    Fixed(crate::transaction::Peer),
+    Named(HostName),
+}
+
+/// A trunk's host name as configured: `carrier.example` (NAPTR/SRV/A) or
+/// `carrier.example:5070` (A/AAAA only), with the transport the trunk asks for, if any.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct HostName {
+    pub host: String,
+    pub port: Option<u16>,
+    pub transport: Option<crate::sip::Transport>,
+}
+
+impl HostName {
+    /// The host part of the trunk's Request-URI and To: the name as configured, as RFC 3263
+    /// keeps it (the carrier sees its own domain, not the address it was reached at).
+    pub fn uri_host(&self) -> String {
+        match self.port {
+            Some(p) => format!("{}:{p}", self.host),
+            None => self.host.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for HostName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.uri_host())?;
+        if let Some(t) = self.transport {
+            write!(f, ";transport={}", t.as_str().to_ascii_lowercase())?;
+        }
+        Ok(())
+    }
 }
 
 /// How a trunk wants the caller presented (`[[trunks]] caller_id`).
@@ -261,6 +298,19 @@ pub enum PeerBilling {
 }
 
 impl Routing {
+    /// The host names of trunks given by name (each once), for the DNS keeper.
+    pub fn host_names(&self) -> Vec<HostName> {
+        let mut names: Vec<HostName> = Vec::new();
+        for t in &self.trunks {
+            if let TrunkDest::Named(n) = &t.dest
+                && !names.contains(n)
+            {
+                names.push(n.clone());
+            }
+        }
+        names
+    }
+
     pub fn billing_of(&self, peer: &str) -> PeerBilling {
         self.peer_billing.get(peer).cloned().unwrap_or_default()
     }
@@ -275,10 +325,7 @@ impl Routing {
                 .iter()
                 .map(|t| Trunk {
                     name: t.name.clone(),
-                    peer: Peer {
-                        transport: t.transport,
-                        addr: t.address,
-                    },
+                    dest: t.dest(),
                     codecs: t.codecs.clone(),
                     max_calls: t.max_calls,
                     calls_per_second: t.calls_per_second,

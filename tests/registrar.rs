@@ -476,7 +476,7 @@ async fn a_call_back_rings_the_issuers_registered_sip_phone() {
 /// The test configuration's TOML again (to add to it).
 fn toml_of(cfg: &Config) -> String {
     let port_min = cfg.media.port_min;
-    let trunk = cfg.trunks[0].address;
+    let trunk = &cfg.trunks[0].address;
     format!(
         "[sip]\nlisten = \"127.0.0.1:0\"\nt1_ms = 100\n\
 [media]\naddress = \"127.0.0.1\"\nport_min = {port_min}\nport_max = {}\n\

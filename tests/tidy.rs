@@ -59,7 +59,22 @@ const RULES: &[(&str, &[&str])] = &[
     ),
     // Routing names a trunk's codecs (`media::codec::Codec`, read once from the
     // configuration), nothing else of media.
-    ("routing.rs", &["call", "dialog", "driver"]),
+    ("routing.rs", &["call", "dialog", "driver", "dns"]),
+    (
+        "dns.rs",
+        &[
+            "call",
+            "dialog",
+            "driver",
+            "config",
+            "store",
+            "accounting",
+            "api",
+            "placing",
+            "media",
+            "web",
+        ],
+    ),
     (
         "call",
         &["driver", "config", "store", "accounting", "api", "placing"],
@@ -197,7 +212,7 @@ fn sources(path: &Path, out: &mut Vec<(String, String)>) {
 
 /// The sans-IO core: no runtime, no database, no sockets, no web framework. Its state
 /// machines take `now` and bytes and return what to send (ARCHITECTURE.md).
-const SANS_IO: &[&str] = &["sip", "transaction", "dialog.rs", "call"];
+const SANS_IO: &[&str] = &["sip", "transaction", "dialog.rs", "call", "routing.rs"];
 const IO_CRATES: &[&str] = &[
     "tokio",
     "diesel",

@@ -142,32 +142,55 @@ impl Manager {
         if let Some((contact, peer)) = call.direct.clone() {
             return self.send_direct_invite(now, key, contact, peer);
         }
-        // A trunk at its cap (calls at once, calls per second) passes the call on to the
-        // next; the caller hears 503 only when none is left.
-        let (trunks, from) = (call.b.trunks.clone(), call.b.trunk);
-        let Some(free) = (from..trunks.len()).find(|&j| self.take_trunk(trunks[j], now)) else {
-            if from < trunks.len() {
-                return self.abandon(
-                    now,
-                    key,
-                    503,
-                    "Service Unavailable",
-                    EndCause::Trunk(503, "every trunk of the route is at its limit".into()),
-                );
-            }
+        // A new trunk: one with an address (a host name may not be resolved yet) and
+        // below its caps (calls at once, calls per second) — a trunk at its cap passes
+        // the call on to the next; the caller hears 503 only when none is left. Its
+        // addresses are then tried in turn before the next trunk.
+        if call.b.hops.is_empty() {
+            let (trunks, from) = (call.b.trunks.clone(), call.b.trunk);
+            let free = (from..trunks.len()).find(|&j| {
+                !self.attempt_targets(trunks[j], now).is_empty() && self.take_trunk(trunks[j], now)
+            });
+            let Some(free) = free else {
+                let unresolved =
+                    (from..trunks.len()).all(|j| self.attempt_targets(trunks[j], now).is_empty());
+                if from < trunks.len() {
+                    let why = if unresolved {
+                        "no address for the trunk's host name (DNS)"
+                    } else {
+                        "every trunk of the route is at its limit"
+                    };
+                    return self.abandon(
+                        now,
+                        key,
+                        503,
+                        "Service Unavailable",
+                        EndCause::Trunk(503, why.into()),
+                    );
+                }
+                return self.abandon(now, key, 503, "Service Unavailable", EndCause::TrunkGone);
+            };
+            let hops = self.attempt_targets(trunks[free], now);
+            let Some(call) = self.calls.get_mut(&key) else {
+                return;
+            };
+            call.b.trunk = free;
+            call.b.hops = hops;
+            call.b.hop = 0;
+        }
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
+        // Indices are into the routing the call started with; a reload may have shrunk it.
+        let index = call.b.trunks.get(call.b.trunk).copied();
+        let (Some(index), Some(peer)) = (index, call.b.hop_peer()) else {
             return self.abandon(now, key, 503, "Service Unavailable", EndCause::TrunkGone);
         };
+        let uri_host = self.trunk_uri_host(index, peer);
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        call.b.trunk = free;
-        // Indices are into the routing the call started with; a reload may have shrunk it.
-        let Some(trunk) = call
-            .b
-            .trunks
-            .get(call.b.trunk)
-            .and_then(|&i| self.routing.trunks.get(i))
-        else {
+        let Some(trunk) = self.routing.trunks.get(index) else {
             return self.abandon(now, key, 503, "Service Unavailable", EndCause::TrunkGone);
         };
         let offer = if trunk.codecs.is_empty() {
@@ -183,8 +206,7 @@ impl Manager {
             Ok(o) => o,
             Err(e) => {
                 info!(call = %call.id, trunk = %trunk.name, error = %e, "no codec in common with trunk");
-                if call.b.trunk + 1 < call.b.trunks.len() {
-                    call.b.trunk += 1;
+                if call.b.next_trunk() {
                     return self.send_b_invite(now, key);
                 }
                 return self.abandon(
@@ -196,13 +218,8 @@ impl Manager {
                 );
             }
         };
-        let uri = format!(
-            "sip:{}@{}",
-            trunk.numbers.apply(&call.number),
-            trunk.peer.addr
-        );
-        info!(call = %call.id, trunk = %trunk.name, dest = %trunk.peer.addr, "dialling trunk");
-        let peer = trunk.peer;
+        let uri = format!("sip:{}@{}", trunk.numbers.apply(&call.number), uri_host);
+        info!(call = %call.id, trunk = %trunk.name, dest = %peer.addr, "dialling trunk");
         let credentials = trunk.credentials.clone();
         let caller = trunk.caller.present(&call.caller);
         call.b.dialled.push(trunk.name.clone());
@@ -364,7 +381,8 @@ impl Manager {
                     && let Some(&index) = call.b.trunks.get(call.b.trunk)
                     && call.direct.is_none()
                 {
-                    self.trunk_busy_for(index, now, &resp);
+                    let peer = call.b.hop_peer();
+                    self.trunk_busy_for(index, peer, now, &resp);
                 }
                 self.b_leg_failed(now, key, code, resp.reason_phrase().to_string());
             }
@@ -533,9 +551,8 @@ impl Manager {
             return self.finish(now, key, 487, EndCause::CallerCancelled);
         }
         let (a_code, a_phrase, retry) = map_trunk_failure(code);
-        if retry && call.b.trunk + 1 < call.b.trunks.len() {
-            info!(call = %call.id, code, "trunk failed, trying the next one");
-            call.b.trunk += 1;
+        if retry && call.b.next_candidate() {
+            info!(call = %call.id, code, "trunk failed, trying the next address or trunk");
             return self.send_b_invite(now, key);
         }
         self.stats.calls_failed += 1;

@@ -78,6 +78,7 @@ enum ClientPurpose {
     /// OPTIONS to trunk `index` of routing generation `generation`.
     Ping {
         index: usize,
+        peer: Peer,
         generation: u64,
     },
     BInvite,
@@ -369,7 +370,7 @@ impl Manager {
         let mut kept = kept;
         for (i, t) in self.routing.trunks.iter().enumerate() {
             if let Some((old, reg)) = kept.remove(&t.name)
-                && old.peer == t.peer
+                && old.dest == t.dest
                 && old.register == t.register
                 && old.register_user == t.register_user
                 && t.register.is_some()

@@ -26,6 +26,10 @@ pub(super) struct OutLeg {
     /// Trunk indices (into the routing the call started with) for the current target.
     pub(super) trunks: Vec<usize>,
     pub(super) trunk: usize,
+    /// The current trunk's addresses for this attempt (a host name may give several,
+    /// each a failover candidate before the next trunk), and the one in use.
+    pub(super) hops: Vec<Peer>,
+    pub(super) hop: usize,
     /// Names of the trunks dialled, for the record.
     pub(super) dialled: Vec<String>,
     pub(super) dialog: Option<Dialog>,
@@ -55,6 +59,41 @@ pub(super) struct OutLeg {
 }
 
 impl OutLeg {
+    /// The address the current attempt went to, when it is on a trunk.
+    pub(super) fn hop_peer(&self) -> Option<Peer> {
+        self.hops.get(self.hop).copied()
+    }
+
+    /// Move on after a failure worth another try: the current trunk's next address, else
+    /// the next trunk (whose addresses are chosen when it is dialled). False when none is
+    /// left.
+    pub(super) fn next_candidate(&mut self) -> bool {
+        if self.hop + 1 < self.hops.len() {
+            self.hop += 1;
+            return true;
+        }
+        self.next_trunk()
+    }
+
+    /// Skip to the next trunk. False when none is left.
+    pub(super) fn next_trunk(&mut self) -> bool {
+        self.hops.clear();
+        self.hop = 0;
+        self.trunk += 1;
+        self.trunk < self.trunks.len()
+    }
+
+    /// The next number to ring (a placed call's leg), its trunks chosen anew.
+    pub(super) fn next_number(&mut self) {
+        self.target += 1;
+        self.trunks.clear();
+        self.trunk = 0;
+        self.hops.clear();
+        self.hop = 0;
+    }
+}
+
+impl OutLeg {
     pub(super) fn new(role: Role, targets: Vec<Target>, auth: Option<Authorization>) -> OutLeg {
         OutLeg {
             role,
@@ -62,6 +101,8 @@ impl OutLeg {
             target: 0,
             trunks: Vec::new(),
             trunk: 0,
+            hops: Vec::new(),
+            hop: 0,
             dialled: Vec::new(),
             dialog: None,
             tx: None,

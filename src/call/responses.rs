@@ -62,10 +62,14 @@ impl Manager {
             return;
         }
         match purpose {
-            ClientPurpose::Ping { index, generation } => {
+            ClientPurpose::Ping {
+                index,
+                peer,
+                generation,
+            } => {
                 if code >= 200 {
                     self.client_txs.remove(&tx);
-                    self.trunk_answered(index, generation, code < 500);
+                    self.trunk_answered(index, peer, generation, code < 500);
                 }
             }
             ClientPurpose::BInvite => self.handle_b_invite_response(now, key, tx, resp),
@@ -109,7 +113,7 @@ impl Manager {
         // registrar); anything else with the trunk it went to.
         let creds = match purpose {
             ClientPurpose::Register { index } => self.routing.trunks.get(index)?,
-            _ => self.routing.trunks.iter().find(|t| t.peer == peer)?,
+            _ => self.routing.trunks.get(self.trunk_at(peer)?)?,
         };
         let creds = creds.credentials.clone()?;
         let sent = sent.clone();
@@ -138,6 +142,9 @@ impl Manager {
                     .map(|c| c.b.tx == Some(tx))
                     .unwrap_or(false)
                 {
+                    if let Some(peer) = self.calls.get(&key).and_then(|c| c.b.hop_peer()) {
+                        self.target_failed(peer, now);
+                    }
                     self.b_leg_failed(now, key, 408, "no response from trunk".into());
                 }
             }
@@ -154,9 +161,11 @@ impl Manager {
                     self.hangup(now, key, EndCause::InDialogTimeout);
                 }
             }
-            ClientPurpose::Ping { index, generation } => {
-                self.trunk_answered(index, generation, false)
-            }
+            ClientPurpose::Ping {
+                index,
+                peer,
+                generation,
+            } => self.trunk_answered(index, peer, generation, false),
             ClientPurpose::Register { index } => self.registration_answered(now, index, tx, None),
             ClientPurpose::PlacedInvite(side) => {
                 self.late_answers.remove(&tx);

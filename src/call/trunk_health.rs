@@ -1,16 +1,42 @@
-//! Trunk health: OPTIONS to every trunk every `sip.trunk_ping_secs`; a trunk that does not
-//! answer (or answers 5xx) is skipped by routing until it answers again.
+//! Trunk health: OPTIONS to every address of every trunk every `sip.trunk_ping_secs`; an
+//! address that does not answer (or answers 5xx) is skipped until it answers again, and a
+//! trunk none of whose addresses answers is skipped by routing. An address that let an
+//! INVITE time out is skipped for [`FAILED_FOR`]. A trunk given by host name has the
+//! addresses DNS last gave (`crate::dns`), none before the first answer.
 
 use super::{ClientPurpose, Manager, contact_for};
+use crate::routing::HostName;
+use crate::routing::TrunkDest;
 use crate::sip::Method;
-use std::time::Instant;
+use crate::transaction::Peer;
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
 use tracing::info;
+
+/// How long an address that let an INVITE time out is passed over by new attempts.
+pub(super) const FAILED_FOR: Duration = Duration::from_secs(30);
+
+/// Why an address is skipped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Down {
+    /// It did not answer its last ping: until a ping is answered.
+    Ping,
+    /// An INVITE to it timed out: until then.
+    Failed(Instant),
+}
 
 /// What the OPTIONS pings found out.
 #[derive(Default)]
 pub(super) struct TrunkHealth {
+    /// Per trunk, whether any of its addresses answered its last ping (what the
+    /// operator's gauge shows).
     pub(super) up: Vec<bool>,
-    pub(super) pinging: Vec<bool>,
+    /// Pings out, by trunk and address.
+    pub(super) pinging: HashSet<(usize, Peer)>,
+    /// Addresses known not to answer.
+    pub(super) down: HashMap<Peer, Down>,
+    /// Host names' addresses, as DNS last gave them.
+    pub(super) resolved: HashMap<HostName, Vec<Peer>>,
     /// A trunk that answered 503 with Retry-After is skipped until then.
     pub(super) blocked_until: Vec<Option<Instant>>,
     /// When each trunk's INVITEs of the last second went out (for `calls_per_second`).
@@ -29,7 +55,8 @@ impl TrunkHealth {
     /// A new trunk list: every trunk up, none being pinged, older pings' answers ignored.
     pub(super) fn reset(&mut self, trunks: usize) {
         self.up = vec![true; trunks];
-        self.pinging = vec![false; trunks];
+        self.pinging.clear();
+        self.down.clear();
         self.blocked_until = vec![None; trunks];
         self.recent = vec![Default::default(); trunks];
         self.shares.clear();
@@ -96,7 +123,68 @@ impl Manager {
             .copied()
             .flatten()
             .is_some_and(|until| now < until);
-        !blocked && self.trunks.up.get(index).copied().unwrap_or(true)
+        !blocked && !self.live_targets(index, now).is_empty()
+    }
+
+    /// A host name's addresses, from the DNS keeper: new attempts and pings use them.
+    pub fn set_resolved(&mut self, name: HostName, targets: Vec<Peer>) {
+        self.trunks.resolved.insert(name, targets);
+    }
+
+    /// Every address of trunk `index`, in the order to try them (a named trunk's as DNS
+    /// last gave them; none before its first answer).
+    pub(super) fn trunk_targets(&self, index: usize) -> Vec<Peer> {
+        match self.routing.trunks.get(index).map(|t| &t.dest) {
+            Some(TrunkDest::Fixed(peer)) => vec![*peer],
+            Some(TrunkDest::Named(name)) => {
+                self.trunks.resolved.get(name).cloned().unwrap_or_default()
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// The addresses of trunk `index` a new attempt tries: those not known to be down.
+    pub(super) fn live_targets(&self, index: usize, now: Instant) -> Vec<Peer> {
+        let mut all = self.trunk_targets(index);
+        all.retain(|p| match self.trunks.down.get(p) {
+            None => true,
+            Some(Down::Ping) => false,
+            Some(Down::Failed(until)) => now >= *until,
+        });
+        all
+    }
+
+    /// The addresses to try for a new attempt on trunk `index`: the live ones, or all of
+    /// them when none is (the route had nothing better).
+    pub(super) fn attempt_targets(&self, index: usize, now: Instant) -> Vec<Peer> {
+        let live = self.live_targets(index, now);
+        if live.is_empty() {
+            self.trunk_targets(index)
+        } else {
+            live
+        }
+    }
+
+    /// The host of a trunk's Request-URI: its name as configured, or its address.
+    pub(super) fn trunk_uri_host(&self, index: usize, peer: Peer) -> String {
+        match self.routing.trunks.get(index).map(|t| &t.dest) {
+            Some(TrunkDest::Named(name)) => name.uri_host(),
+            _ => peer.addr.to_string(),
+        }
+    }
+
+    /// An INVITE to `peer` got no answer at all: new attempts pass it over for a while.
+    pub(super) fn target_failed(&mut self, peer: Peer, now: Instant) {
+        let entry = self.trunks.down.entry(peer).or_insert(Down::Failed(now));
+        if let Down::Failed(until) = entry {
+            *until = (*until).max(now + FAILED_FOR);
+        }
+        tracing::warn!(target = %peer.addr, secs = FAILED_FOR.as_secs(), "trunk address did not answer: others are tried first for a while");
+    }
+
+    /// The trunk that `peer` belongs to (the first, if two share an address).
+    pub(super) fn trunk_at(&self, peer: Peer) -> Option<usize> {
+        (0..self.routing.trunks.len()).find(|&i| self.trunk_targets(i).contains(&peer))
     }
 
     /// Whether trunk `index` may take one more call now: below its `max_calls` (the legs
@@ -140,9 +228,12 @@ impl Manager {
 
     /// A trunk refused a call with `503` and `Retry-After: secs`: new calls skip it until
     /// then (at most an hour), as RFC 3261 21.5.4 asks of a client.
+    /// A trunk with several addresses (a host name) has only the one that answered so
+    /// blocked; its others keep taking calls.
     pub(super) fn trunk_busy_for(
         &mut self,
         index: usize,
+        peer: Option<Peer>,
         now: Instant,
         resp: &crate::sip::Message,
     ) {
@@ -155,6 +246,14 @@ impl Manager {
             return;
         };
         let secs = secs.min(3600);
+        if let Some(peer) = peer
+            && self.trunk_targets(index).len() > 1
+        {
+            let until = now + Duration::from_secs(secs);
+            self.trunks.down.insert(peer, Down::Failed(until));
+            tracing::warn!(target = %peer.addr, secs, "trunk address answered 503 with Retry-After: its other addresses take calls until then");
+            return;
+        }
         if let Some(slot) = self.trunks.blocked_until.get_mut(index) {
             *slot = Some(now + std::time::Duration::from_secs(secs));
             let name = &self.routing.trunks[index].name;
@@ -162,63 +261,74 @@ impl Manager {
         }
     }
 
-    /// OPTIONS to every trunk not already being pinged.
+    /// OPTIONS to every address of every trunk not already being pinged.
     pub(super) fn ping_trunks(&mut self, now: Instant) {
         let advertised = self.settings.advertised;
         for index in 0..self.routing.trunks.len() {
-            if self.trunks.pinging.get(index).copied().unwrap_or(true) {
-                continue;
+            for peer in self.trunk_targets(index) {
+                if !self.trunks.pinging.insert((index, peer)) {
+                    continue;
+                }
+                let branch = self.tx.new_branch();
+                let tag = self.tx.new_token();
+                let uri = format!("sip:{}", self.trunk_uri_host(index, peer));
+                let request = crate::sip::OutRequest {
+                    method: Method::Options,
+                    uri: uri.clone(),
+                    via: crate::dialog::via(peer.transport, advertised, &branch),
+                    branch,
+                    max_forwards: 70,
+                    from: format!("<sip:freecall@{}>;tag={tag}", advertised.ip()),
+                    to: format!("<{uri}>"),
+                    call_id: format!("{}@freecall", self.tx.new_token()),
+                    cseq: 1,
+                    route: Vec::new(),
+                    contact: Some(contact_for(advertised, peer.transport)),
+                    extra: vec![("User-Agent".into(), self.settings.user_agent.clone())],
+                    content_type: None,
+                    body: Vec::new(),
+                };
+                let tx = self.tx.send_request(now, peer, request);
+                self.client_txs.insert(
+                    tx,
+                    (
+                        0,
+                        ClientPurpose::Ping {
+                            index,
+                            peer,
+                            generation: self.trunks.generation,
+                        },
+                    ),
+                );
             }
-            let peer = self.routing.trunks[index].peer;
-            let branch = self.tx.new_branch();
-            let tag = self.tx.new_token();
-            let uri = format!("sip:{}", peer.addr);
-            let request = crate::sip::OutRequest {
-                method: Method::Options,
-                uri: uri.clone(),
-                via: crate::dialog::via(peer.transport, advertised, &branch),
-                branch,
-                max_forwards: 70,
-                from: format!("<sip:freecall@{}>;tag={tag}", advertised.ip()),
-                to: format!("<{uri}>"),
-                call_id: format!("{}@freecall", self.tx.new_token()),
-                cseq: 1,
-                route: Vec::new(),
-                contact: Some(contact_for(advertised, peer.transport)),
-                extra: vec![("User-Agent".into(), self.settings.user_agent.clone())],
-                content_type: None,
-                body: Vec::new(),
-            };
-            let tx = self.tx.send_request(now, peer, request);
-            self.trunks.pinging[index] = true;
-            self.client_txs.insert(
-                tx,
-                (
-                    0,
-                    ClientPurpose::Ping {
-                        index,
-                        generation: self.trunks.generation,
-                    },
-                ),
-            );
         }
     }
 
-    /// A ping's result: any answer but 5xx means the trunk is up.
-    pub(super) fn trunk_answered(&mut self, index: usize, generation: u64, up: bool) {
+    /// A ping's result: any answer but 5xx means the address is up; the trunk is up while
+    /// any of its addresses is.
+    pub(super) fn trunk_answered(&mut self, index: usize, peer: Peer, generation: u64, up: bool) {
         if generation != self.trunks.generation || index >= self.trunks.up.len() {
             return;
         }
-        self.trunks.pinging[index] = false;
-        if self.trunks.up[index] != up {
-            self.trunks.up[index] = up;
+        self.trunks.pinging.remove(&(index, peer));
+        if up {
+            self.trunks.down.remove(&peer);
+        } else {
+            self.trunks.down.insert(peer, Down::Ping);
+        }
+        let any = self
+            .trunk_targets(index)
+            .iter()
+            .any(|p| self.trunks.down.get(p) != Some(&Down::Ping));
+        if self.trunks.up[index] != any {
+            self.trunks.up[index] = any;
             let name = self.routing.trunks[index].name.clone();
-            if up {
+            if any {
                 info!(trunk = %name, "trunk answers OPTIONS again: back in routing");
             } else {
                 tracing::warn!(trunk = %name, "trunk does not answer OPTIONS: skipped by routing");
             }
-            self.trunks.changes.push((name, up));
+            self.trunks.changes.push((name, any));
         }
     }
 }

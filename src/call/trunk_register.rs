@@ -14,6 +14,8 @@ use tracing::{info, warn};
 /// The first pause after a failed registration; it doubles up to `MAX_BACKOFF`.
 const FIRST_BACKOFF: Duration = Duration::from_secs(30);
 const MAX_BACKOFF: Duration = Duration::from_secs(1800);
+/// A trunk whose host name has no address yet tries to register again this soon.
+const UNRESOLVED_RETRY: Duration = Duration::from_secs(5);
 
 /// Where a trunk's registration stands (the metrics' and the health endpoint's words).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -115,17 +117,31 @@ impl Manager {
 
     fn send_register(&mut self, now: Instant, index: usize, expires: Duration) {
         let advertised = self.settings.advertised;
-        let trunk = &self.routing.trunks[index];
-        let (peer, user) = (trunk.peer, trunk.register_user.clone());
+        let user = self.routing.trunks[index].register_user.clone();
+        // A trunk given by host name registers at the first of its addresses that is up,
+        // in its own domain; one whose name is not resolved yet tries again shortly.
+        let Some(peer) = self.attempt_targets(index, now).first().copied() else {
+            if let Some(slot) = self.registrations.slots[index].as_mut() {
+                slot.next_at = Some(now + UNRESOLVED_RETRY);
+            }
+            return;
+        };
+        let domain = match &self.routing.trunks[index].dest {
+            crate::routing::TrunkDest::Named(name) => name.uri_host(),
+            crate::routing::TrunkDest::Fixed(_) => peer.addr.to_string(),
+        };
         let branch = self.tx.new_branch();
         let Some(slot) = self.registrations.slots[index].as_mut() else {
             return;
         };
         slot.cseq += 1;
-        let aor = format!("sip:{user}@{}", peer.addr.ip());
+        let aor = match &self.routing.trunks[index].dest {
+            crate::routing::TrunkDest::Named(name) => format!("sip:{user}@{}", name.host),
+            crate::routing::TrunkDest::Fixed(_) => format!("sip:{user}@{}", peer.addr.ip()),
+        };
         let request = OutRequest {
             method: Method::Register,
-            uri: format!("sip:{}", peer.addr),
+            uri: format!("sip:{domain}"),
             via: crate::dialog::via(peer.transport, advertised, &branch),
             branch,
             max_forwards: 70,
@@ -262,11 +278,12 @@ impl Manager {
             .trunks
             .iter()
             .zip(&self.registrations.slots)
-            .find(|(t, r)| {
-                t.peer.addr.ip() == addr
-                    && r.as_ref().is_some_and(|r| r.state == RegState::Registered)
+            .enumerate()
+            .find(|(i, (_, r))| {
+                r.as_ref().is_some_and(|r| r.state == RegState::Registered)
+                    && self.trunk_targets(*i).iter().any(|p| p.addr.ip() == addr)
             })
-            .map(|(t, _)| t.name.as_str())
+            .map(|(_, (t, _))| t.name.as_str())
     }
 
     /// The number a registered trunk at `addr` registered (its calls in must be to it).

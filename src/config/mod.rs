@@ -4,14 +4,14 @@
 //! every problem at once, each naming its key, so an operator fixes the file in one pass.
 
 mod placed;
+mod trunk;
 
 pub use crate::billing::TariffConfig;
 pub use crate::media::{MediaConfig, OpusConfig};
 pub use placed::{BookingsConfig, CallbacksConfig, WebConfig, WebListen};
+pub use trunk::{TrunkAddress, TrunkConfig};
 
-use crate::media::codec::Codec;
 use crate::numbers::{Classifier, DestinationKind};
-use crate::sip::Transport;
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
@@ -277,6 +277,10 @@ pub struct SipConfig {
     pub trunk_ping_secs: u64,
     #[serde(default = "default_user_agent")]
     pub user_agent: String,
+    /// DNS servers (`ip:port`) for trunks given by host name; empty: the machine's
+    /// (`/etc/resolv.conf`).
+    #[serde(default)]
+    pub dns_servers: Vec<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -313,74 +317,6 @@ fn network<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ipnet::IpNet, D::Er
 }
 fn default_charge_header() -> String {
     "X-Freecall-Charge".into()
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrunkConfig {
-    pub name: String,
-    pub address: SocketAddr,
-    /// `udp` or `tcp`.
-    #[serde(default = "default_transport")]
-    pub transport: Transport,
-    /// Codecs the trunk takes, in order of preference (`PCMA`, `PCMU`, `opus`). Empty:
-    /// whatever the caller offered is passed on, untranscoded.
-    #[serde(default)]
-    pub codecs: Vec<Codec>,
-    /// Digest credentials the carrier gave: a 401/407 to an INVITE is answered once with
-    /// them (MD5 or SHA-256). Both or neither.
-    #[serde(default)]
-    pub username: Option<String>,
-    #[serde(default)]
-    pub password: Option<crate::auth::Secret>,
-    /// Calls at most on this trunk at once, and new calls per second (0: no cap). A call
-    /// over either goes to the next trunk of its route; only when none is left does the
-    /// caller get 503.
-    #[serde(default)]
-    pub max_calls: usize,
-    /// How the called number is written to this trunk: `as_dialled` (national at home,
-    /// E.164 abroad), `e164` or `national`; then `strip_prefix` is taken off its front and
-    /// `add_prefix` (a tech prefix) put there. The Request-URI and To carry the result.
-    #[serde(default)]
-    pub number_format: crate::numbers::NumberFormat,
-    #[serde(default)]
-    pub strip_prefix: String,
-    #[serde(default)]
-    pub add_prefix: String,
-    #[serde(default)]
-    pub calls_per_second: usize,
-    /// How the caller is presented: `from` (the number in From only) or `pai` (From and
-    /// RFC 3325 P-Asserted-Identity, for a carrier that trusts the switch: a caller who
-    /// asked for privacy keeps the number in P-Asserted-Identity with `Privacy: id`, and
-    /// From is anonymous).
-    #[serde(default)]
-    pub caller_id: crate::routing::CallerIdMode,
-    /// How the calling number is written: `as_dialled`, `e164` or `national`.
-    #[serde(default)]
-    pub caller_format: crate::numbers::NumberFormat,
-    /// The number presented for a caller who has none (a softphone whose user is a name);
-    /// empty: anonymous.
-    #[serde(default)]
-    pub default_caller: String,
-    /// Its share of the calls among trunks of equal rank in a route (1 to 1000; 1).
-    #[serde(default = "default_weight")]
-    pub weight: u32,
-    /// Register with the carrier as `username` (its challenge answered with the
-    /// password), asking for `register_expires` seconds; renewed before they run out,
-    /// retried with a growing pause after a failure, removed when the switch stops. Calls
-    /// from the carrier's address are then its inbound calls.
-    #[serde(default)]
-    pub register: bool,
-    #[serde(default = "default_register_expires")]
-    pub register_expires: u64,
-}
-
-fn default_register_expires() -> u64 {
-    600
-}
-
-fn default_weight() -> u32 {
-    1
 }
 
 /// One place in a route's order: a trunk, or trunks of equal rank.
@@ -447,9 +383,6 @@ fn default_grace() -> u64 {
 fn default_user_agent() -> String {
     format!("freecall/{}", env!("CARGO_PKG_VERSION"))
 }
-fn default_transport() -> Transport {
-    Transport::Udp
-}
 fn default_log_level() -> String {
     "info".into()
 }
@@ -512,24 +445,7 @@ impl Config {
             if !names.insert(t.name.as_str()) {
                 errors.push(format!("trunks[{i}].name: '{}' is used twice", t.name));
             }
-            let digits = |s: &str| {
-                s.chars()
-                    .all(|c| c.is_ascii_digit() || matches!(c, '+' | '*' | '#'))
-            };
-            if !digits(&t.strip_prefix) || !digits(&t.add_prefix) {
-                errors.push(format!(
-                    "trunks[{i}].strip_prefix/add_prefix: digits (and + * #) only"
-                ));
-            }
-            if t.username.is_some() != t.password.is_some()
-                || t.username
-                    .as_deref()
-                    .is_some_and(|u| u.is_empty() || u.contains('"'))
-            {
-                errors.push(format!(
-                    "trunks[{i}].username/password: give both (a username without quotes) or neither"
-                ));
-            }
+            t.validate(i, &self.billing.home_country, &mut errors);
         }
         for (i, r) in self.routes.iter().enumerate() {
             if !r
@@ -573,30 +489,11 @@ impl Config {
         if self.callbacks.answer_secs == 0 || self.callbacks.answer_secs > 120 {
             errors.push("callbacks.answer_secs: must be 1..=120".into());
         }
-        for (i, t) in self.trunks.iter().enumerate() {
-            if !(1..=1000).contains(&t.weight) {
-                errors.push(format!("trunks[{i}].weight: must be 1..=1000"));
-            }
-            if t.register && t.username.is_none() {
-                errors.push(format!("trunks[{i}].register: needs the trunk's username"));
-            }
-            if !(60..=86_400).contains(&t.register_expires) {
-                errors.push(format!("trunks[{i}].register_expires: must be 60..=86400"));
-            }
-        }
         let shown = &self.callbacks.visitor_sees;
         if !shown.is_empty() && self.billing.home_country.dialable(shown).is_none() {
             errors.push(format!(
                 "callbacks.visitor_sees: '{shown}' is not a phone number"
             ));
-        }
-        for (i, t) in self.trunks.iter().enumerate() {
-            let n = &t.default_caller;
-            if !n.is_empty() && self.billing.home_country.dialable(n).is_none() {
-                errors.push(format!(
-                    "trunks[{i}].default_caller: '{n}' is not a phone number"
-                ));
-            }
         }
         for (i, k) in self.callbacks.allowed_destinations.iter().enumerate() {
             if *k == DestinationKind::PremiumRate {

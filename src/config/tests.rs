@@ -1,6 +1,8 @@
 //! The configuration as read: typed values, faults named with their keys.
 
 use super::*;
+use crate::media::codec::Codec;
+use crate::sip::Transport;
 
 const BASE: &str = "[sip]\nlisten = \"127.0.0.1:5060\"\n\
 [media]\naddress = \"127.0.0.1\"\nport_min = 20000\nport_max = 29999\n";
@@ -22,7 +24,7 @@ fn every_value_is_read_once_into_its_type() {
 [[tariffs]]\naccount = \"guild\"\ndestination = \"mobile\"\nper_minute = 120\nincrement = \"30/6\"\n"
     ))
     .unwrap();
-    assert_eq!(cfg.trunks[0].transport, Transport::Tcp);
+    assert_eq!(cfg.trunks[0].transport, Some(Transport::Tcp));
     assert_eq!(cfg.trunks[0].codecs, [Codec::Pcma, Codec::Opus]);
     assert_eq!(cfg.peers[0].billing, PeerBillingMode::Header);
     assert_eq!(cfg.peers[0].address.to_string(), "10.1.0.0/16");
@@ -122,4 +124,60 @@ fn ranges_and_references_are_reported_all_at_once() {
     ] {
         assert!(e.contains(want), "{want} not in {e}");
     }
+}
+
+#[test]
+fn a_trunk_is_an_address_or_a_host_name() {
+    use crate::config::TrunkAddress;
+    use crate::routing::TrunkDest;
+    let parse = |s: &str| s.parse::<TrunkAddress>();
+    assert_eq!(
+        parse("192.0.2.7:5080"),
+        Ok(TrunkAddress::At("192.0.2.7:5080".parse().unwrap()))
+    );
+    assert_eq!(
+        parse("192.0.2.7"),
+        Ok(TrunkAddress::At("192.0.2.7:5060".parse().unwrap()))
+    );
+    assert_eq!(
+        parse("[2001:db8::1]:5070"),
+        Ok(TrunkAddress::At("[2001:db8::1]:5070".parse().unwrap()))
+    );
+    assert_eq!(
+        parse("SIP.Carrier.example."),
+        Ok(TrunkAddress::Host {
+            name: "sip.carrier.example".into(),
+            port: None
+        })
+    );
+    assert_eq!(
+        parse("carrier.example:5070"),
+        Ok(TrunkAddress::Host {
+            name: "carrier.example".into(),
+            port: Some(5070)
+        })
+    );
+    for bad in [
+        "",
+        "carrier.example:0",
+        "carrier.example:x",
+        "-bad.example",
+        "a b",
+        "sip:x@y",
+    ] {
+        assert!(parse(bad).is_err(), "{bad:?} accepted");
+    }
+    let cfg = Config::from_toml(&format!(
+        "{BASE}[[trunks]]\nname = \"kt\"\naddress = \"sip.kt.example\"\ntransport = \"tcp\"\n"
+    ))
+    .unwrap();
+    match cfg.trunks[0].dest() {
+        TrunkDest::Named(n) => {
+            assert_eq!(n.uri_host(), "sip.kt.example");
+            assert_eq!(n.transport, Some(crate::sip::Transport::Tcp));
+        }
+        other => panic!("{other:?}"),
+    }
+    let e = err("[[trunks]]\nname = \"kt\"\naddress = \"sip:kt\"\n");
+    assert!(e.contains("is not an ip:port or a host name"), "{e}");
 }

@@ -6,6 +6,7 @@
 //! a real far end would see on the wire.
 
 pub mod audio;
+pub mod dns;
 pub mod pg;
 
 use freecall::sip::{Message, parse_datagram};

@@ -21,16 +21,7 @@ static MEDIA_BASE: AtomicU16 = AtomicU16::new(0);
 /// A configuration with trunks `t0, t1, …` at `trunks` (tried in that order for every
 /// number) and `extra` TOML lines appended to `[sip]`.
 pub fn config(trunks: &[SocketAddr], sip_extra: &str, media_extra: &str, peers: &str) -> Config {
-    // Each test's switch gets its own RTP range so parallel tests do not trip on each other.
-    let slot = MEDIA_BASE.fetch_add(1, Ordering::Relaxed);
-    let port_min =
-        30000 + (u32::from(slot) % 60) as u16 * 400 + (std::process::id() % 2) as u16 * 200;
-    let mut text = format!(
-        "[sip]\nlisten = \"127.0.0.1:0\"\nt1_ms = 100\n{sip_extra}\n\
-[media]\naddress = \"127.0.0.1\"\nport_min = {port_min}\nport_max = {}\n{media_extra}\n\
-[[peers]]\nname = \"test\"\naddress = \"{peers}\"\n",
-        port_min + 198
-    );
+    let mut text = String::new();
     let mut names = Vec::new();
     for (i, t) in trunks.iter().enumerate() {
         text.push_str(&format!("[[trunks]]\nname = \"t{i}\"\naddress = \"{t}\"\n"));
@@ -42,15 +33,39 @@ pub fn config(trunks: &[SocketAddr], sip_extra: &str, media_extra: &str, peers: 
             names.join(", ")
         ));
     }
+    config_with(&text, sip_extra, media_extra, peers)
+}
+
+/// A configuration whose trunks and routes are the TOML `trunks` (the caller's own
+/// `[[trunks]]` and `[[routes]]`), with `extra` lines appended to `[sip]`.
+pub fn config_with(trunks: &str, sip_extra: &str, media_extra: &str, peers: &str) -> Config {
+    // Each test's switch gets its own RTP range so parallel tests do not trip on each other.
+    let slot = MEDIA_BASE.fetch_add(1, Ordering::Relaxed);
+    let port_min =
+        30000 + (u32::from(slot) % 60) as u16 * 400 + (std::process::id() % 2) as u16 * 200;
+    let mut text = format!(
+        "[sip]\nlisten = \"127.0.0.1:0\"\nt1_ms = 100\n{sip_extra}\n\
+[media]\naddress = \"127.0.0.1\"\nport_min = {port_min}\nport_max = {}\n{media_extra}\n\
+[[peers]]\nname = \"test\"\naddress = \"{peers}\"\n",
+        port_min + 198
+    );
+    text.push_str(trunks);
     Config::from_toml(&text).expect("test config")
 }
 
 pub async fn start(cfg: &Config) -> SwitchHandle {
+    start_on(cfg, freecall::clock::Clock::system()).await
+}
+
+/// A switch without billing on `clock` (a test moves an adjustable one forward).
+pub async fn start_on(cfg: &Config, clock: freecall::clock::Clock) -> SwitchHandle {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
         .with_test_writer()
         .try_init();
-    driver::start(cfg, 7, None).await.expect("switch starts")
+    driver::start_on(cfg, 7, None, clock)
+        .await
+        .expect("switch starts")
 }
 
 /// A switch that bills: its accounting service runs on `store` with the config's tariffs.

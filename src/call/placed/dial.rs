@@ -91,38 +91,44 @@ impl Manager {
                 return;
             };
             let leg = &p.legs[side.index()];
-            if let Some(&index) = leg.trunks.get(leg.trunk)
-                && !self.take_trunk(index, now)
+            // A new trunk: it needs an address (its host name resolved) and room under
+            // its caps, else the next trunk for the same number.
+            if leg.hops.is_empty()
+                && let Some(&index) = leg.trunks.get(leg.trunk)
             {
-                // At its cap: the next trunk for the same number.
+                let hops = self.attempt_targets(index, now);
+                if hops.is_empty() || !self.take_trunk(index, now) {
+                    let Some(p) = self.placed.get_mut(&key) else {
+                        return;
+                    };
+                    let leg = &mut p.legs[side.index()];
+                    leg.failure = Some(EndCause::Unreachable(leg.role, 503));
+                    leg.next_trunk();
+                    continue;
+                }
                 let Some(p) = self.placed.get_mut(&key) else {
                     return;
                 };
                 let leg = &mut p.legs[side.index()];
-                leg.failure = Some(EndCause::Unreachable(leg.role, 503));
-                leg.trunk += 1;
-                continue;
+                leg.hops = hops;
+                leg.hop = 0;
             }
             let Some(p) = self.placed.get_mut(&key) else {
                 return;
             };
             let leg = &p.legs[side.index()];
-            let Some(trunk) = leg
-                .trunks
-                .get(leg.trunk)
-                .and_then(|&i| self.routing.trunks.get(i))
-                .cloned()
+            let index = leg.trunks.get(leg.trunk).copied();
+            let Some((index, trunk, peer)) = index
+                .and_then(|i| Some((i, self.routing.trunks.get(i).cloned()?, leg.hop_peer()?)))
             else {
                 let leg = &mut p.legs[side.index()];
-                leg.target += 1;
-                leg.trunks.clear();
-                leg.trunk = 0;
+                leg.next_number();
                 continue;
             };
             let uri = format!(
                 "sip:{}@{}",
                 trunk.numbers.apply(&target.number),
-                trunk.peer.addr
+                self.trunk_uri_host(index, peer)
             );
             return self.send_leg_invite(
                 now,
@@ -131,7 +137,7 @@ impl Manager {
                 &target,
                 Dest {
                     uri,
-                    peer: trunk.peer,
+                    peer,
                     credentials: trunk.credentials.clone(),
                     codecs: &trunk.codecs,
                     through: &trunk.name,
@@ -284,7 +290,8 @@ impl Manager {
                     && let Some(&index) =
                         p.legs[side.index()].trunks.get(p.legs[side.index()].trunk)
                 {
-                    self.trunk_busy_for(index, now, &resp);
+                    let peer = p.legs[side.index()].hop_peer();
+                    self.trunk_busy_for(index, peer, now, &resp);
                 }
                 self.leg_failed(now, key, side, code);
             }
@@ -293,8 +300,14 @@ impl Manager {
 
     /// The leg's INVITE got no answer at all (Timer B).
     pub(in crate::call) fn placed_leg_timed_out(&mut self, now: Instant, key: CallKey, side: Side) {
+        let mut silent = None;
         if let Some(p) = self.placed.get_mut(&key) {
-            p.leg(side).tx = None;
+            let leg = p.leg(side);
+            leg.tx = None;
+            silent = leg.hop_peer();
+        }
+        if let Some(peer) = silent {
+            self.target_failed(peer, now);
         }
         self.leg_failed(now, key, side, 408);
     }
@@ -327,16 +340,15 @@ impl Manager {
             // The person said no: no other number is tried.
             EndCause::Busy(_) | EndCause::Declined => self.end_placed(now, key, cause),
             EndCause::Unreachable(_, c) if c == 408 || c >= 500 => {
-                // The trunk failed: the next trunk for the same number.
+                // The trunk failed: its next address, else the next trunk for the same
+                // number.
                 leg.failure = Some(cause);
-                leg.trunk += 1;
+                leg.next_candidate();
                 self.dial_leg(now, key, side);
             }
             _ => {
                 leg.failure = Some(cause);
-                leg.target += 1;
-                leg.trunks.clear();
-                leg.trunk = 0;
+                leg.next_number();
                 self.dial_leg(now, key, side);
             }
         }
@@ -364,9 +376,7 @@ impl Manager {
         }
         let provisional = leg.provisional;
         leg.failure = Some(EndCause::NoAnswer(role));
-        leg.target += 1;
-        leg.trunks.clear();
-        leg.trunk = 0;
+        leg.next_number();
         if provisional && let Some(c) = self.tx.send_cancel(now, tx) {
             self.client_txs.insert(c, (key, ClientPurpose::Cancel));
         }

@@ -1,0 +1,424 @@
+//! Trunks reached by host name, resolved as RFC 3263 says: NAPTR picks the transport
+//! (when the trunk does not name one), SRV gives the servers in priority order (a weighted
+//! draw among equals, RFC 2782), A/AAAA their addresses; a name with a port, or without
+//! SRV records, is just its addresses on that port (5060 by default). Every address is a
+//! failover candidate, in that order.
+//!
+//! The call manager never waits for DNS: a keeper task resolves each trunk's name before
+//! the switch takes calls and again when the shortest TTL of the records it used runs out
+//! (on the switch's clock), and hands the addresses to the manager. A lookup that fails
+//! keeps the last addresses and is retried after [`RETRY`].
+
+use crate::clock::Clock;
+use crate::routing::HostName;
+use crate::sip::Transport;
+use crate::transaction::Peer;
+use hickory_resolver::TokioResolver;
+use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::proto::rr::{RData, RecordType};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tracing::{info, warn};
+
+/// Records are looked up again at least this long after the last lookup, at most this long.
+pub const MIN_TTL: Duration = Duration::from_secs(5);
+pub const MAX_TTL: Duration = Duration::from_secs(86_400);
+/// A failed lookup is tried again after this long (the last addresses stay in use).
+pub const RETRY: Duration = Duration::from_secs(30);
+
+/// What a name resolved to: the addresses in the order to try them, and how long the
+/// answer may be used (the shortest TTL of the records it came from).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resolved {
+    pub targets: Vec<Peer>,
+    pub ttl: Duration,
+}
+
+/// One SRV record: where and how much it is preferred.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SrvTarget {
+    pub priority: u16,
+    pub weight: u16,
+    pub port: u16,
+    pub target: String,
+}
+
+/// SRV records in the order RFC 2782 asks: lowest priority first; within one priority a
+/// running draw where each server's chance is its weight's share of what is left (a
+/// weight-0 server is placed first and taken only when the draw is 0). `draw(n)` picks a
+/// number in `0..n`.
+pub fn srv_order(mut records: Vec<SrvTarget>, mut draw: impl FnMut(u32) -> u32) -> Vec<SrvTarget> {
+    records.sort_by_key(|r| (r.priority, r.weight != 0));
+    let mut ordered = Vec::with_capacity(records.len());
+    while !records.is_empty() {
+        let priority = records[0].priority;
+        let mut group: Vec<SrvTarget> = Vec::new();
+        records.retain(|r| {
+            if r.priority == priority {
+                group.push(r.clone());
+                false
+            } else {
+                true
+            }
+        });
+        while !group.is_empty() {
+            let total: u32 = group.iter().map(|r| u32::from(r.weight)).sum();
+            let at = if total == 0 { 0 } else { draw(total + 1) };
+            let mut running = 0;
+            let chosen = group
+                .iter()
+                .position(|r| {
+                    running += u32::from(r.weight);
+                    running >= at
+                })
+                .unwrap_or(0);
+            ordered.push(group.remove(chosen));
+        }
+    }
+    ordered
+}
+
+fn fqdn(name: &str) -> String {
+    if name.ends_with('.') {
+        name.to_string()
+    } else {
+        format!("{name}.")
+    }
+}
+
+/// The transport a NAPTR service field names, for the ones the switch speaks.
+fn naptr_transport(services: &[u8]) -> Option<Transport> {
+    match services.to_ascii_uppercase().as_slice() {
+        b"SIP+D2U" => Some(Transport::Udp),
+        b"SIP+D2T" => Some(Transport::Tcp),
+        _ => None,
+    }
+}
+
+fn srv_prefix(t: Transport) -> &'static str {
+    match t {
+        Transport::Udp => "_sip._udp.",
+        Transport::Tcp => "_sip._tcp.",
+    }
+}
+
+/// Looks trunks' host names up, from the given DNS servers or the machine's
+/// (`/etc/resolv.conf`, `/etc/hosts`).
+#[derive(Clone)]
+pub struct SipResolver {
+    inner: TokioResolver,
+}
+
+impl SipResolver {
+    pub fn new(servers: &[SocketAddr]) -> Result<SipResolver, String> {
+        let mut builder = if servers.is_empty() {
+            TokioResolver::builder_tokio().map_err(|e| format!("cannot read the DNS setup: {e}"))?
+        } else {
+            let name_servers = servers
+                .iter()
+                .map(|s| {
+                    let mut udp = ConnectionConfig::udp();
+                    udp.port = s.port();
+                    let mut tcp = ConnectionConfig::tcp();
+                    tcp.port = s.port();
+                    NameServerConfig::new(s.ip(), true, vec![udp, tcp])
+                })
+                .collect();
+            TokioResolver::builder_with_config(
+                ResolverConfig::from_parts(None, Vec::new(), name_servers),
+                TokioRuntimeProvider::default(),
+            )
+        };
+        let mut opts = ResolverOpts::default();
+        opts.timeout = Duration::from_secs(2);
+        opts.attempts = 2;
+        // The keeper caches on the switch's clock, by the records' TTL.
+        opts.cache_size = 0;
+        builder = builder.with_options(opts);
+        let inner = builder
+            .build()
+            .map_err(|e| format!("cannot set up DNS: {e}"))?;
+        Ok(SipResolver { inner })
+    }
+
+    /// RFC 3263 section 4 for `name`: the addresses to try, in order.
+    pub async fn resolve(&self, name: &HostName) -> Result<Resolved, String> {
+        let mut ttl = MAX_TTL;
+        let host = fqdn(&name.host);
+        if let Some(port) = name.port {
+            let t = name.transport.unwrap_or(Transport::Udp);
+            let targets = self.addresses(&host, port, t, &mut ttl).await?;
+            return Ok(Resolved { targets, ttl });
+        }
+        // Which transports, and under which SRV names: the trunk's own, else NAPTR's
+        // choice, else SRV for each transport the switch speaks.
+        let mut srv_names: Vec<(Transport, String)> = Vec::new();
+        match name.transport {
+            Some(t) => srv_names.push((t, format!("{}{host}", srv_prefix(t)))),
+            None => {
+                let mut naptrs = Vec::new();
+                if let Ok(lookup) = self.inner.lookup(host.as_str(), RecordType::NAPTR).await {
+                    for r in lookup.answers() {
+                        if let RData::NAPTR(n) = &r.data
+                            && n.flags.eq_ignore_ascii_case(b"s")
+                            && let Some(t) = naptr_transport(&n.services)
+                        {
+                            ttl = ttl.min(Duration::from_secs(u64::from(r.ttl)));
+                            naptrs.push((n.order, n.preference, t, n.replacement.to_string()));
+                        }
+                    }
+                }
+                naptrs.sort_by_key(|&(order, preference, _, _)| (order, preference));
+                srv_names.extend(naptrs.into_iter().map(|(_, _, t, to)| (t, to)));
+                if srv_names.is_empty() {
+                    for t in [Transport::Udp, Transport::Tcp] {
+                        srv_names.push((t, format!("{}{host}", srv_prefix(t))));
+                    }
+                }
+            }
+        }
+        for (transport, srv_name) in &srv_names {
+            let Ok(lookup) = self.inner.lookup(srv_name.as_str(), RecordType::SRV).await else {
+                continue;
+            };
+            let mut records = Vec::new();
+            let mut srv_ttl = ttl;
+            for r in lookup.answers() {
+                if let RData::SRV(s) = &r.data {
+                    srv_ttl = srv_ttl.min(Duration::from_secs(u64::from(r.ttl)));
+                    records.push(SrvTarget {
+                        priority: s.priority,
+                        weight: s.weight,
+                        port: s.port,
+                        target: s.target.to_string(),
+                    });
+                }
+            }
+            if records.is_empty() {
+                continue;
+            }
+            ttl = srv_ttl;
+            let ordered = {
+                use rand::Rng;
+                let mut rng = rand::rng();
+                srv_order(records, |n| rng.next_u32() % n.max(1))
+            };
+            let mut targets = Vec::new();
+            for s in ordered {
+                // A "." target says the service is not offered here.
+                if s.target == "." {
+                    continue;
+                }
+                match self
+                    .addresses(&s.target, s.port, *transport, &mut ttl)
+                    .await
+                {
+                    Ok(found) => targets.extend(found),
+                    Err(e) => {
+                        warn!(host = %name, target = %s.target, error = %e, "SRV target does not resolve")
+                    }
+                }
+            }
+            if targets.is_empty() {
+                return Err(format!("no SRV target of {srv_name} resolves"));
+            }
+            return Ok(Resolved { targets, ttl });
+        }
+        // No NAPTR or SRV: the name's own addresses on the default port.
+        let t = name.transport.unwrap_or(Transport::Udp);
+        let targets = self.addresses(&host, 5060, t, &mut ttl).await?;
+        Ok(Resolved { targets, ttl })
+    }
+
+    async fn addresses(
+        &self,
+        host: &str,
+        port: u16,
+        transport: Transport,
+        ttl: &mut Duration,
+    ) -> Result<Vec<Peer>, String> {
+        let lookup = self
+            .inner
+            .lookup_ip(host)
+            .await
+            .map_err(|e| format!("{host}: {e}"))?;
+        for r in lookup.as_lookup().answers() {
+            *ttl = (*ttl).min(Duration::from_secs(u64::from(r.ttl)));
+        }
+        let found: Vec<Peer> = lookup
+            .iter()
+            .map(|ip| Peer {
+                transport,
+                addr: SocketAddr::new(ip, port),
+            })
+            .collect();
+        if found.is_empty() {
+            return Err(format!("{host}: no address"));
+        }
+        Ok(found)
+    }
+}
+
+/// Keeps trunks' names resolved: each is looked up when its answer is due (its TTL ran
+/// out, or it never was), and a changed answer is reported.
+pub struct Keeper {
+    servers: Vec<SocketAddr>,
+    /// Set up at the first name to resolve (a switch without named trunks reads no DNS
+    /// configuration); retried after [`RETRY`] when that fails.
+    resolver: Option<SipResolver>,
+    setup_due: Option<Instant>,
+    clock: Clock,
+    due: HashMap<HostName, Instant>,
+    known: HashMap<HostName, Vec<Peer>>,
+}
+
+impl Keeper {
+    /// A keeper asking `servers` (empty: the machine's DNS servers).
+    pub fn new(servers: Vec<SocketAddr>, clock: Clock) -> Keeper {
+        Keeper {
+            servers,
+            resolver: None,
+            setup_due: None,
+            clock,
+            due: HashMap::new(),
+            known: HashMap::new(),
+        }
+    }
+
+    fn resolver(&mut self) -> Option<SipResolver> {
+        if self.resolver.is_none() && self.setup_due.is_none_or(|at| self.clock.now() >= at) {
+            match SipResolver::new(&self.servers) {
+                Ok(r) => self.resolver = Some(r),
+                Err(e) => {
+                    warn!(error = %e, "trunks given by host name cannot be resolved");
+                    self.setup_due = Some(self.clock.now() + RETRY);
+                }
+            }
+        }
+        self.resolver.clone()
+    }
+
+    /// Look up every name of `wanted` whose answer is due; forget the others. Returns the
+    /// names whose addresses changed, with their new addresses.
+    pub async fn refresh(&mut self, wanted: &[HostName]) -> Vec<(HostName, Vec<Peer>)> {
+        self.due.retain(|h, _| wanted.contains(h));
+        self.known.retain(|h, _| wanted.contains(h));
+        let mut changed = Vec::new();
+        if wanted.is_empty() {
+            return changed;
+        }
+        let Some(resolver) = self.resolver() else {
+            return changed;
+        };
+        for name in wanted {
+            let now = self.clock.now();
+            if self.due.get(name).is_some_and(|&at| now < at) {
+                continue;
+            }
+            match resolver.resolve(name).await {
+                Ok(r) => {
+                    let ttl = r.ttl.clamp(MIN_TTL, MAX_TTL);
+                    self.due.insert(name.clone(), self.clock.now() + ttl);
+                    if self.known.get(name) != Some(&r.targets) {
+                        let shown: Vec<String> = r
+                            .targets
+                            .iter()
+                            .map(|p| format!("{}:{}", p.transport.as_str(), p.addr))
+                            .collect();
+                        info!(host = %name, targets = ?shown, ttl = ttl.as_secs(), "trunk host resolved");
+                        self.known.insert(name.clone(), r.targets.clone());
+                        changed.push((name.clone(), r.targets));
+                    }
+                }
+                Err(e) => {
+                    warn!(host = %name, error = %e, retry_secs = RETRY.as_secs(), "cannot resolve trunk host: its last addresses stay in use");
+                    self.due.insert(name.clone(), self.clock.now() + RETRY);
+                }
+            }
+        }
+        changed
+    }
+
+    /// Keep refreshing the names `wanted` holds (it changes with a reload) until it is
+    /// dropped; changes go to `out`. Checks the clock every second, so a test's jump of the
+    /// switch's clock is seen at once.
+    pub async fn run(
+        mut self,
+        mut wanted: tokio::sync::watch::Receiver<Vec<HostName>>,
+        out: tokio::sync::mpsc::UnboundedSender<(HostName, Vec<Peer>)>,
+    ) {
+        loop {
+            let names = wanted.borrow_and_update().clone();
+            for change in self.refresh(&names).await {
+                if out.send(change).is_err() {
+                    return;
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                r = wanted.changed() => if r.is_err() { return },
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn srv(priority: u16, weight: u16, target: &str) -> SrvTarget {
+        SrvTarget {
+            priority,
+            weight,
+            port: 5060,
+            target: target.into(),
+        }
+    }
+
+    fn names(v: &[SrvTarget]) -> Vec<&str> {
+        v.iter().map(|s| s.target.as_str()).collect()
+    }
+
+    #[test]
+    fn srv_records_go_by_priority_then_by_a_weighted_draw() {
+        let records = vec![srv(20, 0, "backup"), srv(10, 60, "a"), srv(10, 40, "b")];
+        // Draw 0..=60 lands on a (its running sum 60), 61..=100 on b.
+        let first = srv_order(records.clone(), |_| 30);
+        assert_eq!(names(&first), ["a", "b", "backup"]);
+        let second = srv_order(records.clone(), |_| 80);
+        assert_eq!(names(&second), ["b", "a", "backup"]);
+        // Over many draws the shares follow the weights (60:40).
+        let mut seed = 12345u32;
+        let mut a_first = 0;
+        for _ in 0..1000 {
+            let order = srv_order(records.clone(), |n| {
+                seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                (seed >> 8) % n
+            });
+            if order[0].target == "a" {
+                a_first += 1;
+            }
+            assert_eq!(order[2].target, "backup", "a lower priority is always last");
+        }
+        assert!((550..650).contains(&a_first), "a first {a_first} of 1000");
+    }
+
+    #[test]
+    fn a_weight_zero_server_is_taken_only_on_a_draw_of_zero() {
+        let records = vec![srv(10, 5, "main"), srv(10, 0, "spare")];
+        assert_eq!(
+            names(&srv_order(records.clone(), |n| n - 1)),
+            ["main", "spare"]
+        );
+        assert_eq!(names(&srv_order(records, |_| 0)), ["spare", "main"]);
+    }
+
+    #[test]
+    fn naptr_services_name_the_transports_the_switch_speaks() {
+        assert_eq!(naptr_transport(b"SIP+D2U"), Some(Transport::Udp));
+        assert_eq!(naptr_transport(b"sip+d2t"), Some(Transport::Tcp));
+        assert_eq!(naptr_transport(b"SIPS+D2T"), None);
+    }
+}
