@@ -355,29 +355,9 @@ impl Manager {
     /// Replace trunks and dial plan; calls in progress keep what they were routed with.
     /// Every trunk starts as up and is pinged at once.
     pub fn set_routing(&mut self, routing: Routing) {
-        // A trunk that registers as before keeps its registration; others start anew.
-        let kept: HashMap<String, (crate::routing::Trunk, trunk_register::Registration)> = self
-            .routing
-            .trunks
-            .iter()
-            .cloned()
-            .zip(std::mem::take(&mut self.registrations.slots))
-            .filter_map(|(t, r)| Some((t.name.clone(), (t, r?))))
-            .collect();
-        self.routing = routing;
+        let old = std::mem::replace(&mut self.routing, routing);
         self.trunks.reset(self.routing.trunks.len());
-        self.reset_registrations(self.wall_anchor.map(|(at, _)| at));
-        let mut kept = kept;
-        for (i, t) in self.routing.trunks.iter().enumerate() {
-            if let Some((old, reg)) = kept.remove(&t.name)
-                && old.dest == t.dest
-                && old.register == t.register
-                && old.register_user == t.register_user
-                && t.register.is_some()
-            {
-                self.registrations.slots[i] = Some(reg);
-            }
-        }
+        self.carry_registrations(&old.trunks);
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {

@@ -6,12 +6,15 @@
 //! its inbound calls (see admission). Sans-IO: times come in as `now`.
 
 use super::{ClientPurpose, Manager};
+use std::collections::HashMap;
 use crate::sip::{Message, Method, OutRequest};
 use crate::transaction::TxId;
 use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 /// The first pause after a failed registration; it doubles up to `MAX_BACKOFF`.
+/// The longest registration the switch asks for, whatever a registrar's 423 says.
+const MAX_EXPIRES: Duration = Duration::from_secs(86_400);
 const FIRST_BACKOFF: Duration = Duration::from_secs(30);
 const MAX_BACKOFF: Duration = Duration::from_secs(1800);
 /// A trunk whose host name has no address yet tries to register again this soon.
@@ -50,6 +53,8 @@ pub(super) struct Registration {
     tx: Option<TxId>,
     /// The REGISTER out is the un-REGISTER of a stopping switch.
     leaving: bool,
+    /// The registrar's `Min-Expires` (its 423), when longer than the trunk asks for.
+    at_least: Option<Duration>,
 }
 
 /// Every trunk's registration, by trunk index (None: the trunk does not register).
@@ -78,10 +83,46 @@ impl Manager {
                     cseq: 0,
                     tx: None,
                     leaving: false,
+                    at_least: None,
                 })
             })
             .collect();
         self.registrations.slots = slots;
+    }
+
+    /// After a reload: a trunk that registers as before (same name, address, account and
+    /// time) keeps its registration, wherever it now stands in the list, and a REGISTER
+    /// of it that is out is answered into its new place; the others start anew.
+    pub(super) fn carry_registrations(&mut self, old: &[crate::routing::Trunk]) {
+        let mut kept: HashMap<String, (usize, Registration)> = old
+            .iter()
+            .zip(std::mem::take(&mut self.registrations.slots))
+            .enumerate()
+            .filter_map(|(i, (t, r))| Some((t.name.clone(), (i, r?))))
+            .collect();
+        self.reset_registrations(self.wall_anchor.map(|(at, _)| at));
+        let mut moved: HashMap<usize, usize> = HashMap::new();
+        for (i, t) in self.routing.trunks.iter().enumerate() {
+            if let Some((was, reg)) = kept.remove(&t.name)
+                && old[was].dest == t.dest
+                && old[was].register == t.register
+                && old[was].register_user == t.register_user
+                && t.register.is_some()
+            {
+                self.registrations.slots[i] = Some(reg);
+                moved.insert(was, i);
+            }
+        }
+        self.client_txs.retain(|_, (_, purpose)| match purpose {
+            ClientPurpose::Register { index } => match moved.get(index) {
+                Some(&now_at) => {
+                    *index = now_at;
+                    true
+                }
+                None => false,
+            },
+            _ => true,
+        });
     }
 
     /// Registrations whose time has come (the driver gave a clock: none wait for one).
@@ -109,7 +150,7 @@ impl Manager {
                 .as_ref()
                 .is_some_and(|r| r.next_at.is_some_and(|at| at <= now) && r.tx.is_none());
             if due {
-                let expires = self.routing.trunks[index].register.unwrap_or_default();
+                let expires = self.asked_expiry(index);
                 self.send_register(now, index, expires);
             }
         }
@@ -182,12 +223,7 @@ impl Manager {
         resp: Option<&Message>,
     ) {
         let code = resp.and_then(Message::status).unwrap_or(408);
-        let asked = self
-            .routing
-            .trunks
-            .get(index)
-            .and_then(|t| t.register)
-            .unwrap_or_default();
+        let asked = self.asked_expiry(index);
         let name = self
             .routing
             .trunks
@@ -204,6 +240,19 @@ impl Manager {
         let state = if slot.leaving {
             info!(trunk = %name, code, "unregistered");
             RegState::Unregistered
+        } else if let Some(min) = (code == 423)
+            .then(|| resp.and_then(|r| r.header("Min-Expires")))
+            .flatten()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs)
+            .filter(|min| *min > asked && *min <= MAX_EXPIRES)
+        {
+            // 423 Interval Too Brief (RFC 3261 10.2.8): asked again at once for the
+            // registrar's minimum.
+            info!(trunk = %name, min_expires = min.as_secs(), "registrar wants a longer registration: asking again");
+            slot.at_least = Some(min);
+            slot.next_at = Some(now);
+            return;
         } else if (200..300).contains(&code) {
             // Never longer than asked (a registrar's odd number cannot overflow a timer).
             let granted = resp
@@ -229,6 +278,24 @@ impl Manager {
             slot.state = state;
             self.registrations.changes.push((name, state));
         }
+    }
+
+    /// How long trunk `index` asks to be registered: its `register_expires`, or the
+    /// registrar's minimum when that is longer.
+    fn asked_expiry(&self, index: usize) -> Duration {
+        let own = self
+            .routing
+            .trunks
+            .get(index)
+            .and_then(|t| t.register)
+            .unwrap_or_default();
+        let at_least = self
+            .registrations
+            .slots
+            .get(index)
+            .and_then(|s| s.as_ref())
+            .and_then(|s| s.at_least);
+        at_least.map_or(own, |min| own.max(min))
     }
 
     /// The REGISTER was challenged and sent again as `tx` with CSeq `cseq`.

@@ -563,3 +563,90 @@ CSeq: 1 INVITE\r\nContact: <sip:c@{T0}>\r\nContent-Type: application/sdp\r\nCont
         )]
     );
 }
+
+/// A registrar that wants longer registrations (423 with Min-Expires) is asked again at
+/// once for its minimum; a reload that moves the trunk elsewhere in the list while its
+/// REGISTER is out keeps the registration, and the answer lands on it.
+#[test]
+fn a_registrars_minimum_is_honoured_and_a_reordering_reload_keeps_the_registration() {
+    let toml = |order: &str| {
+        format!(
+            "[sip]\nlisten = \"{SWITCH}\"\n[media]\naddress = \"127.0.0.1\"\nport_min = 20000\nport_max = 30000\n{order}\
+[[routes]]\nprefix = \"\"\ntrunks = [\"carrier\"]\n"
+        )
+    };
+    let carrier_entry = format!(
+        "[[trunks]]\nname = \"carrier\"\naddress = \"{T0}\"\nusername = \"07012345678\"\npassword = \"s3cret\"\n\
+register = true\nregister_expires = 300\n"
+    );
+    let pbx_entry = format!("[[trunks]]\nname = \"pbx\"\naddress = \"{T1}\"\n");
+    let cfg = Config::from_toml(&toml(&format!("{carrier_entry}{pbx_entry}"))).unwrap();
+    let mut m = Manager::new(
+        manager_settings(None),
+        Routing::from_config(&cfg),
+        Box::new(NullMedia::new()),
+    );
+    let t0 = Instant::now_for_tests();
+    m.set_wall_clock(t0, 1_780_000_000_000);
+    let carrier: SocketAddr = T0.parse().unwrap();
+    let peer = Peer {
+        transport: Transport::Udp,
+        addr: carrier,
+    };
+    let registers = |m: &mut Manager| -> Vec<String> {
+        drain(m)
+            .into_iter()
+            .filter(|(t, s)| t.dest == carrier && s.starts_with("REGISTER "))
+            .map(|(_, s)| s)
+            .collect()
+    };
+    m.handle_timeout(t0);
+    let first = registers(&mut m);
+    assert_eq!(
+        parse_datagram(first[0].as_bytes()).unwrap().header("Expires"),
+        Some("300")
+    );
+    m.handle_message(t0, peer, answer_with(&first[0], 423, "r", "Min-Expires: 1800\r\n"));
+    m.handle_timeout(t0);
+    let again = registers(&mut m);
+    assert_eq!(again.len(), 1, "asked again at once");
+    assert_eq!(
+        parse_datagram(again[0].as_bytes()).unwrap().header("Expires"),
+        Some("1800"),
+        "for the registrar's minimum"
+    );
+    assert!(
+        m.take_registration_changes().is_empty(),
+        "a 423 is not a refusal"
+    );
+
+    // A reload puts the PBX first while that REGISTER is out.
+    let reordered = Config::from_toml(&toml(&format!("{pbx_entry}{carrier_entry}"))).unwrap();
+    m.set_routing(Routing::from_config(&reordered));
+    m.handle_message(t0, peer, answer(&again[0], 200, "r"));
+    assert_eq!(
+        m.take_registration_changes(),
+        [("carrier".to_string(), freecall::call::RegState::Registered)],
+        "the answer lands on the carrier's registration in its new place"
+    );
+    let renew: Vec<(Duration, String)> = run(&mut m, t0, Duration::from_secs(1800))
+        .into_iter()
+        .filter(|(_, t, s)| t.dest == carrier && s.starts_with("REGISTER "))
+        .map(|(at, _, s)| (at, s))
+        .collect();
+    // (Unanswered, the renewal is retransmitted: count requests, not datagrams.)
+    let cseqs: std::collections::BTreeSet<u32> = renew
+        .iter()
+        .map(|(_, r)| parse_datagram(r.as_bytes()).unwrap().cseq)
+        .collect();
+    assert_eq!(cseqs.len(), 1, "one renewal");
+    assert_eq!(
+        renew[0].0,
+        Duration::from_secs(1740),
+        "renewed a minute before the 1800 s run out"
+    );
+    assert_eq!(
+        parse_datagram(renew[0].1.as_bytes()).unwrap().header("Expires"),
+        Some("1800")
+    );
+}
