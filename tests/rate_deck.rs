@@ -245,6 +245,24 @@ on_both_stores!(
                 .unwrap()
                 .contains("line 3: per_minute '2.5'")
         );
+        // A stranger announcing a large deck is turned away before a byte of it is read.
+        let api = s.api;
+        let answer = tokio::task::spawn_blocking(move || {
+            use std::io::{Read, Write};
+            let mut c = std::net::TcpStream::connect(api).unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let head = format!(
+                "PUT /v1/rate-deck HTTP/1.1\r\nHost: {api}\r\nContent-Type: text/csv\r\n\
+Content-Length: 30000000\r\n\r\nprefix,name"
+            );
+            c.write_all(head.as_bytes()).unwrap();
+            let mut first = [0u8; 12];
+            c.read_exact(&mut first).map(|_| first.to_vec())
+        })
+        .await
+        .unwrap()
+        .expect("answered without waiting for the body");
+        assert_eq!(String::from_utf8_lossy(&answer), "HTTP/1.1 401");
         let r = s.http("GET", "/v1/rate-deck?prefix=81", None).await;
         assert_eq!(
             (

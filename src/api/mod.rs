@@ -92,6 +92,36 @@ impl Scope {
     }
 }
 
+/// An upload's body, read only once its sender is authorized (a stranger cannot make the
+/// switch buffer megabytes): at most `max` bytes, 413 beyond.
+pub async fn read_body(mut payload: web::Payload, max: usize) -> Result<web::Bytes, Problem> {
+    use futures_util::StreamExt;
+    let too_large = || {
+        Problem::new(
+            413,
+            "payload-too-large",
+            "Body too large",
+            &format!("at most {max} bytes"),
+        )
+    };
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            Problem::new(
+                400,
+                "bad-body",
+                "The body could not be read",
+                &e.to_string(),
+            )
+        })?;
+        if body.len() + chunk.len() > max {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
 /// Check the bearer key; the key's id when it holds one of `allowed` (admin may do
 /// anything). Idempotency keys are scoped by it: two shops' "order-1" never collide.
 pub async fn authorize(
@@ -196,7 +226,6 @@ pub fn configure(state: ApiState, max_body: usize) -> impl FnOnce(&mut web::Serv
             .route("/v1/cards/{id}/greetings", web::get().to(voice::list))
             .service(
                 web::resource("/v1/cards/{id}/greetings/{event}")
-                    .app_data(web::PayloadConfig::new(crate::clip::UPLOAD_MAX_BYTES))
                     .route(web::put().to(voice::put))
                     .route(web::delete().to(voice::delete)),
             )
@@ -210,7 +239,6 @@ pub fn configure(state: ApiState, max_body: usize) -> impl FnOnce(&mut web::Serv
             )
             .service(
                 web::resource("/v1/issuers/{id}/whisper")
-                    .app_data(web::PayloadConfig::new(crate::clip::UPLOAD_MAX_BYTES))
                     .route(web::put().to(voice::put_whisper))
                     .route(web::delete().to(voice::delete_whisper)),
             )
@@ -269,7 +297,6 @@ pub fn configure(state: ApiState, max_body: usize) -> impl FnOnce(&mut web::Serv
             .route("/v1/tariffs", web::get().to(tariffs::list))
             .service(
                 web::resource("/v1/rate-deck")
-                    .app_data(web::PayloadConfig::new(rate_deck::MAX_DECK_BYTES))
                     .route(web::put().to(rate_deck::load))
                     .route(web::get().to(rate_deck::show))
                     .route(web::delete().to(rate_deck::remove)),

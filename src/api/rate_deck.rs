@@ -134,9 +134,10 @@ async fn put_in_force(state: &ApiState) -> Result<(), Problem> {
 pub async fn load(
     state: web::Data<ApiState>,
     req: HttpRequest,
-    body: web::Bytes,
+    body: web::Payload,
 ) -> Result<HttpResponse, Problem> {
     let key = authorize(&state, &req, &[Scope::Admin]).await?;
+    let body = super::read_body(body, MAX_DECK_BYTES).await?;
     let ct = req
         .headers()
         .get("Content-Type")

@@ -161,9 +161,10 @@ pub async fn put(
     state: web::Data<ApiState>,
     req: HttpRequest,
     path: web::Path<(i64, String)>,
-    body: web::Bytes,
+    body: web::Payload,
 ) -> Result<HttpResponse, Problem> {
     authorize(&state, &req, &[Scope::Admin]).await?;
+    let body = super::read_body(body, crate::clip::UPLOAD_MAX_BYTES).await?;
     let (card_id, event) = path.into_inner();
     let event = event_of(&event)?;
     state
@@ -317,9 +318,10 @@ pub async fn put_whisper(
     state: web::Data<ApiState>,
     req: HttpRequest,
     path: web::Path<i64>,
-    body: web::Bytes,
+    body: web::Payload,
 ) -> Result<HttpResponse, Problem> {
     authorize(&state, &req, &[Scope::Admin]).await?;
+    let body = super::read_body(body, crate::clip::UPLOAD_MAX_BYTES).await?;
     let issuer = path.into_inner();
     state
         .store

@@ -6,9 +6,9 @@
 //! its inbound calls (see admission). Sans-IO: times come in as `now`.
 
 use super::{ClientPurpose, Manager};
-use std::collections::HashMap;
 use crate::sip::{Message, Method, OutRequest};
 use crate::transaction::TxId;
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tracing::{info, warn};
 

@@ -603,15 +603,23 @@ register = true\nregister_expires = 300\n"
     m.handle_timeout(t0);
     let first = registers(&mut m);
     assert_eq!(
-        parse_datagram(first[0].as_bytes()).unwrap().header("Expires"),
+        parse_datagram(first[0].as_bytes())
+            .unwrap()
+            .header("Expires"),
         Some("300")
     );
-    m.handle_message(t0, peer, answer_with(&first[0], 423, "r", "Min-Expires: 1800\r\n"));
+    m.handle_message(
+        t0,
+        peer,
+        answer_with(&first[0], 423, "r", "Min-Expires: 1800\r\n"),
+    );
     m.handle_timeout(t0);
     let again = registers(&mut m);
     assert_eq!(again.len(), 1, "asked again at once");
     assert_eq!(
-        parse_datagram(again[0].as_bytes()).unwrap().header("Expires"),
+        parse_datagram(again[0].as_bytes())
+            .unwrap()
+            .header("Expires"),
         Some("1800"),
         "for the registrar's minimum"
     );
@@ -646,7 +654,9 @@ register = true\nregister_expires = 300\n"
         "renewed a minute before the 1800 s run out"
     );
     assert_eq!(
-        parse_datagram(renew[0].1.as_bytes()).unwrap().header("Expires"),
+        parse_datagram(renew[0].1.as_bytes())
+            .unwrap()
+            .header("Expires"),
         Some("1800")
     );
 }
