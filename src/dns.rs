@@ -2,7 +2,9 @@
 //! (when the trunk does not name one), SRV gives the servers in priority order (a weighted
 //! draw among equals, RFC 2782), A/AAAA their addresses; a name with a port, or without
 //! SRV records, is just its addresses on that port (5060 by default). Every address is a
-//! failover candidate, in that order.
+//! failover candidate; the call manager orders them per call (priority first, equal
+//! priorities shared by weight). Only addresses of the switch's own family (IPv4 for an
+//! IPv4 listen address) are asked for.
 //!
 //! The call manager never waits for DNS: a keeper task resolves each trunk's name before
 //! the switch takes calls and again when the shortest TTL of the records it used runs out
@@ -10,11 +12,13 @@
 //! keeps the last addresses and is retried after [`RETRY`].
 
 use crate::clock::Clock;
-use crate::routing::HostName;
+use crate::routing::{Hop, HostName};
 use crate::sip::Transport;
 use crate::transaction::Peer;
 use hickory_resolver::TokioResolver;
-use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
+use hickory_resolver::config::{
+    ConnectionConfig, LookupIpStrategy, NameServerConfig, ResolverConfig,
+};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::{RData, RecordType};
 use std::collections::HashMap;
@@ -28,56 +32,21 @@ pub const MAX_TTL: Duration = Duration::from_secs(86_400);
 /// A failed lookup is tried again after this long (the last addresses stay in use).
 pub const RETRY: Duration = Duration::from_secs(30);
 
-/// What a name resolved to: the addresses in the order to try them, and how long the
-/// answer may be used (the shortest TTL of the records it came from).
+/// What a name resolved to: the addresses with their priorities and weights, and how long
+/// the answer may be used (the shortest TTL of the records it came from).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Resolved {
-    pub targets: Vec<Peer>,
+    pub targets: Vec<Hop>,
     pub ttl: Duration,
 }
 
 /// One SRV record: where and how much it is preferred.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SrvTarget {
-    pub priority: u16,
-    pub weight: u16,
-    pub port: u16,
-    pub target: String,
-}
-
-/// SRV records in the order RFC 2782 asks: lowest priority first; within one priority a
-/// running draw where each server's chance is its weight's share of what is left (a
-/// weight-0 server is placed first and taken only when the draw is 0). `draw(n)` picks a
-/// number in `0..n`.
-pub fn srv_order(mut records: Vec<SrvTarget>, mut draw: impl FnMut(u32) -> u32) -> Vec<SrvTarget> {
-    records.sort_by_key(|r| (r.priority, r.weight != 0));
-    let mut ordered = Vec::with_capacity(records.len());
-    while !records.is_empty() {
-        let priority = records[0].priority;
-        let mut group: Vec<SrvTarget> = Vec::new();
-        records.retain(|r| {
-            if r.priority == priority {
-                group.push(r.clone());
-                false
-            } else {
-                true
-            }
-        });
-        while !group.is_empty() {
-            let total: u32 = group.iter().map(|r| u32::from(r.weight)).sum();
-            let at = if total == 0 { 0 } else { draw(total + 1) };
-            let mut running = 0;
-            let chosen = group
-                .iter()
-                .position(|r| {
-                    running += u32::from(r.weight);
-                    running >= at
-                })
-                .unwrap_or(0);
-            ordered.push(group.remove(chosen));
-        }
-    }
-    ordered
+struct SrvTarget {
+    priority: u16,
+    weight: u16,
+    port: u16,
+    target: String,
 }
 
 fn fqdn(name: &str) -> String {
@@ -86,6 +55,19 @@ fn fqdn(name: &str) -> String {
     } else {
         format!("{name}.")
     }
+}
+
+/// A name's own addresses, tried in the order DNS gave them.
+fn in_order(peers: Vec<Peer>) -> Vec<Hop> {
+    peers
+        .into_iter()
+        .enumerate()
+        .map(|(i, peer)| Hop {
+            peer,
+            priority: i as u16,
+            weight: 1,
+        })
+        .collect()
 }
 
 /// The transport a NAPTR service field names, for the ones the switch speaks.
@@ -112,7 +94,9 @@ pub struct SipResolver {
 }
 
 impl SipResolver {
-    pub fn new(servers: &[SocketAddr]) -> Result<SipResolver, String> {
+    /// `v6`: the switch speaks IPv6 (its listen address is one): AAAA records are asked
+    /// for first; else only A records (an IPv6 address could not be reached).
+    pub fn new(servers: &[SocketAddr], v6: bool) -> Result<SipResolver, String> {
         let mut builder = if servers.is_empty() {
             TokioResolver::builder_tokio().map_err(|e| format!("cannot read the DNS setup: {e}"))?
         } else {
@@ -131,12 +115,16 @@ impl SipResolver {
                 TokioRuntimeProvider::default(),
             )
         };
-        let mut opts = ResolverOpts::default();
+        let opts = builder.options_mut();
         opts.timeout = Duration::from_secs(2);
         opts.attempts = 2;
         // The keeper caches on the switch's clock, by the records' TTL.
         opts.cache_size = 0;
-        builder = builder.with_options(opts);
+        opts.ip_strategy = if v6 {
+            LookupIpStrategy::Ipv6thenIpv4
+        } else {
+            LookupIpStrategy::Ipv4Only
+        };
         let inner = builder
             .build()
             .map_err(|e| format!("cannot set up DNS: {e}"))?;
@@ -149,7 +137,7 @@ impl SipResolver {
         let host = fqdn(&name.host);
         if let Some(port) = name.port {
             let t = name.transport.unwrap_or(Transport::Udp);
-            let targets = self.addresses(&host, port, t, &mut ttl).await?;
+            let targets = in_order(self.addresses(&host, port, t, &mut ttl).await?);
             return Ok(Resolved { targets, ttl });
         }
         // Which transports, and under which SRV names: the trunk's own, else NAPTR's
@@ -159,7 +147,7 @@ impl SipResolver {
             Some(t) => srv_names.push((t, format!("{}{host}", srv_prefix(t)))),
             None => {
                 let mut naptrs = Vec::new();
-                if let Ok(lookup) = self.inner.lookup(host.as_str(), RecordType::NAPTR).await {
+                if let Some(lookup) = self.records(&host, RecordType::NAPTR).await? {
                     for r in lookup.answers() {
                         if let RData::NAPTR(n) = &r.data
                             && n.flags.eq_ignore_ascii_case(b"s")
@@ -180,7 +168,7 @@ impl SipResolver {
             }
         }
         for (transport, srv_name) in &srv_names {
-            let Ok(lookup) = self.inner.lookup(srv_name.as_str(), RecordType::SRV).await else {
+            let Some(lookup) = self.records(srv_name, RecordType::SRV).await? else {
                 continue;
             };
             let mut records = Vec::new();
@@ -200,13 +188,9 @@ impl SipResolver {
                 continue;
             }
             ttl = srv_ttl;
-            let ordered = {
-                use rand::Rng;
-                let mut rng = rand::rng();
-                srv_order(records, |n| rng.next_u32() % n.max(1))
-            };
+            records.sort_by_key(|r| r.priority);
             let mut targets = Vec::new();
-            for s in ordered {
+            for s in records {
                 // A "." target says the service is not offered here.
                 if s.target == "." {
                     continue;
@@ -215,7 +199,14 @@ impl SipResolver {
                     .addresses(&s.target, s.port, *transport, &mut ttl)
                     .await
                 {
-                    Ok(found) => targets.extend(found),
+                    // The record's weight is its first address's; its others stand by.
+                    Ok(found) => {
+                        targets.extend(found.into_iter().enumerate().map(|(i, peer)| Hop {
+                            peer,
+                            priority: s.priority,
+                            weight: if i == 0 { s.weight } else { 0 },
+                        }))
+                    }
                     Err(e) => {
                         warn!(host = %name, target = %s.target, error = %e, "SRV target does not resolve")
                     }
@@ -228,8 +219,22 @@ impl SipResolver {
         }
         // No NAPTR or SRV: the name's own addresses on the default port.
         let t = name.transport.unwrap_or(Transport::Udp);
-        let targets = self.addresses(&host, 5060, t, &mut ttl).await?;
+        let targets = in_order(self.addresses(&host, 5060, t, &mut ttl).await?);
         Ok(Resolved { targets, ttl })
+    }
+
+    /// The answer for `name`'s records of `kind`: None when there are none (the next step
+    /// of RFC 3263 is tried); an error when DNS did not answer (the last addresses stay).
+    async fn records(
+        &self,
+        name: &str,
+        kind: RecordType,
+    ) -> Result<Option<hickory_resolver::lookup::Lookup>, String> {
+        match self.inner.lookup(name, kind).await {
+            Ok(lookup) => Ok(Some(lookup)),
+            Err(e) if e.is_no_records_found() => Ok(None),
+            Err(e) => Err(format!("{kind} {name}: {e}")),
+        }
     }
 
     async fn addresses(
@@ -265,20 +270,23 @@ impl SipResolver {
 /// out, or it never was), and a changed answer is reported.
 pub struct Keeper {
     servers: Vec<SocketAddr>,
+    v6: bool,
     /// Set up at the first name to resolve (a switch without named trunks reads no DNS
     /// configuration); retried after [`RETRY`] when that fails.
     resolver: Option<SipResolver>,
     setup_due: Option<Instant>,
     clock: Clock,
     due: HashMap<HostName, Instant>,
-    known: HashMap<HostName, Vec<Peer>>,
+    known: HashMap<HostName, Vec<Hop>>,
 }
 
 impl Keeper {
-    /// A keeper asking `servers` (empty: the machine's DNS servers).
-    pub fn new(servers: Vec<SocketAddr>, clock: Clock) -> Keeper {
+    /// A keeper asking `servers` (empty: the machine's DNS servers) for addresses a
+    /// switch listening on IPv6 (`v6`) or IPv4 can reach.
+    pub fn new(servers: Vec<SocketAddr>, v6: bool, clock: Clock) -> Keeper {
         Keeper {
             servers,
+            v6,
             resolver: None,
             setup_due: None,
             clock,
@@ -289,7 +297,7 @@ impl Keeper {
 
     fn resolver(&mut self) -> Option<SipResolver> {
         if self.resolver.is_none() && self.setup_due.is_none_or(|at| self.clock.now() >= at) {
-            match SipResolver::new(&self.servers) {
+            match SipResolver::new(&self.servers, self.v6) {
                 Ok(r) => self.resolver = Some(r),
                 Err(e) => {
                     warn!(error = %e, "trunks given by host name cannot be resolved");
@@ -302,7 +310,7 @@ impl Keeper {
 
     /// Look up every name of `wanted` whose answer is due; forget the others. Returns the
     /// names whose addresses changed, with their new addresses.
-    pub async fn refresh(&mut self, wanted: &[HostName]) -> Vec<(HostName, Vec<Peer>)> {
+    pub async fn refresh(&mut self, wanted: &[HostName]) -> Vec<(HostName, Vec<Hop>)> {
         self.due.retain(|h, _| wanted.contains(h));
         self.known.retain(|h, _| wanted.contains(h));
         let mut changed = Vec::new();
@@ -325,7 +333,15 @@ impl Keeper {
                         let shown: Vec<String> = r
                             .targets
                             .iter()
-                            .map(|p| format!("{}:{}", p.transport.as_str(), p.addr))
+                            .map(|h| {
+                                format!(
+                                    "{}:{} priority {} weight {}",
+                                    h.peer.transport.as_str(),
+                                    h.peer.addr,
+                                    h.priority,
+                                    h.weight
+                                )
+                            })
                             .collect();
                         info!(host = %name, targets = ?shown, ttl = ttl.as_secs(), "trunk host resolved");
                         self.known.insert(name.clone(), r.targets.clone());
@@ -341,13 +357,21 @@ impl Keeper {
         changed
     }
 
+    /// Forget what was found and when to look again: everything is looked up anew and
+    /// reported (after a first lookup that was cut short, whose finds never reached the
+    /// call manager).
+    pub fn start_over(&mut self) {
+        self.due.clear();
+        self.known.clear();
+    }
+
     /// Keep refreshing the names `wanted` holds (it changes with a reload) until it is
     /// dropped; changes go to `out`. Checks the clock every second, so a test's jump of the
     /// switch's clock is seen at once.
     pub async fn run(
         mut self,
         mut wanted: tokio::sync::watch::Receiver<Vec<HostName>>,
-        out: tokio::sync::mpsc::UnboundedSender<(HostName, Vec<Peer>)>,
+        out: tokio::sync::mpsc::UnboundedSender<(HostName, Vec<Hop>)>,
     ) {
         loop {
             let names = wanted.borrow_and_update().clone();
@@ -367,53 +391,6 @@ impl Keeper {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn srv(priority: u16, weight: u16, target: &str) -> SrvTarget {
-        SrvTarget {
-            priority,
-            weight,
-            port: 5060,
-            target: target.into(),
-        }
-    }
-
-    fn names(v: &[SrvTarget]) -> Vec<&str> {
-        v.iter().map(|s| s.target.as_str()).collect()
-    }
-
-    #[test]
-    fn srv_records_go_by_priority_then_by_a_weighted_draw() {
-        let records = vec![srv(20, 0, "backup"), srv(10, 60, "a"), srv(10, 40, "b")];
-        // Draw 0..=60 lands on a (its running sum 60), 61..=100 on b.
-        let first = srv_order(records.clone(), |_| 30);
-        assert_eq!(names(&first), ["a", "b", "backup"]);
-        let second = srv_order(records.clone(), |_| 80);
-        assert_eq!(names(&second), ["b", "a", "backup"]);
-        // Over many draws the shares follow the weights (60:40).
-        let mut seed = 12345u32;
-        let mut a_first = 0;
-        for _ in 0..1000 {
-            let order = srv_order(records.clone(), |n| {
-                seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
-                (seed >> 8) % n
-            });
-            if order[0].target == "a" {
-                a_first += 1;
-            }
-            assert_eq!(order[2].target, "backup", "a lower priority is always last");
-        }
-        assert!((550..650).contains(&a_first), "a first {a_first} of 1000");
-    }
-
-    #[test]
-    fn a_weight_zero_server_is_taken_only_on_a_draw_of_zero() {
-        let records = vec![srv(10, 5, "main"), srv(10, 0, "spare")];
-        assert_eq!(
-            names(&srv_order(records.clone(), |n| n - 1)),
-            ["main", "spare"]
-        );
-        assert_eq!(names(&srv_order(records, |_| 0)), ["spare", "main"]);
-    }
 
     #[test]
     fn naptr_services_name_the_transports_the_switch_speaks() {

@@ -280,13 +280,19 @@ pub async fn start_on(
     // Trunks given by host name are resolved before the first call (bounded), then kept
     // resolved by their records' TTL in the background.
     let names = routing.host_names();
-    let mut keeper = crate::dns::Keeper::new(cfg.sip.dns_servers.clone(), clock.clone());
-    let first = tokio::time::timeout(DNS_AT_START, keeper.refresh(&names))
-        .await
-        .unwrap_or_else(|_| {
-            warn!("trunk host names not resolved at start: calls wait for DNS");
+    let mut keeper =
+        crate::dns::Keeper::new(cfg.sip.dns_servers.clone(), bound.is_ipv6(), clock.clone());
+    let first = match tokio::time::timeout(DNS_AT_START, keeper.refresh(&names)).await {
+        Ok(found) => found,
+        Err(_) => {
+            warn!(
+                secs = DNS_AT_START.as_secs(),
+                "DNS did not answer for every trunk host name at start: those trunks are passed over until it does"
+            );
+            keeper.start_over();
             Vec::new()
-        });
+        }
+    };
     let mut manager = Manager::new(settings, routing, Box::new(media));
     manager.set_wall_clock(clock.now(), clock.unix_ms());
     for (name, targets) in first {
@@ -378,7 +384,7 @@ const DNS_AT_START: Duration = Duration::from_secs(5);
 /// with a reload) and the addresses it found.
 struct Dns {
     names: watch::Sender<Vec<crate::routing::HostName>>,
-    resolved: mpsc::UnboundedReceiver<(crate::routing::HostName, Vec<crate::transaction::Peer>)>,
+    resolved: mpsc::UnboundedReceiver<(crate::routing::HostName, Vec<crate::routing::Hop>)>,
 }
 
 /// The signalling task's end of the control plane's link.

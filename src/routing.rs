@@ -65,6 +65,16 @@ pub enum TrunkDest {
     Named(HostName),
 }
 
+/// One address a trunk's host name resolved to, with its SRV record's priority (lower is
+/// tried first) and weight (its share among addresses of equal priority). Addresses of a
+/// name without SRV records come one priority each, in DNS order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Hop {
+    pub peer: crate::transaction::Peer,
+    pub priority: u16,
+    pub weight: u16,
+}
+
 /// A trunk's host name as configured: `carrier.example` (NAPTR/SRV/A) or
 /// `carrier.example:5070` (A/AAAA only), with the transport the trunk asks for, if any.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -94,12 +94,10 @@ async fn srv_with_two_servers_the_first_down_fails_over_and_follows_the_ttl() {
         [
             "NAPTR carrier.test.",
             "SRV _sip._udp.carrier.test.",
-            "AAAA sip1.carrier.test.",
             "A sip1.carrier.test.",
-            "AAAA sip2.carrier.test.",
             "A sip2.carrier.test."
         ],
-        "resolved once, before the first call"
+        "resolved once, before the first call (IPv4 only: the switch listens on IPv4)"
     );
 
     let caller = Phone::bind("caller").await;
@@ -123,20 +121,23 @@ async fn srv_with_two_servers_the_first_down_fails_over_and_follows_the_ttl() {
             "only the first call's INVITE (and its retransmissions) reached the silent server"
         );
     }
+    // Four minutes on (the SRV's TTL is five): nothing is asked again.
+    clock.advance(Duration::from_secs(240));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(
         dns.asked(),
         asked_at_start,
         "answers are kept for their TTL"
     );
 
-    // The carrier moves its second server and drops the first; five minutes later (the
-    // SRV's TTL) the switch asks again and follows.
+    // The carrier moves its second server and drops the first; once the five minutes
+    // are up the switch asks again and follows.
     let mut zone2 = zone(moved.addr.port());
     zone2.remove(1);
     dns.set(zone2);
-    clock.advance(Duration::from_secs(301));
+    clock.advance(Duration::from_secs(61));
     for _ in 0..200 {
-        if dns.asked().len() >= asked_at_start.len() + 4 {
+        if dns.asked().len() >= asked_at_start.len() + 3 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -146,7 +147,6 @@ async fn srv_with_two_servers_the_first_down_fails_over_and_follows_the_ttl() {
         [
             "NAPTR carrier.test.",
             "SRV _sip._udp.carrier.test.",
-            "AAAA sip2.carrier.test.",
             "A sip2.carrier.test."
         ],
         "asked again once the TTL ran out"

@@ -148,12 +148,10 @@ impl Manager {
         // addresses are then tried in turn before the next trunk.
         if call.b.hops.is_empty() {
             let (trunks, from) = (call.b.trunks.clone(), call.b.trunk);
-            let free = (from..trunks.len()).find(|&j| {
-                !self.attempt_targets(trunks[j], now).is_empty() && self.take_trunk(trunks[j], now)
-            });
+            let free = (from..trunks.len())
+                .find(|&j| self.has_targets(trunks[j]) && self.take_trunk(trunks[j], now));
             let Some(free) = free else {
-                let unresolved =
-                    (from..trunks.len()).all(|j| self.attempt_targets(trunks[j], now).is_empty());
+                let unresolved = (from..trunks.len()).all(|j| !self.has_targets(trunks[j]));
                 if from < trunks.len() {
                     let why = if unresolved {
                         "no address for the trunk's host name (DNS)"

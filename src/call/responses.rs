@@ -23,7 +23,7 @@ impl Manager {
                 purpose,
                 ClientPurpose::Bye | ClientPurpose::Ping { .. } | ClientPurpose::Register { .. }
             )
-            && let Some((again, peer)) = self.answer_trunk_challenge(tx, code, &resp, purpose)
+            && let Some((again, peer)) = self.answer_trunk_challenge(key, tx, code, &resp, purpose)
         {
             self.client_txs.remove(&tx);
             let cseq = again.cseq;
@@ -39,7 +39,8 @@ impl Manager {
         // CSeq (and a re-INVITE's ACK) move on to the resent request's.
         if matches!(code, 401 | 407)
             && let ClientPurpose::Relay { from: Side::A, .. } = purpose
-            && let Some((mut again, peer)) = self.answer_trunk_challenge(tx, code, &resp, purpose)
+            && let Some((mut again, peer)) =
+                self.answer_trunk_challenge(key, tx, code, &resp, purpose)
         {
             self.client_txs.remove(&tx);
             // The dialog's next CSeq: another request may have gone out meanwhile.
@@ -69,7 +70,7 @@ impl Manager {
             } => {
                 if code >= 200 {
                     self.client_txs.remove(&tx);
-                    self.trunk_answered(index, peer, generation, code < 500);
+                    self.trunk_answered(now, index, peer, generation, code < 500);
                 }
             }
             ClientPurpose::BInvite => self.handle_b_invite_response(now, key, tx, resp),
@@ -95,6 +96,7 @@ impl Manager {
     /// challenge, if it went to a trunk with credentials and was not answered before.
     fn answer_trunk_challenge(
         &mut self,
+        key: super::CallKey,
         tx: TxId,
         code: u16,
         resp: &Message,
@@ -109,12 +111,17 @@ impl Manager {
         {
             return None;
         }
-        // A REGISTER answers with its own trunk's account (two accounts may share one
-        // registrar); anything else with the trunk it went to.
-        let creds = match purpose {
-            ClientPurpose::Register { index } => self.routing.trunks.get(index)?,
-            _ => self.routing.trunks.get(self.trunk_at(peer)?)?,
+        // A REGISTER or a ping answers with its own trunk's account (two accounts may
+        // share one registrar); a request within a call with the trunk the call went out
+        // on (DNS may have moved the carrier since); else the trunk at that address.
+        let index = match purpose {
+            ClientPurpose::Register { index } | ClientPurpose::Ping { index, .. } => Some(index),
+            _ => self.trunk_of_call(key, peer),
         };
+        let creds = self
+            .routing
+            .trunks
+            .get(index.or_else(|| self.trunk_at(peer))?)?;
         let creds = creds.credentials.clone()?;
         let sent = sent.clone();
         let branch = self.tx.new_branch();
@@ -128,6 +135,19 @@ impl Manager {
             self.settings.advertised,
         )?;
         Some((again, peer))
+    }
+
+    /// The trunk call `key`'s leg to `peer` went out on: an inbound call's B-leg, or the
+    /// placed call's leg that talks to `peer`.
+    fn trunk_of_call(&self, key: super::CallKey, peer: Peer) -> Option<usize> {
+        if let Some(c) = self.calls.get(&key) {
+            return c
+                .direct
+                .is_none()
+                .then(|| c.b.trunks.get(c.b.trunk).copied())
+                .flatten();
+        }
+        self.placed.get(&key)?.trunk_towards(peer)
     }
 
     pub(super) fn handle_client_timeout(&mut self, now: Instant, tx: TxId) {
@@ -165,7 +185,7 @@ impl Manager {
                 index,
                 peer,
                 generation,
-            } => self.trunk_answered(index, peer, generation, false),
+            } => self.trunk_answered(now, index, peer, generation, false),
             ClientPurpose::Register { index } => self.registration_answered(now, index, tx, None),
             ClientPurpose::PlacedInvite(side) => {
                 self.late_answers.remove(&tx);

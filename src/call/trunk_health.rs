@@ -1,12 +1,14 @@
 //! Trunk health: OPTIONS to every address of every trunk every `sip.trunk_ping_secs`; an
 //! address that does not answer (or answers 5xx) is skipped until it answers again, and a
 //! trunk none of whose addresses answers is skipped by routing. An address that let an
-//! INVITE time out is skipped for [`FAILED_FOR`]. A trunk given by host name has the
-//! addresses DNS last gave (`crate::dns`), none before the first answer.
+//! INVITE time out is skipped for [`FAILED_FOR`], one that answered 503 with Retry-After
+//! until then. A trunk given by host name has the addresses DNS last gave (`crate::dns`),
+//! none before the first answer; each attempt takes them by SRV priority, equal
+//! priorities in turn by weight.
 
 use super::{ClientPurpose, Manager, contact_for};
-use crate::routing::HostName;
 use crate::routing::TrunkDest;
+use crate::routing::{Hop, HostName};
 use crate::sip::Method;
 use crate::transaction::Peer;
 use std::collections::{HashMap, HashSet};
@@ -23,6 +25,8 @@ pub(super) enum Down {
     Ping,
     /// An INVITE to it timed out: until then.
     Failed(Instant),
+    /// It answered 503 with Retry-After: until then, whatever its pings say.
+    Blocked(Instant),
 }
 
 /// What the OPTIONS pings found out.
@@ -36,7 +40,9 @@ pub(super) struct TrunkHealth {
     /// Addresses known not to answer.
     pub(super) down: HashMap<Peer, Down>,
     /// Host names' addresses, as DNS last gave them.
-    pub(super) resolved: HashMap<HostName, Vec<Peer>>,
+    pub(super) resolved: HashMap<HostName, Vec<Hop>>,
+    /// Each named trunk's addresses' running credit for their turns by SRV weight.
+    pub(super) hop_credit: HashMap<(usize, Peer), i64>,
     /// A trunk that answered 503 with Retry-After is skipped until then.
     pub(super) blocked_until: Vec<Option<Instant>>,
     /// When each trunk's INVITEs of the last second went out (for `calls_per_second`).
@@ -57,6 +63,7 @@ impl TrunkHealth {
         self.up = vec![true; trunks];
         self.pinging.clear();
         self.down.clear();
+        self.hop_credit.clear();
         self.blocked_until = vec![None; trunks];
         self.recent = vec![Default::default(); trunks];
         self.shares.clear();
@@ -84,19 +91,12 @@ impl Manager {
                         .map_or(1, |t| i64::from(t.weight))
                 })
                 .collect();
-            let total: i64 = weights.iter().sum();
             let credit = self
                 .trunks
                 .shares
                 .entry(rank.clone())
                 .or_insert_with(|| vec![0; rank.len()]);
-            for (c, w) in credit.iter_mut().zip(&weights) {
-                *c += w;
-            }
-            let first = (0..rank.len())
-                .max_by_key(|&j| (credit[j], std::cmp::Reverse(j)))
-                .unwrap_or(0);
-            credit[first] -= total;
+            let first = smooth_turn(credit, &weights);
             order.push(rank[first]);
             order.extend(
                 rank.iter()
@@ -127,15 +127,19 @@ impl Manager {
     }
 
     /// A host name's addresses, from the DNS keeper: new attempts and pings use them.
-    pub fn set_resolved(&mut self, name: HostName, targets: Vec<Peer>) {
+    pub fn set_resolved(&mut self, name: HostName, targets: Vec<Hop>) {
         self.trunks.resolved.insert(name, targets);
     }
 
-    /// Every address of trunk `index`, in the order to try them (a named trunk's as DNS
-    /// last gave them; none before its first answer).
-    pub(super) fn trunk_targets(&self, index: usize) -> Vec<Peer> {
+    /// Every address of trunk `index` with its priority and weight (a named trunk's as
+    /// DNS last gave them; none before its first answer).
+    fn trunk_hops(&self, index: usize) -> Vec<Hop> {
         match self.routing.trunks.get(index).map(|t| &t.dest) {
-            Some(TrunkDest::Fixed(peer)) => vec![*peer],
+            Some(TrunkDest::Fixed(peer)) => vec![Hop {
+                peer: *peer,
+                priority: 0,
+                weight: 1,
+            }],
             Some(TrunkDest::Named(name)) => {
                 self.trunks.resolved.get(name).cloned().unwrap_or_default()
             }
@@ -143,26 +147,76 @@ impl Manager {
         }
     }
 
-    /// The addresses of trunk `index` a new attempt tries: those not known to be down.
-    pub(super) fn live_targets(&self, index: usize, now: Instant) -> Vec<Peer> {
-        let mut all = self.trunk_targets(index);
-        all.retain(|p| match self.trunks.down.get(p) {
+    /// Every address of trunk `index`.
+    pub(super) fn trunk_targets(&self, index: usize) -> Vec<Peer> {
+        self.trunk_hops(index).into_iter().map(|h| h.peer).collect()
+    }
+
+    fn usable(&self, peer: &Peer, now: Instant) -> bool {
+        match self.trunks.down.get(peer) {
             None => true,
             Some(Down::Ping) => false,
-            Some(Down::Failed(until)) => now >= *until,
-        });
+            Some(Down::Failed(until) | Down::Blocked(until)) => now >= *until,
+        }
+    }
+
+    /// The addresses of trunk `index` a new attempt may use: those not known to be down.
+    pub(super) fn live_targets(&self, index: usize, now: Instant) -> Vec<Peer> {
+        let mut all = self.trunk_targets(index);
+        all.retain(|p| self.usable(p, now));
         all
     }
 
-    /// The addresses to try for a new attempt on trunk `index`: the live ones, or all of
-    /// them when none is (the route had nothing better).
-    pub(super) fn attempt_targets(&self, index: usize, now: Instant) -> Vec<Peer> {
-        let live = self.live_targets(index, now);
-        if live.is_empty() {
-            self.trunk_targets(index)
-        } else {
-            live
+    /// Whether trunk `index` has an address at all (its host name resolved).
+    pub(super) fn has_targets(&self, index: usize) -> bool {
+        !self.trunk_hops(index).is_empty()
+    }
+
+    /// The addresses a new attempt on trunk `index` tries, in order: the live ones (all,
+    /// when none is: the route had nothing better), by priority; among equal priorities
+    /// first the one whose turn it is by weight, then the others as DNS gave them.
+    pub(super) fn attempt_targets(&mut self, index: usize, now: Instant) -> Vec<Peer> {
+        let all = self.trunk_hops(index);
+        let mut hops: Vec<Hop> = all
+            .iter()
+            .copied()
+            .filter(|h| self.usable(&h.peer, now))
+            .collect();
+        if hops.is_empty() {
+            hops = all;
         }
+        hops.sort_by_key(|h| h.priority);
+        let mut order = Vec::with_capacity(hops.len());
+        for group in hops.chunk_by(|a, b| a.priority == b.priority) {
+            if group.len() < 2 {
+                order.extend(group.iter().map(|h| h.peer));
+                continue;
+            }
+            let weights: Vec<i64> = group.iter().map(|h| i64::from(h.weight)).collect();
+            let mut credit: Vec<i64> = group
+                .iter()
+                .map(|h| {
+                    self.trunks
+                        .hop_credit
+                        .get(&(index, h.peer))
+                        .copied()
+                        .unwrap_or(0)
+                })
+                .collect();
+            let first = smooth_turn(&mut credit, &weights);
+            for (h, c) in group.iter().zip(credit) {
+                self.trunks.hop_credit.insert((index, h.peer), c);
+            }
+            order.push(group[first].peer);
+            order.extend(
+                group
+                    .iter()
+                    .enumerate()
+                    .filter(|&(j, _)| j != first)
+                    .map(|(_, h)| h.peer),
+            );
+        }
+        order
     }
 
     /// The host of a trunk's Request-URI: its name as configured, or its address.
@@ -176,7 +230,7 @@ impl Manager {
     /// An INVITE to `peer` got no answer at all: new attempts pass it over for a while.
     pub(super) fn target_failed(&mut self, peer: Peer, now: Instant) {
         let entry = self.trunks.down.entry(peer).or_insert(Down::Failed(now));
-        if let Down::Failed(until) = entry {
+        if let Down::Failed(until) | Down::Blocked(until) = entry {
             *until = (*until).max(now + FAILED_FOR);
         }
         tracing::warn!(target = %peer.addr, secs = FAILED_FOR.as_secs(), "trunk address did not answer: others are tried first for a while");
@@ -250,7 +304,7 @@ impl Manager {
             && self.trunk_targets(index).len() > 1
         {
             let until = now + Duration::from_secs(secs);
-            self.trunks.down.insert(peer, Down::Failed(until));
+            self.trunks.down.insert(peer, Down::Blocked(until));
             tracing::warn!(target = %peer.addr, secs, "trunk address answered 503 with Retry-After: its other addresses take calls until then");
             return;
         }
@@ -306,15 +360,27 @@ impl Manager {
 
     /// A ping's result: any answer but 5xx means the address is up; the trunk is up while
     /// any of its addresses is.
-    pub(super) fn trunk_answered(&mut self, index: usize, peer: Peer, generation: u64, up: bool) {
+    pub(super) fn trunk_answered(
+        &mut self,
+        now: Instant,
+        index: usize,
+        peer: Peer,
+        generation: u64,
+        up: bool,
+    ) {
         if generation != self.trunks.generation || index >= self.trunks.up.len() {
             return;
         }
         self.trunks.pinging.remove(&(index, peer));
-        if up {
-            self.trunks.down.remove(&peer);
-        } else {
-            self.trunks.down.insert(peer, Down::Ping);
+        // A carrier's own Retry-After stands whatever its pings say.
+        let blocked =
+            matches!(self.trunks.down.get(&peer), Some(Down::Blocked(until)) if now < *until);
+        if !blocked {
+            if up {
+                self.trunks.down.remove(&peer);
+            } else {
+                self.trunks.down.insert(peer, Down::Ping);
+            }
         }
         let any = self
             .trunk_targets(index)
@@ -331,4 +397,19 @@ impl Manager {
             self.trunks.changes.push((name, any));
         }
     }
+}
+
+/// Smooth weighted round robin (as nginx shares upstreams): each one's credit grows by
+/// its weight, the richest goes first and pays the total. With weights 3 and 1, four turns
+/// go a, a, b, a. Weight 0 never goes first while another has weight.
+fn smooth_turn(credit: &mut [i64], weights: &[i64]) -> usize {
+    let total: i64 = weights.iter().sum();
+    for (c, w) in credit.iter_mut().zip(weights) {
+        *c += w;
+    }
+    let first = (0..credit.len())
+        .max_by_key(|&j| (credit[j], std::cmp::Reverse(j)))
+        .unwrap_or(0);
+    credit[first] -= total;
+    first
 }

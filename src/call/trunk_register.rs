@@ -55,6 +55,8 @@ pub(super) struct Registration {
     leaving: bool,
     /// The registrar's `Min-Expires` (its 423), when longer than the trunk asks for.
     at_least: Option<Duration>,
+    /// Where the REGISTER out went (a silent one's address is passed over next time).
+    sent_to: Option<crate::transaction::Peer>,
 }
 
 /// Every trunk's registration, by trunk index (None: the trunk does not register).
@@ -84,6 +86,7 @@ impl Manager {
                     tx: None,
                     leaving: false,
                     at_least: None,
+                    sent_to: None,
                 })
             })
             .collect();
@@ -161,7 +164,8 @@ impl Manager {
         let user = self.routing.trunks[index].register_user.clone();
         // A trunk given by host name registers at the first of its addresses that is up,
         // in its own domain; one whose name is not resolved yet tries again shortly.
-        let Some(peer) = self.attempt_targets(index, now).first().copied() else {
+        let first_live = self.live_targets(index, now).first().copied();
+        let Some(peer) = first_live.or_else(|| self.trunk_targets(index).first().copied()) else {
             if let Some(slot) = self.registrations.slots[index].as_mut() {
                 slot.next_at = Some(now + UNRESOLVED_RETRY);
             }
@@ -207,6 +211,7 @@ impl Manager {
         };
         slot.next_at = None;
         slot.leaving = expires.is_zero();
+        slot.sent_to = Some(peer);
         let tx = self.tx.send_request(now, peer, request);
         slot.tx = Some(tx);
         self.client_txs
@@ -237,6 +242,7 @@ impl Manager {
             return;
         }
         slot.tx = None;
+        let silent = resp.is_none().then_some(slot.sent_to).flatten();
         let state = if slot.leaving {
             info!(trunk = %name, code, "unregistered");
             RegState::Unregistered
@@ -277,6 +283,10 @@ impl Manager {
         if slot.state != state {
             slot.state = state;
             self.registrations.changes.push((name, state));
+        }
+        // A registrar that did not answer at all: its other addresses are tried first.
+        if let Some(peer) = silent {
+            self.target_failed(peer, now);
         }
     }
 

@@ -27,8 +27,10 @@ impl DnsServer {
         let task = tokio::spawn(async move {
             let mut buf = vec![0u8; 4096];
             loop {
+                // An error here is an ICMP "port unreachable" for an answer sent to a
+                // client that had gone: the next query still comes.
                 let Ok((n, from)) = socket.recv_from(&mut buf).await else {
-                    return;
+                    continue;
                 };
                 let Ok(query) = Message::from_vec(&buf[..n]) else {
                     continue;

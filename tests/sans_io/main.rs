@@ -353,3 +353,4 @@ fn a_trunk_that_stops_answering_options_is_skipped_without_waiting() {
 }
 
 mod carriers;
+mod named;

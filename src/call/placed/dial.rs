@@ -96,8 +96,7 @@ impl Manager {
             if leg.hops.is_empty()
                 && let Some(&index) = leg.trunks.get(leg.trunk)
             {
-                let hops = self.attempt_targets(index, now);
-                if hops.is_empty() || !self.take_trunk(index, now) {
+                if !self.has_targets(index) || !self.take_trunk(index, now) {
                     let Some(p) = self.placed.get_mut(&key) else {
                         return;
                     };
@@ -106,6 +105,7 @@ impl Manager {
                     leg.next_trunk();
                     continue;
                 }
+                let hops = self.attempt_targets(index, now);
                 let Some(p) = self.placed.get_mut(&key) else {
                     return;
                 };

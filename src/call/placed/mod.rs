@@ -203,6 +203,17 @@ impl Placed {
             .count()
     }
 
+    /// The trunk of the leg whose dialog talks to `peer` (not a registered phone).
+    pub(super) fn trunk_towards(&self, peer: crate::transaction::Peer) -> Option<usize> {
+        self.legs
+            .iter()
+            .find(|l| {
+                l.dialog.as_ref().is_some_and(|d| d.peer == peer)
+                    && l.current().is_some_and(|t| t.registered.is_none())
+            })
+            .and_then(|l| l.trunks.get(l.trunk).copied())
+    }
+
     pub(super) fn leg_tx(&self, side: Side) -> Option<TxId> {
         self.legs[side.index()].tx
     }
