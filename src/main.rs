@@ -193,24 +193,7 @@ fn deck(command: DeckCommand) -> ExitCode {
         DeckCommand::Show { .. } => {
             return match store.rate_deck() {
                 Ok(deck) => {
-                    println!("prefix,name,account,per_minute,increment,connection,minimum");
-                    for r in deck.rates() {
-                        let name = if r.name.contains([',', '"']) {
-                            format!("\"{}\"", r.name.replace('"', "\"\""))
-                        } else {
-                            r.name.clone()
-                        };
-                        println!(
-                            "{},{name},{},{},{}/{},{},{}",
-                            r.prefix,
-                            r.account.as_str(),
-                            r.per_minute,
-                            r.first_secs,
-                            r.increment_secs,
-                            r.connection,
-                            r.minimum
-                        );
-                    }
+                    print!("{}", freecall::billing::deck::to_csv(&deck));
                     ExitCode::SUCCESS
                 }
                 Err(e) => {

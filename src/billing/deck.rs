@@ -159,8 +159,8 @@ pub fn parse_csv(text: &str) -> Result<Vec<DeckRate>, Vec<String>> {
             continue;
         }
         let name = get("name");
-        if name.is_empty() || name.chars().count() > 100 {
-            fault("name must be 1 to 100 characters".into());
+        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+            fault("name must be 1 to 100 characters, none of them a control character".into());
             continue;
         }
         let kinds: &[AccountKind] = match get("account").to_ascii_lowercase().as_str() {
@@ -243,6 +243,33 @@ pub fn parse_csv(text: &str) -> Result<Vec<DeckRate>, Vec<String>> {
     }
 }
 
+/// The deck as CSV in the columns `parse_csv` reads (with `minimum`), names quoted as CSV
+/// needs: what `freecall deck show` prints, importable again as it is.
+pub fn to_csv(deck: &RateDeck) -> String {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let _ = w.write_record([
+        "prefix",
+        "name",
+        "account",
+        "per_minute",
+        "increment",
+        "connection",
+        "minimum",
+    ]);
+    for r in deck.rates() {
+        let _ = w.write_record([
+            r.prefix.clone(),
+            r.name.clone(),
+            r.account.as_str().to_string(),
+            r.per_minute.to_string(),
+            format!("{}/{}", r.first_secs, r.increment_secs),
+            r.connection.to_string(),
+            r.minimum.to_string(),
+        ]);
+    }
+    String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -299,5 +326,18 @@ mod tests {
         let e = parse_csv("prefix,name,per_minute\n1,x,2\n").unwrap_err();
         assert!(e.iter().any(|l| l.contains("no 'account' column")), "{e:?}");
         assert!(parse_csv("prefix,name,account,per_minute,increment,connection\n").is_err());
+    }
+
+    #[test]
+    fn a_deck_shown_as_csv_imports_again_as_it_was() {
+        let rows = "prefix,name,account,per_minute,increment,connection,minimum\n\
+44,\"United Kingdom, \"\"mobile\"\"\",guild,900,30/6,50,120\n81,Japan,any,300,60/60,0,0\n";
+        let deck = RateDeck::new(3, parse_csv(rows).unwrap());
+        let again = RateDeck::new(3, parse_csv(&to_csv(&deck)).unwrap());
+        assert_eq!(again.rates(), deck.rates());
+        assert!(to_csv(&deck).contains("\"United Kingdom, \"\"mobile\"\"\""));
+        let e = parse_csv("prefix,name,account,per_minute,increment,connection\n44,\"UK\nmobile\",any,1,60/60,0\n")
+            .unwrap_err();
+        assert!(e[0].contains("control character"), "{e:?}");
     }
 }

@@ -130,9 +130,16 @@ impl Tariffs {
         destination: DestinationKind,
         number: &str,
     ) -> Option<Tariff> {
+        let own = self.get(kind, destination).copied();
         match self.deck_rate(kind, number) {
-            Some(rate) => Some(rate.tariff(destination)),
-            None => self.get(kind, destination).copied(),
+            // The deck prices calls abroad, and re-prices a home kind the operator sells;
+            // it never opens a home kind without a tariff (a row for "82" must not make
+            // premium-rate numbers callable).
+            Some(rate) if destination == DestinationKind::International || own.is_some() => {
+                Some(rate.tariff(destination))
+            }
+            Some(_) => None,
+            None => own,
         }
     }
 
@@ -176,6 +183,11 @@ pub type SharedTariffs = std::sync::RwLock<Arc<Tariffs>>;
 /// Put `deck` above the shared tariffs; calls already reserved keep their price.
 pub fn put_deck(shared: &SharedTariffs, deck: RateDeck) {
     let mut t = shared.write().unwrap_or_else(|p| p.into_inner());
+    // Two readers may race (the API after a load, the heartbeat's refresh): an older
+    // version never replaces a newer one.
+    if deck.version < t.deck().version {
+        return;
+    }
     *t = Arc::new(t.with_deck(Arc::new(deck)));
 }
 

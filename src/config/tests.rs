@@ -181,3 +181,39 @@ fn a_trunk_is_an_address_or_a_host_name() {
     let e = err("[[trunks]]\nname = \"kt\"\naddress = \"sip:kt\"\n");
     assert!(e.contains("is not an ip:port or a host name"), "{e}");
 }
+
+#[test]
+fn a_rate_deck_prices_calls_abroad_and_never_opens_a_home_kind_without_a_tariff() {
+    use crate::billing::{AccountKind, deck};
+    let cfg = Config::from_toml(&format!(
+        "{BASE}[[tariffs]]\naccount = \"mileage\"\ndestination = \"mobile\"\nper_minute = 20\n"
+    ))
+    .unwrap();
+    let rows = "prefix,name,account,per_minute,increment,connection\n\
+82,Korea,any,7,60/60,0\n81,Japan,any,300,60/60,0\n";
+    let tariffs = cfg
+        .tariffs()
+        .with_deck(std::sync::Arc::new(deck::RateDeck::new(
+            1,
+            deck::parse_csv(rows).unwrap(),
+        )));
+    let per_minute = |kind, number| {
+        tariffs
+            .tariff_for(AccountKind::Mileage, kind, number)
+            .map(|t| t.per_minute)
+    };
+    assert_eq!(
+        per_minute(DestinationKind::International, "+81312345678"),
+        Some(300)
+    );
+    assert_eq!(
+        per_minute(DestinationKind::Mobile, "01012345678"),
+        Some(7),
+        "a home kind that is sold is re-priced by the deck"
+    );
+    assert_eq!(
+        per_minute(DestinationKind::PremiumRate, "0601234567"),
+        None,
+        "premium rate has no tariff: the deck's row for 82 does not open it"
+    );
+}

@@ -83,6 +83,16 @@ macro_rules! insert_deck {
     }};
 }
 
+/// The newest deck's version on either backend's connection (0: none was ever loaded).
+macro_rules! newest_deck {
+    ($c:expr) => {
+        rate_decks::table
+            .select(diesel::dsl::max(rate_decks::id))
+            .first::<Option<i64>>($c)?
+            .unwrap_or(0)
+    };
+}
+
 impl Store {
     /// Put `rates` in force in place of the deck before (none: remove the deck, so every
     /// number is priced by its kind again). The new version.
@@ -114,28 +124,32 @@ impl Store {
     /// The version of the deck in force (0: none was ever loaded): what a node compares
     /// with the deck it prices with.
     pub fn rate_deck_version(&self) -> Result<i64> {
-        on_conn!(self, c => {
-            Ok(rate_decks::table
-                .select(diesel::dsl::max(rate_decks::id))
-                .first::<Option<i64>>(c)?
-                .unwrap_or(0))
-        })
+        on_conn!(self, c => Ok(newest_deck!(c)))
     }
 
-    /// The deck in force, read in one transaction (its version and its rows agree).
+    /// The deck in force, its version and its rows agreeing. PostgreSQL's read committed
+    /// lets another node's load commit (and delete this version's rows) between two
+    /// statements: the rows count only when the version read before and after them is
+    /// the same, else they are read again (a few times; then "unavailable").
     pub fn rate_deck(&self) -> Result<RateDeck> {
-        in_tx!(self, c => {
-            let version: i64 = rate_decks::table
-                .select(diesel::dsl::max(rate_decks::id))
-                .first::<Option<i64>>(c)?
-                .unwrap_or(0);
-            let rows: Vec<Row> = rate_deck::table
-                .filter(rate_deck::deck_id.eq(version))
-                .load(c)?;
-            Ok::<RateDeck, StoreError>(RateDeck::new(
-                version,
-                rows.into_iter().filter_map(Row::rate).collect(),
-            ))
-        })
+        for _ in 0..5 {
+            let (before, rows, after) = in_tx!(self, c => {
+                let before = newest_deck!(c);
+                let rows: Vec<Row> = rate_deck::table
+                    .filter(rate_deck::deck_id.eq(before))
+                    .load(c)?;
+                let after = newest_deck!(c);
+                Ok::<(i64, Vec<Row>, i64), StoreError>((before, rows, after))
+            })?;
+            if before == after {
+                return Ok(RateDeck::new(
+                    before,
+                    rows.into_iter().filter_map(Row::rate).collect(),
+                ));
+            }
+        }
+        Err(StoreError::Unavailable(
+            "the rate deck kept changing while it was read".into(),
+        ))
     }
 }
