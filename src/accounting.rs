@@ -272,9 +272,14 @@ impl Accounting {
                     },
                     _ = beat.tick() => {
                         let node = self.node.clone();
-                        if let Err(e) = self.store.run(move |s| s.heartbeat(&node, s.clock().unix_ms())).await {
-                            warn!(error = %e, "heartbeat not written");
-                        }
+                        let up = match self.store.run(move |s| s.heartbeat(&node, s.clock().unix_ms())).await {
+                            Ok(_) => true,
+                            Err(e) => {
+                                warn!(error = %e, "heartbeat not written");
+                                false
+                            }
+                        };
+                        let _ = reply_tx.send(BillingReply::Store { up });
                         if let Ok(held) = self.store.run(|s| s.reserved_total()).await {
                             crate::telemetry::reserved_balance(held);
                         }

@@ -495,6 +495,15 @@ fn a_database_that_goes_away_loses_nothing() {
                 .contains("billing unavailable")
         );
         caller.send(sip, &caller.ack_failure(&leg2, &resp)).await;
+        // A load balancer probing the node is told to send calls elsewhere.
+        let probe = caller.options(sip).await;
+        assert_eq!(probe.status(), Some(503));
+        assert!(
+            probe
+                .header("Reason")
+                .unwrap()
+                .contains("database unavailable")
+        );
 
         cluster.start_server();
         let mut settled = false;
@@ -506,6 +515,16 @@ fn a_database_that_goes_away_loses_nothing() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         assert!(settled, "the call was settled once the database was back");
+        // From its next heartbeat the node is offered calls again.
+        let mut taking = false;
+        for _ in 0..100 {
+            if caller.options(sip).await.status() == Some(200) {
+                taking = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(taking, "OPTIONS answered 200 again");
         let debits: Vec<_> = store
             .ledger(account, 0, 100)
             .unwrap()

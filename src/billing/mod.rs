@@ -467,6 +467,11 @@ pub enum BillingReply {
         key: u64,
         bindings: Option<Vec<crate::registrar::Binding>>,
     },
+    /// Whether the database answered the last heartbeat (a load balancer's OPTIONS are
+    /// answered 503 while it does not).
+    Store {
+        up: bool,
+    },
 }
 
 /// The call layer's billing settings.

@@ -241,6 +241,9 @@ pub struct Manager {
     registering: HashMap<u64, register::PendingRegister>,
     /// Failed digest proofs per address and user; blocks password guessing.
     guard: guard::AuthGuard,
+    /// The database answered the last heartbeat or authorization (a switch without
+    /// billing has none to lose).
+    store_up: bool,
 }
 
 impl Manager {
@@ -272,6 +275,7 @@ impl Manager {
             late_answers: HashMap::new(),
             registering: HashMap::new(),
             guard: guard::AuthGuard::default(),
+            store_up: true,
         };
         if let Some(b) = &m.settings.billing {
             m.guard = guard::AuthGuard::new(guard::GuardSettings {
@@ -318,16 +322,32 @@ impl Manager {
         match reply {
             BillingReply::Authorized { key, auth } => {
                 self.authorizing = self.authorizing.saturating_sub(1);
+                self.set_store_up(true);
                 self.handle_authorized(now, key, auth)
             }
             BillingReply::Refused { key, refusal } => {
                 self.authorizing = self.authorizing.saturating_sub(1);
+                if refusal == crate::billing::Refusal::Unavailable {
+                    self.set_store_up(false);
+                }
                 self.handle_refused(now, key, refusal)
             }
+            BillingReply::Store { up } => self.set_store_up(up),
             BillingReply::Registered { key, result } => self.handle_registered(now, key, result),
             BillingReply::Located { key, bindings } => self.handle_located(now, key, bindings),
         }
         self.process_tx_events(now);
+    }
+
+    fn set_store_up(&mut self, up: bool) {
+        if self.store_up != up {
+            if up {
+                tracing::info!("the database answers again: OPTIONS answered 200");
+            } else {
+                tracing::warn!("the database does not answer: OPTIONS answered 503 until it does");
+            }
+            self.store_up = up;
+        }
     }
 
     /// A wrong digest proof (or an unknown user) from `ip`: counted, and a block begun
@@ -590,11 +610,27 @@ impl Manager {
             Method::Invite => self.handle_new_invite(now, tx, req, from, local_tag),
             Method::Register => self.handle_register(now, tx, req, from, local_tag),
             Method::Options => {
-                let mut b = Builder::response_to(&req, 200, "OK", Some(&local_tag));
+                // A load balancer's probe: 200 while this node takes calls, 503 while it
+                // drains or its database does not answer, so calls go elsewhere first.
+                let refusing = if self.draining {
+                    Some("draining: no new calls")
+                } else if !self.store_up {
+                    Some("database unavailable")
+                } else {
+                    None
+                };
+                let (code, phrase) = match refusing {
+                    Some(_) => (503, "Service Unavailable"),
+                    None => (200, "OK"),
+                };
+                let mut b = Builder::response_to(&req, code, phrase, Some(&local_tag));
                 b.header("Allow", self.allow())
                     .header("Accept", "application/sdp")
                     .header("Server", &self.settings.user_agent);
-                self.tx.send_response(now, tx, 200, b.finish(None, &[]));
+                if let Some(why) = refusing {
+                    b.reason(503, why);
+                }
+                self.tx.send_response(now, tx, code, b.finish(None, &[]));
             }
             Method::Bye | Method::Update | Method::Info | Method::Prack => self.reply(
                 now,

@@ -210,6 +210,11 @@ Contact: <sip:{name}@{me}>\r\nContent-Type: application/sdp\r\nContent-Length: {
     /// an OPTIONS outside any dialog, whose answer comes after the switch read what came
     /// before it from this socket. Before a test moves the switch's clock forward.
     pub async fn settled(&self, switch: SocketAddr) {
+        self.options(switch).await;
+    }
+
+    /// An OPTIONS outside any dialog (what a load balancer probes with); its answer.
+    pub async fn options(&self, switch: SocketAddr) -> Message {
         let call_id = unique(&format!("{}-sync-", self.name));
         let branch = unique("z9hG4bK-test-");
         let text = format!(
@@ -227,7 +232,7 @@ Call-ID: {call_id}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
                     if m.header("Call-ID") == Some(call_id.as_str())
                         && m.status().unwrap_or(0) >= 200 =>
                 {
-                    return;
+                    return m;
                 }
                 Some(_) => continue,
                 None => panic!("{}: the switch did not answer OPTIONS", self.name),

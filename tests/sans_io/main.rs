@@ -354,3 +354,34 @@ fn a_trunk_that_stops_answering_options_is_skipped_without_waiting() {
 
 mod carriers;
 mod named;
+
+/// A load balancer's OPTIONS: 200 while the node takes calls, 503 (with a Reason) while
+/// it drains or its database does not answer, 200 again when the database is back.
+#[test]
+fn options_tell_a_load_balancer_whether_the_node_takes_calls() {
+    let mut m = manager();
+    let t0 = Instant::now_for_tests();
+    let probe = |m: &mut Manager, branch: &str| -> String {
+        let text = format!(
+            "OPTIONS sip:{SWITCH} SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch={branch}\r\nMax-Forwards: 70\r\n\
+From: <sip:lb@127.0.0.1>;tag=l1\r\nTo: <sip:{SWITCH}>\r\nCall-ID: {branch}@lb\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        );
+        m.handle_message(t0, caller(), parse_datagram(text.as_bytes()).unwrap());
+        drain(m)
+            .into_iter()
+            .map(|(_, s)| s)
+            .find(|s| s.starts_with("SIP/2.0"))
+            .expect("an answer")
+    };
+    assert!(probe(&mut m, "z9hG4bKo1").starts_with("SIP/2.0 200"));
+    m.handle_billing(t0, freecall::billing::BillingReply::Store { up: false });
+    let down = probe(&mut m, "z9hG4bKo2");
+    assert!(down.starts_with("SIP/2.0 503"), "{down}");
+    assert!(down.contains("database unavailable"), "{down}");
+    m.handle_billing(t0, freecall::billing::BillingReply::Store { up: true });
+    assert!(probe(&mut m, "z9hG4bKo3").starts_with("SIP/2.0 200"));
+    m.begin_drain();
+    let draining = probe(&mut m, "z9hG4bKo4");
+    assert!(draining.starts_with("SIP/2.0 503"), "{draining}");
+    assert!(draining.contains("draining"), "{draining}");
+}
