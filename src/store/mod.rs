@@ -7,8 +7,8 @@
 //! connection pool's size, so database work never runs on a SIP or RTP task.
 //!
 //! Files: `accounts.rs` (accounts, ledger, credits, idempotency, API keys), `shop.rs`
-//! (members, products, purchases), `cards.rs` (issuers, cards), `calls.rs` (reservation,
-//! answer, settlement, heartbeat and recovery; its types in `reservation.rs`, shared with
+//! (members, products, purchases), `cards.rs` (issuers, cards), `calls.rs` (reservation;
+//! answer, settlement, heartbeat and recovery in `settle.rs`; its types in `reservation.rs`, shared with
 //! `pg_fast.rs`, PostgreSQL's server-side functions, a leaf), `placed.rs` (reservations for the calls the
 //! switch places: both legs at once, with the daily limits), `registrar.rs` (where members'
 //! softphones are registered), `cdrs.rs` (call records), `phonebook.rs` (members' phone
@@ -28,6 +28,7 @@ pub mod recordings;
 pub mod registrar;
 pub mod reservation;
 pub mod schema;
+pub mod settle;
 pub mod shop;
 
 use diesel::connection::SimpleConnection;
