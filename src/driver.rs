@@ -227,6 +227,7 @@ pub async fn start_on(
         placed_answer: Duration::from_secs(cfg.callbacks.answer_secs),
         visitor_sees: (!cfg.callbacks.visitor_sees.is_empty())
             .then(|| cfg.callbacks.visitor_sees.clone()),
+        limits: cfg.limits,
         media: CallMedia {
             announce: !cfg.media.prompts_dir.is_empty(),
             local_ringback: cfg.media.local_ringback,
@@ -494,6 +495,18 @@ async fn run(
                 }
             },
             Ok((stream, peer)) = tcp.accept() => {
+                let limits = manager.limits();
+                let from_there = conns.keys().filter(|a| a.ip() == peer.ip()).count();
+                if conns.len() >= limits.max_tcp_connections || from_there >= limits.max_tcp_per_address {
+                    debug!(from = %peer, open = conns.len(), from_there, "TCP connection over limits: closed");
+                    crate::telemetry::limit_refused(if from_there >= limits.max_tcp_per_address {
+                        "tcp_per_address"
+                    } else {
+                        "tcp_connections"
+                    });
+                    drop(stream);
+                    continue;
+                }
                 let (writer, rx) = mpsc::unbounded_channel();
                 conns.insert(peer, writer);
                 tokio::spawn(connection(stream, peer, rx, net_tx.clone()));
@@ -552,6 +565,9 @@ async fn run(
             totals.record(o);
         }
         finished.extend(ended);
+        for limit in manager.take_limit_refusals() {
+            crate::telemetry::limit_refused(limit);
+        }
         for (trunk, up) in manager.take_trunk_changes() {
             crate::telemetry::trunk_up(&trunk, up);
         }
@@ -642,6 +658,11 @@ fn forward_billing(manager: &mut Manager, billing: &Billing) {
 fn handle_bytes(manager: &mut Manager, now: Instant, peer: Peer, bytes: &[u8], framed: bool) {
     // Keep-alives (RFC 5626 CRLF pings) over UDP are ignored.
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+        return;
+    }
+    if bytes.len() > manager.limits().max_message_bytes {
+        debug!(from = %peer.addr, bytes = bytes.len(), "message over limits.max_message_bytes: dropped");
+        crate::telemetry::limit_refused("message_bytes");
         return;
     }
     let parsed = if framed {

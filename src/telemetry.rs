@@ -151,6 +151,12 @@ pub fn recording_closed(failed: bool, dropped_frames: u64) {
     }
 }
 
+/// A request, message or connection refused by `[limits]`, by which limit
+/// (`transactions`, `headers`, `message_bytes`, `tcp_connections`, `tcp_per_address`).
+pub fn limit_refused(limit: &'static str) {
+    counter!("freecall_limit_refusals_total", "limit" => limit).increment(1);
+}
+
 /// Recordings deleted, by why (`retention`, `owner`).
 pub fn recordings_deleted(why: &'static str, n: u64) {
     counter!("freecall_recordings_deleted_total", "why" => why).increment(n);

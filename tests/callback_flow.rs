@@ -109,6 +109,7 @@ fn manager_with(media: Recorded, trunk_extra: &str, visitor_sees: Option<&str>) 
         placed_ring: Duration::from_secs(30),
         placed_answer: Duration::from_secs(15),
         visitor_sees: visitor_sees.map(str::to_string),
+        limits: Default::default(),
     };
     let mut m = Manager::new(settings, Routing::from_config(&cfg), Box::new(media));
     m.set_wall_clock(Instant::now_for_tests(), 1_780_000_000_000);

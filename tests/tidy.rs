@@ -363,7 +363,9 @@ fn the_sans_io_core_uses_no_runtime_database_or_sockets() {
 fn postgresqls_fast_path_is_a_leaf_of_the_store() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/store/pg_fast.rs");
     let code = code_only(&fs::read_to_string(path).unwrap());
-    for sibling in ["calls", "settle", "placed", "accounts", "cards", "shop", "cdrs"] {
+    for sibling in [
+        "calls", "settle", "placed", "accounts", "cards", "shop", "cdrs",
+    ] {
         assert!(
             !code.contains(&format!("super::{sibling}")),
             "pg_fast.rs uses store::{sibling}: shared types belong in store::reservation"

@@ -43,7 +43,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tracing::{debug, info};
 
-pub use settings::{CallMedia, Settings, Stats};
+pub use settings::{CallMedia, Limits, Settings, Stats};
 pub use trunk_register::RegState;
 
 pub type CallKey = u64;
@@ -244,6 +244,8 @@ pub struct Manager {
     /// The database answered the last heartbeat or authorization (a switch without
     /// billing has none to lose).
     store_up: bool,
+    /// Requests refused by `[limits]`, drained by the driver for the metrics.
+    limit_refusals: Vec<&'static str>,
 }
 
 impl Manager {
@@ -276,6 +278,7 @@ impl Manager {
             registering: HashMap::new(),
             guard: guard::AuthGuard::default(),
             store_up: true,
+            limit_refusals: Vec::new(),
         };
         if let Some(b) = &m.settings.billing {
             m.guard = guard::AuthGuard::new(guard::GuardSettings {
@@ -408,8 +411,59 @@ impl Manager {
     }
 
     pub fn handle_message(&mut self, now: Instant, from: Peer, msg: Message) {
+        if msg.is_request() && !self.within_limits(from, &msg) {
+            return;
+        }
         self.tx.handle_message(now, from, msg);
         self.process_tx_events(now);
+    }
+
+    /// A request that would make the switch hold more than `[limits]` allows is refused
+    /// without keeping anything (answered statelessly, counted): too many header fields
+    /// (400), or a new dialog while the transactions are at their cap (503 with
+    /// Retry-After). Requests within a call, ACK and CANCEL always go through.
+    fn within_limits(&mut self, from: Peer, req: &Message) -> bool {
+        let limits = self.settings.limits;
+        let method = req.method().cloned().unwrap_or(Method::Ack);
+        let (code, phrase, why, limit) = if req.headers.len() > limits.max_headers {
+            if method == Method::Ack {
+                self.limit_refusals.push("headers");
+                return false;
+            }
+            (400, "Bad Request", "too many header fields", "headers")
+        } else if self.tx.len() >= limits.max_transactions
+            && req.to_tag.is_none()
+            && !matches!(method, Method::Ack | Method::Cancel)
+        {
+            (
+                503,
+                "Service Unavailable",
+                "too many transactions",
+                "transactions",
+            )
+        } else {
+            return true;
+        };
+        self.limit_refusals.push(limit);
+        let tag = self.tx.new_token();
+        let mut b = Builder::response_to(req, code, phrase, Some(&tag));
+        b.reason(code, why)
+            .header("Server", &self.settings.user_agent);
+        if code == 503 {
+            b.header("Retry-After", "5");
+        }
+        self.tx.send_stateless(from, b.finish(None, &[]));
+        false
+    }
+
+    /// The caps the switch works under.
+    pub fn limits(&self) -> Limits {
+        self.settings.limits
+    }
+
+    /// Limits hit since the last call, one entry per refusal (`headers`, `transactions`).
+    pub fn take_limit_refusals(&mut self) -> Vec<&'static str> {
+        std::mem::take(&mut self.limit_refusals)
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {

@@ -35,6 +35,55 @@ pub struct Settings {
     /// The number a call-back's visitor is shown (None: the issuer's number the switch
     /// rang, the number on the card).
     pub visitor_sees: Option<String>,
+    /// Caps on what a flood could make grow.
+    pub limits: Limits,
+}
+
+/// Caps on the signalling state a peer can make the switch hold (`[limits]`). Over one,
+/// the request is refused without keeping anything, and the refusal is counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Live SIP transactions: a new dialog-creating request beyond it gets 503 with
+    /// Retry-After (requests within a call, ACK and CANCEL still go through).
+    pub max_transactions: usize,
+    /// Header fields in one message: more gets 400.
+    pub max_headers: usize,
+    /// Bytes of one message (datagram or TCP frame): a larger one is dropped.
+    pub max_message_bytes: usize,
+    /// Open TCP connections in all, and from one address: the next is closed at once.
+    pub max_tcp_connections: usize,
+    pub max_tcp_per_address: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_transactions: 20_000,
+            max_headers: 100,
+            max_message_bytes: 65_535,
+            max_tcp_connections: 4_096,
+            max_tcp_per_address: 32,
+        }
+    }
+}
+
+impl Limits {
+    pub fn validate(&self, errors: &mut Vec<String>) {
+        if self.max_transactions < 100 {
+            errors.push("limits.max_transactions: must be at least 100".into());
+        }
+        if !(20..=1000).contains(&self.max_headers) {
+            errors.push("limits.max_headers: must be 20..=1000".into());
+        }
+        if !(1500..=1_048_576).contains(&self.max_message_bytes) {
+            errors.push("limits.max_message_bytes: must be 1500..=1048576".into());
+        }
+        if self.max_tcp_connections == 0 || self.max_tcp_per_address == 0 {
+            errors
+                .push("limits.max_tcp_connections/max_tcp_per_address: must be at least 1".into());
+        }
+    }
 }
 
 /// What the switch plays and records itself.

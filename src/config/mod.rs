@@ -45,6 +45,8 @@ pub struct Config {
     pub web: WebConfig,
     #[serde(default)]
     pub bookings: BookingsConfig,
+    #[serde(default)]
+    pub limits: crate::call::Limits,
 }
 
 /// Call records (they are always stored in the database; this is the file export).
@@ -518,6 +520,7 @@ impl Config {
             errors.push("billing.auth_block_secs: must be 1..=3600".into());
         }
         self.bookings.validate(&mut errors);
+        self.limits.validate(&mut errors);
         if self.database.url.is_empty() {
             errors.push("database.url: must not be empty".into());
         }

@@ -71,6 +71,7 @@ fn manager_settings(trunk_ping: Option<Duration>) -> Settings {
         placed_ring: Duration::from_secs(30),
         placed_answer: Duration::from_secs(15),
         visitor_sees: None,
+        limits: Default::default(),
     }
 }
 
@@ -384,4 +385,61 @@ From: <sip:lb@127.0.0.1>;tag=l1\r\nTo: <sip:{SWITCH}>\r\nCall-ID: {branch}@lb\r\
     let draining = probe(&mut m, "z9hG4bKo4");
     assert!(draining.starts_with("SIP/2.0 503"), "{draining}");
     assert!(draining.contains("draining"), "{draining}");
+}
+
+/// Over `[limits]`: a request with too many header fields gets 400, a new call while the
+/// transactions are at their cap gets 503 with Retry-After — both without any state
+/// kept — while a request within a call still goes through. Each refusal is counted.
+#[test]
+fn requests_over_the_limits_are_refused_without_keeping_state() {
+    let mut settings = manager_settings(None);
+    settings.limits.max_transactions = 3;
+    settings.limits.max_headers = 20;
+    let cfg = Config::from_toml(&format!(
+        "[sip]\nlisten = \"{SWITCH}\"\n[media]\naddress = \"127.0.0.1\"\nport_min = 20000\nport_max = 30000\n\
+[[peers]]\nname = \"lo\"\naddress = \"127.0.0.0/8\"\n"
+    ))
+    .unwrap();
+    let mut m = Manager::new(
+        settings,
+        Routing::from_config(&cfg),
+        Box::new(NullMedia::new()),
+    );
+    let t0 = Instant::now_for_tests();
+    let answer_to = |m: &mut Manager, text: String| -> String {
+        m.handle_message(t0, caller(), parse_datagram(text.as_bytes()).unwrap());
+        drain(m)
+            .into_iter()
+            .map(|(_, s)| s)
+            .find(|s| s.starts_with("SIP/2.0"))
+            .unwrap_or_default()
+    };
+    let options = |branch: &str, extra: &str| {
+        format!(
+            "OPTIONS sip:{SWITCH} SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch={branch}\r\nMax-Forwards: 70\r\n\
+From: <sip:x@127.0.0.1>;tag=x1\r\nTo: <sip:{SWITCH}>\r\nCall-ID: {branch}@x\r\nCSeq: 1 OPTIONS\r\n{extra}Content-Length: 0\r\n\r\n"
+        )
+    };
+    let padding: String = (0..20).map(|i| format!("X-Pad-{i}: {i}\r\n")).collect();
+    let refused = answer_to(&mut m, options("z9hG4bKpad", &padding));
+    assert!(refused.starts_with("SIP/2.0 400"), "{refused}");
+    assert!(refused.contains("too many header fields"), "{refused}");
+    // Three OPTIONS transactions linger (Timer J): the cap is reached.
+    for i in 0..3 {
+        assert!(
+            answer_to(&mut m, options(&format!("z9hG4bKfill{i}"), "")).starts_with("SIP/2.0 200")
+        );
+    }
+    let busy = answer_to(&mut m, invite("z9hG4bKover"));
+    assert!(busy.starts_with("SIP/2.0 503"), "{busy}");
+    assert!(busy.contains("Retry-After: 5"), "{busy}");
+    assert!(busy.contains("too many transactions"), "{busy}");
+    // A BYE within a call (a To tag) is not held back: it reaches the call layer (which
+    // knows no such dialog here).
+    let bye = format!(
+        "BYE sip:a@{SWITCH} SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKbye\r\nMax-Forwards: 70\r\n\
+From: <sip:x@127.0.0.1>;tag=x1\r\nTo: <sip:{SWITCH}>;tag=gone\r\nCall-ID: old@x\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
+    );
+    assert!(answer_to(&mut m, bye).starts_with("SIP/2.0 481"));
+    assert_eq!(m.take_limit_refusals(), ["headers", "transactions"]);
 }
