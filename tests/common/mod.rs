@@ -5,7 +5,9 @@ pub mod browser;
 pub mod cards;
 pub mod daemon;
 pub mod http;
+pub mod pages;
 pub mod placed;
+pub mod rest;
 pub mod stores;
 
 use freecall::config::Config;
