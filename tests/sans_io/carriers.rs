@@ -150,37 +150,16 @@ fn a_trunk_answering_503_with_retry_after_is_skipped_until_then() {
     let t0 = Instant::now_for_tests();
     let (first_trunk, second): (SocketAddr, SocketAddr) =
         (T0.parse().unwrap(), T1.parse().unwrap());
-    // Where a new call's first INVITE goes at `at`.
-    let first_invite = |m: &mut Manager, at: Instant, branch: &str| -> (SocketAddr, String) {
-        m.handle_message(
-            at,
-            caller(),
-            parse_datagram(invite(branch).as_bytes()).unwrap(),
-        );
-        drain(m)
-            .into_iter()
-            .find(|(_, s)| s.starts_with("INVITE "))
-            .map(|(t, s)| (t.dest, s))
-            .expect("an INVITE to a trunk")
-    };
     let (to, inv) = first_invite(&mut m, t0, "z9hG4bKfull1");
     assert_eq!(to, first_trunk);
-    let r = parse_datagram(inv.as_bytes()).unwrap();
-    let full = format!(
-        "SIP/2.0 503 Service Unavailable\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag=f\r\nCall-ID: {}\r\nCSeq: 1 INVITE\r\n\
-Retry-After: 60\r\nContent-Length: 0\r\n\r\n",
-        r.header("Via").unwrap(),
-        r.from,
-        r.to,
-        r.call_id
-    );
+    let full = answer_with(&inv, 503, "f", "Retry-After: 60\r\n");
     m.handle_message(
         t0,
         Peer {
             transport: Transport::Udp,
             addr: first_trunk,
         },
-        parse_datagram(full.as_bytes()).unwrap(),
+        full,
     );
     let failover = drain(&mut m);
     assert!(
@@ -203,18 +182,7 @@ Retry-After: 60\r\nContent-Length: 0\r\n\r\n",
 #[test]
 fn a_trunk_at_its_caps_passes_calls_to_the_next_and_takes_them_again_when_there_is_room() {
     let (capped, next): (SocketAddr, SocketAddr) = (T0.parse().unwrap(), T1.parse().unwrap());
-    let sent_invite = |m: &mut Manager, at: Instant, branch: &str| -> (SocketAddr, String) {
-        m.handle_message(
-            at,
-            caller(),
-            parse_datagram(invite(branch).as_bytes()).unwrap(),
-        );
-        drain(m)
-            .into_iter()
-            .find(|(_, s)| s.starts_with("INVITE "))
-            .map(|(t, s)| (t.dest, s))
-            .expect("an INVITE to a trunk")
-    };
+    let sent_invite = first_invite;
     let first_invite =
         |m: &mut Manager, at: Instant, branch: &str| -> SocketAddr { sent_invite(m, at, branch).0 };
     // At most two calls at once on t0.
@@ -348,21 +316,6 @@ fn trunks_of_equal_rank_share_calls_by_weight_and_back_each_other_up() {
     );
 }
 
-/// `answer`, with extra header lines.
-fn answer_with(request: &str, code: u16, tag: &str, headers: &str) -> freecall::sip::Message {
-    let plain = answer(request, code, tag);
-    let text = format!(
-        "SIP/2.0 {code} X\r\nVia: {}\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {} {}\r\n{headers}Content-Length: 0\r\n\r\n",
-        plain.header("Via").unwrap(),
-        plain.from,
-        plain.to,
-        plain.call_id,
-        plain.cseq,
-        plain.cseq_method.as_str()
-    );
-    parse_datagram(text.as_bytes()).unwrap()
-}
-
 /// A carrier that wants registration: REGISTER at start, its challenge answered once,
 /// again a minute before the granted time runs out, retries 30 s then 60 s apart after
 /// refusals, the carrier's calls taken as its inbound calls, `Expires: 0` when stopping.
@@ -385,13 +338,7 @@ register = true\nregister_expires = 600\n\
     let t0 = Instant::now_for_tests();
     m.set_wall_clock(t0, 1_780_000_000_000);
     let carrier: SocketAddr = T0.parse().unwrap();
-    let registers = |m: &mut Manager| -> Vec<String> {
-        drain(m)
-            .into_iter()
-            .filter(|(t, s)| t.dest == carrier && s.starts_with("REGISTER "))
-            .map(|(_, s)| s)
-            .collect()
-    };
+    let registers = |m: &mut Manager| requests_to(m, carrier, "REGISTER");
     m.handle_timeout(t0);
     let first = registers(&mut m);
     assert_eq!(first.len(), 1);
@@ -593,13 +540,7 @@ register = true\nregister_expires = 300\n"
         transport: Transport::Udp,
         addr: carrier,
     };
-    let registers = |m: &mut Manager| -> Vec<String> {
-        drain(m)
-            .into_iter()
-            .filter(|(t, s)| t.dest == carrier && s.starts_with("REGISTER "))
-            .map(|(_, s)| s)
-            .collect()
-    };
+    let registers = |m: &mut Manager| requests_to(m, carrier, "REGISTER");
     m.handle_timeout(t0);
     let first = registers(&mut m);
     assert_eq!(

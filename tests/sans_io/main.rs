@@ -102,6 +102,44 @@ fn drain(m: &mut Manager) -> Vec<(Transmit, String)> {
         .collect()
 }
 
+/// `answer`, with extra header lines.
+fn answer_with(request: &str, code: u16, tag: &str, headers: &str) -> freecall::sip::Message {
+    let plain = answer(request, code, tag);
+    let text = format!(
+        "SIP/2.0 {code} X\r\nVia: {}\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {} {}\r\n{headers}Content-Length: 0\r\n\r\n",
+        plain.header("Via").unwrap(),
+        plain.from,
+        plain.to,
+        plain.call_id,
+        plain.cseq,
+        plain.cseq_method.as_str()
+    );
+    parse_datagram(text.as_bytes()).unwrap()
+}
+
+/// Where a new call's first INVITE goes at `at`, and the INVITE.
+fn first_invite(m: &mut Manager, at: Instant, branch: &str) -> (SocketAddr, String) {
+    m.handle_message(
+        at,
+        caller(),
+        parse_datagram(invite(branch).as_bytes()).unwrap(),
+    );
+    drain(m)
+        .into_iter()
+        .find(|(_, s)| s.starts_with("INVITE "))
+        .map(|(t, s)| (t.dest, s))
+        .expect("an INVITE to the carrier")
+}
+
+/// The requests of `method` (`"REGISTER"`) sent to `dest` since the last drain.
+fn requests_to(m: &mut Manager, dest: SocketAddr, method: &str) -> Vec<String> {
+    drain(m)
+        .into_iter()
+        .filter(|(t, s)| t.dest == dest && s.starts_with(&format!("{method} ")))
+        .map(|(_, s)| s)
+        .collect()
+}
+
 /// Run timers up to `until`, returning what was sent and when (offset from `t0`).
 fn run(m: &mut Manager, t0: Instant, until: Duration) -> Vec<(Duration, Transmit, String)> {
     let mut out = Vec::new();

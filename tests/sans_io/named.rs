@@ -20,20 +20,6 @@ fn hop(addr: &str, priority: u16, weight: u16) -> Hop {
     }
 }
 
-/// Where a new call's first INVITE goes at `at`, and the INVITE.
-fn first_invite(m: &mut Manager, at: Instant, branch: &str) -> (SocketAddr, String) {
-    m.handle_message(
-        at,
-        caller(),
-        parse_datagram(invite(branch).as_bytes()).unwrap(),
-    );
-    drain(m)
-        .into_iter()
-        .find(|(_, s)| s.starts_with("INVITE "))
-        .map(|(t, s)| (t.dest, s))
-        .expect("an INVITE to the carrier")
-}
-
 #[test]
 fn a_named_trunks_addresses_are_pinged_shared_by_weight_and_a_retry_after_stands() {
     let cfg = Config::from_toml(&format!(
@@ -110,22 +96,14 @@ fn a_named_trunks_addresses_are_pinged_shared_by_weight_and_a_retry_after_stands
     // the two minutes even though A answers its pings.
     let (to, inv) = first_invite(&mut m, t0, "z9hG4bKbusy");
     assert_eq!(to, a);
-    let r = parse_datagram(inv.as_bytes()).unwrap();
-    let full = format!(
-        "SIP/2.0 503 Service Unavailable\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag=f\r\nCall-ID: {}\r\nCSeq: 1 INVITE\r\n\
-Retry-After: 120\r\nContent-Length: 0\r\n\r\n",
-        r.header("Via").unwrap(),
-        r.from,
-        r.to,
-        r.call_id
-    );
+    let full = answer_with(&inv, 503, "f", "Retry-After: 120\r\n");
     m.handle_message(
         t0,
         Peer {
             transport: Transport::Udp,
             addr: a,
         },
-        parse_datagram(full.as_bytes()).unwrap(),
+        full,
     );
     let next = drain(&mut m)
         .into_iter()
