@@ -534,8 +534,17 @@ impl Accounting {
                     node,
                     call_id: r.call_id.clone(),
                     cseq: i64::from(r.cseq),
+                    max_bindings: r.max_bindings,
                 };
-                Ok(Ok(s.register(&registration, s.clock().unix_ms())?))
+                match s.register(&registration, s.clock().unix_ms()) {
+                    Ok(bindings) => Ok(Ok(bindings)),
+                    Err(StoreError::Invalid(why))
+                        if why == crate::store::registrar::TOO_MANY_CONTACTS =>
+                    {
+                        Ok(Err(RegisterRefusal::TooManyContacts))
+                    }
+                    Err(e) => Err(e),
+                }
             })
             .await;
         match result {

@@ -33,6 +33,8 @@ pub struct RegisterRequest {
     pub source: String,
     pub call_id: String,
     pub cseq: u32,
+    /// The most contacts one member may have registered at once (`limits.max_bindings_per_user`).
+    pub max_bindings: usize,
 }
 
 /// Why a REGISTER was refused after the nonce check.
@@ -42,4 +44,6 @@ pub enum RegisterRefusal {
     BadCredentials,
     /// The store could not be reached.
     Unavailable,
+    /// A new contact beyond `limits.max_bindings_per_user`: nothing changed.
+    TooManyContacts,
 }

@@ -144,7 +144,9 @@ async fn register_as(
             ),
         )
         .await;
-    phone.expect_status(&[200, 401, 403, 423, 400], WAIT).await
+    phone
+        .expect_status(&[200, 401, 403, 423, 400, 503], WAIT)
+        .await
 }
 
 /// A member's authenticated INVITE to `number`: the first answer after the challenge.
@@ -471,6 +473,58 @@ async fn a_call_back_rings_the_issuers_registered_sip_phone() {
     assert_eq!(record.legs[0].cost, 0, "the issuer's SIP phone is on-net");
     assert_eq!(record.legs[1].cost, 15, "30 s of a landline at 30 a minute");
     assert_eq!(store.card(card).unwrap().quota_used, 1);
+}
+
+/// A member's phones may hold `limits.max_bindings_per_user` contacts at once: one more
+/// is refused with 503, saying why, and nothing changes; refreshing one already there
+/// still works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_cannot_register_more_contacts_than_the_limit() {
+    let trunk = Phone::bind("pstn").await;
+    let mut cfg = config(trunk.addr);
+    cfg.limits.max_bindings_per_user = 2;
+    let store = common::stores::open(&common::stores::sqlite_url());
+    let switch = common::start_billed(&cfg, store.clone()).await;
+    let sip = switch.sip_addr;
+    member(&store, "hana", "hana-pw", "");
+    let phone = Phone::bind("hana").await;
+    let contact = |line: u32| format!("<sip:hana@{};line={line}>;expires=600", phone.addr);
+    for (line, cseq) in [(1, 1), (2, 3)] {
+        let r = register_as(
+            &phone,
+            sip,
+            "hana",
+            "hana-pw",
+            Some(&contact(line)),
+            None,
+            cseq,
+        )
+        .await;
+        assert_eq!(r.status(), Some(200));
+    }
+    let r = register_as(&phone, sip, "hana", "hana-pw", Some(&contact(3)), None, 5).await;
+    assert_eq!(r.status(), Some(503));
+    assert!(
+        r.header("Reason")
+            .unwrap()
+            .contains("too many registered contacts")
+    );
+    let now = freecall::clock::Clock::system().unix_ms();
+    let mut held: Vec<String> = store
+        .bindings("hana", now)
+        .unwrap()
+        .into_iter()
+        .map(|b| b.contact)
+        .collect();
+    held.sort();
+    assert_eq!(held.len(), 2, "{held:?}");
+    assert!(held.iter().all(|c| !c.contains("line=3")), "{held:?}");
+    let r = register_as(&phone, sip, "hana", "hana-pw", Some(&contact(1)), None, 7).await;
+    assert_eq!(
+        r.status(),
+        Some(200),
+        "a refresh of a contact held is not one more"
+    );
 }
 
 /// The test configuration's TOML again (to add to it).

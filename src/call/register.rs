@@ -119,6 +119,7 @@ impl Manager {
             source: format!("{transport}:{}", from.addr),
             call_id: req.call_id.clone(),
             cseq: req.cseq,
+            max_bindings: self.settings.limits.max_bindings_per_user,
         };
         self.billing_out.push_back(BillingRequest::Register {
             key,
@@ -177,6 +178,15 @@ impl Manager {
                 let user = uri_user(&p.req.to).unwrap_or_default();
                 self.auth_failed(p.from.addr.ip(), &user, now);
                 self.challenge_register(now, p.tx, &p.req, &p.local_tag, false, p.from);
+            }
+            Err(RegisterRefusal::TooManyContacts) => {
+                info!(user = ?uri_user(&p.req.to), source = %p.from.addr, "registration refused: too many contacts");
+                self.limit_refusals.push("bindings");
+                let mut b =
+                    Builder::response_to(&p.req, 503, "Service Unavailable", Some(&p.local_tag));
+                b.reason(503, "too many registered contacts")
+                    .header("Server", &self.settings.user_agent);
+                self.tx.send_response(now, p.tx, 503, b.finish(None, &[]));
             }
             Err(RegisterRefusal::Unavailable) => {
                 let mut b =

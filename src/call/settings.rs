@@ -54,6 +54,9 @@ pub struct Limits {
     /// Open TCP connections in all, and from one address: the next is closed at once.
     pub max_tcp_connections: usize,
     pub max_tcp_per_address: usize,
+    /// Contacts one member may have registered at once: a REGISTER adding one more gets
+    /// 503 and changes nothing.
+    pub max_bindings_per_user: usize,
 }
 
 impl Default for Limits {
@@ -64,6 +67,7 @@ impl Default for Limits {
             max_message_bytes: 65_535,
             max_tcp_connections: 4_096,
             max_tcp_per_address: 32,
+            max_bindings_per_user: 10,
         }
     }
 }
@@ -78,6 +82,9 @@ impl Limits {
         }
         if !(1500..=1_048_576).contains(&self.max_message_bytes) {
             errors.push("limits.max_message_bytes: must be 1500..=1048576".into());
+        }
+        if self.max_bindings_per_user == 0 {
+            errors.push("limits.max_bindings_per_user: must be at least 1".into());
         }
         if self.max_tcp_connections == 0 || self.max_tcp_per_address == 0 {
             errors

@@ -6,7 +6,7 @@
 //! expires. Several contacts per member; an expired one is never returned.
 
 use super::schema::registrations;
-use super::{Result, Store, in_tx, on_conn};
+use super::{Result, Store, StoreError, in_tx, on_conn};
 use diesel::prelude::*;
 
 /// The user's live bindings, newest first (expanded for each connection type).
@@ -47,7 +47,13 @@ pub struct Registration {
     pub node: String,
     pub call_id: String,
     pub cseq: i64,
+    /// A new contact beyond this many live ones is refused (the whole REGISTER, nothing
+    /// changed): `StoreError::Invalid`.
+    pub max_bindings: usize,
 }
+
+/// Why a REGISTER with one contact too many changed nothing.
+pub const TOO_MANY_CONTACTS: &str = "too many registered contacts";
 
 impl Store {
     /// Apply a REGISTER and return the user's bindings after it.
@@ -77,6 +83,14 @@ impl Store {
                     ))
                     .execute(c)?;
                 if updated == 0 {
+                    let live: i64 = registrations::table
+                        .filter(registrations::sip_user.eq(&r.user))
+                        .filter(registrations::expires_ms.gt(now_ms))
+                        .count()
+                        .get_result(c)?;
+                    if live >= r.max_bindings as i64 {
+                        return Err(StoreError::Invalid(TOO_MANY_CONTACTS.into()));
+                    }
                     diesel::insert_into(registrations::table)
                         .values((
                             registrations::sip_user.eq(&r.user),
