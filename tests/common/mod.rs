@@ -1,7 +1,9 @@
 //! Shared set-up for the end-to-end tests: a switch on 127.0.0.1 with the given trunks.
 #![allow(dead_code)]
 
+pub mod billed;
 pub mod browser;
+pub mod callback;
 pub mod cards;
 pub mod daemon;
 pub mod http;
