@@ -149,7 +149,9 @@ impl Accounting {
     pub async fn refresh_deck(&self) -> Result<bool, StoreError> {
         let have = self.tariffs().deck().version;
         let newest = self.store.run(|s| s.rate_deck_version()).await?;
-        if newest == have {
+        // Only a newer deck is taken (a database restored from an older backup does not
+        // make every heartbeat read the whole deck again for nothing).
+        if newest <= have {
             return Ok(false);
         }
         let deck = self.store.run(|s| s.rate_deck()).await?;

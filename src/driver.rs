@@ -660,7 +660,9 @@ fn handle_bytes(manager: &mut Manager, now: Instant, peer: Peer, bytes: &[u8], f
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
         return;
     }
-    if bytes.len() > manager.limits().max_message_bytes {
+    // Answers to the switch's own requests (a carrier's 200 with a large SDP) are never
+    // dropped for their size; requests over it are.
+    if bytes.len() > manager.limits().max_message_bytes && !bytes.starts_with(b"SIP/2.0 ") {
         debug!(from = %peer.addr, bytes = bytes.len(), "message over limits.max_message_bytes: dropped");
         crate::telemetry::limit_refused("message_bytes");
         return;

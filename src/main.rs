@@ -159,6 +159,11 @@ async fn reload(
             "web",
             format!("{:?}", running.web) != format!("{:?}", cfg.web),
         ),
+        ("limits", running.limits != cfg.limits),
+        (
+            "sip.dns_servers",
+            running.sip.dns_servers != cfg.sip.dns_servers,
+        ),
     ];
     for (key, changed) in restart_only {
         if changed {

@@ -32,10 +32,12 @@ async fn connections_headers_and_sizes_over_the_limits_are_refused_and_counted()
     })
     .await
     .unwrap();
-    assert!(
-        matches!(third, Ok(0)) || third.is_err(),
-        "the third connection is closed: {third:?}"
-    );
+    let closed = match &third {
+        Ok(0) => true,
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+        Ok(_) => false,
+    };
+    assert!(closed, "the third connection is closed at once: {third:?}");
     for mut c in kept {
         c.set_nonblocking(true).unwrap();
         let mut buf = [0u8; 16];
@@ -67,7 +69,7 @@ From: <sip:flood@127.0.0.1>;tag=f\r\nTo: <sip:{sip}>\r\nCall-ID: pad@flood\r\nCS
     let text = metrics.render();
     for limit in ["tcp_per_address", "headers", "message_bytes"] {
         let line = format!("freecall_limit_refusals_total{{limit=\"{limit}\"}} 1");
-        assert!(text.contains(&line), "{line} not in:\n{text}");
+        assert!(text.lines().any(|l| l == line), "{line} not in:\n{text}");
     }
     switch.stop(freecall::driver::Stop::Now);
 }

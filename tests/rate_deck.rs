@@ -263,6 +263,23 @@ Content-Length: 30000000\r\n\r\nprefix,name"
         .unwrap()
         .expect("answered without waiting for the body");
         assert_eq!(String::from_utf8_lossy(&answer), "HTTP/1.1 401");
+        // An operator announcing more than a deck may be is told so before sending it.
+        let answer = tokio::task::spawn_blocking(move || {
+            use std::io::{Read, Write};
+            let mut c = std::net::TcpStream::connect(api).unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let head = format!(
+                "PUT /v1/rate-deck HTTP/1.1\r\nHost: {api}\r\nAuthorization: Bearer {KEY}\r\n\
+Content-Type: text/csv\r\nContent-Length: 40000000\r\n\r\nprefix,name"
+            );
+            c.write_all(head.as_bytes()).unwrap();
+            let mut first = [0u8; 12];
+            c.read_exact(&mut first).map(|_| first.to_vec())
+        })
+        .await
+        .unwrap()
+        .expect("answered without waiting for the body");
+        assert_eq!(String::from_utf8_lossy(&answer), "HTTP/1.1 413");
         let r = s.http("GET", "/v1/rate-deck?prefix=81", None).await;
         assert_eq!(
             (

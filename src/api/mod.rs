@@ -94,7 +94,11 @@ impl Scope {
 
 /// An upload's body, read only once its sender is authorized (a stranger cannot make the
 /// switch buffer megabytes): at most `max` bytes, 413 beyond.
-pub async fn read_body(mut payload: web::Payload, max: usize) -> Result<web::Bytes, Problem> {
+pub async fn read_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    max: usize,
+) -> Result<web::Bytes, Problem> {
     use futures_util::StreamExt;
     let too_large = || {
         Problem::new(
@@ -104,6 +108,15 @@ pub async fn read_body(mut payload: web::Payload, max: usize) -> Result<web::Byt
             &format!("at most {max} bytes"),
         )
     };
+    // A body announced larger than the cap is refused before a byte of it is read.
+    let announced = req
+        .headers()
+        .get("Content-Length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if announced.is_some_and(|n| n > max as u64) {
+        return Err(too_large());
+    }
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| {

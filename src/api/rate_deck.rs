@@ -137,7 +137,7 @@ pub async fn load(
     body: web::Payload,
 ) -> Result<HttpResponse, Problem> {
     let key = authorize(&state, &req, &[Scope::Admin]).await?;
-    let body = super::read_body(body, MAX_DECK_BYTES).await?;
+    let body = super::read_body(&req, body, MAX_DECK_BYTES).await?;
     let ct = req
         .headers()
         .get("Content-Type")

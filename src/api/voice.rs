@@ -164,7 +164,7 @@ pub async fn put(
     body: web::Payload,
 ) -> Result<HttpResponse, Problem> {
     authorize(&state, &req, &[Scope::Admin]).await?;
-    let body = super::read_body(body, crate::clip::UPLOAD_MAX_BYTES).await?;
+    let body = super::read_body(&req, body, crate::clip::UPLOAD_MAX_BYTES).await?;
     let (card_id, event) = path.into_inner();
     let event = event_of(&event)?;
     state
@@ -321,7 +321,7 @@ pub async fn put_whisper(
     body: web::Payload,
 ) -> Result<HttpResponse, Problem> {
     authorize(&state, &req, &[Scope::Admin]).await?;
-    let body = super::read_body(body, crate::clip::UPLOAD_MAX_BYTES).await?;
+    let body = super::read_body(&req, body, crate::clip::UPLOAD_MAX_BYTES).await?;
     let issuer = path.into_inner();
     state
         .store

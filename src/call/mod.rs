@@ -21,6 +21,7 @@ mod placed;
 mod register;
 mod responses;
 mod settings;
+mod shedding;
 mod trunk_health;
 mod trunk_register;
 
@@ -342,17 +343,6 @@ impl Manager {
         self.process_tx_events(now);
     }
 
-    fn set_store_up(&mut self, up: bool) {
-        if self.store_up != up {
-            if up {
-                tracing::info!("the database answers again: OPTIONS answered 200");
-            } else {
-                tracing::warn!("the database does not answer: OPTIONS answered 503 until it does");
-            }
-            self.store_up = up;
-        }
-    }
-
     /// A wrong digest proof (or an unknown user) from `ip`: counted, and a block begun
     /// when it is one too many.
     fn auth_failed(&mut self, ip: std::net::IpAddr, user: &str, now: Instant) {
@@ -416,54 +406,6 @@ impl Manager {
         }
         self.tx.handle_message(now, from, msg);
         self.process_tx_events(now);
-    }
-
-    /// A request that would make the switch hold more than `[limits]` allows is refused
-    /// without keeping anything (answered statelessly, counted): too many header fields
-    /// (400), or a new dialog while the transactions are at their cap (503 with
-    /// Retry-After). Requests within a call, ACK and CANCEL always go through.
-    fn within_limits(&mut self, from: Peer, req: &Message) -> bool {
-        let limits = self.settings.limits;
-        let method = req.method().cloned().unwrap_or(Method::Ack);
-        let (code, phrase, why, limit) = if req.headers.len() > limits.max_headers {
-            if method == Method::Ack {
-                self.limit_refusals.push("headers");
-                return false;
-            }
-            (400, "Bad Request", "too many header fields", "headers")
-        } else if self.tx.len() >= limits.max_transactions
-            && req.to_tag.is_none()
-            && !matches!(method, Method::Ack | Method::Cancel)
-        {
-            (
-                503,
-                "Service Unavailable",
-                "too many transactions",
-                "transactions",
-            )
-        } else {
-            return true;
-        };
-        self.limit_refusals.push(limit);
-        let tag = self.tx.new_token();
-        let mut b = Builder::response_to(req, code, phrase, Some(&tag));
-        b.reason(code, why)
-            .header("Server", &self.settings.user_agent);
-        if code == 503 {
-            b.header("Retry-After", "5");
-        }
-        self.tx.send_stateless(from, b.finish(None, &[]));
-        false
-    }
-
-    /// The caps the switch works under.
-    pub fn limits(&self) -> Limits {
-        self.settings.limits
-    }
-
-    /// Limits hit since the last call, one entry per refusal (`headers`, `transactions`).
-    pub fn take_limit_refusals(&mut self) -> Vec<&'static str> {
-        std::mem::take(&mut self.limit_refusals)
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -663,29 +605,7 @@ impl Manager {
         match method {
             Method::Invite => self.handle_new_invite(now, tx, req, from, local_tag),
             Method::Register => self.handle_register(now, tx, req, from, local_tag),
-            Method::Options => {
-                // A load balancer's probe: 200 while this node takes calls, 503 while it
-                // drains or its database does not answer, so calls go elsewhere first.
-                let refusing = if self.draining {
-                    Some("draining: no new calls")
-                } else if !self.store_up {
-                    Some("database unavailable")
-                } else {
-                    None
-                };
-                let (code, phrase) = match refusing {
-                    Some(_) => (503, "Service Unavailable"),
-                    None => (200, "OK"),
-                };
-                let mut b = Builder::response_to(&req, code, phrase, Some(&local_tag));
-                b.header("Allow", self.allow())
-                    .header("Accept", "application/sdp")
-                    .header("Server", &self.settings.user_agent);
-                if let Some(why) = refusing {
-                    b.reason(503, why);
-                }
-                self.tx.send_response(now, tx, code, b.finish(None, &[]));
-            }
+            Method::Options => self.answer_probe(now, tx, &req, &local_tag),
             Method::Bye | Method::Update | Method::Info | Method::Prack => self.reply(
                 now,
                 tx,

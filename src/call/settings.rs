@@ -49,7 +49,8 @@ pub struct Limits {
     pub max_transactions: usize,
     /// Header fields in one message: more gets 400.
     pub max_headers: usize,
-    /// Bytes of one message (datagram or TCP frame): a larger one is dropped.
+    /// Bytes of one request (datagram or TCP frame): a larger one is dropped (answers to
+    /// the switch's own requests are not).
     pub max_message_bytes: usize,
     /// Open TCP connections in all, and from one address: the next is closed at once.
     pub max_tcp_connections: usize,
@@ -80,8 +81,8 @@ impl Limits {
         if !(20..=1000).contains(&self.max_headers) {
             errors.push("limits.max_headers: must be 20..=1000".into());
         }
-        if !(1500..=1_048_576).contains(&self.max_message_bytes) {
-            errors.push("limits.max_message_bytes: must be 1500..=1048576".into());
+        if !(1500..=65_535).contains(&self.max_message_bytes) {
+            errors.push("limits.max_message_bytes: must be 1500..=65535".into());
         }
         if self.max_bindings_per_user == 0 {
             errors.push("limits.max_bindings_per_user: must be at least 1".into());

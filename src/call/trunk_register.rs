@@ -12,9 +12,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
-/// The first pause after a failed registration; it doubles up to `MAX_BACKOFF`.
 /// The longest registration the switch asks for, whatever a registrar's 423 says.
 const MAX_EXPIRES: Duration = Duration::from_secs(86_400);
+/// The first pause after a failed registration; it doubles up to `MAX_BACKOFF`.
 const FIRST_BACKOFF: Duration = Duration::from_secs(30);
 const MAX_BACKOFF: Duration = Duration::from_secs(1800);
 /// A trunk whose host name has no address yet tries to register again this soon.
@@ -95,7 +95,8 @@ impl Manager {
 
     /// After a reload: a trunk that registers as before (same name, address, account and
     /// time) keeps its registration, wherever it now stands in the list, and a REGISTER
-    /// of it that is out is answered into its new place; the others start anew.
+    /// of it that is out is answered into its new place; the others start anew. Pings
+    /// out are forgotten.
     pub(super) fn carry_registrations(&mut self, old: &[crate::routing::Trunk]) {
         let mut kept: HashMap<String, (usize, Registration)> = old
             .iter()
@@ -124,6 +125,9 @@ impl Manager {
                 }
                 None => false,
             },
+            // A ping of the old list would be answered (a challenge, its result) for
+            // whichever trunk now has its index: forgotten, the new list is pinged anew.
+            ClientPurpose::Ping { .. } => false,
             _ => true,
         });
     }

@@ -207,6 +207,21 @@ impl TransactionLayer {
         self.fx.send(peer, bytes);
     }
 
+    /// Whether request `req` belongs to a transaction the layer holds: a retransmission,
+    /// the ACK or CANCEL of a held INVITE (what a cap on new transactions must let pass).
+    pub fn holds(&self, req: &Message) -> bool {
+        let method = req.method().cloned().unwrap_or(Method::Ack);
+        let key = ServerKey {
+            branch: req.branch.clone(),
+            sent_by: req.sent_by.clone(),
+            method: match method {
+                Method::Ack | Method::Cancel => Method::Invite,
+                m => m,
+            },
+        };
+        self.server_keys.contains_key(&key)
+    }
+
     /// Feed a parsed message that arrived from `from`.
     pub fn handle_message(&mut self, now: Instant, from: Peer, msg: Message) {
         if msg.is_request() {

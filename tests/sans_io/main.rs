@@ -472,12 +472,37 @@ From: <sip:x@127.0.0.1>;tag=x1\r\nTo: <sip:{SWITCH}>\r\nCall-ID: {branch}@x\r\nC
     assert!(busy.starts_with("SIP/2.0 503"), "{busy}");
     assert!(busy.contains("Retry-After: 5"), "{busy}");
     assert!(busy.contains("too many transactions"), "{busy}");
-    // A BYE within a call (a To tag) is not held back: it reaches the call layer (which
-    // knows no such dialog here).
+    // What belongs to what the switch holds still goes through: a retransmission of a
+    // held OPTIONS is answered again from its transaction.
+    assert!(answer_to(&mut m, options("z9hG4bKfill1", "")).starts_with("SIP/2.0 200"));
+    // A BYE with a To tag of a call the switch does not have is a new transaction like
+    // any other (an invented tag does not get around the cap), and so is a CANCEL of
+    // nothing.
     let bye = format!(
         "BYE sip:a@{SWITCH} SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKbye\r\nMax-Forwards: 70\r\n\
 From: <sip:x@127.0.0.1>;tag=x1\r\nTo: <sip:{SWITCH}>;tag=gone\r\nCall-ID: old@x\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
     );
-    assert!(answer_to(&mut m, bye).starts_with("SIP/2.0 481"));
-    assert_eq!(m.take_limit_refusals(), ["headers", "transactions"]);
+    assert!(answer_to(&mut m, bye).starts_with("SIP/2.0 503"));
+    let cancel = invite("z9hG4bKnothing")
+        .replacen("INVITE sip:", "CANCEL sip:", 1)
+        .replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL");
+    assert!(answer_to(&mut m, cancel).starts_with("SIP/2.0 503"));
+    assert_eq!(
+        m.take_limit_refusals(),
+        ["headers", "transactions", "transactions", "transactions"]
+    );
+    // After Timer J the OPTIONS transactions are gone and new requests are taken again.
+    m.handle_timeout(t0 + Duration::from_secs(40));
+    let later = t0 + Duration::from_secs(40);
+    m.handle_message(
+        later,
+        caller(),
+        parse_datagram(invite("z9hG4bKlater").as_bytes()).unwrap(),
+    );
+    assert!(
+        !drain(&mut m)
+            .iter()
+            .any(|(_, s)| s.starts_with("SIP/2.0 503")),
+        "the cap is of what is held now"
+    );
 }
