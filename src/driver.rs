@@ -509,7 +509,8 @@ async fn run(
                 }
                 let (writer, rx) = mpsc::unbounded_channel();
                 conns.insert(peer, writer);
-                tokio::spawn(connection(stream, peer, rx, net_tx.clone()));
+                let first = clock.timer_at(clock.now() + Duration::from_secs(limits.tcp_first_message_secs));
+                tokio::spawn(connection(stream, peer, rx, net_tx.clone(), Some(first)));
             }
             Some(event) = media_rx.recv() => manager.handle_media_event(clock.now(), event),
             Some(reply) = billing.rx.recv() => manager.handle_billing(clock.now(), reply),
@@ -721,7 +722,7 @@ async fn connect(peer: SocketAddr, net_tx: mpsc::UnboundedSender<NetInput>) {
         Ok(Ok(stream)) => {
             let (writer, rx) = mpsc::unbounded_channel();
             let _ = net_tx.send(NetInput::Connected { peer, writer });
-            connection(stream, peer, rx, net_tx).await;
+            connection(stream, peer, rx, net_tx, None).await;
         }
         _ => {
             warn!(%peer, "TCP connect failed");
@@ -736,6 +737,7 @@ async fn connection(
     peer: SocketAddr,
     mut outgoing: mpsc::UnboundedReceiver<Vec<u8>>,
     net_tx: mpsc::UnboundedSender<NetInput>,
+    first_message: Option<tokio::time::Instant>,
 ) {
     let (mut rd, mut wr) = stream.into_split();
     let writer = tokio::spawn(async move {
@@ -747,8 +749,24 @@ async fn connection(
     });
     let mut buf: Vec<u8> = Vec::with_capacity(8192);
     let mut chunk = vec![0u8; 8192];
+    // A connection someone opened to us must bring a whole SIP message within
+    // `limits.tcp_first_message_secs`: silent ones would hold the connection caps.
+    let mut framed_one = first_message.is_none();
+    let deadline = first_message;
     'read: loop {
-        let n = match rd.read(&mut chunk).await {
+        let read = rd.read(&mut chunk);
+        let n = match deadline.filter(|_| !framed_one) {
+            Some(at) => match tokio::time::timeout_at(at, read).await {
+                Ok(r) => r,
+                Err(_) => {
+                    debug!(%peer, "TCP connection sent no SIP message in time: closed");
+                    crate::telemetry::limit_refused("tcp_first_message");
+                    break;
+                }
+            },
+            None => read.await,
+        };
+        let n = match n {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
@@ -760,6 +778,7 @@ async fn connection(
                     let frame = buf[skip..skip + len].to_vec();
                     buf.drain(..skip + len);
                     if len > 0 {
+                        framed_one = true;
                         let _ = net_tx.send(NetInput::Frame { peer, bytes: frame });
                     }
                 }

@@ -1,5 +1,5 @@
 //! `[limits]` on a running switch over real sockets: a flood of TCP connections from one
-//! address, a message with too many header fields and an oversized datagram are refused,
+//! address, connections that never say anything, a message with too many header fields and an oversized datagram are refused,
 //! and each refusal shows in the metrics the NOC scrapes.
 
 mod common;
@@ -16,6 +16,7 @@ async fn connections_headers_and_sizes_over_the_limits_are_refused_and_counted()
     cfg.limits.max_tcp_per_address = 2;
     cfg.limits.max_headers = 20;
     cfg.limits.max_message_bytes = 1500;
+    cfg.limits.tcp_first_message_secs = 1;
     let switch = start(&cfg).await;
     let sip = switch.sip_addr;
 
@@ -38,12 +39,28 @@ async fn connections_headers_and_sizes_over_the_limits_are_refused_and_counted()
         Ok(_) => false,
     };
     assert!(closed, "the third connection is closed at once: {third:?}");
-    for mut c in kept {
+    for c in &kept {
         c.set_nonblocking(true).unwrap();
         let mut buf = [0u8; 16];
-        let open = matches!(c.read(&mut buf), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
+        let open =
+            matches!((&*c).read(&mut buf), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
         assert!(open, "the first two stay open");
     }
+    // They send nothing: a second on (limits.tcp_first_message_secs) both are closed.
+    let silent = tokio::task::spawn_blocking(move || {
+        kept.into_iter()
+            .map(|c| {
+                c.set_nonblocking(false).unwrap();
+                c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                let mut buf = [0u8; 16];
+                matches!((&c).read(&mut buf), Ok(0))
+                    || matches!((&c).read(&mut buf), Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset)
+            })
+            .collect::<Vec<bool>>()
+    })
+    .await
+    .unwrap();
+    assert_eq!(silent, [true, true], "silent connections are closed");
 
     let phone = Phone::bind("flood").await;
     let padding: String = (0..25).map(|i| format!("X-Pad-{i}: {i}\r\n")).collect();
@@ -67,8 +84,13 @@ From: <sip:flood@127.0.0.1>;tag=f\r\nTo: <sip:{sip}>\r\nCall-ID: pad@flood\r\nCS
     assert_eq!(phone.options(sip).await.status(), Some(200));
 
     let text = metrics.render();
-    for limit in ["tcp_per_address", "headers", "message_bytes"] {
-        let line = format!("freecall_limit_refusals_total{{limit=\"{limit}\"}} 1");
+    for (limit, n) in [
+        ("tcp_per_address", 1),
+        ("tcp_first_message", 2),
+        ("headers", 1),
+        ("message_bytes", 1),
+    ] {
+        let line = format!("freecall_limit_refusals_total{{limit=\"{limit}\"}} {n}");
         assert!(text.lines().any(|l| l == line), "{line} not in:\n{text}");
     }
     switch.stop(freecall::driver::Stop::Now);

@@ -55,6 +55,9 @@ pub struct Limits {
     /// Open TCP connections in all, and from one address: the next is closed at once.
     pub max_tcp_connections: usize,
     pub max_tcp_per_address: usize,
+    /// Seconds a connection opened to the switch has to bring its first whole SIP
+    /// message; a silent one is closed (it would hold the connection caps).
+    pub tcp_first_message_secs: u64,
     /// Contacts one member may have registered at once: a REGISTER adding one more gets
     /// 503 and changes nothing.
     pub max_bindings_per_user: usize,
@@ -68,6 +71,7 @@ impl Default for Limits {
             max_message_bytes: 65_535,
             max_tcp_connections: 4_096,
             max_tcp_per_address: 32,
+            tcp_first_message_secs: 30,
             max_bindings_per_user: 10,
         }
     }
@@ -83,6 +87,9 @@ impl Limits {
         }
         if !(1500..=65_535).contains(&self.max_message_bytes) {
             errors.push("limits.max_message_bytes: must be 1500..=65535".into());
+        }
+        if !(1..=600).contains(&self.tcp_first_message_secs) {
+            errors.push("limits.tcp_first_message_secs: must be 1..=600".into());
         }
         if self.max_bindings_per_user == 0 {
             errors.push("limits.max_bindings_per_user: must be at least 1".into());
