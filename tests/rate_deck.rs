@@ -247,39 +247,9 @@ on_both_stores!(
         );
         // A stranger announcing a large deck is turned away before a byte of it is read.
         let api = s.api;
-        let answer = tokio::task::spawn_blocking(move || {
-            use std::io::{Read, Write};
-            let mut c = std::net::TcpStream::connect(api).unwrap();
-            c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            let head = format!(
-                "PUT /v1/rate-deck HTTP/1.1\r\nHost: {api}\r\nContent-Type: text/csv\r\n\
-Content-Length: 30000000\r\n\r\nprefix,name"
-            );
-            c.write_all(head.as_bytes()).unwrap();
-            let mut first = [0u8; 12];
-            c.read_exact(&mut first).map(|_| first.to_vec())
-        })
-        .await
-        .unwrap()
-        .expect("answered without waiting for the body");
-        assert_eq!(String::from_utf8_lossy(&answer), "HTTP/1.1 401");
+        assert_eq!(announce(api, None, 30_000_000).await, "HTTP/1.1 401");
         // An operator announcing more than a deck may be is told so before sending it.
-        let answer = tokio::task::spawn_blocking(move || {
-            use std::io::{Read, Write};
-            let mut c = std::net::TcpStream::connect(api).unwrap();
-            c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            let head = format!(
-                "PUT /v1/rate-deck HTTP/1.1\r\nHost: {api}\r\nAuthorization: Bearer {KEY}\r\n\
-Content-Type: text/csv\r\nContent-Length: 40000000\r\n\r\nprefix,name"
-            );
-            c.write_all(head.as_bytes()).unwrap();
-            let mut first = [0u8; 12];
-            c.read_exact(&mut first).map(|_| first.to_vec())
-        })
-        .await
-        .unwrap()
-        .expect("answered without waiting for the body");
-        assert_eq!(String::from_utf8_lossy(&answer), "HTTP/1.1 413");
+        assert_eq!(announce(api, Some(KEY), 40_000_000).await, "HTTP/1.1 413");
         let r = s.http("GET", "/v1/rate-deck?prefix=81", None).await;
         assert_eq!(
             (
@@ -411,6 +381,28 @@ on_both_stores!(
         assert!(s.store.audit().unwrap().is_empty());
     })
 );
+
+/// A deck upload that announces `length` bytes and sends only its first line: the
+/// status line of the answer, which must come without the rest of the body.
+async fn announce(api: SocketAddr, key: Option<&'static str>, length: u64) -> String {
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut c = std::net::TcpStream::connect(api).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let auth = key.map_or(String::new(), |k| format!("Authorization: Bearer {k}\r\n"));
+        let head = format!(
+            "PUT /v1/rate-deck HTTP/1.1\r\nHost: {api}\r\n{auth}Content-Type: text/csv\r\n\
+Content-Length: {length}\r\n\r\nprefix,name"
+        );
+        c.write_all(head.as_bytes()).unwrap();
+        let mut first = [0u8; 12];
+        c.read_exact(&mut first)
+            .expect("answered without waiting for the body");
+        String::from_utf8_lossy(&first).to_string()
+    })
+    .await
+    .unwrap()
+}
 
 const MINIMAL: &str = "[sip]\nlisten = \"127.0.0.1:0\"\n\
 [media]\naddress = \"127.0.0.1\"\nport_min = 40000\nport_max = 40098\n";
