@@ -7,8 +7,12 @@
 //! - `Settle` → debit and release once, in batches (group commit); retried with back-off
 //!   while the database is away,
 //!   so a short outage loses nothing (and what a long one leaves open, recovery settles).
-//! - A heartbeat every `billing.heartbeat_secs`: after a crash, open calls are billed up
-//!   to the last one.
+//! - A heartbeat every `billing.heartbeat_secs` renews this node's lease: after a crash,
+//!   open calls are billed up to the last one — by the node itself when it starts again, or
+//!   by a survivor once the lease (`billing.node_lease_secs`) has run out: each heartbeat
+//!   also takes over the calls of nodes whose lease ran out (`Store::take_over`). A node
+//!   that finds itself fenced (taken over while it was cut off) says so (`fenced`) and
+//!   takes no more calls.
 
 use crate::auth;
 use crate::billing::{
@@ -17,7 +21,9 @@ use crate::billing::{
 };
 use crate::cdr::CallRecord;
 use crate::store::calls::{Charge, ReserveItem, Settled};
+use crate::store::nodes::{Beat, Joined};
 use crate::store::{Store, StoreError};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -40,6 +46,14 @@ pub struct Accounting {
     pub tariffs: Arc<RwLock<Arc<Tariffs>>>,
     pub node: String,
     pub heartbeat: Duration,
+    /// How long after its last heartbeat a node counts as dead, its calls taken over.
+    pub lease: Duration,
+    /// This incarnation of the node (set by `recover`; its heartbeats carry it).
+    epoch: Arc<AtomicI64>,
+    /// Set, with the survivor's name, when this node has been fenced.
+    fenced: Arc<tokio::sync::watch::Sender<Option<String>>>,
+    /// A takeover pass is running (one at a time).
+    taking_over: Arc<AtomicBool>,
     /// Where settlements go when the service stops with the database away.
     pub spool: std::path::PathBuf,
     /// The JSON-lines export of this node's call records, and its size limit.
@@ -59,9 +73,25 @@ impl Accounting {
             tariffs: Arc::new(RwLock::new(Arc::new(tariffs))),
             node,
             heartbeat,
+            lease: heartbeat * 4,
+            epoch: Arc::new(AtomicI64::new(0)),
+            fenced: Arc::new(tokio::sync::watch::channel(None).0),
+            taking_over: Arc::new(AtomicBool::new(false)),
             spool,
             cdr_file: None,
         }
+    }
+
+    /// Count another node dead `lease` after its last heartbeat (at least two heartbeats).
+    pub fn with_lease(mut self, lease: Duration) -> Accounting {
+        self.lease = lease.max(self.heartbeat * 2);
+        self
+    }
+
+    /// Changes to `Some(survivor)` when another node has taken this node's calls over: the
+    /// switch must stop (and start again, as a new incarnation).
+    pub fn fenced(&self) -> tokio::sync::watch::Receiver<Option<String>> {
+        self.fenced.subscribe()
     }
 
     /// Also export this node's call records, as they are stored, to a JSON-lines file
@@ -193,12 +223,92 @@ impl Accounting {
         for r in &recovered {
             warn!(call = %r.call_id, billed_secs = r.billed_secs, cost = r.cost, "settled a call left open by the last run");
         }
-        let node = self.node.clone();
-        self.store
-            .run(move |s| s.heartbeat(&node, s.clock().unix_ms()))
-            .await?;
+        // A new incarnation; while a survivor is settling an earlier one's calls, wait
+        // for it (its claim lasts a lease at most).
+        let mut waits = 0u64;
+        let epoch = loop {
+            let node = self.node.clone();
+            match self
+                .store
+                .run(move |s| s.join(&node, s.clock().unix_ms()))
+                .await?
+            {
+                Joined::Epoch(e) => break e,
+                Joined::Busy { taker, until_ms } if waits < self.lease.as_secs() + 5 => {
+                    warn!(%taker, until_ms, "another node is settling this node's calls of its last run: waiting");
+                    waits += 1;
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Joined::Busy { taker, .. } => {
+                    return Err(StoreError::Conflict(format!(
+                        "node '{}' is being taken over by '{taker}'",
+                        self.node
+                    )));
+                }
+            }
+        };
+        self.epoch.store(epoch, Ordering::SeqCst);
+        info!(epoch, "node joined");
         self.refresh_deck().await?;
         Ok(recovered.len())
+    }
+
+    /// One heartbeat: renew the lease, then (alive) take over nodes whose lease ran out,
+    /// in the background. Whether the node may take calls.
+    async fn beat(&self) -> bool {
+        if self.fenced.borrow().is_some() {
+            return false;
+        }
+        let (node, epoch) = (self.node.clone(), self.epoch.load(Ordering::SeqCst));
+        match self
+            .store
+            .run(move |s| s.heartbeat(&node, epoch, s.clock().unix_ms()))
+            .await
+        {
+            Ok(Beat::Alive) => {}
+            Ok(Beat::Fenced { by }) => {
+                let by = by.unwrap_or_else(|| "a newer start of this node".into());
+                error!(%by, "this node was taken over while it was cut off: its open calls were settled elsewhere; taking no more calls");
+                crate::telemetry::fenced();
+                self.fenced.send_replace(Some(by));
+                return false;
+            }
+            Err(e) => {
+                warn!(error = %e, "heartbeat not written");
+                return false;
+            }
+        }
+        if !self.taking_over.swap(true, Ordering::SeqCst) {
+            let me = self.clone();
+            tokio::spawn(async move {
+                let (node, lease_ms) = (me.node.clone(), me.lease.as_millis() as i64);
+                match me
+                    .store
+                    .run(move |s| s.take_over(&node, s.clock().unix_ms(), lease_ms))
+                    .await
+                {
+                    Ok(taken) => {
+                        for t in taken {
+                            warn!(
+                                node = %t.node,
+                                calls = t.calls.len(),
+                                billed_up_to_ms = t.last_heartbeat_ms,
+                                bookings_interrupted = t.bookings_interrupted,
+                                bookings_released = t.bookings_released,
+                                "took over a node whose lease ran out: its open calls settled"
+                            );
+                            for c in &t.calls {
+                                info!(call = %c.call_id, billed_secs = c.billed_secs, cost = c.cost, node = %t.node, "settled a dead node's call");
+                            }
+                            crate::telemetry::took_over(t.calls.len());
+                        }
+                    }
+                    Err(e) => warn!(error = %e, "dead nodes not checked"),
+                }
+                me.taking_over.store(false, Ordering::SeqCst);
+            });
+        }
+        true
     }
 
     /// Start the service: requests in, replies out. The task ends when the request
@@ -273,14 +383,7 @@ impl Accounting {
                         None => break,
                     },
                     _ = beat.tick() => {
-                        let node = self.node.clone();
-                        let up = match self.store.run(move |s| s.heartbeat(&node, s.clock().unix_ms())).await {
-                            Ok(_) => true,
-                            Err(e) => {
-                                warn!(error = %e, "heartbeat not written");
-                                false
-                            }
-                        };
+                        let up = self.beat().await;
                         let _ = reply_tx.send(BillingReply::Store { up });
                         if let Ok(held) = self.store.run(|s| s.reserved_total()).await {
                             crate::telemetry::reserved_balance(held);
@@ -302,10 +405,10 @@ impl Accounting {
             if let Some(e) = exporter {
                 let _ = e.await;
             }
-            let node = self.node.clone();
+            let (node, epoch) = (self.node.clone(), self.epoch.load(Ordering::SeqCst));
             let _ = self
                 .store
-                .run(move |s| s.heartbeat(&node, s.clock().unix_ms()))
+                .run(move |s| s.heartbeat(&node, epoch, s.clock().unix_ms()))
                 .await;
             info!("accounting stopped");
         });

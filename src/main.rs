@@ -507,7 +507,8 @@ fn serve(cfg: Config, path: PathBuf) -> anyhow::Result<()> {
             cfg.billing.node_id.clone(),
             Duration::from_secs(cfg.billing.heartbeat_secs),
             cfg.billing.spool_file.clone().into(),
-        );
+        )
+        .with_lease(Duration::from_secs(cfg.billing.node_lease_secs));
         let accounting = match cfg.cdr.file.as_str() {
             "" => accounting,
             file => accounting.with_cdr_file(file.into(), cfg.cdr.max_file_bytes.max(1)),
@@ -526,6 +527,8 @@ fn serve(cfg: Config, path: PathBuf) -> anyhow::Result<()> {
         }
         let tariffs = accounting.tariffs.clone();
         let reloader = accounting.clone();
+        let mut fenced = accounting.fenced();
+        let mut fenced_by = None;
         let handle = driver::start(&cfg, seed, Some(accounting)).await?;
         let placing = freecall::placing::Placing::new(
             store.clone(),
@@ -611,6 +614,12 @@ fn serve(cfg: Config, path: PathBuf) -> anyhow::Result<()> {
                     info!("SIGINT: stopping now");
                     break Stop::Now;
                 }
+                Ok(()) = fenced.changed() => {
+                    let by = fenced.borrow().clone().unwrap_or_default();
+                    error!(%by, "another node took this node's calls over while it was cut off: hanging up and stopping, to start again as a new incarnation");
+                    fenced_by = Some(by);
+                    break Stop::Now;
+                }
                 _ = hup.recv() => {
                     let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
                     reload(&path, &cfg, &handle, &reloader).await;
@@ -632,6 +641,10 @@ fn serve(cfg: Config, path: PathBuf) -> anyhow::Result<()> {
         }
         for server in servers {
             server.stop(true).await;
+        }
+        if let Some(by) = fenced_by {
+            // Not a clean stop: systemd (Restart=on-failure) starts the node again.
+            anyhow::bail!("node '{}' was fenced by '{by}'", cfg.billing.node_id);
         }
         Ok::<(), anyhow::Error>(())
     })

@@ -69,6 +69,18 @@ pub fn install() -> Option<PrometheusHandle> {
         "freecall_recordings_deleted_total",
         "Recordings deleted, by why (retention, owner)"
     );
+    describe_counter!(
+        "freecall_nodes_taken_over_total",
+        "Other nodes whose lease ran out and whose calls this node settled"
+    );
+    describe_counter!(
+        "freecall_calls_taken_over_total",
+        "Calls of dead nodes this node settled, billed up to their node's last heartbeat"
+    );
+    describe_gauge!(
+        "freecall_node_fenced",
+        "1 when another node took this node's calls over: it takes no calls and stops"
+    );
     describe_histogram!(
         "freecall_db_seconds",
         "Time of each database operation, queue included"
@@ -155,6 +167,17 @@ pub fn recording_closed(failed: bool, dropped_frames: u64) {
 /// (`transactions`, `headers`, `message_bytes`, `tcp_connections`, `tcp_per_address`).
 pub fn limit_refused(limit: &'static str) {
     counter!("freecall_limit_refusals_total", "limit" => limit).increment(1);
+}
+
+/// This node settled a dead node's `calls`.
+pub fn took_over(calls: usize) {
+    counter!("freecall_nodes_taken_over_total").increment(1);
+    counter!("freecall_calls_taken_over_total").increment(calls as u64);
+}
+
+/// Another node fenced this one.
+pub fn fenced() {
+    gauge!("freecall_node_fenced").set(1.0);
 }
 
 /// Recordings deleted, by why (`retention`, `owner`).

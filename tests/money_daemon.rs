@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::daemon::{Daemon, free_port, wait_ready};
+use common::daemon::{Daemon, free_port, node_config, temp_dir, wait_ready};
 use freecall::auth;
 use freecall::store::Store;
 use freecall::store::shop::NewMember;
@@ -13,66 +13,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(5);
-
-fn write_config(
-    dir: &std::path::Path,
-    name: &str,
-    port: u16,
-    media: u16,
-    trunk: SocketAddr,
-    db: &str,
-    node: &str,
-) -> String {
-    let path = dir.join(format!("{name}.toml"));
-    std::fs::write(
-        &path,
-        format!(
-            r#"
-[sip]
-listen = "127.0.0.1:{port}"
-shutdown_grace_secs = 1
-[media]
-address = "127.0.0.1"
-port_min = {media}
-port_max = {media_max}
-[[peers]]
-name = "proxy"
-address = "127.0.0.3"
-billing = "header"
-[[trunks]]
-name = "pstn"
-address = "{trunk}"
-[[routes]]
-prefix = ""
-trunks = ["pstn"]
-[database]
-url = "{db}"
-[billing]
-node_id = "{node}"
-heartbeat_secs = 1
-max_call_secs = 60
-nonce_secret = "shared by the nodes"
-[[tariffs]]
-account = "mileage"
-destination = "mobile"
-per_minute = 60
-increment = "1/1"
-[api]
-listen = "off"
-"#,
-            media_max = media + 398
-        ),
-    )
-    .unwrap();
-    path.display().to_string()
-}
-
-fn temp_dir(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("freecall-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 fn kill_9_then_restart(store: Store, url: String) {
     let account = store
@@ -103,7 +43,7 @@ fn kill_9_then_restart(store: Store, url: String) {
         } else {
             40400
         };
-        let conf = write_config(&dir, "node", port, media, trunk_addr, &url, "crashy");
+        let conf = node_config(&dir, "node", port, media, trunk_addr, &url, "crashy", "");
         let sip: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let mut daemon = Daemon::spawn(
             &conf,
@@ -230,7 +170,7 @@ fn kill_9_mid_call_back(store: Store, url: String) {
         let port = free_port();
         let api_port = free_port();
         let media = if store.backend() == "sqlite" { 40800 } else { 41200 };
-        let conf = write_config(&dir, "cb", port, media, pbx.addr, &url, "crashy-cb");
+        let conf = node_config(&dir, "cb", port, media, pbx.addr, &url, "crashy-cb", "");
         let text = std::fs::read_to_string(&conf).unwrap() + "[[tariffs]]\naccount = \"guild\"\ndestination = \"mobile\"\nper_minute = 60\nincrement = \"1/1\"\n\
 [[tariffs]]\naccount = \"guild\"\ndestination = \"landline\"\nper_minute = 30\nincrement = \"1/1\"\n";
         std::fs::write(&conf, text).unwrap();
@@ -337,7 +277,7 @@ fn two_daemons_on_one_postgres_race_on_one_account() {
         let mut nodes = Vec::new();
         for (i, media) in [(0, 41000u16), (1, 41400u16)] {
             let port = free_port();
-            let conf = write_config(
+            let conf = node_config(
                 &dir,
                 &format!("node{i}"),
                 port,
@@ -345,6 +285,7 @@ fn two_daemons_on_one_postgres_race_on_one_account() {
                 trunk_addr,
                 &url,
                 &format!("node-{i}"),
+                "",
             );
             let d = Daemon::spawn(
                 &conf,
@@ -448,8 +389,8 @@ fn a_node_id_in_use_is_refused() {
     let url = dir.join("freecall.db").display().to_string();
     let trunk: SocketAddr = "127.0.0.1:9".parse().unwrap();
     let (p1, p2) = (free_port(), free_port());
-    let c1 = write_config(&dir, "a", p1, 42000, trunk, &url, "same");
-    let c2 = write_config(&dir, "b", p2, 42400, trunk, &url, "same");
+    let c1 = node_config(&dir, "a", p1, 42000, trunk, &url, "same", "");
+    let c2 = node_config(&dir, "b", p2, 42400, trunk, &url, "same", "");
     let env = [
         ("FREECALL__DATABASE__URL", url.clone()),
         ("FREECALL__BILLING__NODE_ID", "same".to_string()),
@@ -490,7 +431,7 @@ fn kill_9_while_a_booking_is_dialling_never_dials_it_again() {
         let pbx = Phone::bind("pbx").await;
         let port = free_port();
         let api_port = free_port();
-        let conf = write_config(&dir, "bk", port, 41600, pbx.addr, &url, "crashy-bk");
+        let conf = node_config(&dir, "bk", port, 41600, pbx.addr, &url, "crashy-bk", "");
         let text = std::fs::read_to_string(&conf).unwrap()
             + "[[tariffs]]\naccount = \"guild\"\ndestination = \"mobile\"\nper_minute = 60\nincrement = \"1/1\"\n\
 [[tariffs]]\naccount = \"guild\"\ndestination = \"landline\"\nper_minute = 30\nincrement = \"1/1\"\n";

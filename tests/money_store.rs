@@ -554,7 +554,7 @@ on_both_stores!(
             )
             .unwrap();
         store.mark_answered(auth.reservation, 1_000_000).unwrap();
-        store.heartbeat("node-a", 1_000_000 + 95_000).unwrap();
+        store.heartbeat("node-a", 0, 1_000_000 + 95_000).unwrap();
         // Another node's reservations are not ours to settle.
         let (_, other) = member(&store, "other", 100);
         store

@@ -254,7 +254,7 @@ on_both_stores!(
         let t = 1_780_000_000_000;
         store.mark_answered(a[0].reservation, t).unwrap();
         store.mark_answered(a[1].reservation, t + 30_000).unwrap();
-        store.heartbeat("n1", t + 90_000).unwrap();
+        store.heartbeat("n1", 0, t + 90_000).unwrap();
         // The process dies here; at the next start:
         let recovered = store.recover("n1").unwrap();
         assert_eq!(recovered.len(), 1, "one call");

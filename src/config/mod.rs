@@ -132,6 +132,10 @@ pub struct BillingConfig {
     pub node_id: String,
     #[serde(default = "default_heartbeat")]
     pub heartbeat_secs: u64,
+    /// A node whose last heartbeat is older than this is dead: one survivor settles its
+    /// open calls (billed up to that heartbeat) and fences it.
+    #[serde(default = "default_node_lease")]
+    pub node_lease_secs: u64,
     /// Where settlements are kept if the switch stops while the database is away; the next
     /// start applies them first.
     #[serde(default = "default_spool")]
@@ -158,6 +162,7 @@ impl Default for BillingConfig {
             signup_bonus_guild: 0,
             node_id: default_node_id(),
             heartbeat_secs: default_heartbeat(),
+            node_lease_secs: default_node_lease(),
             spool_file: default_spool(),
         }
     }
@@ -252,6 +257,9 @@ fn default_node_id() -> String {
 }
 fn default_heartbeat() -> u64 {
     5
+}
+fn default_node_lease() -> u64 {
+    20
 }
 fn default_max_body() -> usize {
     64 * 1024
@@ -481,6 +489,15 @@ impl Config {
         }
         if self.billing.heartbeat_secs == 0 || self.billing.heartbeat_secs > 300 {
             errors.push("billing.heartbeat_secs: must be 1..=300".into());
+        }
+        // Two heartbeats at least: one late beat (a slow database) must not fence a node.
+        if self.billing.node_lease_secs < 2 * self.billing.heartbeat_secs
+            || self.billing.node_lease_secs > 3600
+        {
+            errors.push(
+                "billing.node_lease_secs: must be at least twice billing.heartbeat_secs, and at most 3600"
+                    .into(),
+            );
         }
         if self.billing.node_id.is_empty() {
             errors.push("billing.node_id: must not be empty".into());

@@ -20,6 +20,7 @@ pub mod calls;
 pub mod cards;
 pub mod cdrs;
 pub mod greetings;
+pub mod nodes;
 mod pg_fast;
 pub mod phonebook;
 pub mod placed;

@@ -240,6 +240,11 @@ diesel::table! {
     nodes (id) {
         id -> Text,
         heartbeat_ms -> BigInt,
+        epoch -> BigInt,
+        fenced_ms -> Nullable<BigInt>,
+        taker -> Nullable<Text>,
+        taker_until_ms -> Nullable<BigInt>,
+        taken_calls -> BigInt,
     }
 }
 

@@ -1,9 +1,9 @@
 //! Settlement: a call's answer noted, its reservation settled exactly once (the debit and
-//! the flip from `open` to `settled` in one transaction), its record completed; the node's
-//! heartbeat, and recovery of what a node left open when it stopped.
+//! the flip from `open` to `settled` in one transaction), its record completed. (What a node
+//! left open when it stopped is settled in `nodes.rs`.)
 
 use super::accounts::{Entry, append};
-use super::schema::{accounts, cards, ledger, nodes, reservations};
+use super::schema::{accounts, cards, ledger, reservations};
 use super::{Result, Store, StoreError, in_tx, on_conn};
 use crate::billing::Settlement;
 use diesel::prelude::*;
@@ -123,7 +123,7 @@ impl Rows {
     }
 }
 
-use super::reservation::{HELD_COLUMNS, HeldRow, Recovered, Settled};
+use super::reservation::{HELD_COLUMNS, HeldRow, Settled};
 
 impl Store {
     /// Persist the answer time: after a crash the call is billed from here up to the
@@ -254,135 +254,6 @@ impl Store {
                 })
             }
         }
-    }
-
-    /// The node is alive at `now_ms`.
-    pub fn heartbeat(&self, node: &str, now_ms: i64) -> Result<()> {
-        in_tx!(self, c => {
-            let n = diesel::update(nodes::table.find(node))
-                .set(nodes::heartbeat_ms.eq(now_ms))
-                .execute(c)?;
-            if n == 0 {
-                diesel::insert_into(nodes::table)
-                    .values((nodes::id.eq(node), nodes::heartbeat_ms.eq(now_ms)))
-                    .execute(c)?;
-            }
-            Ok(())
-        })
-    }
-
-    /// After a restart: settle this node's open reservations, billing answered calls from
-    /// their persisted answer time up to the node's last heartbeat. The legs of a call the
-    /// switch placed (`fc-…/issuer`, `fc-…/visitor`) are settled together, each from its
-    /// own answer, with one record for the call.
-    pub fn recover(&self, node: &str) -> Result<Vec<Recovered>> {
-        type Open = (i64, String, Option<i64>, i64, String, String, Option<i64>);
-        let (open, heartbeat) = on_conn!(self, c => {
-            let open: Vec<Open> = reservations::table
-                .filter(reservations::node.eq(node))
-                .filter(reservations::state.eq("open"))
-                .select((
-                    reservations::id,
-                    reservations::call_id,
-                    reservations::answered_ms,
-                    reservations::created_ms,
-                    reservations::number,
-                    reservations::destination,
-                    reservations::card_id,
-                ))
-                .order(reservations::id)
-                .load(c)?;
-            let hb: Option<i64> = nodes::table.find(node).select(nodes::heartbeat_ms).first(c).optional()?;
-            (open, hb)
-        });
-        // Group the legs of one call: the record's call id is the part before '/'.
-        let mut calls: Vec<(String, Vec<Open>)> = Vec::new();
-        for row in open {
-            let base = row.1.split('/').next().unwrap_or(&row.1).to_string();
-            match calls.iter_mut().find(|(b, _)| *b == base) {
-                Some((_, legs)) => legs.push(row),
-                None => calls.push((base, vec![row])),
-            }
-        }
-        let cause = "switch restarted: billed up to its last heartbeat";
-        let mut done = Vec::new();
-        for (base, mut legs) in calls {
-            // The leg that carries the card (a call-back's visitor leg) settles the quota
-            // and is the record's main reservation.
-            legs.sort_by_key(|l| l.6.is_none());
-            let answered_any = legs.iter().filter_map(|l| l.2).min();
-            let created = legs.iter().map(|l| l.3).min().unwrap_or(0);
-            // Never before the answer: a heartbeat older than the answer bills nothing beyond it.
-            let ended_ms = heartbeat
-                .unwrap_or(created)
-                .max(legs.iter().filter_map(|l| l.2).max().unwrap_or(i64::MIN));
-            let main = &legs[0];
-            let placed = legs.len() > 1;
-            // The record is rebuilt from what the reservations kept; the caller's number,
-            // the trunk and media were only in the lost process.
-            let record = crate::cdr::CallRecord {
-                call_id: base.clone(),
-                node: node.to_string(),
-                callee: main.4.clone(),
-                caller: if placed {
-                    legs[1].4.clone()
-                } else {
-                    String::new()
-                },
-                destination: main.5.clone(),
-                setup_ms: created,
-                answered_ms: if placed { main.2 } else { answered_any },
-                ended_ms,
-                code: if main.2.is_some() { 200 } else { 503 },
-                cause: cause.into(),
-                ended_by: crate::cdr::BY_SWITCH.into(),
-                legs: if placed {
-                    legs.iter()
-                        .rev()
-                        .map(|l| crate::cdr::RecordLeg {
-                            role: l.1.split('/').nth(1).unwrap_or("leg").to_string(),
-                            number: l.4.clone(),
-                            destination: l.5.clone(),
-                            answered_ms: l.2,
-                            ended_ms,
-                            reservation: l.0,
-                            ..Default::default()
-                        })
-                        .collect()
-                } else {
-                    Vec::new()
-                },
-                ..Default::default()
-            };
-            let s = Settlement {
-                reservation: main.0,
-                call_id: main.1.clone(),
-                answered_ms: main.2,
-                ended_ms,
-                cause: cause.into(),
-                record: Some(Box::new(record)),
-                legs: legs[1..]
-                    .iter()
-                    .map(|l| crate::billing::LegSettlement {
-                        reservation: l.0,
-                        call_id: l.1.clone(),
-                        answered_ms: l.2,
-                        ended_ms: None,
-                    })
-                    .collect(),
-            };
-            if let Settled::Done {
-                billed_secs, cost, ..
-            } = self.settle(&s)?
-            {
-                done.push(Recovered {
-                    call_id: base,
-                    billed_secs,
-                    cost,
-                });
-            }
-        }
-        Ok(done)
     }
 
     /// The balance held by open reservations (all nodes).

@@ -193,3 +193,70 @@ pub fn shipped_config(
     }
     conf
 }
+
+/// A node's configuration file in `dir`: SIP on `port`, RTP from `media` (400 ports), every
+/// number to the trunk at `trunk`, calls from 127.0.0.3 trusted (charged by header),
+/// heartbeats every second; `billing_extra` lines are added to `[billing]`.
+#[allow(clippy::too_many_arguments)]
+pub fn node_config(
+    dir: &std::path::Path,
+    name: &str,
+    port: u16,
+    media: u16,
+    trunk: SocketAddr,
+    db: &str,
+    node: &str,
+    billing_extra: &str,
+) -> String {
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+[sip]
+listen = "127.0.0.1:{port}"
+shutdown_grace_secs = 1
+[media]
+address = "127.0.0.1"
+port_min = {media}
+port_max = {media_max}
+[[peers]]
+name = "proxy"
+address = "127.0.0.3"
+billing = "header"
+[[trunks]]
+name = "pstn"
+address = "{trunk}"
+[[routes]]
+prefix = ""
+trunks = ["pstn"]
+[database]
+url = "{db}"
+[billing]
+node_id = "{node}"
+heartbeat_secs = 1
+max_call_secs = 60
+nonce_secret = "shared by the nodes"
+{billing_extra}
+[[tariffs]]
+account = "mileage"
+destination = "mobile"
+per_minute = 60
+increment = "1/1"
+[api]
+listen = "off"
+"#,
+            media_max = media + 398
+        ),
+    )
+    .unwrap();
+    path.display().to_string()
+}
+
+/// A fresh folder for one test's files.
+pub fn temp_dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("freecall-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
