@@ -5,7 +5,7 @@
 
 use crate::config::{Config, PeerBillingMode};
 use crate::media::codec::Codec;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// Sources allowed to place calls (trusted peers and trunks, by address).
 #[derive(Debug, Clone, Default)]
@@ -294,7 +294,13 @@ pub struct Routing {
     pub plan: DialPlan,
     /// How each trusted peer's calls are paid for, by peer name.
     pub peer_billing: std::collections::HashMap<String, PeerBilling>,
+    /// Load balancers in front of the switch, whose word on a request's real source is
+    /// taken (never trusted peers themselves).
+    pub dispatchers: Acl,
 }
+
+/// The header a dispatcher names a request's real source in (`ip:port` or `ip`).
+pub const SOURCE_HEADER: &str = "X-Freecall-Source";
 
 /// How a trusted peer's calls are paid for.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -321,6 +327,23 @@ impl Routing {
         names
     }
 
+    /// Where a request really came from: the address in a dispatcher's source header
+    /// when `from` is a dispatcher, else `from`. What authentication, the guessing fence
+    /// and peer trust look at (answers still go back the way the request came).
+    pub fn caller_address(&self, from: SocketAddr, req: &crate::sip::Message) -> SocketAddr {
+        if self.dispatchers.allows(from.ip()).is_none() {
+            return from;
+        }
+        req.header(SOURCE_HEADER)
+            .and_then(|v| {
+                let v = v.trim();
+                v.parse::<SocketAddr>()
+                    .ok()
+                    .or_else(|| v.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, 0)))
+            })
+            .unwrap_or(from)
+    }
+
     pub fn billing_of(&self, peer: &str) -> PeerBilling {
         self.peer_billing.get(peer).cloned().unwrap_or_default()
     }
@@ -329,7 +352,12 @@ impl Routing {
 impl Routing {
     /// Build from a validated config (validation guarantees every lookup here succeeds).
     pub fn from_config(cfg: &Config) -> Routing {
-        let acl = Acl::new(cfg.peers.iter().map(|p| (p.name.clone(), p.address)));
+        let (dispatchers, peers): (Vec<_>, Vec<_>) = cfg
+            .peers
+            .iter()
+            .partition(|p| p.billing == PeerBillingMode::Dispatcher);
+        let acl = Acl::new(peers.iter().map(|p| (p.name.clone(), p.address)));
+        let dispatchers = Acl::new(dispatchers.iter().map(|p| (p.name.clone(), p.address)));
         let trunks: Vec<Trunk> =
             cfg.trunks
                 .iter()
@@ -392,7 +420,9 @@ impl Routing {
             .map(|p| {
                 let mode = match p.billing {
                     PeerBillingMode::Header => PeerBilling::Header(p.charge_header.clone()),
-                    PeerBillingMode::Unbilled => PeerBilling::Unbilled,
+                    PeerBillingMode::Unbilled | PeerBillingMode::Dispatcher => {
+                        PeerBilling::Unbilled
+                    }
                 };
                 (p.name.clone(), mode)
             })
@@ -402,6 +432,7 @@ impl Routing {
             trunks,
             plan: DialPlan { routes },
             peer_billing,
+            dispatchers,
         }
     }
 }

@@ -164,11 +164,13 @@ impl Manager {
             None,
         );
         b_leg.trunks = trunks;
-        let trusted = self.routing.acl.allows(from.addr.ip()).is_some()
-            || self.registered_trunk_at(from.addr.ip()).is_some();
+        let client = self.client_ip(from, &req);
+        let trusted =
+            self.routing.acl.allows(client).is_some() || self.registered_trunk_at(client).is_some();
         let caller = crate::routing::CallerId::of(&req, trusted);
         let call = Call {
             id,
+            client,
             auth_user: match &payer {
                 Some(Payer::Member { username, .. }) => Some(username.clone()),
                 _ => None,
@@ -290,7 +292,7 @@ impl Manager {
             if proof.realm != billing.realm {
                 // A trusted proxy may pass on credentials meant for another realm: its
                 // calls are then paid as the peer's configuration says.
-                if self.routing.acl.allows(from.addr.ip()).is_none() {
+                if self.routing.acl.allows(self.client_ip(from, req)).is_none() {
                     return Err(Gate::Challenge { stale: false });
                 }
                 return self.peer_payer(req, from);
@@ -300,7 +302,7 @@ impl Manager {
                 return Err(Gate::Refuse(Rejection::CredentialsForAnotherRequest));
             }
             let unix_secs = (self.unix_ms(now) / 1000).max(0) as u64;
-            let client = from.addr.ip().to_string();
+            let client = self.client_ip(from, req).to_string();
             let lifetime = std::time::Duration::from_secs(billing.nonces.lifetime_secs);
             return match billing.nonces.check(&proof.nonce, unix_secs, &client) {
                 NonceCheck::Valid if !self.replays.first_use(&proof, now, lifetime) => {
@@ -308,7 +310,11 @@ impl Manager {
                     // the transaction layer absorbs it).
                     Err(Gate::Challenge { stale: false })
                 }
-                NonceCheck::Valid if self.guard.blocked(from.addr.ip(), &proof.username, now) => {
+                NonceCheck::Valid
+                    if self
+                        .guard
+                        .blocked(self.client_ip(from, req), &proof.username, now) =>
+                {
                     self.stats.auth_blocked += 1;
                     Err(Gate::Refuse(Rejection::GuessingBlocked))
                 }
@@ -323,9 +329,15 @@ impl Manager {
         self.peer_payer(req, from)
     }
 
+    /// Where a request really came from (a dispatcher in front names it): what nonces,
+    /// the guessing fence and peer trust are about.
+    pub(super) fn client_ip(&self, from: Peer, req: &Message) -> std::net::IpAddr {
+        self.routing.caller_address(from.addr, req).ip()
+    }
+
     /// A trusted peer's call: unbilled or charged by header; anyone else is challenged.
     fn peer_payer(&self, req: &Message, from: Peer) -> Result<Option<Payer>, Gate> {
-        if let Some(peer) = self.routing.acl.allows(from.addr.ip()) {
+        if let Some(peer) = self.routing.acl.allows(self.client_ip(from, req)) {
             return match self.routing.billing_of(peer) {
                 PeerBilling::Unbilled => Ok(None),
                 PeerBilling::Header(name) => match req.header(&name).and_then(parse_charge) {
@@ -336,7 +348,7 @@ impl Manager {
         }
         // A carrier the switch is registered with sends its inbound calls: unbilled, like
         // a trusted peer's, but only to the number registered (never a free way out).
-        if let Some(number) = self.registered_number_at(from.addr.ip())
+        if let Some(number) = self.registered_number_at(self.client_ip(from, req))
             && req.uri_user.as_deref() == Some(number)
         {
             return Ok(None);
@@ -379,7 +391,7 @@ impl Manager {
         };
         let nonce = billing.nonces.issue(
             (self.unix_ms(now) / 1000).max(0) as u64,
-            &from.addr.ip().to_string(),
+            &self.client_ip(from, req).to_string(),
         );
         let value = auth::challenge(&billing.realm, &nonce, stale);
         let (phrase, header) = match code {

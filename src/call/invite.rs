@@ -61,10 +61,7 @@ impl Manager {
         let text = refusal.to_string();
         info!(call = %call.id, code, reason = %text, "call refused by billing");
         if refusal == Refusal::BadCredentials {
-            let (ip, user) = (
-                call.a.peer.addr.ip(),
-                call.auth_user.clone().unwrap_or_default(),
-            );
+            let (ip, user) = (call.client, call.auth_user.clone().unwrap_or_default());
             self.auth_failed(ip, &user, now);
         }
         let Some(call) = self.calls.get(&key) else {

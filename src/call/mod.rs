@@ -115,6 +115,9 @@ pub struct Call {
     /// The member whose digest proof pays for the call (the guessing fence counts its
     /// failures and forgives them on success).
     auth_user: Option<String>,
+    /// Where the caller really is (a dispatcher in front names it): the guessing fence
+    /// counts a refused password against it.
+    client: std::net::IpAddr,
     state: State,
     number: String,
     a_invite: Message,
@@ -661,6 +664,7 @@ impl Manager {
         let Some(call) = self.calls.remove(&key) else {
             return;
         };
+        self.tx.dialog_ended(call.a_invite_tx);
         let media = self.media.stats(call.media);
         self.media.release(call.media);
         self.media_calls.remove(&call.media);

@@ -54,11 +54,16 @@ impl Manager {
         };
         let unix_secs = (self.unix_ms(now) / 1000).max(0) as u64;
         let lifetime = std::time::Duration::from_secs(billing.nonces.lifetime_secs);
-        match billing
-            .nonces
-            .check(&proof.nonce, unix_secs, &from.addr.ip().to_string())
-        {
-            NonceCheck::Valid if self.guard.blocked(from.addr.ip(), &proof.username, now) => {
+        match billing.nonces.check(
+            &proof.nonce,
+            unix_secs,
+            &self.client_ip(from, &req).to_string(),
+        ) {
+            NonceCheck::Valid
+                if self
+                    .guard
+                    .blocked(self.client_ip(from, &req), &proof.username, now) =>
+            {
                 // Blocked for guessing: the answer a wrong password gets, unchecked.
                 self.stats.auth_blocked += 1;
                 return self.challenge_register(now, tx, &req, &local_tag, false, from);
@@ -176,7 +181,7 @@ impl Manager {
             Err(RegisterRefusal::BadCredentials) => {
                 info!(user = ?uri_user(&p.req.to), source = %p.from.addr, "registration refused: bad credentials");
                 let user = uri_user(&p.req.to).unwrap_or_default();
-                self.auth_failed(p.from.addr.ip(), &user, now);
+                self.auth_failed(self.client_ip(p.from, &p.req), &user, now);
                 self.challenge_register(now, p.tx, &p.req, &p.local_tag, false, p.from);
             }
             Err(RegisterRefusal::TooManyContacts) => {

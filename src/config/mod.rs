@@ -317,6 +317,10 @@ pub enum PeerBillingMode {
     Unbilled,
     /// Charged to the account or card the peer names in its charge header.
     Header,
+    /// A load balancer in front of the nodes (Kamailio's dispatcher): not trusted for
+    /// money — its callers authenticate as themselves — but believed about where each
+    /// request came from (its `X-Freecall-Source` header).
+    Dispatcher,
 }
 
 /// An address or a CIDR network, read once.

@@ -26,7 +26,8 @@ impl Builder {
     }
 
     /// A response to `req`: Via, From, To, Call-ID and CSeq copied (RFC 3261 8.2.6.2), our
-    /// tag added to To unless it already carries one.
+    /// tag added to To unless it already carries one; Record-Route too in an INVITE's
+    /// 1xx/2xx.
     pub fn response_to(req: &Message, code: u16, phrase: &str, to_tag: Option<&str>) -> Builder {
         let mut b = Builder::response(code, phrase);
         for via in req.headers_named("Via") {
@@ -43,6 +44,13 @@ impl Builder {
         b.header("Call-ID", &req.call_id);
         let cseq = format!("{} {}", req.cseq, req.cseq_method);
         b.header("CSeq", &cseq);
+        // A response that makes a dialog carries the request's Record-Route, in order
+        // (RFC 3261 12.1.1): a proxy in front (Kamailio) stays on the dialog's path.
+        if req.cseq_method == super::Method::Invite && (101..300).contains(&code) {
+            for rr in req.headers_named("Record-Route") {
+                b.header("Record-Route", rr);
+            }
+        }
         b
     }
 

@@ -433,6 +433,13 @@ impl TransactionLayer {
         }
     }
 
+    /// The dialog an INVITE's 2xx made is over (a BYE came before the ACK, which a proxy
+    /// in front may well deliver in that order): the 2xx is not sent again. A late ACK
+    /// or a retransmitted INVITE is still absorbed until Timer L.
+    pub fn dialog_ended(&mut self, tx: TxId) {
+        self.ack_received(tx);
+    }
+
     /// Fire every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         let timers = self.timers;

@@ -42,6 +42,18 @@ pub struct Leg {
     pub target: SocketAddr,
     pub request_uri: String,
     pub invite_branch: String,
+    /// The route set (a proxy's Record-Route in the answer), sent as Route headers.
+    pub route: Vec<String>,
+}
+
+impl Leg {
+    /// `Route: …` lines for the route set, or nothing.
+    fn route_lines(&self) -> String {
+        self.route
+            .iter()
+            .map(|r| format!("Route: {r}\r\n"))
+            .collect()
+    }
 }
 
 impl Phone {
@@ -202,6 +214,7 @@ Contact: <sip:{name}@{me}>\r\nContent-Type: application/sdp\r\nContent-Length: {
             target: switch,
             request_uri: uri,
             invite_branch: branch,
+            route: Vec::new(),
         };
         (text.into_bytes(), leg)
     }
@@ -354,12 +367,23 @@ Content-Type: application/sdp\r\nContent-Length: {len}\r\n\r\n{sdp}",
             target: from,
             request_uri: req.contact_uri.clone().unwrap_or_default(),
             invite_branch: req.branch.clone(),
+            route: req
+                .headers_named("Record-Route")
+                .map(str::to_string)
+                .collect(),
         }
     }
 
-    /// Record the far end's tag from a response to our INVITE.
+    /// Record the far end's tag from a response to our INVITE, and the route set its
+    /// Record-Route names (reversed: we are the caller).
     pub fn update_leg(leg: &mut Leg, resp: &Message) {
         leg.remote = resp.to.clone();
+        let mut route: Vec<String> = resp
+            .headers_named("Record-Route")
+            .flat_map(|v| v.split(',').map(|r| r.trim().to_string()))
+            .collect();
+        route.reverse();
+        leg.route = route;
         if let Some(c) = &resp.contact_uri {
             leg.request_uri = c.clone();
         }
@@ -373,7 +397,7 @@ Content-Type: application/sdp\r\nContent-Length: {len}\r\n\r\n{sdp}",
         let branch = unique("z9hG4bK-test-");
         let mut text = format!(
             "{method} {} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch={branch};rport\r\nMax-Forwards: 70\r\n\
-From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {} {method}\r\nContact: <sip:{}@{}>\r\n",
+From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {} {method}\r\nContact: <sip:{}@{}>\r\n{}",
             leg.request_uri,
             self.addr,
             leg.local,
@@ -381,7 +405,8 @@ From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {} {method}\r\nContact: <sip:{}@{}>\r
             leg.call_id,
             leg.cseq,
             self.name,
-            self.addr
+            self.addr,
+            leg.route_lines()
         );
         match body {
             Some((ct, b)) => text.push_str(&format!(
@@ -398,8 +423,13 @@ From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {} {method}\r\nContact: <sip:{}@{}>\r
         let branch = unique("z9hG4bK-test-");
         format!(
             "ACK {} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch={branch};rport\r\nMax-Forwards: 70\r\n\
-From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} ACK\r\nContent-Length: 0\r\n\r\n",
-            leg.request_uri, self.addr, leg.local, leg.remote, leg.call_id
+From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} ACK\r\n{}Content-Length: 0\r\n\r\n",
+            leg.request_uri,
+            self.addr,
+            leg.local,
+            leg.remote,
+            leg.call_id,
+            leg.route_lines()
         )
         .into_bytes()
     }

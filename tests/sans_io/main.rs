@@ -506,3 +506,74 @@ From: <sip:x@127.0.0.1>;tag=x1\r\nTo: <sip:{SWITCH}>;tag=gone\r\nCall-ID: old@x\
         "the cap is of what is held now"
     );
 }
+
+/// A proxy in front (Kamailio's dispatcher) records its route: the switch's answers carry
+/// it. Its worker processes may hand the switch a BYE before the ACK of the 200: the call
+/// ends, and the 200 is not sent again for the 32 s of Timer L.
+#[test]
+fn a_proxy_stays_on_the_path_and_a_bye_before_the_ack_stops_the_200() {
+    let mut m = manager();
+    let t0 = Instant::now_for_tests();
+    let routed = invite("z9hG4bKrr").replacen(
+        "Max-Forwards: 70\r\n",
+        "Max-Forwards: 69\r\nRecord-Route: <sip:127.0.0.9:5060;lr>\r\n",
+        1,
+    );
+    m.handle_message(t0, caller(), parse_datagram(routed.as_bytes()).unwrap());
+    let out = drain(&mut m);
+    let (to_trunk, invite_b) = out
+        .iter()
+        .find(|(_, s)| s.starts_with("INVITE "))
+        .map(|(t, s)| (t.dest, s.clone()))
+        .unwrap();
+    let b = parse_datagram(invite_b.as_bytes()).unwrap();
+    assert!(
+        b.header("Record-Route").is_none(),
+        "the caller's route is not the carrier's"
+    );
+    let ok = format!(
+        "SIP/2.0 200 OK\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag=t0\r\nCall-ID: {}\r\nCSeq: 1 INVITE\r\n\
+Contact: <sip:pstn@{T0}>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
+        b.header("Via").unwrap(),
+        b.from,
+        b.to,
+        b.call_id,
+        SDP.len()
+    );
+    let trunk = Peer {
+        transport: Transport::Udp,
+        addr: to_trunk,
+    };
+    m.handle_message(t0, trunk, parse_datagram(ok.as_bytes()).unwrap());
+    let answered = drain(&mut m)
+        .into_iter()
+        .find(|(t, s)| t.dest == caller().addr && s.starts_with("SIP/2.0 200 OK"))
+        .map(|(_, s)| parse_datagram(s.as_bytes()).unwrap())
+        .expect("the caller's 200");
+    assert_eq!(
+        answered.headers_named("Record-Route").collect::<Vec<_>>(),
+        vec!["<sip:127.0.0.9:5060;lr>"],
+        "RFC 3261 12.1.1: the 2xx carries the request's Record-Route"
+    );
+
+    // The BYE overtakes the ACK.
+    let bye = format!(
+        "BYE sip:freecall@{SWITCH} SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKbye\r\nMax-Forwards: 70\r\n\
+From: <sip:0311111111@127.0.0.1>;tag=a1\r\nTo: {}\r\nCall-ID: z9hG4bKrr@caller\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
+        answered.to
+    );
+    let at = t0 + Duration::from_millis(10);
+    m.handle_message(at, caller(), parse_datagram(bye.as_bytes()).unwrap());
+    let out = drain(&mut m);
+    assert!(out.iter().any(|(t, s)| t.dest == caller().addr
+        && s.starts_with("SIP/2.0 200")
+        && s.contains("CSeq: 2 BYE")));
+    assert_eq!(m.active_calls(), 0);
+    let later = run(&mut m, t0, Duration::from_secs(40));
+    let resent: Vec<_> = later
+        .iter()
+        .filter(|(_, t, s)| t.dest == caller().addr && s.contains("CSeq: 1 INVITE"))
+        .map(|(d, _, _)| *d)
+        .collect();
+    assert!(resent.is_empty(), "the 200 sent again at {resent:?}");
+}

