@@ -267,3 +267,99 @@ fn calls_spread_over_three_nodes_and_a_killed_one_is_passed_over() {
         let _ = std::fs::remove_dir_all(&dir);
     });
 }
+
+/// SIGTERM to one of three nodes with calls on it: the dispatcher's next probe gets 503
+/// and sends it nothing new; its calls go on — one is hung up by its caller, through the
+/// dispatcher, the other gets the node's BYE, through the dispatcher too, when the grace
+/// period ends — and the node exits cleanly, every call billed once.
+#[test]
+fn a_draining_node_gets_no_new_calls_and_finishes_its_own() {
+    let url = common::stores::pg_url();
+    let store = common::stores::open(&url);
+    member(&store, "lee");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let dir = temp_dir("cluster-drain");
+        let trunk = Phone::bind("pstn").await;
+        let trunk_addr = trunk.addr;
+        let _answering = freecall_testkit::auto_trunk(trunk);
+        let mut nodes = Vec::new();
+        for i in 1..=3 {
+            let (u, d) = (url.clone(), dir.clone());
+            let grace = [("FREECALL__SIP__SHUTDOWN_GRACE_SECS", "4".to_string())];
+            nodes.push(
+                tokio::task::spawn_blocking(move || start_node(&d, &u, i, trunk_addr, &grace))
+                    .await
+                    .unwrap(),
+            );
+        }
+        let port = free_port();
+        let dispatcher: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let addrs: Vec<SocketAddr> = nodes.iter().map(|(_, a)| *a).collect();
+        let _kamailio = kamailio(&dir, port, &addrs);
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+
+        // Two calls on node-1 (each caller its own phone), the rest hung up at once.
+        let drained = addrs[0].port();
+        let mut on_drained = Vec::new();
+        let mut placed = 0;
+        for n in 0..12 {
+            let caller = Phone::bind_on("127.0.0.2", &format!("lee{n}")).await;
+            let (mut leg, node, _) = call(&caller, dispatcher, "lee").await;
+            placed += 1;
+            if node == drained {
+                on_drained.push((caller, leg));
+                if on_drained.len() == 2 {
+                    break;
+                }
+            } else {
+                hang_up(&caller, dispatcher, &mut leg).await;
+            }
+        }
+        assert_eq!(on_drained.len(), 2, "round robin reaches node-1 twice");
+
+        let (mut node1, _) = nodes.remove(0);
+        node1.signal("-TERM");
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        let caller = Phone::bind_on("127.0.0.2", "lee-new").await;
+        for _ in 0..6 {
+            let (mut leg, node, _) = call(&caller, dispatcher, "lee").await;
+            placed += 1;
+            assert_ne!(node, drained, "a draining node gets no new calls");
+            hang_up(&caller, dispatcher, &mut leg).await;
+        }
+        // Its own calls: one ended by the caller, the other by the node at the grace's end.
+        let (first, mut first_leg) = on_drained.remove(0);
+        hang_up(&first, dispatcher, &mut first_leg).await;
+        let (second, _leg) = on_drained.remove(0);
+        let (bye, from) = second.expect_request("BYE", Duration::from_secs(8)).await;
+        assert_eq!(
+            from, dispatcher,
+            "the node's BYE comes back through the dispatcher"
+        );
+        assert!(
+            bye.header("Route").is_none(),
+            "the dispatcher consumed its route"
+        );
+        second
+            .send(from, &second.response(&bye, 200, "OK", "x", None))
+            .await;
+        let code = tokio::task::spawn_blocking(move || node1.wait_exit(Duration::from_secs(15)))
+            .await
+            .unwrap();
+        assert_eq!(code, Some(0), "a drained node exits cleanly");
+
+        assert_eq!(store.open_reservations().unwrap(), 0);
+        let records = common::stores::records(&store);
+        assert_eq!(records.len(), placed, "one record per call");
+        assert!(
+            records
+                .iter()
+                .all(|r| r.answered_ms.is_some() && r.code == 200),
+            "no admitted call lost: {records:?}"
+        );
+        assert!(store.audit().unwrap().is_empty());
+        drop(nodes);
+        let _ = std::fs::remove_dir_all(&dir);
+    });
+}
