@@ -505,6 +505,38 @@ CSeq: 1 INVITE\r\n{headers}Content-Length: 0\r\n\r\n"
     }
 
     #[test]
+    fn only_a_dispatcher_names_where_a_request_came_from() {
+        let routing = Routing {
+            dispatchers: Acl::new([("lb".to_string(), "192.0.2.5/32".parse().unwrap())]),
+            ..Default::default()
+        };
+        let req = invite_with("X-Freecall-Source: 198.51.100.7:5062\r\n");
+        let lb: SocketAddr = "192.0.2.5:5060".parse().unwrap();
+        let phone: SocketAddr = "192.0.2.77:5060".parse().unwrap();
+        assert_eq!(
+            routing.caller_address(lb, &req),
+            "198.51.100.7:5062".parse().unwrap(),
+            "the dispatcher's word is taken"
+        );
+        assert_eq!(
+            routing.caller_address(phone, &req),
+            phone,
+            "anyone else's header is ignored"
+        );
+        let garbage = invite_with("X-Freecall-Source: nowhere\r\n");
+        assert_eq!(
+            routing.caller_address(lb, &garbage),
+            lb,
+            "unreadable: the hop"
+        );
+        let bare = invite_with("X-Freecall-Source: 198.51.100.7\r\n");
+        assert_eq!(
+            routing.caller_address(lb, &bare).ip(),
+            "198.51.100.7".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    #[test]
     fn identity_headers_count_only_from_a_trusted_peer() {
         let spoofed =
             invite_with("P-Asserted-Identity: \"Boss\" <sip:+821099998888@pbx.example>\r\n");
