@@ -6,10 +6,10 @@
 
 mod common;
 
-use common::daemon::{Daemon, ROOT, free_port, node_config, temp_dir, wait_ready};
-use freecall::auth;
+use common::daemon::{
+    Daemon, ROOT, digest_call, free_port, node_config, sip_member, temp_dir, wait_ready,
+};
 use freecall::store::Store;
-use freecall::store::shop::NewMember;
 use freecall_testkit::{Leg, Phone};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -60,25 +60,6 @@ fn kamailio(dir: &std::path::Path, port: u16, nodes: &[SocketAddr]) -> Kamailio 
     Kamailio(child)
 }
 
-fn member(store: &Store, login: &str) -> i64 {
-    store
-        .create_member(
-            &NewMember {
-                login: login.into(),
-                password_hash: "x".into(),
-                name: "Cluster Test".into(),
-                address: "".into(),
-                job: "".into(),
-                phone: "".into(),
-                email: "".into(),
-                sip_ha1: auth::ha1(login, "freecall", "pw"),
-            },
-            1_000_000,
-        )
-        .unwrap()
-        .account_id
-}
-
 /// The nodes trust the dispatcher (on 127.0.0.1) for where a request came from, and
 /// nothing else.
 const BEHIND_DISPATCHER: &str = r#"node_lease_secs = 2
@@ -123,26 +104,11 @@ fn start_node(
 async fn call(caller: &Phone, dispatcher: SocketAddr, login: &str) -> (Leg, u16, Duration) {
     let clock = freecall::clock::Clock::system();
     let from = clock.now();
-    let sdp = caller.sdp("sendrecv");
-    let (invite, mut leg) = caller.invite(dispatcher, "01012345678", &sdp);
-    caller.send(dispatcher, &invite).await;
-    let challenge = caller.expect_status(&[407], WAIT).await;
-    caller
-        .send(dispatcher, &caller.ack_failure(&leg, &challenge))
-        .await;
-    caller
-        .send(
-            dispatcher,
-            &caller.invite_with_credentials(&mut leg, &challenge, &sdp, login, "pw"),
-        )
-        .await;
-    let ok = caller.expect_status(&[200], WAIT).await;
-    Phone::update_leg(&mut leg, &ok);
+    let leg = digest_call(caller, dispatcher, login, WAIT).await;
     assert!(
         !leg.route.is_empty(),
         "the dispatcher stays on the call's path (Record-Route)"
     );
-    caller.send(dispatcher, &caller.ack(&leg, leg.cseq)).await;
     let contact: SocketAddr = leg
         .request_uri
         .split('@')
@@ -172,7 +138,7 @@ fn records_by_node(store: &Store) -> std::collections::BTreeMap<String, usize> {
 fn calls_spread_over_three_nodes_and_a_killed_one_is_passed_over() {
     let url = common::stores::pg_url();
     let store = common::stores::open(&url);
-    let account = member(&store, "kim");
+    let account = sip_member(&store, "kim", 1_000_000);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let dir = temp_dir("cluster");
@@ -276,7 +242,7 @@ fn calls_spread_over_three_nodes_and_a_killed_one_is_passed_over() {
 fn a_draining_node_gets_no_new_calls_and_finishes_its_own() {
     let url = common::stores::pg_url();
     let store = common::stores::open(&url);
-    member(&store, "lee");
+    sip_member(&store, "lee", 1_000_000);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let dir = temp_dir("cluster-drain");

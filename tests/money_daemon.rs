@@ -4,8 +4,9 @@
 
 mod common;
 
-use common::daemon::{Daemon, free_port, node_config, temp_dir, wait_ready};
-use freecall::auth;
+use common::daemon::{
+    Daemon, digest_call, free_port, node_config, sip_member, temp_dir, wait_ready,
+};
 use freecall::store::Store;
 use freecall::store::shop::NewMember;
 use freecall_testkit::Phone;
@@ -15,22 +16,7 @@ use std::time::Duration;
 const WAIT: Duration = Duration::from_secs(5);
 
 fn kill_9_then_restart(store: Store, url: String) {
-    let account = store
-        .create_member(
-            &NewMember {
-                login: "crash".into(),
-                password_hash: "x".into(),
-                name: "Crash Test".into(),
-                address: "".into(),
-                job: "".into(),
-                phone: "".into(),
-                email: "".into(),
-                sip_ha1: auth::ha1("crash", "freecall", "pw"),
-            },
-            100_000,
-        )
-        .unwrap()
-        .account_id;
+    let account = sip_member(&store, "crash", 100_000);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let dir = temp_dir(&format!("crash-{}", store.backend()));
@@ -58,22 +44,7 @@ fn kill_9_then_restart(store: Store, url: String) {
 
         // A member's digest call, answered.
         let caller = Phone::bind_on("127.0.0.2", "crash").await;
-        let sdp = caller.sdp("sendrecv");
-        let (invite, mut leg) = caller.invite(sip, "01012345678", &sdp);
-        caller.send(sip, &invite).await;
-        let challenge = caller.expect_status(&[407], WAIT).await;
-        caller
-            .send(sip, &caller.ack_failure(&leg, &challenge))
-            .await;
-        caller
-            .send(
-                sip,
-                &caller.invite_with_credentials(&mut leg, &challenge, &sdp, "crash", "pw"),
-            )
-            .await;
-        let ok = caller.expect_status(&[200], WAIT).await;
-        Phone::update_leg(&mut leg, &ok);
-        caller.send(sip, &caller.ack(&leg, leg.cseq)).await;
+        let _leg = digest_call(&caller, sip, "crash", WAIT).await;
         tokio::time::sleep(Duration::from_millis(2500)).await;
         assert_eq!(
             store.open_reservations().unwrap(),

@@ -6,36 +6,17 @@
 
 mod common;
 
-use common::daemon::{Daemon, free_port, node_config, temp_dir, wait_ready};
-use freecall::auth;
+use common::daemon::{
+    Daemon, digest_call, free_port, node_config, sip_member, temp_dir, wait_ready,
+};
 use freecall::store::Store;
-use freecall::store::shop::NewMember;
-use freecall_testkit::{Leg, Phone};
+use freecall_testkit::Phone;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(5);
 /// Heartbeats every second; a node is dead two seconds after its last one.
 const LEASE: &str = "node_lease_secs = 2";
-
-fn member(store: &Store, login: &str) -> i64 {
-    store
-        .create_member(
-            &NewMember {
-                login: login.into(),
-                password_hash: "x".into(),
-                name: "Takeover Test".into(),
-                address: "".into(),
-                job: "".into(),
-                phone: "".into(),
-                email: "".into(),
-                sip_ha1: auth::ha1(login, "freecall", "pw"),
-            },
-            100_000,
-        )
-        .unwrap()
-        .account_id
-}
 
 /// Node `node` on `url`, listening on a fresh port: the daemon and its SIP address.
 fn start(
@@ -57,27 +38,6 @@ fn start(
     let sip: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     wait_ready(sip);
     (d, sip)
-}
-
-/// A member's digest call through `sip`, answered by the trunk.
-async fn answered_call(caller: &Phone, sip: SocketAddr, login: &str) -> Leg {
-    let sdp = caller.sdp("sendrecv");
-    let (invite, mut leg) = caller.invite(sip, "01012345678", &sdp);
-    caller.send(sip, &invite).await;
-    let challenge = caller.expect_status(&[407], WAIT).await;
-    caller
-        .send(sip, &caller.ack_failure(&leg, &challenge))
-        .await;
-    caller
-        .send(
-            sip,
-            &caller.invite_with_credentials(&mut leg, &challenge, &sdp, login, "pw"),
-        )
-        .await;
-    let ok = caller.expect_status(&[200], WAIT).await;
-    Phone::update_leg(&mut leg, &ok);
-    caller.send(sip, &caller.ack(&leg, leg.cseq)).await;
-    leg
 }
 
 /// Wait (bounded: 15 s) until no reservation is open; how long that took.
@@ -104,7 +64,7 @@ fn debits(store: &Store, account: i64) -> Vec<i64> {
 }
 
 fn killed_node_is_settled_by_the_survivor(store: Store, url: String) {
-    let account = member(&store, "kim");
+    let account = sip_member(&store, "kim", 100_000);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let dir = temp_dir(&format!("takeover-{}", store.backend()));
@@ -123,7 +83,7 @@ fn killed_node_is_settled_by_the_survivor(store: Store, url: String) {
                 .unwrap();
 
         let caller = Phone::bind_on("127.0.0.2", "kim").await;
-        let _leg = answered_call(&caller, sip_a, "kim").await;
+        let _leg = digest_call(&caller, sip_a, "kim", WAIT).await;
         tokio::time::sleep(Duration::from_millis(2500)).await;
         assert_eq!(store.open_reservations().unwrap(), 1);
 
@@ -194,7 +154,7 @@ on_both_stores!(
 fn a_node_cut_off_past_its_lease_is_fenced_and_stops() {
     let url = common::stores::pg_url();
     let store = common::stores::open(&url);
-    let account = member(&store, "lim");
+    let account = sip_member(&store, "lim", 100_000);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let dir = temp_dir("fenced");
@@ -212,7 +172,7 @@ fn a_node_cut_off_past_its_lease_is_fenced_and_stops() {
                 .await
                 .unwrap();
         let caller = Phone::bind_on("127.0.0.2", "lim").await;
-        let _leg = answered_call(&caller, sip_a, "lim").await;
+        let _leg = digest_call(&caller, sip_a, "lim", WAIT).await;
         tokio::time::sleep(Duration::from_millis(1500)).await;
 
         a.signal("-STOP");

@@ -260,3 +260,53 @@ pub fn temp_dir(name: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+/// A member who calls with SIP digest (`login`, password "pw", realm "freecall") and
+/// `balance` points: the account's id.
+pub fn sip_member(store: &freecall::store::Store, login: &str, balance: i64) -> i64 {
+    store
+        .create_member(
+            &freecall::store::shop::NewMember {
+                login: login.into(),
+                password_hash: "x".into(),
+                name: "Test Member".into(),
+                address: "".into(),
+                job: "".into(),
+                phone: "".into(),
+                email: "".into(),
+                sip_ha1: freecall::auth::ha1(login, "freecall", "pw"),
+            },
+            balance,
+        )
+        .unwrap()
+        .account_id
+}
+
+/// `login`'s call to a mobile number sent to `via` (a node, or a dispatcher in front):
+/// challenged, answered with the password, connected and ACKed. The leg, with the route
+/// set the answer named.
+pub async fn digest_call(
+    caller: &freecall_testkit::Phone,
+    via: SocketAddr,
+    login: &str,
+    wait: Duration,
+) -> freecall_testkit::Leg {
+    use freecall_testkit::Phone;
+    let sdp = caller.sdp("sendrecv");
+    let (invite, mut leg) = caller.invite(via, "01012345678", &sdp);
+    caller.send(via, &invite).await;
+    let challenge = caller.expect_status(&[407], wait).await;
+    caller
+        .send(via, &caller.ack_failure(&leg, &challenge))
+        .await;
+    caller
+        .send(
+            via,
+            &caller.invite_with_credentials(&mut leg, &challenge, &sdp, login, "pw"),
+        )
+        .await;
+    let ok = caller.expect_status(&[200], wait).await;
+    Phone::update_leg(&mut leg, &ok);
+    caller.send(via, &caller.ack(&leg, leg.cseq)).await;
+    leg
+}
