@@ -2,6 +2,7 @@
 //! `deploy/kamailio/`, on one throw-away PostgreSQL: members' calls spread over every node;
 //! a node killed with `kill -9` gets no new calls once the dispatcher notices, while calls
 //! keep succeeding on the others and the dead node's call is settled once by a survivor;
+//! the NOC reads every node's records as one feed from any node (REST and `cdr tail`);
 //! a node drained with SIGTERM gets no new calls and finishes its own.
 
 mod common;
@@ -145,11 +146,17 @@ fn calls_spread_over_three_nodes_and_a_killed_one_is_passed_over() {
         let trunk = Phone::bind("pstn").await;
         let trunk_addr = trunk.addr;
         let _answering = freecall_testkit::auto_trunk(trunk);
+        // node-3 also serves the REST API, where the NOC reads the records.
+        let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let mut nodes = Vec::new();
         for i in 1..=3 {
             let (u, d) = (url.clone(), dir.clone());
+            let env = match i {
+                3 => vec![("FREECALL__API__LISTEN", api.to_string())],
+                _ => vec![],
+            };
             nodes.push(
-                tokio::task::spawn_blocking(move || start_node(&d, &u, i, trunk_addr, &[]))
+                tokio::task::spawn_blocking(move || start_node(&d, &u, i, trunk_addr, &env))
                     .await
                     .unwrap(),
             );
@@ -229,6 +236,50 @@ fn calls_spread_over_three_nodes_and_a_killed_one_is_passed_over() {
             .count();
         assert!(debits <= records.len(), "at most one debit per call");
         eprintln!("records per node: {:?}", records_by_node(&store));
+
+        // One feed: node-3's API lists every node's records, in one order, and a reader
+        // resuming after any position gets the rest with no repeats.
+        let conf = dir.join("node-3.toml").display().to_string();
+        let key = common::daemon::api_key(&conf, &url, "admin", "noc");
+        let page = |after: i64| {
+            let r = common::http::call(
+                api,
+                "GET",
+                &format!("/v1/cdrs?limit=1000&after={after}"),
+                Some(&key),
+                &[],
+                None,
+            );
+            assert_eq!(r.status, 200, "{}", r.text());
+            r.json()["cdrs"].as_array().unwrap().clone()
+        };
+        let all = page(0);
+        let ids: Vec<i64> = all.iter().map(|r| r["id"].as_i64().unwrap()).collect();
+        assert_eq!(all.len(), records.len(), "every node's records");
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "one order: {ids:?}");
+        let nodes_seen: std::collections::BTreeSet<&str> =
+            all.iter().map(|r| r["node"].as_str().unwrap()).collect();
+        assert_eq!(
+            nodes_seen.into_iter().collect::<Vec<_>>(),
+            vec!["node-1", "node-2", "node-3"]
+        );
+        let rest = page(ids[4]);
+        assert_eq!(rest.len(), all.len() - 5, "resumed after the fifth");
+        assert_eq!(rest[0]["id"], all[5]["id"]);
+        // `freecall cdr tail` run with node-1's configuration shows the same feed.
+        let tail = std::process::Command::new(common::daemon::BIN)
+            .args(["cdr", "tail", "--config"])
+            .arg(dir.join("node-1.toml"))
+            .args(["--format", "json", "--after", "0"])
+            .env("FREECALL__DATABASE__URL", &url)
+            .output()
+            .unwrap();
+        assert!(tail.status.success(), "{}", String::from_utf8_lossy(&tail.stderr));
+        let tailed: Vec<i64> = String::from_utf8_lossy(&tail.stdout)
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].as_i64().unwrap())
+            .collect();
+        assert_eq!(tailed, ids, "cdr tail on node-1: the same records in the same order");
         drop(nodes);
         let _ = std::fs::remove_dir_all(&dir);
     });
