@@ -124,7 +124,7 @@ async fn call(caller: &Phone, dispatcher: SocketAddr, login: &str) -> (Leg, u16,
 async fn hang_up(caller: &Phone, dispatcher: SocketAddr, leg: &mut Leg) {
     let bye = caller.request(leg, "BYE", None);
     caller.send(dispatcher, &bye).await;
-    caller.expect_status(&[200], WAIT).await;
+    common::daemon::expect_answer(caller, &leg.call_id, "BYE", &[200], WAIT).await;
 }
 
 fn records_by_node(store: &Store) -> std::collections::BTreeMap<String, usize> {
@@ -280,6 +280,20 @@ fn calls_spread_over_three_nodes_and_a_killed_one_is_passed_over() {
             .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].as_i64().unwrap())
             .collect();
         assert_eq!(tailed, ids, "cdr tail on node-1: the same records in the same order");
+
+        // The NOC sees which node died and who settled its calls.
+        let r = common::http::call(api, "GET", "/v1/nodes", Some(&key), &[], None);
+        assert_eq!(r.status, 200, "{}", r.text());
+        let listed = r.json()["nodes"].as_array().unwrap().clone();
+        let dead = listed.iter().find(|n| n["id"] == "node-2").unwrap();
+        assert_eq!(dead["fenced"], true, "{listed:?}");
+        assert_eq!(dead["calls_taken_over"], 1);
+        assert_ne!(dead["taken_over_by"], serde_json::Value::Null);
+        assert!(dead["heartbeat_age_secs"].as_i64().unwrap() >= 2);
+        for alive in ["node-1", "node-3"] {
+            let n = listed.iter().find(|n| n["id"] == alive).unwrap();
+            assert_eq!((&n["fenced"], n["heartbeat_age_secs"].as_i64().unwrap() < 2), (&serde_json::Value::Bool(false), true), "{n}");
+        }
         drop(nodes);
         let _ = std::fs::remove_dir_all(&dir);
     });

@@ -21,6 +21,7 @@ pub mod cards;
 pub mod cdrs;
 pub mod issuers;
 pub mod members;
+pub mod nodes;
 pub mod openapi;
 pub mod phonebook;
 pub mod problem;
@@ -315,6 +316,7 @@ pub fn configure(state: ApiState, max_body: usize) -> impl FnOnce(&mut web::Serv
                     .route(web::delete().to(rate_deck::remove)),
             )
             .route("/v1/rate-deck/price", web::get().to(rate_deck::price))
+            .route("/v1/nodes", web::get().to(nodes::list))
             .route("/v1/cdrs", web::get().to(cdrs::list))
             .route("/v1/cdrs/stream", web::get().to(cdrs::stream))
             .route("/metrics", web::get().to(cdrs::metrics))
@@ -377,6 +379,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/rate-deck"),
     ("delete", "/v1/rate-deck"),
     ("get", "/v1/rate-deck/price"),
+    ("get", "/v1/nodes"),
     ("get", "/v1/cdrs"),
     ("get", "/v1/cdrs/stream"),
     ("get", "/metrics"),

@@ -62,6 +62,7 @@ use utoipa::{Modify, OpenApi};
         super::rate_deck::show,
         super::rate_deck::remove,
         super::rate_deck::price,
+        super::nodes::list,
         super::cdrs::list,
         super::cdrs::stream,
         super::cdrs::metrics,

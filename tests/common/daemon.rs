@@ -305,8 +305,42 @@ pub async fn digest_call(
             &caller.invite_with_credentials(&mut leg, &challenge, &sdp, login, "pw"),
         )
         .await;
-    let ok = caller.expect_status(&[200], wait).await;
+    let ok = expect_answer(caller, &leg.call_id, "INVITE", &[200], wait).await;
     Phone::update_leg(&mut leg, &ok);
     caller.send(via, &caller.ack(&leg, leg.cseq)).await;
     leg
+}
+
+/// The final answer (one of `codes`) to this phone's `method` in call `call_id`; anything
+/// else that arrives meanwhile (a late answer of an earlier call) is passed over.
+/// Panics after `wait`.
+pub async fn expect_answer(
+    phone: &freecall_testkit::Phone,
+    call_id: &str,
+    method: &str,
+    codes: &[u16],
+    wait: Duration,
+) -> freecall::sip::Message {
+    let clock = freecall::clock::Clock::system();
+    let deadline = clock.now() + wait;
+    loop {
+        let left = deadline.saturating_duration_since(clock.now());
+        match phone.recv(left).await {
+            Some((m, _))
+                if m.call_id == call_id
+                    && m.cseq_method.as_str() == method
+                    && m.status().is_some_and(|c| codes.contains(&c)) =>
+            {
+                return m;
+            }
+            Some((m, _)) if m.call_id == call_id && m.status().is_some_and(|c| c >= 300) => {
+                panic!(
+                    "{method} in {call_id}: expected {codes:?}, got {:?}",
+                    m.status()
+                )
+            }
+            Some(_) => continue,
+            None => panic!("{method} in {call_id}: no {codes:?} within {wait:?}"),
+        }
+    }
 }
