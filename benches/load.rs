@@ -16,12 +16,16 @@
 //! 5. callback: `FREECALL_BENCH_CALLBACK_RATE` (200) card call-backs/s over REST for
 //!    `FREECALL_BENCH_CALLBACK_SECS` (10) s, both legs answered by the bench's phones,
 //!    beside the inbound money path at the same rate (`callback.rs`).
+//! 6. dispatcher: `FREECALL_BENCH_DS_RATE` (500) calls/s for `FREECALL_BENCH_DS_SECS` (10)
+//!    s through Debian's Kamailio with the shipped recipe to 1, 2 and 3 switches, beside
+//!    the same load straight to one switch (`dispatcher.rs`).
 //!
-//! `FREECALL_BENCH_ONLY=signalling|media|transcode|records|callback` runs one of them.
+//! `FREECALL_BENCH_ONLY=signalling|media|transcode|records|callback|dispatcher` runs one of them.
 //!
 //! Every loop is bounded in count and time; traffic stays on 127.0.0.1.
 
 mod callback;
+mod dispatcher;
 mod media;
 mod money;
 mod switch;
@@ -86,7 +90,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    // FREECALL_BENCH_ONLY=signalling|media|transcode runs one scenario.
+    // FREECALL_BENCH_ONLY=signalling|media|transcode|records|callback|dispatcher runs one scenario.
     let only = std::env::var("FREECALL_BENCH_ONLY").ok();
     let run = move |name: &str| only.as_deref().is_none_or(|o| o == name);
     rt.block_on(async move {
@@ -183,6 +187,11 @@ while media flowed {:.0} µs CPU per second of call",
         }
         if run("callback") {
             callback::callback_bench(hold).await;
+        }
+        if run("dispatcher") {
+            let rate = env_or("FREECALL_BENCH_DS_RATE", 500);
+            let secs = env_or("FREECALL_BENCH_DS_SECS", 10);
+            dispatcher::dispatcher_bench(rate, secs, hold).await;
         }
     });
 }

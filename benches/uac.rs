@@ -20,6 +20,8 @@ pub(crate) struct UacCall {
     pub(crate) from: String,
     pub(crate) to: Option<String>,
     pub(crate) contact: String,
+    /// `Route:` lines from the answer's Record-Route (a proxy in front), reversed.
+    pub(crate) route: String,
     pub(crate) bye_sent: Option<Instant>,
 }
 
@@ -108,7 +110,7 @@ Content-Length: {}\r\n\r\n{sdp}",
                     let inv = invite(sent, 1, rtp, nonce.as_deref());
                     let _ = sock.send_to(inv.as_bytes(), target).await;
                     let from = format!("<sip:0311111111@127.0.0.1>;tag=c{sent}");
-                    calls.insert(call_id, UacCall { seq: sent, cseq: 1, started: now(), from, to: None, contact: String::new(), bye_sent: None });
+                    calls.insert(call_id, UacCall { seq: sent, cseq: 1, started: now(), from, to: None, contact: String::new(), route: String::new(), bye_sent: None });
                     sent += 1;
                     report.attempted += 1;
                 }
@@ -122,8 +124,8 @@ Content-Length: {}\r\n\r\n{sdp}",
                     if let Some(c) = calls.get_mut(&call_id) {
                         let bye = format!(
                             "BYE {} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKbye{call_id};rport\r\nMax-Forwards: 70\r\n\
-        From: {}\r\nTo: {}\r\nCall-ID: {call_id}\r\nCSeq: {} BYE\r\nContent-Length: 0\r\n\r\n",
-                            c.contact, c.from, c.to.clone().unwrap_or_default(), c.cseq + 1
+        From: {}\r\nTo: {}\r\nCall-ID: {call_id}\r\nCSeq: {} BYE\r\n{}Content-Length: 0\r\n\r\n",
+                            c.contact, c.from, c.to.clone().unwrap_or_default(), c.cseq + 1, c.route
                         );
                         let _ = sock.send_to(bye.as_bytes(), target).await;
                         c.bye_sent = Some(now());
@@ -157,9 +159,12 @@ Content-Length: {}\r\n\r\n{sdp}",
                 let is_invite = m.cseq_method.as_str() == "INVITE";
                 if is_invite && (200..300).contains(&code) {
                     let Some(c) = calls.get_mut(&m.call_id) else { continue };
+                    let mut rr: Vec<&str> = m.headers_named("Record-Route").collect();
+                    rr.reverse();
+                    let route: String = rr.iter().map(|r| format!("Route: {r}\r\n")).collect();
                     let ack = format!(
                         "ACK {} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKack{};rport\r\nMax-Forwards: 70\r\n\
-        From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {} ACK\r\nContent-Length: 0\r\n\r\n",
+        From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {} ACK\r\n{route}Content-Length: 0\r\n\r\n",
                         m.contact_uri.clone().unwrap_or_default(), m.call_id, m.from, m.to, m.call_id, m.cseq
                     );
                     let _ = sock.send_to(ack.as_bytes(), target).await;
@@ -167,6 +172,7 @@ Content-Length: {}\r\n\r\n{sdp}",
                         report.latencies_us.push(now().duration_since(c.started).as_micros() as u64);
                         c.to = Some(m.to.clone());
                         c.contact = m.contact_uri.clone().unwrap_or_default();
+                        c.route = route;
                         if let (Some(tx), Some(t)) = (&media, offer_target(&m)) {
                             let _ = tx.send((m.call_id.clone(), t));
                         }
