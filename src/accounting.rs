@@ -54,6 +54,10 @@ pub struct Accounting {
     fenced: Arc<tokio::sync::watch::Sender<Option<String>>>,
     /// A takeover pass is running (one at a time).
     taking_over: Arc<AtomicBool>,
+    /// When this node last renewed its lease (the store's clock, ms), and whether another
+    /// node held a live lease then (someone who could take this node's calls over).
+    renewed_ms: Arc<AtomicI64>,
+    peers: Arc<AtomicBool>,
     /// Where settlements go when the service stops with the database away.
     pub spool: std::path::PathBuf,
     /// The JSON-lines export of this node's call records, and its size limit.
@@ -77,6 +81,8 @@ impl Accounting {
             epoch: Arc::new(AtomicI64::new(0)),
             fenced: Arc::new(tokio::sync::watch::channel(None).0),
             taking_over: Arc::new(AtomicBool::new(false)),
+            renewed_ms: Arc::new(AtomicI64::new(0)),
+            peers: Arc::new(AtomicBool::new(false)),
             spool,
             cdr_file: None,
         }
@@ -88,8 +94,9 @@ impl Accounting {
         self
     }
 
-    /// Changes to `Some(survivor)` when another node has taken this node's calls over: the
-    /// switch must stop (and start again, as a new incarnation).
+    /// Changes to `Some(why)` when this node must stop carrying calls (and start again, as
+    /// a new incarnation): another node has taken its calls over, or it has been cut off
+    /// from the database so long that another node may be doing so.
     pub fn fenced(&self) -> tokio::sync::watch::Receiver<Option<String>> {
         self.fenced.subscribe()
     }
@@ -248,6 +255,8 @@ impl Accounting {
             }
         };
         self.epoch.store(epoch, Ordering::SeqCst);
+        self.renewed_ms
+            .store(self.store.clock().unix_ms(), Ordering::SeqCst);
         info!(epoch, "node joined");
         self.refresh_deck().await?;
         Ok(recovered.len())
@@ -260,21 +269,51 @@ impl Accounting {
             return false;
         }
         let (node, epoch) = (self.node.clone(), self.epoch.load(Ordering::SeqCst));
-        match self
+        let lease_ms = self.lease.as_millis() as i64;
+        let beat = self
             .store
-            .run(move |s| s.heartbeat(&node, epoch, s.clock().unix_ms()))
-            .await
-        {
-            Ok(Beat::Alive) => {}
-            Ok(Beat::Fenced { by }) => {
+            .run(move |s| {
+                let now = s.clock().unix_ms();
+                let beat = s.heartbeat(&node, epoch, now)?;
+                let peers = s.live_peers(&node, now, lease_ms)?;
+                Ok((beat, now, peers))
+            })
+            .await;
+        match beat {
+            Ok((Beat::Alive, now, peers)) => {
+                self.renewed_ms.store(now, Ordering::SeqCst);
+                self.peers.store(peers > 0, Ordering::SeqCst);
+            }
+            Ok((Beat::Fenced { by }, ..)) => {
                 let by = by.unwrap_or_else(|| "a newer start of this node".into());
                 error!(%by, "this node was taken over while it was cut off: its open calls were settled elsewhere; taking no more calls");
                 crate::telemetry::fenced();
-                self.fenced.send_replace(Some(by));
+                self.fenced
+                    .send_replace(Some(format!("its calls were taken over by {by}")));
                 return false;
             }
             Err(e) => {
                 warn!(error = %e, "heartbeat not written");
+                // Cut off from the database: once another node could count this one's
+                // lease as run out (a heartbeat before it does), the calls in progress
+                // would be billed by that node only up to the last heartbeat while they
+                // go on here. Stop carrying them first. Alone, nobody takes over: the
+                // calls go on and are settled when the database is back.
+                let cut_off = self.store.clock().unix_ms() - self.renewed_ms.load(Ordering::SeqCst);
+                let limit = self.lease.saturating_sub(self.heartbeat).as_millis() as i64;
+                if self.peers.load(Ordering::SeqCst) && cut_off >= limit {
+                    error!(
+                        cut_off_secs = cut_off / 1000,
+                        lease_secs = self.lease.as_secs(),
+                        "cut off from the database while other nodes may take this node's calls over: hanging up its calls and taking no more"
+                    );
+                    crate::telemetry::fenced();
+                    self.fenced.send_replace(Some(format!(
+                        "it was cut off from the database for {} s (other nodes take a node's calls over after {} s)",
+                        cut_off / 1000,
+                        self.lease.as_secs()
+                    )));
+                }
                 return false;
             }
         }

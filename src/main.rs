@@ -615,9 +615,9 @@ fn serve(cfg: Config, path: PathBuf) -> anyhow::Result<()> {
                     break Stop::Now;
                 }
                 Ok(()) = fenced.changed() => {
-                    let by = fenced.borrow().clone().unwrap_or_default();
-                    error!(%by, "another node took this node's calls over while it was cut off: hanging up and stopping, to start again as a new incarnation");
-                    fenced_by = Some(by);
+                    let why = fenced.borrow().clone().unwrap_or_default();
+                    error!(%why, "this node must stop carrying calls: hanging up and stopping, to start again as a new incarnation");
+                    fenced_by = Some(why);
                     break Stop::Now;
                 }
                 _ = hup.recv() => {
@@ -642,9 +642,9 @@ fn serve(cfg: Config, path: PathBuf) -> anyhow::Result<()> {
         for server in servers {
             server.stop(true).await;
         }
-        if let Some(by) = fenced_by {
+        if let Some(why) = fenced_by {
             // Not a clean stop: systemd (Restart=on-failure) starts the node again.
-            anyhow::bail!("node '{}' was fenced by '{by}'", cfg.billing.node_id);
+            anyhow::bail!("node '{}' stopped: {why}", cfg.billing.node_id);
         }
         Ok::<(), anyhow::Error>(())
     })

@@ -328,20 +328,30 @@ impl Routing {
     }
 
     /// Where a request really came from: the address in a dispatcher's source header
-    /// when `from` is a dispatcher, else `from`. What authentication, the guessing fence
-    /// and peer trust look at (answers still go back the way the request came).
+    /// when `from` is a dispatcher, else `from`. What authentication and the guessing
+    /// fence look at (answers still go back the way the request came). A dispatcher's
+    /// request without a readable header is counted against the dispatcher itself.
     pub fn caller_address(&self, from: SocketAddr, req: &crate::sip::Message) -> SocketAddr {
+        self.vouched_address(from, req).unwrap_or(from)
+    }
+
+    /// The address trust is decided on (a trusted peer, a registered carrier): as
+    /// `caller_address`, but `None` for a dispatcher's request that does not say where it
+    /// came from — the dispatcher's own address must never make a caller a trusted peer.
+    pub fn vouched_address(
+        &self,
+        from: SocketAddr,
+        req: &crate::sip::Message,
+    ) -> Option<SocketAddr> {
         if self.dispatchers.allows(from.ip()).is_none() {
-            return from;
+            return Some(from);
         }
-        req.header(SOURCE_HEADER)
-            .and_then(|v| {
-                let v = v.trim();
-                v.parse::<SocketAddr>()
-                    .ok()
-                    .or_else(|| v.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, 0)))
-            })
-            .unwrap_or(from)
+        req.header(SOURCE_HEADER).and_then(|v| {
+            let v = v.trim();
+            v.parse::<SocketAddr>()
+                .ok()
+                .or_else(|| v.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, 0)))
+        })
     }
 
     pub fn billing_of(&self, peer: &str) -> PeerBilling {
@@ -414,8 +424,8 @@ impl Routing {
             })
             .collect();
         routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
-        let peer_billing = cfg
-            .peers
+        // Dispatchers are not peers: they bill nothing themselves.
+        let peer_billing = peers
             .iter()
             .map(|p| {
                 let mode = match p.billing {
@@ -527,7 +537,23 @@ CSeq: 1 INVITE\r\n{headers}Content-Length: 0\r\n\r\n"
         assert_eq!(
             routing.caller_address(lb, &garbage),
             lb,
-            "unreadable: the hop"
+            "unreadable: counted against the hop"
+        );
+        assert_eq!(
+            routing.vouched_address(lb, &garbage),
+            None,
+            "but the hop's address is trusted with nothing"
+        );
+        assert_eq!(
+            routing.vouched_address(lb, &invite_with("")),
+            None,
+            "nor when the header is missing"
+        );
+        let v6 = invite_with("X-Freecall-Source: [2001:db8::7]:5062\r\n");
+        assert_eq!(
+            routing.vouched_address(lb, &v6),
+            Some("[2001:db8::7]:5062".parse().unwrap()),
+            "an IPv6 caller, as the recipe writes it"
         );
         let bare = invite_with("X-Freecall-Source: 198.51.100.7\r\n");
         assert_eq!(

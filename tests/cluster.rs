@@ -3,7 +3,8 @@
 //! a node killed with `kill -9` gets no new calls once the dispatcher notices, while calls
 //! keep succeeding on the others and the dead node's call is settled once by a survivor;
 //! the NOC reads every node's records as one feed from any node (REST and `cdr tail`);
-//! a node drained with SIGTERM gets no new calls and finishes its own.
+//! a node drained with SIGTERM gets no new calls and finishes its own; requests within a
+//! call are relayed to the nodes only.
 
 mod common;
 
@@ -393,4 +394,71 @@ fn a_draining_node_gets_no_new_calls_and_finishes_its_own() {
         drop(nodes);
         let _ = std::fs::remove_dir_all(&dir);
     });
+}
+
+/// A request within a call from outside goes to a node and nowhere else: a Route or a
+/// Request-URI naming another host gets 403 from the dispatcher, so it is no open relay.
+#[test]
+fn the_dispatcher_relays_requests_within_a_call_to_its_nodes_only() {
+    use std::net::UdpSocket;
+    let dir = temp_dir("relay");
+    let node = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let elsewhere = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let phone = UdpSocket::bind("127.0.0.2:0").unwrap();
+    for s in [&node, &elsewhere, &phone] {
+        s.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+    }
+    let port = free_port();
+    let _kamailio = kamailio(&dir, port, &[node.local_addr().unwrap()]);
+    let me = phone.local_addr().unwrap();
+    let bye = |to: SocketAddr, branch: &str| {
+        format!(
+            "BYE sip:kim@{to} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{branch}\r\n\
+Route: <sip:127.0.0.1:{port};lr>\r\nMax-Forwards: 70\r\nFrom: <sip:kim@127.0.0.2>;tag=a\r\n\
+To: <sip:0255561234@127.0.0.1>;tag=b\r\nCall-ID: relay-{branch}\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    let recv = |s: &UdpSocket| -> Option<String> {
+        let mut buf = [0u8; 4096];
+        s.recv(&mut buf)
+            .ok()
+            .map(|n| String::from_utf8_lossy(&buf[..n]).into_owned())
+    };
+    let dispatcher: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    // Kamailio is up once it answers (bounded: 10 s).
+    let mut answer = None;
+    for _ in 0..30 {
+        phone
+            .send_to(
+                bye(elsewhere.local_addr().unwrap(), "x1").as_bytes(),
+                dispatcher,
+            )
+            .unwrap();
+        answer = recv(&phone);
+        if answer.is_some() {
+            break;
+        }
+    }
+    let answer = answer.expect("the dispatcher answers");
+    assert!(answer.starts_with("SIP/2.0 403"), "{answer}");
+    assert!(answer.contains("not a call of this service"), "{answer}");
+    assert_eq!(recv(&elsewhere), None, "nothing relayed to another host");
+
+    // The same request for a node's dialog reaches the node.
+    phone
+        .send_to(bye(node.local_addr().unwrap(), "n1").as_bytes(), dispatcher)
+        .unwrap();
+    let mut relayed = None;
+    for _ in 0..10 {
+        match recv(&node) {
+            Some(m) if m.starts_with("BYE ") => {
+                relayed = Some(m);
+                break;
+            }
+            _ => {}
+        }
+    }
+    let relayed = relayed.expect("the node's BYE is relayed to it");
+    assert!(relayed.contains("relay-n1"), "{relayed}");
 }

@@ -324,3 +324,142 @@ on_both_stores!(
         assert_eq!(epoch(store.join("node-a", t0 + 86_400_000).unwrap()), 2);
     }
 );
+
+on_both_stores!(
+    a_fenced_node_reserves_nothing_until_it_starts_again,
+    |store: Store, _url| {
+        let t0 = started(&store);
+        let account = member(&store, "han", 1000);
+        let a = epoch(store.join("node-a", t0).unwrap());
+        answered_call(&store, "node-a", "a-1", account, t0);
+        store.heartbeat("node-a", a, t0 + 1000).unwrap();
+        let taken = store
+            .take_over("node-b", t0 + 1000 + LEASE + 1, LEASE)
+            .unwrap();
+        assert_eq!(taken.len(), 1);
+
+        // node-a was only cut off: until its next heartbeat tells it, it still admits
+        // calls. The store refuses their money, one by one and in a batch.
+        let one = store.reserve(
+            "node-a",
+            "a-2",
+            "01012345678",
+            DestinationKind::Mobile,
+            Charge::Account(account),
+            &tariffs(),
+        );
+        match one {
+            Err(freecall::store::StoreError::Unavailable(why)) => {
+                assert!(why.contains("fenced"), "{why}")
+            }
+            other => panic!("a fenced node reserved: {other:?}"),
+        }
+        let items: Vec<_> = (3..5)
+            .map(|i| freecall::store::calls::ReserveItem {
+                call_id: format!("a-{i}"),
+                number: "01012345678".into(),
+                destination: DestinationKind::Mobile,
+                charge: Charge::Account(account),
+            })
+            .collect();
+        let batch = store.reserve_many("node-a", &items, &tariffs());
+        let refused = match batch {
+            Err(_) => items.len(),
+            Ok(results) => results.iter().filter(|r| r.is_err()).count(),
+        };
+        assert_eq!(refused, items.len(), "every call of the batch refused");
+        let acc = store.account(account).unwrap();
+        assert_eq!(acc.reserved, 0, "nothing held for the refused calls");
+        assert_eq!(store.open_reservations().unwrap(), 0);
+        // Nothing was left for a second claim to bill at the stale heartbeat.
+        assert!(
+            store
+                .take_over("node-c", t0 + 1000 + 3 * LEASE, LEASE)
+                .unwrap()
+                .is_empty()
+        );
+        // Started again (a new incarnation): it takes calls.
+        assert!(store.recover("node-a").unwrap().is_empty());
+        epoch(store.join("node-a", t0 + 200_000).unwrap());
+        answered_call(&store, "node-a", "a-5", account, t0 + 200_000);
+        assert_eq!(store.open_reservations().unwrap(), 1);
+        assert!(store.audit().unwrap().is_empty());
+    }
+);
+
+/// A node that loses the database while other nodes run stops carrying its calls before
+/// any of them could count its lease as run out (its calls would be billed there only up
+/// to its last heartbeat while they went on here); a node alone carries on, since nobody
+/// could take its calls over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cut_off_from_the_database_stops_when_others_could_take_over() {
+    use freecall::accounting::Accounting;
+    use std::time::Duration;
+    let cluster = freecall_testkit::pg::PgCluster::start();
+    let pair = cluster.create_db("pair");
+    let alone = cluster.create_db("alone");
+    let heartbeat = Duration::from_millis(200);
+    let lease = Duration::from_millis(1000);
+    let start = |url: &str, node: &str| {
+        let store = common::stores::open(url);
+        Accounting::new(
+            store,
+            tariffs(),
+            node.into(),
+            heartbeat,
+            std::env::temp_dir().join(format!("freecall-spool-{}-{node}", std::process::id())),
+        )
+        .with_lease(lease)
+    };
+    let nodes = [
+        start(&pair, "node-a"),
+        start(&pair, "node-b"),
+        start(&alone, "solo"),
+    ];
+    let mut running = Vec::new();
+    for n in &nodes {
+        n.recover().await.unwrap();
+        let fenced = n.fenced();
+        let (requests, replies, task) = n.clone().spawn();
+        running.push((fenced, requests, replies, task));
+    }
+    // A few heartbeats: node-a and node-b see each other's lease.
+    tokio::time::sleep(heartbeat * 4).await;
+    assert!(running.iter().all(|r| r.0.borrow().is_none()));
+    let clock = nodes[0].store.clock().clone();
+    let cut = clock.unix_ms();
+    cluster.stop();
+
+    let mut stopped = Vec::new();
+    for r in running.iter_mut().take(2) {
+        tokio::time::timeout(Duration::from_secs(15), r.0.changed())
+            .await
+            .expect("a node of the pair stops carrying calls")
+            .unwrap();
+        stopped.push(Duration::from_millis((clock.unix_ms() - cut) as u64));
+        let why = r.0.borrow().clone().unwrap();
+        assert!(why.contains("cut off from the database"), "{why}");
+    }
+    eprintln!(
+        "the pair stopped carrying calls {stopped:?} after the database went away (lease {lease:?})"
+    );
+    // The last renewal came at most a heartbeat before the cut; the node waits until a
+    // heartbeat before its lease runs out.
+    for at in &stopped {
+        assert!(
+            *at >= lease - heartbeat * 2,
+            "a short outage must not stop a node: it stopped {at:?} after the cut"
+        );
+    }
+    // The node alone is still carrying calls a good while later.
+    let later = tokio::time::timeout(Duration::from_secs(4), running[2].0.changed()).await;
+    assert!(
+        later.is_err(),
+        "a node alone must not stop: {:?}",
+        running[2].0.borrow()
+    );
+    for (_, requests, _, task) in running {
+        drop(requests);
+        task.abort();
+    }
+}

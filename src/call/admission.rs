@@ -165,8 +165,11 @@ impl Manager {
         );
         b_leg.trunks = trunks;
         let client = self.client_ip(from, &req);
-        let trusted =
-            self.routing.acl.allows(client).is_some() || self.registered_trunk_at(client).is_some();
+        let trusted = self.trusted_peer(from, &req).is_some()
+            || self
+                .routing
+                .vouched_address(from.addr, &req)
+                .is_some_and(|a| self.registered_trunk_at(a.ip()).is_some());
         let caller = crate::routing::CallerId::of(&req, trusted);
         let call = Call {
             id,
@@ -292,7 +295,7 @@ impl Manager {
             if proof.realm != billing.realm {
                 // A trusted proxy may pass on credentials meant for another realm: its
                 // calls are then paid as the peer's configuration says.
-                if self.routing.acl.allows(self.client_ip(from, req)).is_none() {
+                if self.trusted_peer(from, req).is_none() {
                     return Err(Gate::Challenge { stale: false });
                 }
                 return self.peer_payer(req, from);
@@ -335,9 +338,16 @@ impl Manager {
         self.routing.caller_address(from.addr, req).ip()
     }
 
+    /// The trusted peer a request comes from, if any; a dispatcher's request counts only
+    /// with the caller's address it names.
+    fn trusted_peer(&self, from: Peer, req: &Message) -> Option<&str> {
+        let addr = self.routing.vouched_address(from.addr, req)?;
+        self.routing.acl.allows(addr.ip())
+    }
+
     /// A trusted peer's call: unbilled or charged by header; anyone else is challenged.
     fn peer_payer(&self, req: &Message, from: Peer) -> Result<Option<Payer>, Gate> {
-        if let Some(peer) = self.routing.acl.allows(self.client_ip(from, req)) {
+        if let Some(peer) = self.trusted_peer(from, req) {
             return match self.routing.billing_of(peer) {
                 PeerBilling::Unbilled => Ok(None),
                 PeerBilling::Header(name) => match req.header(&name).and_then(parse_charge) {
@@ -348,7 +358,8 @@ impl Manager {
         }
         // A carrier the switch is registered with sends its inbound calls: unbilled, like
         // a trusted peer's, but only to the number registered (never a free way out).
-        if let Some(number) = self.registered_number_at(self.client_ip(from, req))
+        if let Some(addr) = self.routing.vouched_address(from.addr, req)
+            && let Some(number) = self.registered_number_at(addr.ip())
             && req.uri_user.as_deref() == Some(number)
         {
             return Ok(None);

@@ -46,6 +46,16 @@ impl Manager {
                 let state = call.state;
                 info!(call = %call.id, cause = %cause.text(), "BYE");
                 if state == State::Answered {
+                    if side == Side::A {
+                        // The caller's BYE shows it has the answer, even if its ACK is
+                        // still on the way (a proxy in front may deliver them in that
+                        // order): the 200 is not sent again. When anyone else ends the
+                        // call, the 200 is still repeated until the caller ACKs it.
+                        let a_tx = self.calls.get(&key).map(|c| c.a_invite_tx);
+                        if let Some(a_tx) = a_tx {
+                            self.tx.dialog_ended(a_tx);
+                        }
+                    }
                     self.send_bye(now, key, side.other(), &cause);
                     self.finish(now, key, 200, cause);
                 } else if side == Side::A {

@@ -664,7 +664,6 @@ impl Manager {
         let Some(call) = self.calls.remove(&key) else {
             return;
         };
-        self.tx.dialog_ended(call.a_invite_tx);
         let media = self.media.stats(call.media);
         self.media.release(call.media);
         self.media_calls.remove(&call.media);

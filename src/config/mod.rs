@@ -585,6 +585,23 @@ fn p_billing_ok(peers: &[PeerConfig]) -> Result<(), Vec<String>> {
                 p.charge_header
             ));
         }
+        if peers[..i].iter().any(|q| q.name == p.name) {
+            errors.push(format!("peers[{i}].name: '{}' is used twice", p.name));
+        }
+        // A dispatcher's own address must never make a call a trusted peer's (the
+        // dispatcher relays anyone's calls), nor a peer's address a dispatcher's.
+        if p.billing == PeerBillingMode::Dispatcher {
+            for (j, q) in peers.iter().enumerate() {
+                let overlap = p.address.contains(&q.address.network())
+                    || q.address.contains(&p.address.network());
+                if j != i && q.billing != PeerBillingMode::Dispatcher && overlap {
+                    errors.push(format!(
+                        "peers[{i}].address: the dispatcher '{}' ({}) overlaps the peer '{}' ({}): calls it relays would be trusted as that peer's",
+                        p.name, p.address, q.name, q.address
+                    ));
+                }
+            }
+        }
     }
     if errors.is_empty() {
         Ok(())

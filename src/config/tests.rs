@@ -217,3 +217,23 @@ fn a_rate_deck_prices_calls_abroad_and_never_opens_a_home_kind_without_a_tariff(
         "premium rate has no tariff: the deck's row for 82 does not open it"
     );
 }
+
+#[test]
+fn a_dispatcher_shares_no_address_with_a_trusted_peer() {
+    let lb = "[[peers]]\nname = \"lb\"\naddress = \"10.0.0.5\"\nbilling = \"dispatcher\"\n";
+    let e = err(&format!(
+        "{lb}[[peers]]\nname = \"lan\"\naddress = \"10.0.0.0/24\"\n"
+    ));
+    assert!(
+        e.contains("peers[0].address") && e.contains("overlaps the peer 'lan'"),
+        "{e}"
+    );
+    let e = err(&format!(
+        "{lb}[[peers]]\nname = \"lb\"\naddress = \"10.9.0.1\"\n"
+    ));
+    assert!(e.contains("peers[1].name: 'lb' is used twice"), "{e}");
+    let ok = Config::from_toml(&format!(
+        "{BASE}{lb}[[peers]]\nname = \"pbx\"\naddress = \"10.1.0.0/24\"\n"
+    ));
+    assert!(ok.is_ok(), "{ok:?}");
+}

@@ -144,11 +144,25 @@ impl Store {
         })
     }
 
+    /// How many other nodes held a live lease at `now_ms` (renewed within `lease_ms`, not
+    /// fenced): whether anyone could take this node's calls over if it were cut off.
+    pub fn live_peers(&self, me: &str, now_ms: i64, lease_ms: i64) -> Result<i64> {
+        on_conn!(self, c => {
+            Ok(nodes::table
+                .filter(nodes::id.ne(me))
+                .filter(nodes::heartbeat_ms.ge(now_ms - lease_ms))
+                .filter(nodes::fenced_ms.is_null())
+                .count()
+                .get_result(c)?)
+        })
+    }
+
     /// After a restart: settle what this node left open, billed up to its last heartbeat.
     pub fn recover(&self, node: &str) -> Result<Vec<Recovered>> {
         self.settle_left_open(
             node,
             i64::MAX,
+            None,
             "switch restarted: billed up to its last heartbeat",
         )
     }
@@ -193,6 +207,8 @@ impl Store {
                     nodes::table
                         .filter(nodes::id.eq(&dead))
                         .filter(nodes::epoch.eq(epoch))
+                        // The heartbeat read above is the one its calls are billed up to.
+                        .filter(nodes::heartbeat_ms.eq(last_heartbeat_ms))
                         .filter(nodes::heartbeat_ms.lt(expired))
                         .filter(nodes::taker_until_ms.is_null().or(nodes::taker_until_ms.le(now_ms)))
                         // Still something to do: a survivor that finished a moment ago
@@ -223,8 +239,9 @@ impl Store {
             let cause = format!(
                 "switch {dead} stopped answering: settled by {me}, billed up to its last heartbeat"
             );
-            // Only what the dead incarnation made: nothing can be newer than the claim.
-            let calls = self.settle_left_open(&dead, now_ms, &cause)?;
+            // Only what the dead incarnation made: nothing can be newer than the claim (the
+            // store refuses a fenced node's reservations).
+            let calls = self.settle_left_open(&dead, now_ms, Some(last_heartbeat_ms), &cause)?;
             let (bookings_interrupted, bookings_released) = self.recover_bookings(&dead)?;
             let taken = calls.len() as i64;
             in_tx!(self, c => {
@@ -248,13 +265,14 @@ impl Store {
     }
 
     /// Settle `node`'s reservations still open that were made before `made_before`,
-    /// billing answered calls from their persisted answer time up to the node's last
-    /// heartbeat. The legs of a call the switch placed (`fc-…/issuer`, `fc-…/visitor`) are
+    /// billing answered calls from their persisted answer time up to `billed_to` (the
+    /// heartbeat a survivor's claim read), or else the node's last heartbeat. The legs of a call the switch placed (`fc-…/issuer`, `fc-…/visitor`) are
     /// settled together, each from its own answer, with one record for the call.
     fn settle_left_open(
         &self,
         node: &str,
         made_before: i64,
+        billed_to: Option<i64>,
         cause: &str,
     ) -> Result<Vec<Recovered>> {
         type Open = (i64, String, Option<i64>, i64, String, String, Option<i64>);
@@ -274,7 +292,10 @@ impl Store {
                 ))
                 .order(reservations::id)
                 .load(c)?;
-            let hb: Option<i64> = nodes::table.find(node).select(nodes::heartbeat_ms).first(c).optional()?;
+            let hb: Option<i64> = match billed_to {
+                Some(ms) => Some(ms),
+                None => nodes::table.find(node).select(nodes::heartbeat_ms).first(c).optional()?,
+            };
             (open, hb)
         });
         // Group the legs of one call: the record's call id is the part before '/'.

@@ -8,7 +8,7 @@ use freecall::clock::NowForTests;
 use freecall::config::Config;
 use freecall::media::NullMedia;
 use freecall::routing::Routing;
-use freecall::sip::{Transport, parse_datagram};
+use freecall::sip::{Message, Transport, parse_datagram};
 use freecall::transaction::{Peer, Timers, Transmit};
 use rand::{RngExt, SeedableRng, rngs::SmallRng};
 use std::net::SocketAddr;
@@ -510,17 +510,11 @@ From: <sip:x@127.0.0.1>;tag=x1\r\nTo: <sip:{SWITCH}>;tag=gone\r\nCall-ID: old@x\
 /// A proxy in front (Kamailio's dispatcher) records its route: the switch's answers carry
 /// it. Its worker processes may hand the switch a BYE before the ACK of the 200: the call
 /// ends, and the 200 is not sent again for the 32 s of Timer L.
-#[test]
-fn a_proxy_stays_on_the_path_and_a_bye_before_the_ack_stops_the_200() {
-    let mut m = manager();
-    let t0 = Instant::now_for_tests();
-    let routed = invite("z9hG4bKrr").replacen(
-        "Max-Forwards: 70\r\n",
-        "Max-Forwards: 69\r\nRecord-Route: <sip:127.0.0.9:5060;lr>\r\n",
-        1,
-    );
-    m.handle_message(t0, caller(), parse_datagram(routed.as_bytes()).unwrap());
-    let out = drain(&mut m);
+/// `invite` from the caller, answered by the trunk with 200 at `t0`: the 200 the caller
+/// got, the B-leg's INVITE and the trunk.
+fn answered_at(m: &mut Manager, t0: Instant, invite: &str) -> (Message, Message, Peer) {
+    m.handle_message(t0, caller(), parse_datagram(invite.as_bytes()).unwrap());
+    let out = drain(m);
     let (to_trunk, invite_b) = out
         .iter()
         .find(|(_, s)| s.starts_with("INVITE "))
@@ -545,11 +539,24 @@ Contact: <sip:pstn@{T0}>\r\nContent-Type: application/sdp\r\nContent-Length: {}\
         addr: to_trunk,
     };
     m.handle_message(t0, trunk, parse_datagram(ok.as_bytes()).unwrap());
-    let answered = drain(&mut m)
+    let answered = drain(m)
         .into_iter()
         .find(|(t, s)| t.dest == caller().addr && s.starts_with("SIP/2.0 200 OK"))
         .map(|(_, s)| parse_datagram(s.as_bytes()).unwrap())
         .expect("the caller's 200");
+    (answered, b, trunk)
+}
+
+#[test]
+fn a_proxy_stays_on_the_path_and_a_bye_before_the_ack_stops_the_200() {
+    let mut m = manager();
+    let t0 = Instant::now_for_tests();
+    let routed = invite("z9hG4bKrr").replacen(
+        "Max-Forwards: 70\r\n",
+        "Max-Forwards: 69\r\nRecord-Route: <sip:127.0.0.9:5060;lr>\r\n",
+        1,
+    );
+    let (answered, _, _) = answered_at(&mut m, t0, &routed);
     assert_eq!(
         answered.headers_named("Record-Route").collect::<Vec<_>>(),
         vec!["<sip:127.0.0.9:5060;lr>"],
@@ -576,4 +583,38 @@ From: <sip:0311111111@127.0.0.1>;tag=a1\r\nTo: {}\r\nCall-ID: z9hG4bKrr@caller\r
         .map(|(d, _, _)| *d)
         .collect();
     assert!(resent.is_empty(), "the 200 sent again at {resent:?}");
+}
+
+#[test]
+fn a_callee_hanging_up_before_the_callers_ack_leaves_the_200_repeated_until_the_ack() {
+    let mut m = manager();
+    let t0 = Instant::now_for_tests();
+    let (answered, b, trunk) = answered_at(&mut m, t0, &invite("z9hG4bKhu"));
+    // The callee hangs up at once; the caller's ACK was lost.
+    let bye = format!(
+        "BYE sip:freecall@{SWITCH} SIP/2.0\r\nVia: SIP/2.0/UDP {T0};branch=z9hG4bKtbye\r\nMax-Forwards: 70\r\n\
+From: {};tag=t0\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 9 BYE\r\nContent-Length: 0\r\n\r\n",
+        b.to, b.from, b.call_id
+    );
+    let at = t0 + Duration::from_millis(10);
+    m.handle_message(at, trunk, parse_datagram(bye.as_bytes()).unwrap());
+    let out = drain(&mut m);
+    assert!(
+        out.iter()
+            .any(|(t, s)| t.dest == caller().addr && s.starts_with("BYE ")),
+        "the caller is hung up"
+    );
+    assert_eq!(m.active_calls(), 0);
+    let later = run(&mut m, t0, Duration::from_secs(2));
+    let resent = later
+        .iter()
+        .filter(|(_, t, s)| {
+            t.dest == caller().addr && s.starts_with("SIP/2.0 200") && s.contains("CSeq: 1 INVITE")
+        })
+        .count();
+    assert!(
+        resent >= 1,
+        "the caller never ACKed: its 200 ({}) is repeated as RFC 3261 13.3.1.4 says",
+        answered.call_id
+    );
 }

@@ -1,0 +1,1 @@
+DROP TRIGGER reservations_of_a_fenced_node;
