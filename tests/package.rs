@@ -10,8 +10,7 @@
 mod common;
 
 use common::daemon::{BIN, Daemon, ROOT, free_port, temp_dir, wait_ready};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -69,19 +68,6 @@ fn the_packaged_configuration_is_the_shipped_one_with_installed_paths() {
         packaged == expected,
         "debian/freecall.toml must be conf/freecall.toml with the installed paths (see this test)"
     );
-}
-
-fn http_get(addr: SocketAddr, path: &str) -> Option<String> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut body = String::new();
-    s.read_to_string(&mut body).ok()?;
-    Some(body)
 }
 
 #[test]
@@ -196,7 +182,11 @@ fn the_debian_package_installs_and_the_daemon_runs_from_its_paths() {
     wait_ready(sip);
     let mut health = None;
     for _ in 0..50 {
-        health = http_get(api, "/readyz").filter(|r| r.starts_with("HTTP/1.1 200"));
+        health = std::net::TcpStream::connect(api)
+            .is_ok()
+            .then(|| common::http::request(api, "GET", "/readyz", &[], None))
+            .filter(|r| r.status == 200)
+            .map(|r| r.text());
         if health.is_some() {
             break;
         }
@@ -204,10 +194,12 @@ fn the_debian_package_installs_and_the_daemon_runs_from_its_paths() {
     }
     let health = health.expect("the installed daemon is ready: its database answers");
     assert!(health.contains("\"ready\""), "{health}");
-    let page = http_get(api, "/login").unwrap_or_default();
-    assert!(
-        page.starts_with("HTTP/1.1 200"),
-        "the web pages are served from the binary: {page}"
+    let page = common::http::request(api, "GET", "/login", &[], None);
+    assert_eq!(
+        page.status,
+        200,
+        "the web pages are served from the binary: {}",
+        page.text()
     );
     let db = run(Command::new("stat").args(["-c", "%U", "/var/lib/freecall/freecall.db"]));
     assert_eq!(

@@ -601,3 +601,57 @@ register = true\nregister_expires = 300\n"
         Some("1800")
     );
 }
+
+/// A registrar that keeps refusing is asked again after a pause that doubles from 30 s
+/// and never grows past half an hour.
+#[test]
+fn a_refusing_registrar_is_asked_again_less_and_less_often_but_at_least_every_half_hour() {
+    let cfg = Config::from_toml(&format!(
+        "[sip]\nlisten = \"{SWITCH}\"\n[media]\naddress = \"127.0.0.1\"\nport_min = 20000\nport_max = 30000\n\
+[[trunks]]\nname = \"carrier\"\naddress = \"{T0}\"\nusername = \"07012345678\"\npassword = \"s3cret\"\n\
+register = true\n[[routes]]\nprefix = \"\"\ntrunks = [\"carrier\"]\n"
+    ))
+    .unwrap();
+    let mut m = Manager::new(
+        manager_settings(None),
+        Routing::from_config(&cfg),
+        Box::new(NullMedia::new()),
+    );
+    let t0 = Instant::now_for_tests();
+    m.set_wall_clock(t0, 1_780_000_000_000);
+    let carrier: SocketAddr = T0.parse().unwrap();
+    let peer = Peer {
+        transport: Transport::Udp,
+        addr: carrier,
+    };
+    m.handle_timeout(t0);
+    let mut register = requests_to(&mut m, carrier, "REGISTER");
+    assert_eq!(register.len(), 1);
+    let mut at = t0;
+    let mut pauses = Vec::new();
+    for _ in 0..9 {
+        m.handle_message(at, peer, answer(&register[0], 403, "r"));
+        // Timers run one at a time until the next REGISTER (within the hour).
+        let mut next = None;
+        while let Some(when) = m.next_timeout() {
+            if when > at + Duration::from_secs(3600) {
+                break;
+            }
+            m.handle_timeout(when);
+            if let Some((_, s)) = drain(&mut m)
+                .into_iter()
+                .find(|(t, s)| t.dest == carrier && s.starts_with("REGISTER "))
+            {
+                next = Some((when - at, s));
+                break;
+            }
+        }
+        let Some((after, text)) = next else {
+            panic!("not asked again within the hour after {pauses:?}");
+        };
+        pauses.push(after.as_secs());
+        at += after;
+        register = vec![text];
+    }
+    assert_eq!(pauses, [30, 60, 120, 240, 480, 960, 1800, 1800, 1800]);
+}
