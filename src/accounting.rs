@@ -237,16 +237,23 @@ impl Accounting {
             let node = self.node.clone();
             match self
                 .store
-                .run(move |s| s.join(&node, s.clock().unix_ms()))
+                .run(move |s| {
+                    let now = s.clock().unix_ms();
+                    Ok((s.join(&node, now)?, now, s.other_nodes(&node)?))
+                })
                 .await?
             {
-                Joined::Epoch(e) => break e,
-                Joined::Busy { taker, until_ms } if waits < self.lease.as_secs() + 5 => {
+                (Joined::Epoch(e), now, others) => {
+                    self.renewed_ms.store(now, Ordering::SeqCst);
+                    self.peers.store(others > 0, Ordering::SeqCst);
+                    break e;
+                }
+                (Joined::Busy { taker, until_ms }, ..) if waits < self.lease.as_secs() + 5 => {
                     warn!(%taker, until_ms, "another node is settling this node's calls of its last run: waiting");
                     waits += 1;
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
-                Joined::Busy { taker, .. } => {
+                (Joined::Busy { taker, .. }, ..) => {
                     return Err(StoreError::Conflict(format!(
                         "node '{}' is being taken over by '{taker}'",
                         self.node
@@ -255,8 +262,6 @@ impl Accounting {
             }
         };
         self.epoch.store(epoch, Ordering::SeqCst);
-        self.renewed_ms
-            .store(self.store.clock().unix_ms(), Ordering::SeqCst);
         info!(epoch, "node joined");
         self.refresh_deck().await?;
         Ok(recovered.len())
@@ -269,22 +274,35 @@ impl Accounting {
             return false;
         }
         let (node, epoch) = (self.node.clone(), self.epoch.load(Ordering::SeqCst));
-        let lease_ms = self.lease.as_millis() as i64;
-        let beat = self
-            .store
-            .run(move |s| {
+        // A database that stops answering (rather than refusing) must not hold the beat
+        // past its turn: that is when the node may have to stop carrying calls.
+        let beat = tokio::time::timeout(
+            self.heartbeat,
+            self.store.run(move |s| {
                 let now = s.clock().unix_ms();
-                let beat = s.heartbeat(&node, epoch, now)?;
-                let peers = s.live_peers(&node, now, lease_ms)?;
-                Ok((beat, now, peers))
-            })
-            .await;
+                Ok((s.heartbeat(&node, epoch, now)?, now))
+            }),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(StoreError::Unavailable(
+                "the heartbeat got no answer in time".into(),
+            ))
+        });
         match beat {
-            Ok((Beat::Alive, now, peers)) => {
+            Ok((Beat::Alive, now)) => {
                 self.renewed_ms.store(now, Ordering::SeqCst);
-                self.peers.store(peers > 0, Ordering::SeqCst);
+                let node = self.node.clone();
+                if let Ok(Ok(n)) = tokio::time::timeout(
+                    self.heartbeat,
+                    self.store.run(move |s| s.other_nodes(&node)),
+                )
+                .await
+                {
+                    self.peers.store(n > 0, Ordering::SeqCst);
+                }
             }
-            Ok((Beat::Fenced { by }, ..)) => {
+            Ok((Beat::Fenced { by }, _)) => {
                 let by = by.unwrap_or_else(|| "a newer start of this node".into());
                 error!(%by, "this node was taken over while it was cut off: its open calls were settled elsewhere; taking no more calls");
                 crate::telemetry::fenced();
@@ -294,13 +312,14 @@ impl Accounting {
             }
             Err(e) => {
                 warn!(error = %e, "heartbeat not written");
-                // Cut off from the database: once another node could count this one's
-                // lease as run out (a heartbeat before it does), the calls in progress
-                // would be billed by that node only up to the last heartbeat while they
-                // go on here. Stop carrying them first. Alone, nobody takes over: the
-                // calls go on and are settled when the database is back.
+                // Cut off from the database: other nodes count this one's lease as run out
+                // `lease` after its last renewal and would bill its calls only up to it
+                // while they go on here. The next check may come two heartbeats from now
+                // (the tick, then a heartbeat that gets no answer), so stop carrying them
+                // when that would be too late. A node alone on its store (no other node
+                // ever joined it) carries on: nobody could take it over.
                 let cut_off = self.store.clock().unix_ms() - self.renewed_ms.load(Ordering::SeqCst);
-                let limit = self.lease.saturating_sub(self.heartbeat).as_millis() as i64;
+                let limit = self.lease.saturating_sub(self.heartbeat * 2).as_millis() as i64;
                 if self.peers.load(Ordering::SeqCst) && cut_off >= limit {
                     error!(
                         cut_off_secs = cut_off / 1000,

@@ -80,6 +80,17 @@ fn the_debian_package_installs_and_the_daemon_runs_from_its_paths() {
         "cargo-deb is needed: cargo install --locked cargo-deb --version 3.8.0 (the README's test command does)"
     );
 
+    let installed = Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", "freecall"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("installed"))
+        .unwrap_or(false);
+    assert!(
+        !installed,
+        "freecall is installed on this machine: this test installs, starts and purges its own package, so it runs only where none is"
+    );
+    let _purge = Purge;
+
     // The binary this run built, where cargo-deb looks for a release build.
     let dir = temp_dir("package");
     std::fs::create_dir_all(dir.join("release")).unwrap();
@@ -118,6 +129,12 @@ fn the_debian_package_installs_and_the_daemon_runs_from_its_paths() {
         .arg(&deb)
         .env("DEBIAN_FRONTEND", "noninteractive"));
 
+    if std::path::Path::new("/run/systemd/system").exists() {
+        // A machine run by systemd started the unit: the test starts its own.
+        let _ = Command::new("systemctl")
+            .args(["stop", "freecall"])
+            .status();
+    }
     let files = run(Command::new("dpkg").args(["-L", "freecall"]));
     for path in [
         "/usr/bin/freecall",
@@ -157,7 +174,6 @@ fn the_debian_package_installs_and_the_daemon_runs_from_its_paths() {
     let sip: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let media = 47000 + (std::process::id() % 20) as u16 * 100;
-    let _ = std::fs::remove_file("/var/lib/freecall/freecall.db");
     let child = Command::new("setpriv")
         .args([
             "--reuid=freecall",
@@ -214,10 +230,23 @@ fn the_debian_package_installs_and_the_daemon_runs_from_its_paths() {
         Some(0),
         "SIGTERM drains and stops cleanly"
     );
-    run(Command::new("dpkg")
-        .args(["--purge", "freecall"])
-        .env("DEBIAN_FRONTEND", "noninteractive"));
+    drop(daemon);
+    drop(_purge);
     assert!(!std::path::Path::new("/usr/bin/freecall").exists());
-    let _ = std::fs::remove_dir_all("/var/lib/freecall");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Whatever happens, the test's package leaves the machine with the test: purged, with
+/// the data it made.
+struct Purge;
+
+impl Drop for Purge {
+    fn drop(&mut self) {
+        let _ = Command::new("dpkg")
+            .args(["--purge", "freecall"])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdout(Stdio::null())
+            .status();
+        let _ = std::fs::remove_dir_all("/var/lib/freecall");
+    }
 }

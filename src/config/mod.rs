@@ -585,6 +585,14 @@ fn p_billing_ok(peers: &[PeerConfig]) -> Result<(), Vec<String>> {
                 p.charge_header
             ));
         }
+        if let ipnet::IpNet::V6(net) = p.address
+            && net.network().to_ipv4_mapped().is_some()
+        {
+            errors.push(format!(
+                "peers[{i}].address: '{}' is an IPv4-mapped network: write it as IPv4",
+                p.address
+            ));
+        }
         if peers[..i].iter().any(|q| q.name == p.name) {
             errors.push(format!("peers[{i}].name: '{}' is used twice", p.name));
         }

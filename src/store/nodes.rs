@@ -144,14 +144,12 @@ impl Store {
         })
     }
 
-    /// How many other nodes held a live lease at `now_ms` (renewed within `lease_ms`, not
-    /// fenced): whether anyone could take this node's calls over if it were cut off.
-    pub fn live_peers(&self, me: &str, now_ms: i64, lease_ms: i64) -> Result<i64> {
+    /// How many other nodes share this store (any that ever joined): whether anyone could
+    /// take this node's calls over if it were cut off.
+    pub fn other_nodes(&self, me: &str) -> Result<i64> {
         on_conn!(self, c => {
             Ok(nodes::table
                 .filter(nodes::id.ne(me))
-                .filter(nodes::heartbeat_ms.ge(now_ms - lease_ms))
-                .filter(nodes::fenced_ms.is_null())
                 .count()
                 .get_result(c)?)
         })
@@ -161,7 +159,6 @@ impl Store {
     pub fn recover(&self, node: &str) -> Result<Vec<Recovered>> {
         self.settle_left_open(
             node,
-            i64::MAX,
             None,
             "switch restarted: billed up to its last heartbeat",
         )
@@ -202,7 +199,15 @@ impl Store {
             if work == 0 {
                 continue;
             }
+            let pg = self.backend() == "postgres";
             let claimed = in_tx!(self, c => {
+                if pg {
+                    // Wait for the dead node's reservations in flight, and hold back new
+                    // ones until the fence is committed (see the reservations trigger).
+                    diesel::sql_query("SELECT pg_advisory_xact_lock(7242002, hashtext($1))")
+                        .bind::<diesel::sql_types::Text, _>(&dead)
+                        .execute(c)?;
+                }
                 Ok::<usize, super::StoreError>(diesel::update(
                     nodes::table
                         .filter(nodes::id.eq(&dead))
@@ -239,9 +244,10 @@ impl Store {
             let cause = format!(
                 "switch {dead} stopped answering: settled by {me}, billed up to its last heartbeat"
             );
-            // Only what the dead incarnation made: nothing can be newer than the claim (the
-            // store refuses a fenced node's reservations).
-            let calls = self.settle_left_open(&dead, now_ms, Some(last_heartbeat_ms), &cause)?;
+            // Everything the dead node left open: nothing can be newer than the claim (the
+            // store refuses a fenced node's reservations, and the claim waited for those
+            // in flight).
+            let calls = self.settle_left_open(&dead, Some(last_heartbeat_ms), &cause)?;
             let (bookings_interrupted, bookings_released) = self.recover_bookings(&dead)?;
             let taken = calls.len() as i64;
             in_tx!(self, c => {
@@ -264,14 +270,14 @@ impl Store {
         Ok(out)
     }
 
-    /// Settle `node`'s reservations still open that were made before `made_before`,
-    /// billing answered calls from their persisted answer time up to `billed_to` (the
-    /// heartbeat a survivor's claim read), or else the node's last heartbeat. The legs of a call the switch placed (`fc-…/issuer`, `fc-…/visitor`) are
-    /// settled together, each from its own answer, with one record for the call.
+    /// Settle `node`'s reservations still open, billing answered calls from their
+    /// persisted answer time up to `billed_to` (the heartbeat a survivor's claim read), or
+    /// else the node's last heartbeat. The legs of a call the switch placed
+    /// (`fc-…/issuer`, `fc-…/visitor`) are settled together, each from its own answer,
+    /// with one record for the call.
     fn settle_left_open(
         &self,
         node: &str,
-        made_before: i64,
         billed_to: Option<i64>,
         cause: &str,
     ) -> Result<Vec<Recovered>> {
@@ -280,7 +286,6 @@ impl Store {
             let open: Vec<Open> = reservations::table
                 .filter(reservations::node.eq(node))
                 .filter(reservations::state.eq("open"))
-                .filter(reservations::created_ms.lt(made_before))
                 .select((
                     reservations::id,
                     reservations::call_id,

@@ -2,15 +2,15 @@
 -- left open), the node's old incarnation may still be running, cut off, until its next
 -- heartbeat tells it so: a call it admits meanwhile is refused here, in the store, so no
 -- reservation can appear after the survivor's settlement and be billed by nobody.
--- The node's row is read FOR SHARE: a survivor's claim (an UPDATE of that row) waits for
--- every reservation in flight to commit, and a reservation that comes after the claim
--- sees the fence. Reservations of one node share the lock and do not wait for each other.
+-- Each reservation holds the node's advisory lock shared (class 7242002, the node id's
+-- hash) to the end of its transaction; a survivor's claim takes it exclusive before it
+-- fences the node, so the claim waits for every reservation in flight (which its
+-- settlement then sees), and a reservation after the claim waits for it and sees the
+-- fence. The lock queue is fair and nothing is written to the node's row.
 CREATE FUNCTION freecall_refuse_fenced() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    fenced BIGINT;
 BEGIN
-    SELECT fenced_ms INTO fenced FROM nodes WHERE id = NEW.node FOR SHARE;
-    IF fenced IS NOT NULL THEN
+    PERFORM pg_advisory_xact_lock_shared(7242002, hashtext(NEW.node));
+    IF EXISTS (SELECT 1 FROM nodes WHERE id = NEW.node AND fenced_ms IS NOT NULL) THEN
         RAISE EXCEPTION 'this switch was taken over by another node (fenced): it may reserve nothing';
     END IF;
     RETURN NEW;
