@@ -232,6 +232,8 @@ fn a_dispatcher_shares_no_address_with_a_trusted_peer() {
         "{lb}[[peers]]\nname = \"lb\"\naddress = \"10.9.0.1\"\n"
     ));
     assert!(e.contains("peers[1].name: 'lb' is used twice"), "{e}");
+    let e = err("[[peers]]\nname = \"m\"\naddress = \"::ffff:10.0.0.0/120\"\n");
+    assert!(e.contains("write it as IPv4"), "{e}");
     let ok = Config::from_toml(&format!(
         "{BASE}{lb}[[peers]]\nname = \"pbx\"\naddress = \"10.1.0.0/24\"\n"
     ));
