@@ -569,6 +569,9 @@ async fn run(
         for limit in manager.take_limit_refusals() {
             crate::telemetry::limit_refused(limit);
         }
+        for event in manager.take_guard_events() {
+            crate::telemetry::guard_event(event);
+        }
         for (trunk, up) in manager.take_trunk_changes() {
             crate::telemetry::trunk_up(&trunk, up);
         }

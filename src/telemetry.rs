@@ -70,6 +70,10 @@ pub fn install() -> Option<PrometheusHandle> {
         "Recordings deleted, by why (retention, owner)"
     );
     describe_counter!(
+        "freecall_auth_guard_total",
+        "Password guessing: blocks begun (blocked_address, blocked_user) and requests refused while one lasts (refused_while_blocked)"
+    );
+    describe_counter!(
         "freecall_nodes_taken_over_total",
         "Other nodes whose lease ran out and whose calls this node settled"
     );
@@ -164,9 +168,16 @@ pub fn recording_closed(failed: bool, dropped_frames: u64) {
 }
 
 /// A request, message or connection refused by `[limits]`, by which limit
-/// (`transactions`, `headers`, `message_bytes`, `tcp_connections`, `tcp_per_address`).
+/// (`transactions`, `headers`, `message_bytes`, `tcp_connections`, `tcp_per_address`,
+/// `requests_per_address`).
 pub fn limit_refused(limit: &'static str) {
     counter!("freecall_limit_refusals_total", "limit" => limit).increment(1);
+}
+
+/// The password-guessing fence began a block (`blocked_address`, `blocked_user`) or
+/// refused a request while one lasts (`refused_while_blocked`).
+pub fn guard_event(event: &'static str) {
+    counter!("freecall_auth_guard_total", "event" => event).increment(1);
 }
 
 /// This node settled a dead node's `calls`.

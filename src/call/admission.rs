@@ -318,7 +318,7 @@ impl Manager {
                         .guard
                         .blocked(self.client_ip(from, req), &proof.username, now) =>
                 {
-                    self.stats.auth_blocked += 1;
+                    self.refused_while_blocked();
                     Err(Gate::Refuse(Rejection::GuessingBlocked))
                 }
                 NonceCheck::Valid => Ok(Some(Payer::Member {

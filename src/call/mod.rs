@@ -12,6 +12,7 @@
 
 mod admission;
 mod cause;
+mod flood;
 mod guard;
 mod in_dialog;
 mod invite;
@@ -250,10 +251,16 @@ pub struct Manager {
     store_up: bool,
     /// Requests refused by `[limits]`, drained by the driver for the metrics.
     limit_refusals: Vec<&'static str>,
+    /// New requests per source address (`limits.requests_per_address`).
+    flood: flood::FloodGate,
+    /// What the guessing fence did since the driver last looked (`blocked_address`,
+    /// `blocked_user`, `refused_while_blocked`), for the metrics.
+    guard_events: Vec<&'static str>,
 }
 
 impl Manager {
     pub fn new(settings: Settings, routing: Routing, media: Box<dyn MediaControl>) -> Manager {
+        let settings_requests_per_address = settings.limits.requests_per_address;
         let mut m = Manager {
             tx: TransactionLayer::new(settings.timers, settings.seed),
             routing,
@@ -283,6 +290,8 @@ impl Manager {
             guard: guard::AuthGuard::default(),
             store_up: true,
             limit_refusals: Vec::new(),
+            flood: flood::FloodGate::new(settings_requests_per_address),
+            guard_events: Vec::new(),
         };
         if let Some(b) = &m.settings.billing {
             m.guard = guard::AuthGuard::new(guard::GuardSettings {
@@ -352,7 +361,25 @@ impl Manager {
         self.stats.auth_failures += 1;
         for block in self.guard.failed(ip, user, now) {
             tracing::warn!(blocked = %block.what, secs = block.secs, "password guessing: blocked");
+            self.guard_events
+                .push(if block.what.starts_with("address") {
+                    "blocked_address"
+                } else {
+                    "blocked_user"
+                });
         }
+    }
+
+    /// A request with a valid proof refused because its address or user is blocked.
+    fn refused_while_blocked(&mut self) {
+        self.stats.auth_blocked += 1;
+        self.guard_events.push("refused_while_blocked");
+    }
+
+    /// What the guessing fence did since the last call (`blocked_address`, `blocked_user`,
+    /// `refused_while_blocked`), one entry each.
+    pub fn take_guard_events(&mut self) -> Vec<&'static str> {
+        std::mem::take(&mut self.guard_events)
     }
 
     pub fn active_calls(&self) -> usize {
@@ -404,7 +431,7 @@ impl Manager {
     }
 
     pub fn handle_message(&mut self, now: Instant, from: Peer, msg: Message) {
-        if msg.is_request() && !self.within_limits(from, &msg) {
+        if msg.is_request() && !self.within_limits(now, from, &msg) {
             return;
         }
         self.tx.handle_message(now, from, msg);

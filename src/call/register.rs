@@ -65,7 +65,7 @@ impl Manager {
                     .blocked(self.client_ip(from, &req), &proof.username, now) =>
             {
                 // Blocked for guessing: the answer a wrong password gets, unchecked.
-                self.stats.auth_blocked += 1;
+                self.refused_while_blocked();
                 return self.challenge_register(now, tx, &req, &local_tag, false, from);
             }
             NonceCheck::Valid if self.replays.first_use(&proof, now, lifetime) => {}

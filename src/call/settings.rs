@@ -61,6 +61,10 @@ pub struct Limits {
     /// Contacts one member may have registered at once: a REGISTER adding one more gets
     /// 503 and changes nothing.
     pub max_bindings_per_user: usize,
+    /// New requests (outside a call) one source address may start per second, with a
+    /// burst of twice that; past it they are dropped unanswered until it slows down
+    /// (0: no limit). Trusted peers and carriers are not limited.
+    pub requests_per_address: u32,
 }
 
 impl Default for Limits {
@@ -73,6 +77,7 @@ impl Default for Limits {
             max_tcp_per_address: 32,
             tcp_first_message_secs: 30,
             max_bindings_per_user: 10,
+            requests_per_address: 30,
         }
     }
 }
@@ -90,6 +95,9 @@ impl Limits {
         }
         if !(1..=600).contains(&self.tcp_first_message_secs) {
             errors.push("limits.tcp_first_message_secs: must be 1..=600".into());
+        }
+        if self.requests_per_address > 100_000 {
+            errors.push("limits.requests_per_address: must be 0..=100000".into());
         }
         if self.max_bindings_per_user == 0 {
             errors.push("limits.max_bindings_per_user: must be at least 1".into());

@@ -2,7 +2,7 @@
 //! statelessly, counted), and a load balancer's probe told whether this node takes calls
 //! (200, or 503 while it drains or its database does not answer).
 
-use super::{Limits, Manager};
+use super::{Limits, Manager, flood};
 use crate::sip::{Builder, Message, Method};
 use crate::transaction::{Peer, TxId};
 use std::time::Instant;
@@ -14,23 +14,27 @@ impl Manager {
     /// new one (503 with Retry-After). What belongs to what the switch holds still goes
     /// through: retransmissions, ACKs, a CANCEL of a held INVITE, a request within a
     /// known call (an invented To tag is not one).
-    pub(super) fn within_limits(&mut self, from: Peer, req: &Message) -> bool {
+    pub(super) fn within_limits(&mut self, now: Instant, from: Peer, req: &Message) -> bool {
         let limits = self.settings.limits;
         let method = req.method().cloned().unwrap_or(Method::Ack);
+        let known = method == Method::Ack
+            || self.tx.holds(req)
+            || req.to_tag.as_ref().is_some_and(|tag| {
+                self.dialogs
+                    .contains_key(&(req.call_id.clone(), tag.clone()))
+            });
+        if !known && !self.flood_passes(now, from, req) {
+            // Dropped unanswered: a flood or a scanner learns nothing, at no cost.
+            self.limit_refusals.push("requests_per_address");
+            return false;
+        }
         let (code, phrase, why, limit) = if req.headers.len() > limits.max_headers {
             if method == Method::Ack {
                 self.limit_refusals.push("headers");
                 return false;
             }
             (400, "Bad Request", "too many header fields", "headers")
-        } else if self.tx.len() >= limits.max_transactions
-            && method != Method::Ack
-            && !self.tx.holds(req)
-            && !req.to_tag.as_ref().is_some_and(|tag| {
-                self.dialogs
-                    .contains_key(&(req.call_id.clone(), tag.clone()))
-            })
-        {
+        } else if self.tx.len() >= limits.max_transactions && !known {
             (
                 503,
                 "Service Unavailable",
@@ -52,12 +56,47 @@ impl Manager {
         false
     }
 
+    /// Whether a new request from `from` is within its address's allowance. Trusted
+    /// peers, carriers and a dispatcher's requests that do not name their caller are not
+    /// limited; behind a dispatcher the caller's own address is.
+    fn flood_passes(&mut self, now: Instant, from: Peer, req: &Message) -> bool {
+        let Some(source) = self.routing.vouched_address(from.addr, req) else {
+            return true;
+        };
+        let ip = source.ip();
+        if self.routing.acl.allows(ip).is_some()
+            || self.registered_trunk_at(ip).is_some()
+            || (0..self.routing.trunks.len())
+                .any(|i| self.trunk_targets(i).iter().any(|p| p.addr.ip() == ip))
+        {
+            return true;
+        }
+        match self.flood.admit(now, ip) {
+            flood::Verdict::Pass => true,
+            flood::Verdict::Recovered { dropped } => {
+                tracing::info!(source = %ip, dropped, "requests from this address are within limits again");
+                true
+            }
+            flood::Verdict::Drop { first } => {
+                if first {
+                    tracing::warn!(
+                        source = %ip,
+                        per_second = self.settings.limits.requests_per_address,
+                        "requests from this address over limits.requests_per_address: dropped until it slows down"
+                    );
+                }
+                false
+            }
+        }
+    }
+
     /// The caps the switch works under.
     pub fn limits(&self) -> Limits {
         self.settings.limits
     }
 
-    /// Limits hit since the last call, one entry per refusal (`headers`, `transactions`).
+    /// Limits hit since the last call, one entry per refusal (`headers`, `transactions`,
+    /// `requests_per_address`).
     pub fn take_limit_refusals(&mut self) -> Vec<&'static str> {
         std::mem::take(&mut self.limit_refusals)
     }
