@@ -48,6 +48,8 @@ impl Switch {
                 "[[peers]]\nname = \"bench\"\naddress = \"127.0.0.1\"\n".to_string(),
             ),
         };
+        // The load generator is one address standing for thousands of phones: no flood
+        // gate (limits.requests_per_address = 0).
         write!(
             f,
             "[sip]\nlisten = \"127.0.0.1:{port}\"\nmax_calls = {max_calls}\n\
@@ -60,6 +62,7 @@ impl Switch {
 [[tariffs]]\naccount = \"guild\"\ndestination = \"landline\"\nper_minute = 30\nincrement = \"1/1\"\n\
 [[tariffs]]\naccount = \"guild\"\ndestination = \"mobile\"\nper_minute = 120\nincrement = \"1/1\"\n\
 [api]\nlisten = \"off\"\n\
+[limits]\nrequests_per_address = 0\n\
 [log]\nlevel = \"warn\"\n"
         )
         .unwrap();
