@@ -8,9 +8,7 @@
 
 mod common;
 
-use common::daemon::{
-    Daemon, ROOT, digest_call, free_port, node_config, sip_member, temp_dir, wait_ready,
-};
+use common::daemon::{Daemon, ROOT, digest_call, free_port, node_config, sip_member, temp_dir};
 use freecall::store::Store;
 use freecall_testkit::{Leg, Phone};
 use std::net::SocketAddr;
@@ -78,27 +76,27 @@ fn start_node(
     trunk: SocketAddr,
     extra_env: &[(&str, String)],
 ) -> (Daemon, SocketAddr) {
-    let port = free_port();
     let node = format!("node-{i}");
-    let conf = node_config(
-        dir,
-        &node,
-        port,
-        45000 + 400 * i,
-        trunk,
-        url,
-        &node,
-        BEHIND_DISPATCHER,
-    );
     let mut env = vec![
         ("FREECALL__DATABASE__URL", url.to_string()),
         ("FREECALL__BILLING__NODE_ID", node.clone()),
     ];
     env.extend(extra_env.iter().cloned());
-    let d = Daemon::spawn(&conf, &env);
-    let sip: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    wait_ready(sip);
-    (d, sip)
+    Daemon::spawn_ready(
+        |port| {
+            node_config(
+                dir,
+                &node,
+                port,
+                45000 + 400 * i,
+                trunk,
+                url,
+                &node,
+                BEHIND_DISPATCHER,
+            )
+        },
+        &env,
+    )
 }
 
 /// A member's call through the dispatcher, answered: its leg, the node that carries it

@@ -6,9 +6,7 @@
 
 mod common;
 
-use common::daemon::{
-    Daemon, digest_call, free_port, node_config, sip_member, temp_dir, wait_ready,
-};
+use common::daemon::{Daemon, digest_call, node_config, sip_member, temp_dir};
 use freecall::store::Store;
 use freecall_testkit::Phone;
 use std::net::SocketAddr;
@@ -26,18 +24,13 @@ fn start(
     media: u16,
     trunk: SocketAddr,
 ) -> (Daemon, SocketAddr) {
-    let port = free_port();
-    let conf = node_config(dir, node, port, media, trunk, url, node, LEASE);
-    let d = Daemon::spawn(
-        &conf,
+    Daemon::spawn_ready(
+        |port| node_config(dir, node, port, media, trunk, url, node, LEASE),
         &[
             ("FREECALL__DATABASE__URL", url.to_string()),
             ("FREECALL__BILLING__NODE_ID", node.to_string()),
         ],
-    );
-    let sip: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    wait_ready(sip);
-    (d, sip)
+    )
 }
 
 /// Wait (bounded: 15 s) until no reservation is open; how long that took.

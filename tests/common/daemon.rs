@@ -68,6 +68,40 @@ impl Daemon {
 
 /// Poll with OPTIONS until the switch answers (bounded: 15 s).
 pub fn wait_ready(sip: SocketAddr) {
+    assert!(
+        answers_options(sip, || false),
+        "the switch did not answer OPTIONS on {sip}"
+    );
+}
+
+impl Daemon {
+    /// Start a daemon on a free SIP port: `conf(port)` is its configuration file. A port
+    /// found free can be taken by another test before the daemon binds it; the daemon
+    /// then exits at once, and another port is tried (three in all). The daemon and its
+    /// SIP address, once it answers OPTIONS.
+    pub fn spawn_ready(
+        conf: impl Fn(u16) -> String,
+        env: &[(&str, String)],
+    ) -> (Daemon, SocketAddr) {
+        for _ in 0..3 {
+            let port = free_port();
+            let mut d = Daemon::spawn(&conf(port), env);
+            let sip: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+            if answers_options(sip, || matches!(d.0.try_wait(), Ok(Some(_)))) {
+                return (d, sip);
+            }
+            assert!(
+                matches!(d.0.try_wait(), Ok(Some(_))),
+                "the switch did not answer OPTIONS on {sip}"
+            );
+        }
+        panic!("the switch could not start on three free ports");
+    }
+}
+
+/// Poll `sip` with OPTIONS until it answers 200 (true), `gone()` says the process ended, or
+/// 15 s have passed (false).
+fn answers_options(sip: SocketAddr, mut gone: impl FnMut() -> bool) -> bool {
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
@@ -82,10 +116,13 @@ From: <sip:probe@127.0.0.1>;tag=p\r\nTo: <sip:{sip}>\r\nCall-ID: ready{i}\r\nCSe
         if let Ok((n, _)) = sock.recv_from(&mut buf)
             && buf[..n].starts_with(b"SIP/2.0 200")
         {
-            return;
+            return true;
+        }
+        if gone() {
+            return false;
         }
     }
-    panic!("the switch did not answer OPTIONS on {sip}");
+    false
 }
 
 /// Wait until the REST API accepts connections (bounded: 15 s): the switch answers SIP a
