@@ -20,7 +20,11 @@
 //!    s through Debian's Kamailio with the shipped recipe to 1, 2 and 3 switches, beside
 //!    the same load straight to one switch (`dispatcher.rs`).
 //!
-//! `FREECALL_BENCH_ONLY=signalling|media|transcode|records|callback|dispatcher` runs one of them.
+//! 7. overload: the money path's capacity at `FREECALL_BENCH_OVERLOAD_RATE` (1000) offered,
+//!    then twice that for `FREECALL_BENCH_OVERLOAD_SECS` (10) s with overload control off
+//!    and on, and half of it after (`overload.rs`).
+//!
+//! `FREECALL_BENCH_ONLY=signalling|media|transcode|records|callback|dispatcher|overload` runs one of them.
 //!
 //! Every loop is bounded in count and time; traffic stays on 127.0.0.1.
 
@@ -28,6 +32,7 @@ mod callback;
 mod dispatcher;
 mod media;
 mod money;
+mod overload;
 mod switch;
 mod transcode;
 mod uac;
@@ -90,7 +95,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    // FREECALL_BENCH_ONLY=signalling|media|transcode|records|callback|dispatcher runs one scenario.
+    // FREECALL_BENCH_ONLY=signalling|…|overload runs one scenario.
     let only = std::env::var("FREECALL_BENCH_ONLY").ok();
     let run = move |name: &str| only.as_deref().is_none_or(|o| o == name);
     rt.block_on(async move {
@@ -192,6 +197,11 @@ while media flowed {:.0} µs CPU per second of call",
             let rate = env_or("FREECALL_BENCH_DS_RATE", 500);
             let secs = env_or("FREECALL_BENCH_DS_SECS", 10);
             dispatcher::dispatcher_bench(rate, secs, hold).await;
+        }
+        if run("overload") {
+            let rate = env_or("FREECALL_BENCH_OVERLOAD_RATE", 1000);
+            let secs = env_or("FREECALL_BENCH_OVERLOAD_SECS", 10);
+            overload::overload_bench(rate, secs, hold).await;
         }
     });
 }

@@ -4,7 +4,12 @@ use super::*;
 
 /// What a money-path run gave.
 pub(crate) struct MoneyRun {
+    /// The first phase's calls.
     pub(crate) r: UacReport,
+    /// The later phases' calls (`money_phases`), on the same switch.
+    pub(crate) later: Vec<UacReport>,
+    /// The switch's peak resident memory over the run, MiB.
+    pub(crate) peak_mib: f64,
     pub(crate) hold: Duration,
     pub(crate) cpu: f64,
     pub(crate) debits: u64,
@@ -57,6 +62,19 @@ pub(crate) async fn money_run(
     max_calls: u64,
     env: &[(&str, &str)],
 ) -> MoneyRun {
+    money_phases(url, &[(rate, total)], hold, max_calls, env).await
+}
+
+/// `money_run` in phases, one after the other on the same switch: `(rate, total)` each
+/// (a phase starts when the last one's calls have ended or failed).
+pub(crate) async fn money_phases(
+    url: &str,
+    phases: &[(u64, u64)],
+    hold: Duration,
+    max_calls: u64,
+    env: &[(&str, &str)],
+) -> MoneyRun {
+    let rate = phases.iter().map(|p| p.0).max().unwrap_or(1);
     let members = (rate * (hold.as_secs() + 2)).clamp(100, 5000);
     let store = freecall::store::Store::open(url, 4).expect("bench store");
     store.migrate().expect("migrate");
@@ -95,18 +113,29 @@ pub(crate) async fn money_run(
         env,
     );
     let cpu0 = switch.cpu_seconds();
-    let r = uac(
-        switch.sip,
-        rate,
-        total,
-        hold,
-        vec!["127.0.0.1:9".parse().unwrap()],
-        None,
-        None,
-        "money",
-        Some(members),
-    )
-    .await;
+    let mut reports = Vec::new();
+    for (n, (rate, total)) in phases.iter().enumerate() {
+        let run = if n == 0 {
+            "money".to_string()
+        } else {
+            format!("money{n}")
+        };
+        reports.push(
+            uac(
+                switch.sip,
+                *rate,
+                *total,
+                hold,
+                vec!["127.0.0.1:9".parse().unwrap()],
+                None,
+                None,
+                &run,
+                Some(members),
+            )
+            .await,
+        );
+    }
+    let r = reports.remove(0);
     // Settlements trail the last BYE: wait (bounded) until none is open.
     for _ in 0..300 {
         if store.open_reservations().map(|n| n == 0).unwrap_or(false) {
@@ -115,6 +144,7 @@ pub(crate) async fn money_run(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let cpu = switch.cpu_seconds() - cpu0;
+    let peak_mib = switch.peak_mib();
     drop(switch);
     stop.store(true, Ordering::Relaxed);
     let _ = uas_task.await;
@@ -130,6 +160,8 @@ pub(crate) async fn money_run(
         .sum();
     MoneyRun {
         r,
+        later: reports,
+        peak_mib,
         hold,
         cpu,
         debits,

@@ -7,6 +7,8 @@ pub(crate) struct UacReport {
     pub(crate) attempted: u64,
     pub(crate) completed: u64,
     pub(crate) failed: u64,
+    /// Of the failed: refused at once as overloaded (503, Reason "overloaded").
+    pub(crate) shed: u64,
     pub(crate) latencies_us: Vec<u64>,
     pub(crate) elapsed: Duration,
 }
@@ -208,6 +210,9 @@ Content-Length: {}\r\n\r\n{sdp}",
                 } else if is_invite && code >= 300 {
                     if calls.remove(&m.call_id).is_some() {
                         report.failed += 1;
+                        if code == 503 && m.header("Reason").is_some_and(|r| r.contains("overloaded")) {
+                            report.shed += 1;
+                        }
                     }
                 } else if m.cseq_method.as_str() == "BYE" && code == 200
                     && calls.remove(&m.call_id).is_some() {

@@ -90,6 +90,17 @@ impl Stopwatch {
     }
 }
 
+/// How long ago the kernel stamped a datagram it received (`secs`, `nanos` since the Unix
+/// epoch, on the machine's wall clock whatever the switch's clock says): how long it
+/// waited in the socket's queue. Zero for a stamp from the future.
+pub fn since_kernel_stamp(secs: i64, nanos: i64) -> Duration {
+    let stamp = Duration::new(secs.max(0) as u64, nanos.clamp(0, 999_999_999) as u32);
+    machine_wall()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|now| now.saturating_sub(stamp))
+        .unwrap_or_default()
+}
+
 #[allow(clippy::disallowed_methods)]
 fn machine_now() -> Instant {
     Instant::now()

@@ -372,7 +372,70 @@ fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     let _ = s.set_send_buffer_size(4 << 20);
     s.set_nonblocking(true)?;
     s.bind(&addr.into())?;
+    // The kernel stamps each datagram as it arrives: how long one waited in the queue is
+    // what overload control sheds new work by. Without stamps every wait reads as none.
+    if let Err(e) =
+        nix::sys::socket::setsockopt(&s, nix::sys::socket::sockopt::ReceiveTimestampns, &true)
+    {
+        warn!(error = %e, "no receive timestamps on the SIP socket: overload control sees no queue");
+    }
     UdpSocket::from_std(s.into())
+}
+
+/// One datagram from `udp`: its length, its source, and how long it waited in the
+/// socket's queue since the kernel received it.
+async fn recv_aged(
+    udp: &UdpSocket,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, SocketAddr, Duration)> {
+    loop {
+        udp.readable().await?;
+        match udp.try_io(tokio::io::Interest::READABLE, || recv_stamped(udp, buf)) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            r => return r,
+        }
+    }
+}
+
+fn recv_stamped(udp: &UdpSocket, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr, Duration)> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, SockaddrLike, SockaddrStorage, recvmsg};
+    use std::os::fd::AsRawFd;
+    let mut iov = [std::io::IoSliceMut::new(buf)];
+    let mut space = nix::cmsg_space!(nix::sys::time::TimeSpec);
+    let msg = recvmsg::<SockaddrStorage>(
+        udp.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::empty(),
+    )
+    .map_err(std::io::Error::from)?;
+    let waited = msg
+        .cmsgs()
+        .map_err(std::io::Error::from)?
+        .find_map(|c| match c {
+            ControlMessageOwned::ScmTimestampns(ts) => {
+                Some(crate::clock::since_kernel_stamp(ts.tv_sec(), ts.tv_nsec()))
+            }
+            _ => None,
+        })
+        .unwrap_or_default();
+    let from = msg
+        .address
+        .and_then(|a| {
+            a.as_sockaddr_in()
+                .map(|v4| SocketAddr::from(std::net::SocketAddrV4::from(*v4)))
+                .or_else(|| {
+                    a.as_sockaddr_in6()
+                        .map(|v6| SocketAddr::from(std::net::SocketAddrV6::from(*v6)))
+                })
+        })
+        .ok_or_else(|| {
+            std::io::Error::other(format!(
+                "a datagram from an address of family {:?}",
+                msg.address.and_then(|a| a.family())
+            ))
+        })?;
+    Ok((msg.bytes, from, waited))
 }
 
 /// The longest a stopping switch waits for its un-REGISTERs to be answered.
@@ -466,11 +529,11 @@ async fn run(
             .map(|at| clock.timer_at(at))
             .unwrap_or_else(|| clock.timer_at(clock.now() + Duration::from_secs(3600)));
         tokio::select! {
-            r = udp.recv_from(&mut buf) => {
+            r = recv_aged(&udp, &mut buf) => {
                 match r {
-                    Ok((n, from)) => {
+                    Ok((n, from, waited)) => {
                         let peer = Peer { transport: Transport::Udp, addr: from };
-                        handle_bytes(&mut manager, clock.now(), peer, &buf[..n], false);
+                        handle_bytes(&mut manager, clock.now(), peer, &buf[..n], false, waited);
                     }
                     // ICMP port unreachable surfaces as an error on some systems: ignore.
                     Err(e) => debug!(error = %e, "UDP receive error"),
@@ -478,7 +541,7 @@ async fn run(
             }
             Some(input) = net_rx.recv() => match input {
                 NetInput::Frame { peer, bytes } => {
-                    handle_bytes(&mut manager, clock.now(), Peer { transport: Transport::Tcp, addr: peer }, &bytes, true);
+                    handle_bytes(&mut manager, clock.now(), Peer { transport: Transport::Tcp, addr: peer }, &bytes, true, Duration::ZERO);
                 }
                 NetInput::Malformed { peer, bytes, why } => {
                     manager.handle_malformed(Peer { transport: Transport::Tcp, addr: peer }, &bytes, &why);
@@ -659,7 +722,15 @@ fn forward_billing(manager: &mut Manager, billing: &Billing) {
     }
 }
 
-fn handle_bytes(manager: &mut Manager, now: Instant, peer: Peer, bytes: &[u8], framed: bool) {
+/// `waited`: how long the message waited in the socket's queue (overload control).
+fn handle_bytes(
+    manager: &mut Manager,
+    now: Instant,
+    peer: Peer,
+    bytes: &[u8],
+    framed: bool,
+    waited: Duration,
+) {
     // Keep-alives (RFC 5626 CRLF pings) over UDP are ignored.
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
         return;
@@ -677,7 +748,7 @@ fn handle_bytes(manager: &mut Manager, now: Instant, peer: Peer, bytes: &[u8], f
         sip::parse_datagram(bytes)
     };
     match parsed {
-        Ok(msg) => manager.handle_message(now, peer, msg),
+        Ok(msg) => manager.handle_waited(now, peer, msg, waited),
         Err(e) => {
             debug!(from = %peer.addr, error = %e, "malformed SIP");
             manager.handle_malformed(peer, bytes, &e.to_string());

@@ -431,7 +431,13 @@ impl Manager {
     }
 
     pub fn handle_message(&mut self, now: Instant, from: Peer, msg: Message) {
-        if msg.is_request() && !self.within_limits(now, from, &msg) {
+        self.handle_waited(now, from, msg, Duration::ZERO)
+    }
+
+    /// A message that waited `waited` in the socket's queue before the switch read it:
+    /// past `limits.overload_queue_ms`, new work is refused at once (overload control).
+    pub fn handle_waited(&mut self, now: Instant, from: Peer, msg: Message, waited: Duration) {
+        if msg.is_request() && !self.within_limits(now, from, &msg, waited) {
             return;
         }
         self.tx.handle_message(now, from, msg);

@@ -65,6 +65,12 @@ pub struct Limits {
     /// burst of twice that; past it they are dropped unanswered until it slows down
     /// (0: no limit). Trusted peers and carriers are not limited.
     pub requests_per_address: u32,
+    /// Overload: a new request (outside a call; not a CANCEL or BYE) that waited this many
+    /// milliseconds in the socket's queue gets 503 with Retry-After at once (0: never).
+    pub overload_queue_ms: u64,
+    /// Overload: a new INVITE while this many authorizations wait for the database gets
+    /// 503 with Retry-After at once.
+    pub max_pending_authorizations: usize,
 }
 
 impl Default for Limits {
@@ -78,6 +84,8 @@ impl Default for Limits {
             tcp_first_message_secs: 30,
             max_bindings_per_user: 10,
             requests_per_address: 30,
+            overload_queue_ms: 200,
+            max_pending_authorizations: 2000,
         }
     }
 }
@@ -95,6 +103,12 @@ impl Limits {
         }
         if !(1..=600).contains(&self.tcp_first_message_secs) {
             errors.push("limits.tcp_first_message_secs: must be 1..=600".into());
+        }
+        if self.overload_queue_ms > 60_000 {
+            errors.push("limits.overload_queue_ms: must be 0..=60000".into());
+        }
+        if self.max_pending_authorizations == 0 {
+            errors.push("limits.max_pending_authorizations: must be at least 1".into());
         }
         if self.requests_per_address > 100_000 {
             errors.push("limits.requests_per_address: must be 0..=100000".into());

@@ -1,6 +1,8 @@
 //! What the switch refuses before doing any work: requests over `[limits]` (answered
-//! statelessly, counted), and a load balancer's probe told whether this node takes calls
-//! (200, or 503 while it drains or its database does not answer).
+//! statelessly, counted) — among them new work while the switch is overloaded (requests
+//! that waited too long in the socket's queue, authorizations piling up) — and a load
+//! balancer's probe told whether this node takes calls (200, or 503 while it drains or
+//! its database does not answer).
 
 use super::{Limits, Manager, flood};
 use crate::sip::{Builder, Message, Method};
@@ -14,7 +16,13 @@ impl Manager {
     /// new one (503 with Retry-After). What belongs to what the switch holds still goes
     /// through: retransmissions, ACKs, a CANCEL of a held INVITE, a request within a
     /// known call (an invented To tag is not one).
-    pub(super) fn within_limits(&mut self, now: Instant, from: Peer, req: &Message) -> bool {
+    pub(super) fn within_limits(
+        &mut self,
+        now: Instant,
+        from: Peer,
+        req: &Message,
+        waited: std::time::Duration,
+    ) -> bool {
         let limits = self.settings.limits;
         let method = req.method().cloned().unwrap_or(Method::Ack);
         let known = method == Method::Ack
@@ -34,6 +42,18 @@ impl Manager {
                 return false;
             }
             (400, "Bad Request", "too many header fields", "headers")
+        } else if !known
+            && !matches!(method, Method::Cancel | Method::Bye)
+            && (waited.as_millis() as u64 >= limits.overload_queue_ms
+                && limits.overload_queue_ms > 0
+                || method == Method::Invite
+                    && self.authorizing >= limits.max_pending_authorizations)
+        {
+            // Overloaded: the signalling loop is behind (this request waited in the
+            // socket's queue) or the database is (authorizations pile up). New work is
+            // refused at once, statelessly, so what the switch holds — calls in progress,
+            // their ACKs, BYEs and CANCELs — gets its time, and the switch catches up.
+            (503, "Service Unavailable", "overloaded", "overload")
         } else if self.tx.len() >= limits.max_transactions && !known {
             (
                 503,
@@ -50,7 +70,7 @@ impl Manager {
         b.reason(code, why)
             .header("Server", &self.settings.user_agent);
         if code == 503 {
-            b.header("Retry-After", "5");
+            b.header("Retry-After", if limit == "overload" { "2" } else { "5" });
         }
         self.tx.send_stateless(from, b.finish(None, &[]));
         false
@@ -96,7 +116,7 @@ impl Manager {
     }
 
     /// Limits hit since the last call, one entry per refusal (`headers`, `transactions`,
-    /// `requests_per_address`).
+    /// `requests_per_address`, `overload`).
     pub fn take_limit_refusals(&mut self) -> Vec<&'static str> {
         std::mem::take(&mut self.limit_refusals)
     }

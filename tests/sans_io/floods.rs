@@ -1,6 +1,7 @@
 //! The flood gate: one address may start `limits.requests_per_address` new requests a
 //! second (a burst of twice that); past it they are dropped unanswered and counted, while
-//! trusted peers, retransmissions and other addresses go on as before.
+//! trusted peers, retransmissions and other addresses go on as before. Overload: new work
+//! that waited too long in the socket's queue is refused at once.
 
 use super::*;
 
@@ -68,4 +69,73 @@ fn a_scanner_is_answered_up_to_its_allowance_and_then_dropped_while_a_peer_is_no
     }
     assert_eq!(answered(&mut m, scanner), 30);
     assert_eq!(m.take_limit_refusals().len(), 70);
+}
+
+/// Overloaded: a new call that waited in the socket's queue past `limits.overload_queue_ms`
+/// gets 503 with Retry-After at once, without any state kept, while what belongs to a call
+/// in progress — its ACK, its BYE — waits as long and still goes through.
+#[test]
+fn a_new_call_that_waited_too_long_is_refused_at_once_while_calls_in_progress_go_on() {
+    let mut m = manager();
+    assert_eq!(m.limits().overload_queue_ms, 200);
+    let t0 = Instant::now_for_tests();
+    let late = Duration::from_millis(250);
+    // A call in progress (answered by t0, the caller's ACK still to come).
+    let (answered, _, _) = answered_at(&mut m, t0, &invite("z9hG4bKbusy"));
+    assert_eq!(m.active_calls(), 1);
+
+    // A new call that sat in the queue for 250 ms: refused, nothing kept.
+    m.handle_waited(
+        t0,
+        caller(),
+        parse_datagram(invite("z9hG4bKlate").as_bytes()).unwrap(),
+        late,
+    );
+    let out = drain(&mut m);
+    let refusal = out
+        .iter()
+        .map(|(_, s)| s)
+        .find(|s| s.starts_with("SIP/2.0 "))
+        .expect("an answer");
+    assert!(refusal.starts_with("SIP/2.0 503"), "{refusal}");
+    assert!(refusal.contains("Retry-After: 2"), "{refusal}");
+    assert!(refusal.contains("overloaded"), "{refusal}");
+    assert!(
+        !out.iter().any(|(_, s)| s.starts_with("INVITE ")),
+        "no trunk dialled"
+    );
+    assert_eq!(m.active_calls(), 1);
+    assert_eq!(m.take_limit_refusals(), ["overload"]);
+
+    // The call in progress: its ACK and BYE, just as late, are handled.
+    let ack = format!(
+        "ACK sip:freecall@{SWITCH} SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKack\r\nMax-Forwards: 70\r\n\
+From: <sip:0311111111@127.0.0.1>;tag=a1\r\nTo: {}\r\nCall-ID: z9hG4bKbusy@caller\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
+        answered.to
+    );
+    m.handle_waited(t0, caller(), parse_datagram(ack.as_bytes()).unwrap(), late);
+    let bye = format!(
+        "BYE sip:freecall@{SWITCH} SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bKbye2\r\nMax-Forwards: 70\r\n\
+From: <sip:0311111111@127.0.0.1>;tag=a1\r\nTo: {}\r\nCall-ID: z9hG4bKbusy@caller\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
+        answered.to
+    );
+    m.handle_waited(t0, caller(), parse_datagram(bye.as_bytes()).unwrap(), late);
+    let out = drain(&mut m);
+    assert!(
+        out.iter().any(|(t, s)| t.dest == caller().addr
+            && s.starts_with("SIP/2.0 200")
+            && s.contains("CSeq: 2 BYE")),
+        "the BYE is answered"
+    );
+    assert_eq!(m.active_calls(), 0);
+    assert!(m.take_limit_refusals().is_empty());
+
+    // Caught up: the next new call, read at once, goes ahead.
+    m.handle_waited(
+        t0,
+        caller(),
+        parse_datagram(invite("z9hG4bKnext").as_bytes()).unwrap(),
+        Duration::from_millis(5),
+    );
+    assert!(drain(&mut m).iter().any(|(_, s)| s.starts_with("INVITE ")));
 }
