@@ -19,6 +19,7 @@ pub(crate) async fn overload_bench(rate: u64, secs: u64, hold: Duration) {
     };
     let capacity_run = money_phases(&db(0), &[(rate, rate * secs)], hold, max_calls, &[]).await;
     let capacity = calls_per_sec(&capacity_run.r, hold);
+    println!("capacity run failed: {:?}", capacity_run.r.why);
     let offered = (2.0 * capacity).round().max(1.0) as u64;
     let quiet = (capacity / 2.0).round().max(1.0) as u64;
     println!(
@@ -81,6 +82,7 @@ pub(crate) async fn overload_bench(rate: u64, secs: u64, hold: Duration) {
             after.completed,
             after.attempted
         );
+        println!("  failed: {:?}; after: {:?}", r.why, after.why);
         if m.open != 0 || m.problems != 0 {
             println!(
                 "  open reservations: {}, accounts whose ledger does not add up: {}",

@@ -9,6 +9,8 @@ pub(crate) struct UacReport {
     pub(crate) failed: u64,
     /// Of the failed: refused at once as overloaded (503, Reason "overloaded").
     pub(crate) shed: u64,
+    /// The failed by why: a status and its Reason, or "no answer in 8 s".
+    pub(crate) why: std::collections::BTreeMap<String, u64>,
     pub(crate) latencies_us: Vec<u64>,
     pub(crate) elapsed: Duration,
 }
@@ -149,6 +151,7 @@ Content-Length: {}\r\n\r\n{sdp}",
                 for k in stuck {
                     calls.remove(&k);
                     report.failed += 1;
+                    *report.why.entry("no answer in 8 s".into()).or_default() += 1;
                 }
             }
             r = sock.recv_from(&mut buf) => {
@@ -213,6 +216,8 @@ Content-Length: {}\r\n\r\n{sdp}",
                         if code == 503 && m.header("Reason").is_some_and(|r| r.contains("overloaded")) {
                             report.shed += 1;
                         }
+                        let why = format!("{code} {}", m.header("Reason").unwrap_or_default());
+                        *report.why.entry(why).or_default() += 1;
                     }
                 } else if m.cseq_method.as_str() == "BYE" && code == 200
                     && calls.remove(&m.call_id).is_some() {

@@ -76,7 +76,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Limits {
         Limits {
-            max_transactions: 20_000,
+            max_transactions: 250_000,
             max_headers: 100,
             max_message_bytes: 65_535,
             max_tcp_connections: 4_096,
