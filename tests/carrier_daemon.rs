@@ -73,6 +73,42 @@ fn challenge_line(header: &str, nonce: &str) -> String {
     )
 }
 
+/// The carrier answers `req` (from `from`) with a `code` challenge carrying `nonce`
+/// (acknowledged, for an INVITE): the same request comes again once, with the next CSeq
+/// and a digest the carrier accepts. The request and where it came from.
+async fn challenged(
+    carrier: &Phone,
+    req: &Message,
+    from: SocketAddr,
+    code: u16,
+    nonce: &str,
+) -> (Message, SocketAddr) {
+    let (phrase, challenge, answer) = match code {
+        407 => (
+            "Proxy Authentication Required",
+            "Proxy-Authenticate",
+            "Proxy-Authorization",
+        ),
+        _ => ("Unauthorized", "WWW-Authenticate", "Authorization"),
+    };
+    let resp = carrier.response(req, code, phrase, "c1", None);
+    carrier
+        .send(from, &with_header(resp, &challenge_line(challenge, nonce)))
+        .await;
+    let method = req.cseq_method.as_str();
+    if method == "INVITE" {
+        carrier.expect_request("ACK", WAIT).await;
+    }
+    let (again, from) = carrier.expect_request(method, WAIT).await;
+    assert_eq!(
+        (again.call_id.as_str(), again.cseq),
+        (req.call_id.as_str(), req.cseq + 1),
+        "{method} asked again once, in the same call"
+    );
+    carrier_accepts(&again, answer, nonce);
+    (again, from)
+}
+
 fn http_text(addr: SocketAddr, path: &str, key: Option<&str>) -> String {
     let r = common::http::call(addr, "GET", path, key, &[], None);
     assert_eq!(r.status, 200, "GET {path}: {}", r.text());
@@ -130,42 +166,15 @@ async fn a_carrier_challenging_every_request_gets_each_answered_once_and_never_t
     // The health check's OPTIONS, challenged with 401: asked again with the credentials.
     let (ping, from) = carrier.expect_request("OPTIONS", WAIT).await;
     assert!(ping.header("Authorization").is_none());
-    let unauthorized = carrier.response(&ping, 401, "Unauthorized", "p1", None);
+    let (ping2, from) = challenged(&carrier, &ping, from, 401, "ping-nonce").await;
     carrier
-        .send(
-            from,
-            &with_header(
-                unauthorized,
-                &challenge_line("WWW-Authenticate", "ping-nonce"),
-            ),
-        )
-        .await;
-    let (ping2, from) = carrier.expect_request("OPTIONS", WAIT).await;
-    assert_eq!(
-        (ping2.call_id.as_str(), ping2.cseq),
-        (ping.call_id.as_str(), ping.cseq + 1)
-    );
-    carrier_accepts(&ping2, "Authorization", "ping-nonce");
-    carrier
-        .send(from, &carrier.response(&ping2, 200, "OK", "p1", None))
+        .send(from, &carrier.response(&ping2, 200, "OK", "c1", None))
         .await;
 
     // The trunk registers; its REGISTER is challenged too.
     let (reg, from) = carrier.expect_request("REGISTER", WAIT).await;
-    let unauthorized = carrier.response(&reg, 401, "Unauthorized", "r1", None);
-    carrier
-        .send(
-            from,
-            &with_header(
-                unauthorized,
-                &challenge_line("WWW-Authenticate", "reg-nonce"),
-            ),
-        )
-        .await;
-    let (reg2, from) = carrier.expect_request("REGISTER", WAIT).await;
-    assert_eq!(reg2.cseq, reg.cseq + 1);
-    carrier_accepts(&reg2, "Authorization", "reg-nonce");
-    let granted = String::from_utf8(carrier.response(&reg2, 200, "OK", "r1", None))
+    let (reg2, from) = challenged(&carrier, &reg, from, 401, "reg-nonce").await;
+    let granted = String::from_utf8(carrier.response(&reg2, 200, "OK", "c1", None))
         .unwrap()
         .replacen(
             &format!("Contact: <sip:carrier@{}>", carrier.addr),
@@ -184,20 +193,7 @@ async fn a_carrier_challenging_every_request_gets_each_answered_once_and_never_t
     caller.send(sip, &invite).await;
     let (first, from) = carrier.expect_request("INVITE", WAIT).await;
     assert!(first.header("Proxy-Authorization").is_none());
-    let required = carrier.response(&first, 407, "Proxy Authentication Required", "c1", None);
-    carrier
-        .send(
-            from,
-            &with_header(
-                required,
-                &challenge_line("Proxy-Authenticate", "invite-nonce"),
-            ),
-        )
-        .await;
-    carrier.expect_request("ACK", WAIT).await;
-    let (again, from) = carrier.expect_request("INVITE", WAIT).await;
-    assert_eq!(again.cseq, first.cseq + 1);
-    carrier_accepts(&again, "Proxy-Authorization", "invite-nonce");
+    let (again, from) = challenged(&carrier, &first, from, 407, "invite-nonce").await;
     let answer = carrier.response(&again, 200, "OK", "c1", Some(&carrier.sdp("sendrecv")));
     carrier.send(from, &answer).await;
     carrier.expect_request("ACK", WAIT).await;
@@ -211,19 +207,7 @@ async fn a_carrier_challenging_every_request_gets_each_answered_once_and_never_t
         .send(sip, &caller.request(&mut leg, "BYE", None))
         .await;
     let (bye, from) = carrier.expect_request("BYE", WAIT).await;
-    let unauthorized = carrier.response(&bye, 401, "Unauthorized", "c1", None);
-    carrier
-        .send(
-            from,
-            &with_header(
-                unauthorized,
-                &challenge_line("WWW-Authenticate", "bye-nonce"),
-            ),
-        )
-        .await;
-    let (bye2, from) = carrier.expect_request("BYE", WAIT).await;
-    assert_eq!(bye2.cseq, bye.cseq + 1);
-    carrier_accepts(&bye2, "Authorization", "bye-nonce");
+    let (bye2, from) = challenged(&carrier, &bye, from, 401, "bye-nonce").await;
     carrier
         .send(from, &carrier.response(&bye2, 200, "OK", "c1", None))
         .await;

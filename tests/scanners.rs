@@ -76,21 +76,7 @@ fn sipvicious_finds_no_user_no_password_and_no_way_to_a_trunk() {
     let dir = temp_dir("scanners");
     let db = dir.join("freecall.db").display().to_string();
     let store = common::stores::open(&db);
-    store
-        .create_member(
-            &freecall::store::shop::NewMember {
-                login: MEMBER.into(),
-                password_hash: "x".into(),
-                name: "Kim".into(),
-                address: "".into(),
-                job: "".into(),
-                phone: "".into(),
-                email: "".into(),
-                sip_ha1: freecall::auth::ha1(MEMBER, "freecall", PASSWORD),
-            },
-            100_000,
-        )
-        .unwrap();
+    common::daemon::sip_member_with(&store, MEMBER, PASSWORD, 100_000);
     drop(store);
     // The carrier: it must never see an INVITE the switch did not authenticate.
     let trunk = UdpSocket::bind("127.0.0.1:5080").unwrap();

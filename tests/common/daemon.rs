@@ -301,6 +301,16 @@ pub fn temp_dir(name: &str) -> std::path::PathBuf {
 /// A member who calls with SIP digest (`login`, password "pw", realm "freecall") and
 /// `balance` points: the account's id.
 pub fn sip_member(store: &freecall::store::Store, login: &str, balance: i64) -> i64 {
+    sip_member_with(store, login, "pw", balance)
+}
+
+/// A member `login` whose SIP password is `password`, with `balance` points: its account.
+pub fn sip_member_with(
+    store: &freecall::store::Store,
+    login: &str,
+    password: &str,
+    balance: i64,
+) -> i64 {
     store
         .create_member(
             &freecall::store::shop::NewMember {
@@ -311,7 +321,7 @@ pub fn sip_member(store: &freecall::store::Store, login: &str, balance: i64) -> 
                 job: "".into(),
                 phone: "".into(),
                 email: "".into(),
-                sip_ha1: freecall::auth::ha1(login, "freecall", "pw"),
+                sip_ha1: freecall::auth::ha1(login, "freecall", password),
             },
             balance,
         )

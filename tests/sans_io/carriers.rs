@@ -316,6 +316,24 @@ fn trunks_of_equal_rank_share_calls_by_weight_and_back_each_other_up() {
     );
 }
 
+/// A manager for `cfg` at a moment `t0` whose wall-clock time is set, and its carrier
+/// (T0) as an address and as a peer.
+fn registering(cfg: &Config) -> (Manager, Instant, SocketAddr, Peer) {
+    let mut m = Manager::new(
+        manager_settings(None),
+        Routing::from_config(cfg),
+        Box::new(NullMedia::new()),
+    );
+    let t0 = Instant::now_for_tests();
+    m.set_wall_clock(t0, 1_780_000_000_000);
+    let carrier: SocketAddr = T0.parse().unwrap();
+    let peer = Peer {
+        transport: Transport::Udp,
+        addr: carrier,
+    };
+    (m, t0, carrier, peer)
+}
+
 /// A carrier that wants registration: REGISTER at start, its challenge answered once,
 /// again a minute before the granted time runs out, retries 30 s then 60 s apart after
 /// refusals, the carrier's calls taken as its inbound calls, `Expires: 0` when stopping.
@@ -330,14 +348,7 @@ register = true\nregister_expires = 600\n\
 [[routes]]\nprefix = \"070\"\ntrunks = [\"pbx\"]\n[[routes]]\nprefix = \"\"\ntrunks = [\"carrier\"]\n"
     ))
     .unwrap();
-    let mut m = Manager::new(
-        manager_settings(None),
-        Routing::from_config(&cfg),
-        Box::new(NullMedia::new()),
-    );
-    let t0 = Instant::now_for_tests();
-    m.set_wall_clock(t0, 1_780_000_000_000);
-    let carrier: SocketAddr = T0.parse().unwrap();
+    let (mut m, t0, carrier, peer) = registering(&cfg);
     let registers = |m: &mut Manager| requests_to(m, carrier, "REGISTER");
     m.handle_timeout(t0);
     let first = registers(&mut m);
@@ -354,10 +365,6 @@ register = true\nregister_expires = 600\n\
         Some("sip:07012345678@127.0.0.1:5060")
     );
     assert!(reg.header("Authorization").is_none());
-    let peer = Peer {
-        transport: Transport::Udp,
-        addr: carrier,
-    };
     m.handle_message(
         t0,
         peer,
@@ -528,18 +535,7 @@ register = true\nregister_expires = 300\n"
     );
     let pbx_entry = format!("[[trunks]]\nname = \"pbx\"\naddress = \"{T1}\"\n");
     let cfg = Config::from_toml(&toml(&format!("{carrier_entry}{pbx_entry}"))).unwrap();
-    let mut m = Manager::new(
-        manager_settings(None),
-        Routing::from_config(&cfg),
-        Box::new(NullMedia::new()),
-    );
-    let t0 = Instant::now_for_tests();
-    m.set_wall_clock(t0, 1_780_000_000_000);
-    let carrier: SocketAddr = T0.parse().unwrap();
-    let peer = Peer {
-        transport: Transport::Udp,
-        addr: carrier,
-    };
+    let (mut m, t0, carrier, peer) = registering(&cfg);
     let registers = |m: &mut Manager| requests_to(m, carrier, "REGISTER");
     m.handle_timeout(t0);
     let first = registers(&mut m);
@@ -612,18 +608,7 @@ fn a_refusing_registrar_is_asked_again_less_and_less_often_but_at_least_every_ha
 register = true\n[[routes]]\nprefix = \"\"\ntrunks = [\"carrier\"]\n"
     ))
     .unwrap();
-    let mut m = Manager::new(
-        manager_settings(None),
-        Routing::from_config(&cfg),
-        Box::new(NullMedia::new()),
-    );
-    let t0 = Instant::now_for_tests();
-    m.set_wall_clock(t0, 1_780_000_000_000);
-    let carrier: SocketAddr = T0.parse().unwrap();
-    let peer = Peer {
-        transport: Transport::Udp,
-        addr: carrier,
-    };
+    let (mut m, t0, carrier, peer) = registering(&cfg);
     m.handle_timeout(t0);
     let mut register = requests_to(&mut m, carrier, "REGISTER");
     assert_eq!(register.len(), 1);
