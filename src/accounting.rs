@@ -54,8 +54,8 @@ pub struct Accounting {
     fenced: Arc<tokio::sync::watch::Sender<Option<String>>>,
     /// A takeover pass is running (one at a time).
     taking_over: Arc<AtomicBool>,
-    /// When this node last renewed its lease (the store's clock, ms), and whether another
-    /// node held a live lease then (someone who could take this node's calls over).
+    /// When this node last renewed its lease (the store's clock, ms), and whether any other
+    /// node shares its store (someone who could take this node's calls over).
     renewed_ms: Arc<AtomicI64>,
     peers: Arc<AtomicBool>,
     /// Where settlements go when the service stops with the database away.
@@ -314,12 +314,12 @@ impl Accounting {
                 warn!(error = %e, "heartbeat not written");
                 // Cut off from the database: other nodes count this one's lease as run out
                 // `lease` after its last renewal and would bill its calls only up to it
-                // while they go on here. The next check may come two heartbeats from now
-                // (the tick, then a heartbeat that gets no answer), so stop carrying them
-                // when that would be too late. A node alone on its store (no other node
-                // ever joined it) carries on: nobody could take it over.
+                // while they go on here. Each try gives up after a heartbeat's time and the
+                // next follows at once, so the next check comes within a heartbeat: stop
+                // carrying the calls when that would be too late. A node alone on its store
+                // (no other node ever joined it) carries on: nobody could take it over.
                 let cut_off = self.store.clock().unix_ms() - self.renewed_ms.load(Ordering::SeqCst);
-                let limit = self.lease.saturating_sub(self.heartbeat * 2).as_millis() as i64;
+                let limit = self.lease.saturating_sub(self.heartbeat).as_millis() as i64;
                 if self.peers.load(Ordering::SeqCst) && cut_off >= limit {
                     error!(
                         cut_off_secs = cut_off / 1000,

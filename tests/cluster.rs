@@ -62,7 +62,7 @@ fn kamailio(dir: &std::path::Path, port: u16, nodes: &[SocketAddr]) -> Kamailio 
 
 /// The nodes trust the dispatcher (on 127.0.0.1) for where a request came from, and
 /// nothing else.
-const BEHIND_DISPATCHER: &str = r#"node_lease_secs = 2
+const BEHIND_DISPATCHER: &str = r#"node_lease_secs = 3
 [[peers]]
 name = "dispatcher"
 address = "127.0.0.1"

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(5);
 /// Heartbeats every second; a node is dead two seconds after its last one.
-const LEASE: &str = "node_lease_secs = 2";
+const LEASE: &str = "node_lease_secs = 3";
 
 /// Node `node` on `url`, listening on a fresh port: the daemon and its SIP address.
 fn start(
