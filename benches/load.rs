@@ -20,7 +20,7 @@
 //!    s through Debian's Kamailio with the shipped recipe to 1, 2 and 3 switches, beside
 //!    the same load straight to one switch (`dispatcher.rs`).
 //!
-//! 7. overload: the money path's capacity at `FREECALL_BENCH_OVERLOAD_RATE` (1000) offered,
+//! 7. overload: the money path's capacity at `FREECALL_BENCH_OVERLOAD_RATE` (2500) offered,
 //!    then twice that for `FREECALL_BENCH_OVERLOAD_SECS` (10) s with overload control off
 //!    and on, and half of it after (`overload.rs`).
 //!
@@ -199,7 +199,7 @@ while media flowed {:.0} µs CPU per second of call",
             dispatcher::dispatcher_bench(rate, secs, hold).await;
         }
         if run("overload") {
-            let rate = env_or("FREECALL_BENCH_OVERLOAD_RATE", 1000);
+            let rate = env_or("FREECALL_BENCH_OVERLOAD_RATE", 2500);
             let secs = env_or("FREECALL_BENCH_OVERLOAD_SECS", 10);
             overload::overload_bench(rate, secs, hold).await;
         }

@@ -58,6 +58,10 @@ pub struct Accounting {
     /// node shares its store (someone who could take this node's calls over).
     renewed_ms: Arc<AtomicI64>,
     peers: Arc<AtomicBool>,
+    /// The database is not renewing the lease: the last heartbeat failed, or the one in
+    /// flight started at this time (ms) and has not come back (0: none in flight).
+    beat_failed: Arc<AtomicBool>,
+    beat_since_ms: Arc<AtomicI64>,
     /// Where settlements go when the service stops with the database away.
     pub spool: std::path::PathBuf,
     /// The JSON-lines export of this node's call records, and its size limit.
@@ -83,6 +87,8 @@ impl Accounting {
             taking_over: Arc::new(AtomicBool::new(false)),
             renewed_ms: Arc::new(AtomicI64::new(0)),
             peers: Arc::new(AtomicBool::new(false)),
+            beat_failed: Arc::new(AtomicBool::new(false)),
+            beat_since_ms: Arc::new(AtomicI64::new(0)),
             spool,
             cdr_file: None,
         }
@@ -274,8 +280,10 @@ impl Accounting {
             return false;
         }
         let (node, epoch) = (self.node.clone(), self.epoch.load(Ordering::SeqCst));
+        self.beat_since_ms
+            .store(self.store.clock().unix_ms(), Ordering::SeqCst);
         // A database that stops answering (rather than refusing) must not hold the beat
-        // past its turn: that is when the node may have to stop carrying calls.
+        // past its turn.
         let beat = tokio::time::timeout(
             self.heartbeat,
             self.store.run(move |s| {
@@ -289,6 +297,8 @@ impl Accounting {
                 "the heartbeat got no answer in time".into(),
             ))
         });
+        self.beat_since_ms.store(0, Ordering::SeqCst);
+        self.beat_failed.store(beat.is_err(), Ordering::SeqCst);
         match beat {
             Ok((Beat::Alive, now)) => {
                 self.renewed_ms.store(now, Ordering::SeqCst);
@@ -312,27 +322,6 @@ impl Accounting {
             }
             Err(e) => {
                 warn!(error = %e, "heartbeat not written");
-                // Cut off from the database: other nodes count this one's lease as run out
-                // `lease` after its last renewal and would bill its calls only up to it
-                // while they go on here. Each try gives up after a heartbeat's time and the
-                // next follows at once, so the next check comes within a heartbeat: stop
-                // carrying the calls when that would be too late. A node alone on its store
-                // (no other node ever joined it) carries on: nobody could take it over.
-                let cut_off = self.store.clock().unix_ms() - self.renewed_ms.load(Ordering::SeqCst);
-                let limit = self.lease.saturating_sub(self.heartbeat).as_millis() as i64;
-                if self.peers.load(Ordering::SeqCst) && cut_off >= limit {
-                    error!(
-                        cut_off_secs = cut_off / 1000,
-                        lease_secs = self.lease.as_secs(),
-                        "cut off from the database while other nodes may take this node's calls over: hanging up its calls and taking no more"
-                    );
-                    crate::telemetry::fenced();
-                    self.fenced.send_replace(Some(format!(
-                        "it was cut off from the database for {} s (other nodes take a node's calls over after {} s)",
-                        cut_off / 1000,
-                        self.lease.as_secs()
-                    )));
-                }
                 return false;
             }
         }
@@ -369,6 +358,43 @@ impl Accounting {
         true
     }
 
+    /// The lease's own clock, apart from the heartbeat (which may hang on a database that
+    /// does not answer): while the database is not renewing the lease and other nodes
+    /// share the store, this node stops carrying its calls a heartbeat before any of them
+    /// could count its lease as run out — they would bill those calls only up to its last
+    /// heartbeat while they went on here. A node alone on its store (no other node ever
+    /// joined it) carries on: nobody could take it over.
+    async fn lease_watchdog(self) {
+        let step = (self.heartbeat / 4).max(Duration::from_millis(20));
+        let limit = self.lease.saturating_sub(self.heartbeat).as_millis() as i64;
+        loop {
+            tokio::time::sleep(step).await;
+            if self.fenced.borrow().is_some() {
+                return;
+            }
+            let now = self.store.clock().unix_ms();
+            let since = self.beat_since_ms.load(Ordering::SeqCst);
+            let failing = self.beat_failed.load(Ordering::SeqCst)
+                || since > 0 && now - since >= self.heartbeat.as_millis() as i64;
+            let renewed = self.renewed_ms.load(Ordering::SeqCst);
+            let cut_off = now - renewed;
+            if renewed > 0 && failing && self.peers.load(Ordering::SeqCst) && cut_off >= limit {
+                error!(
+                    cut_off_ms = cut_off,
+                    lease_secs = self.lease.as_secs(),
+                    "cut off from the database while other nodes may take this node's calls over: hanging up its calls and taking no more"
+                );
+                crate::telemetry::fenced();
+                self.fenced.send_replace(Some(format!(
+                    "it was cut off from the database for {:.1} s (other nodes take a node's calls over after {} s)",
+                    cut_off as f64 / 1000.0,
+                    self.lease.as_secs()
+                )));
+                return;
+            }
+        }
+    }
+
     /// Start the service: requests in, replies out. The task ends when the request
     /// channel closes and every settlement has been written (or spooled).
     pub fn spawn(
@@ -382,6 +408,7 @@ impl Accounting {
         let (reply_tx, reply_rx) = mpsc::unbounded_channel();
         let task = tokio::spawn(async move {
             let mut beat = tokio::time::interval(self.heartbeat);
+            let watchdog = tokio::spawn(self.clone().lease_watchdog());
             let (write_tx, write_rx) = mpsc::unbounded_channel::<Write>();
             let writer = tokio::spawn(self.clone().writer(write_rx));
             let (auth_tx, auth_rx) = mpsc::unbounded_channel::<(u64, AuthorizeRequest)>();
@@ -443,15 +470,19 @@ impl Accounting {
                     _ = beat.tick() => {
                         let up = self.beat().await;
                         let _ = reply_tx.send(BillingReply::Store { up });
-                        if let Ok(held) = self.store.run(|s| s.reserved_total()).await {
+                        // Bounded, like the heartbeat: requests keep flowing.
+                        if let Ok(Ok(held)) = tokio::time::timeout(self.heartbeat, self.store.run(|s| s.reserved_total())).await {
                             crate::telemetry::reserved_balance(held);
                         }
-                        if let Err(e) = self.refresh_deck().await {
-                            warn!(error = %e, "rate deck not checked");
+                        match tokio::time::timeout(self.heartbeat, self.refresh_deck()).await {
+                            Ok(Err(e)) => warn!(error = %e, "rate deck not checked"),
+                            Err(_) => warn!("rate deck not checked: no answer in time"),
+                            Ok(Ok(_)) => {}
                         }
                     }
                 }
             }
+            watchdog.abort();
             // Shutting down: authorizations in flight finish, the writer writes (or spools)
             // what is queued, then a last heartbeat.
             drop(auth_tx);

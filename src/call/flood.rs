@@ -40,6 +40,8 @@ pub struct FloodGate {
     /// New requests per second per address (0: no limit).
     rate: u32,
     buckets: HashMap<IpAddr, Bucket>,
+    /// The table is swept for quiet addresses at most once a second.
+    next_sweep: Option<Instant>,
 }
 
 impl FloodGate {
@@ -47,6 +49,7 @@ impl FloodGate {
         FloodGate {
             rate,
             buckets: HashMap::new(),
+            next_sweep: None,
         }
     }
 
@@ -54,13 +57,25 @@ impl FloodGate {
         f64::from(self.rate) * 2.0
     }
 
-    /// A new request from `ip` at `now`.
+    /// A new request from `ip` at `now`. IPv6 sources count by their /64 (one customer's
+    /// network: its addresses are free to pick).
     pub fn admit(&mut self, now: Instant, ip: IpAddr) -> Verdict {
         if self.rate == 0 {
             return Verdict::Pass;
         }
+        let ip = source_key(ip);
         if self.buckets.len() >= MAX_ENTRIES && !self.buckets.contains_key(&ip) {
-            self.forget_quiet(now);
+            if self.next_sweep.is_none_or(|at| now >= at) {
+                self.forget_quiet(now);
+                self.next_sweep = Some(now + Duration::from_secs(1));
+            }
+            // Still full (every address busy, or between sweeps): one entry makes room,
+            // without scanning the table for every request of a flood.
+            if self.buckets.len() >= MAX_ENTRIES
+                && let Some(old) = self.buckets.keys().next().copied()
+            {
+                self.buckets.remove(&old);
+            }
         }
         let (rate, burst) = (f64::from(self.rate), self.burst());
         let b = self.buckets.entry(ip).or_insert(Bucket {
@@ -83,15 +98,12 @@ impl FloodGate {
         Verdict::Drop { first }
     }
 
-    /// Forget the addresses whose allowance has filled up again.
+    /// Forget the addresses whose allowance has filled up again (a source that was being
+    /// dropped and has been quiet that long is as good as new too).
     fn forget_quiet(&mut self, now: Instant) {
         let full = Duration::from_secs_f64(self.burst() / f64::from(self.rate.max(1)));
         self.buckets
-            .retain(|_, b| now.saturating_duration_since(b.last) < full || b.dropping.is_some());
-        if self.buckets.len() >= MAX_ENTRIES {
-            // Every address is busy: start over rather than grow without bound.
-            self.buckets.clear();
-        }
+            .retain(|_, b| now.saturating_duration_since(b.last) < full);
     }
 
     /// Addresses tracked now.
@@ -103,6 +115,20 @@ impl FloodGate {
     #[cfg(test)]
     fn is_empty(&self) -> bool {
         self.buckets.is_empty()
+    }
+}
+
+/// What a source is counted by: an IPv4 address (IPv4-mapped ones included), or an IPv6
+/// address's /64.
+fn source_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(
+                u128::from(v6) & !u128::from(u64::MAX),
+            )),
+        },
+        v4 => v4,
     }
 }
 
@@ -157,5 +183,22 @@ mod tests {
             gate.admit(t0 + Duration::from_millis(u64::from(i / 1000)), ip);
         }
         assert!(gate.len() <= MAX_ENTRIES, "{}", gate.len());
+    }
+
+    #[test]
+    fn an_ipv6_network_counts_as_one_source() {
+        let mut gate = FloodGate::new(1);
+        let t0 = Instant::now_for_tests();
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let elsewhere: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(gate.admit(t0, a), Verdict::Pass);
+        assert_eq!(gate.admit(t0, b), Verdict::Pass);
+        assert_eq!(
+            gate.admit(t0, a),
+            Verdict::Drop { first: true },
+            "the /64's burst (2) is used up"
+        );
+        assert_eq!(gate.admit(t0, elsewhere), Verdict::Pass);
     }
 }

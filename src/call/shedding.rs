@@ -36,14 +36,19 @@ impl Manager {
             self.limit_refusals.push("requests_per_address");
             return false;
         }
+        // What overload control may refuse: new work. Not what belongs to a call, and
+        // not a load balancer's probe, answered as the node's state says (200 while it
+        // takes calls): one late probe must not take a busy node out.
+        let probe =
+            method == Method::Options && self.routing.dispatchers.allows(from.addr.ip()).is_some();
+        let new_work = !(known || probe || matches!(method, Method::Cancel | Method::Bye));
         let (code, phrase, why, limit) = if req.headers.len() > limits.max_headers {
             if method == Method::Ack {
                 self.limit_refusals.push("headers");
                 return false;
             }
             (400, "Bad Request", "too many header fields", "headers")
-        } else if !known
-            && !matches!(method, Method::Cancel | Method::Bye)
+        } else if new_work
             && (waited.as_millis() as u64 >= limits.overload_queue_ms
                 && limits.overload_queue_ms > 0
                 || method == Method::Invite

@@ -139,3 +139,37 @@ From: <sip:0311111111@127.0.0.1>;tag=a1\r\nTo: {}\r\nCall-ID: z9hG4bKbusy@caller
     );
     assert!(drain(&mut m).iter().any(|(_, s)| s.starts_with("INVITE ")));
 }
+
+/// Overloaded, a load balancer's probe is still answered as the node's state says (200
+/// while it takes calls): one late probe must not take a busy node out of the rotation.
+#[test]
+fn a_dispatchers_late_probe_is_answered_not_shed() {
+    let cfg = Config::from_toml(&format!(
+        "[sip]\nlisten = \"{SWITCH}\"\n[media]\naddress = \"127.0.0.1\"\nport_min = 20000\nport_max = 30000\n\
+[[peers]]\nname = \"lb\"\naddress = \"192.0.2.5\"\nbilling = \"dispatcher\"\n"
+    ))
+    .unwrap();
+    let mut m = Manager::new(
+        manager_settings(None),
+        Routing::from_config(&cfg),
+        Box::new(NullMedia::new()),
+    );
+    let t0 = Instant::now_for_tests();
+    let late = Duration::from_millis(400);
+    let lb = "192.0.2.5:5060";
+    m.handle_waited(t0, peer(lb), options(lb, 1), late);
+    assert!(
+        drain(&mut m)
+            .iter()
+            .any(|(_, s)| s.starts_with("SIP/2.0 200")),
+        "the probe is answered 200"
+    );
+    // Anyone else's late OPTIONS is new work, refused while overloaded.
+    let other = "198.51.100.20:5060";
+    m.handle_waited(t0, peer(other), options(other, 2), late);
+    assert!(
+        drain(&mut m)
+            .iter()
+            .any(|(_, s)| s.starts_with("SIP/2.0 503") && s.contains("overloaded"))
+    );
+}
