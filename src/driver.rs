@@ -409,14 +409,18 @@ fn recv_stamped(udp: &UdpSocket, buf: &mut [u8]) -> std::io::Result<(usize, Sock
         MsgFlags::empty(),
     )
     .map_err(std::io::Error::from)?;
+    // The datagram is ours now: control data that cannot be read (truncated) only
+    // costs the stamp, read as no wait.
     let waited = msg
         .cmsgs()
-        .map_err(std::io::Error::from)?
-        .find_map(|c| match c {
-            ControlMessageOwned::ScmTimestampns(ts) => {
-                Some(crate::clock::since_kernel_stamp(ts.tv_sec(), ts.tv_nsec()))
-            }
-            _ => None,
+        .ok()
+        .and_then(|mut cmsgs| {
+            cmsgs.find_map(|c| match c {
+                ControlMessageOwned::ScmTimestampns(ts) => {
+                    Some(crate::clock::since_kernel_stamp(ts.tv_sec(), ts.tv_nsec()))
+                }
+                _ => None,
+            })
         })
         .unwrap_or_default();
     let from = msg
