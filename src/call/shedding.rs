@@ -90,9 +90,7 @@ impl Manager {
         };
         let ip = source.ip();
         if self.routing.acl.allows(ip).is_some()
-            || self.registered_trunk_at(ip).is_some()
-            || (0..self.routing.trunks.len())
-                .any(|i| self.trunk_targets(i).iter().any(|p| p.addr.ip() == ip))
+            || (0..self.routing.trunks.len()).any(|i| self.trunk_has_ip(i, ip))
         {
             return true;
         }

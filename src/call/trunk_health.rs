@@ -147,6 +147,20 @@ impl Manager {
         }
     }
 
+    /// Whether trunk `index` has an address at `ip` (without building its list: this is
+    /// asked of every new request a flood could send).
+    pub(super) fn trunk_has_ip(&self, index: usize, ip: std::net::IpAddr) -> bool {
+        match self.routing.trunks.get(index).map(|t| &t.dest) {
+            Some(TrunkDest::Fixed(peer)) => peer.addr.ip() == ip,
+            Some(TrunkDest::Named(name)) => self
+                .trunks
+                .resolved
+                .get(name)
+                .is_some_and(|hops| hops.iter().any(|h| h.peer.addr.ip() == ip)),
+            None => false,
+        }
+    }
+
     /// Every address of trunk `index`.
     pub(super) fn trunk_targets(&self, index: usize) -> Vec<Peer> {
         self.trunk_hops(index).into_iter().map(|h| h.peer).collect()

@@ -362,7 +362,7 @@ impl Manager {
             .enumerate()
             .find(|(i, (_, r))| {
                 r.as_ref().is_some_and(|r| r.state == RegState::Registered)
-                    && self.trunk_targets(*i).iter().any(|p| p.addr.ip() == addr)
+                    && self.trunk_has_ip(*i, addr)
             })
             .map(|(_, (t, _))| t.name.as_str())
     }

@@ -1,0 +1,218 @@
+//! The switch's sockets: the SIP UDP socket and how a datagram is read with the time it
+//! waited in the kernel's queue (overload control sheds by it), and TCP connections
+//! (framing incoming bytes into messages, writing outgoing ones).
+
+use super::*;
+
+/// What the TCP connection tasks tell the signalling task.
+pub(super) enum NetInput {
+    Frame {
+        peer: SocketAddr,
+        bytes: Vec<u8>,
+    },
+    Malformed {
+        peer: SocketAddr,
+        bytes: Vec<u8>,
+        why: String,
+    },
+    Connected {
+        peer: SocketAddr,
+        writer: mpsc::UnboundedSender<Vec<u8>>,
+    },
+    Closed {
+        peer: SocketAddr,
+    },
+}
+
+/// The SIP UDP socket, with buffers large enough that a burst of requests (a thousand
+/// calls a second arrive in clumps) waits in the kernel instead of being dropped while
+/// the signalling task is busy. The kernel caps them at net.core.rmem_max/wmem_max.
+pub(super) fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, None)?;
+    let _ = s.set_recv_buffer_size(4 << 20);
+    let _ = s.set_send_buffer_size(4 << 20);
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    // The kernel stamps each datagram as it arrives: how long one waited in the queue is
+    // what overload control sheds new work by. Without stamps every wait reads as none.
+    if let Err(e) =
+        nix::sys::socket::setsockopt(&s, nix::sys::socket::sockopt::ReceiveTimestampns, &true)
+    {
+        warn!(error = %e, "no receive timestamps on the SIP socket: overload control sees no queue");
+    }
+    UdpSocket::from_std(s.into())
+}
+
+/// One datagram from `udp`: its length, its source, and how long it waited in the
+/// socket's queue since the kernel received it.
+/// `control`: room for the stamp, made once (`control_buffer`) and used for every datagram.
+pub(super) async fn recv_aged(
+    udp: &UdpSocket,
+    buf: &mut [u8],
+    control: &mut [u8],
+) -> std::io::Result<(usize, SocketAddr, Duration)> {
+    loop {
+        udp.readable().await?;
+        match udp.try_io(tokio::io::Interest::READABLE, || {
+            recv_stamped(udp, buf, control)
+        }) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            r => return r,
+        }
+    }
+}
+
+/// Room for one receive timestamp's control message.
+pub(super) fn control_buffer() -> Vec<u8> {
+    nix::cmsg_space!(nix::sys::time::TimeSpec)
+}
+
+fn recv_stamped(
+    udp: &UdpSocket,
+    buf: &mut [u8],
+    control: &mut [u8],
+) -> std::io::Result<(usize, SocketAddr, Duration)> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, SockaddrLike, SockaddrStorage, recvmsg};
+    use std::os::fd::AsRawFd;
+    let mut iov = [std::io::IoSliceMut::new(buf)];
+    let msg =
+        recvmsg::<SockaddrStorage>(udp.as_raw_fd(), &mut iov, Some(control), MsgFlags::empty())
+            .map_err(std::io::Error::from)?;
+    // The datagram is ours now: control data that cannot be read (truncated) only
+    // costs the stamp, read as no wait.
+    let waited = msg
+        .cmsgs()
+        .ok()
+        .and_then(|mut cmsgs| {
+            cmsgs.find_map(|c| match c {
+                ControlMessageOwned::ScmTimestampns(ts) => {
+                    Some(crate::clock::since_kernel_stamp(ts.tv_sec(), ts.tv_nsec()))
+                }
+                _ => None,
+            })
+        })
+        .unwrap_or_default();
+    let from = msg
+        .address
+        .and_then(|a| {
+            a.as_sockaddr_in()
+                .map(|v4| SocketAddr::from(std::net::SocketAddrV4::from(*v4)))
+                .or_else(|| {
+                    a.as_sockaddr_in6()
+                        .map(|v6| SocketAddr::from(std::net::SocketAddrV6::from(*v6)))
+                })
+        })
+        .ok_or_else(|| {
+            std::io::Error::other(format!(
+                "a datagram from an address of family {:?}",
+                msg.address.and_then(|a| a.family())
+            ))
+        })?;
+    Ok((msg.bytes, from, waited))
+}
+
+pub(super) async fn connect(peer: SocketAddr, net_tx: mpsc::UnboundedSender<NetInput>) {
+    match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(peer)).await {
+        Ok(Ok(stream)) => {
+            let (writer, rx) = mpsc::unbounded_channel();
+            let _ = net_tx.send(NetInput::Connected { peer, writer });
+            connection(stream, peer, rx, net_tx, None).await;
+        }
+        _ => {
+            warn!(%peer, "TCP connect failed");
+            let _ = net_tx.send(NetInput::Closed { peer });
+        }
+    }
+}
+
+/// One TCP connection: frames incoming bytes into messages, writes outgoing ones.
+pub(super) async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    mut outgoing: mpsc::UnboundedReceiver<Vec<u8>>,
+    net_tx: mpsc::UnboundedSender<NetInput>,
+    first_message: Option<tokio::time::Instant>,
+) {
+    let (mut rd, mut wr) = stream.into_split();
+    let writer = tokio::spawn(async move {
+        while let Some(bytes) = outgoing.recv().await {
+            if wr.write_all(&bytes).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut buf: Vec<u8> = Vec::with_capacity(8192);
+    let mut chunk = vec![0u8; 8192];
+    // A connection someone opened to us must bring a whole SIP message within
+    // `limits.tcp_first_message_secs`: silent ones would hold the connection caps.
+    let mut framed_one = first_message.is_none();
+    let deadline = first_message;
+    'read: loop {
+        let read = rd.read(&mut chunk);
+        let n = match deadline.filter(|_| !framed_one) {
+            Some(at) => match tokio::time::timeout_at(at, read).await {
+                Ok(r) => r,
+                Err(_) => {
+                    debug!(%peer, "TCP connection sent no SIP message in time: closed");
+                    crate::telemetry::limit_refused("tcp_first_message");
+                    break;
+                }
+            },
+            None => read.await,
+        };
+        let n = match n {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        loop {
+            match sip::frame_stream(&buf) {
+                Ok(None) => break,
+                Ok(Some((skip, len))) => {
+                    let frame = buf[skip..skip + len].to_vec();
+                    buf.drain(..skip + len);
+                    if len > 0 {
+                        framed_one = true;
+                        let _ = net_tx.send(NetInput::Frame { peer, bytes: frame });
+                    }
+                }
+                Err(e) => {
+                    // A stream we cannot frame cannot be resynchronised: answer and close.
+                    let _ = net_tx.send(NetInput::Malformed {
+                        peer,
+                        bytes: buf.clone(),
+                        why: e.to_string(),
+                    });
+                    break 'read;
+                }
+            }
+        }
+    }
+    let _ = net_tx.send(NetInput::Closed { peer });
+    // Give the writer a moment to send a pending 400, then stop it.
+    let _ = tokio::time::timeout(Duration::from_millis(200), writer).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kernel's stamp tells how long a datagram sat in the queue before the switch
+    /// read it (what overload control sheds by), and where it came from.
+    #[tokio::test]
+    async fn a_datagram_read_late_says_how_long_it_waited() {
+        let udp = bind_udp("127.0.0.1:0".parse().unwrap()).unwrap();
+        let to = udp.local_addr().unwrap();
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        sender.send_to(b"OPTIONS", to).unwrap();
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        let (mut buf, mut control) = (vec![0u8; 2048], control_buffer());
+        let (n, from, waited) = recv_aged(&udp, &mut buf, &mut control).await.unwrap();
+        assert_eq!(
+            (&buf[..n], from),
+            (&b"OPTIONS"[..], sender.local_addr().unwrap())
+        );
+        assert!(waited >= Duration::from_millis(70), "{waited:?}");
+    }
+}
