@@ -192,7 +192,7 @@ const RULES: &[(&str, &[&str])] = &[
         ],
     ),
     (
-        "accounting.rs",
+        "accounting",
         &["sip", "transaction", "dialog", "call", "media", "api"],
     ),
 ];
