@@ -210,6 +210,9 @@ pub async fn callback_bench(hold: Duration) {
         &prompts,
         &[
             ("FREECALL__API__LISTEN", listen.as_str()),
+            // The bench is one client at the rate under test: the API's own fences off.
+            ("FREECALL__API__REQUESTS_PER_ADDRESS", "0"),
+            ("FREECALL__API__MAX_CONCURRENT_REQUESTS", "0"),
             ("FREECALL__CALLBACKS__PER_ADDRESS_PER_MINUTE", "0"),
             ("FREECALL__CALLBACKS__PER_CARD_CONCURRENT", "0"),
             ("FREECALL__CALLBACKS__PER_CARD_DAILY", "0"),

@@ -12,6 +12,7 @@ pub mod config;
 pub mod dialog;
 pub mod dns;
 pub mod driver;
+pub mod flood;
 pub mod media;
 pub mod numbers;
 pub mod placing;

@@ -580,6 +580,10 @@ fn serve(cfg: Config, path: PathBuf) -> anyhow::Result<()> {
                 numbers: cfg.billing.home_country.clone(),
                 bookings: Some(bookings.clone()),
                 registrations: Some(handle.registrations()),
+                fence: std::sync::Arc::new(freecall::api::fence::Fence::new(
+                    cfg.api.requests_per_address,
+                    cfg.api.max_concurrent_requests,
+                )),
             };
             let same = pages.clone().filter(|_| cfg.web.listen == WebListen::Api);
             let with_pages = same.is_some();

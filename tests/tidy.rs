@@ -195,6 +195,25 @@ const RULES: &[(&str, &[&str])] = &[
         "accounting",
         &["sip", "transaction", "dialog", "call", "media", "api"],
     ),
+    // The flood gate is a leaf both the call path and the API use.
+    (
+        "flood.rs",
+        &[
+            "sip",
+            "transaction",
+            "dialog",
+            "call",
+            "media",
+            "routing",
+            "driver",
+            "config",
+            "store",
+            "accounting",
+            "api",
+            "web",
+            "placing",
+        ],
+    ),
 ];
 
 fn sources(path: &Path, out: &mut Vec<(String, String)>) {
@@ -212,7 +231,14 @@ fn sources(path: &Path, out: &mut Vec<(String, String)>) {
 
 /// The sans-IO core: no runtime, no database, no sockets, no web framework. Its state
 /// machines take `now` and bytes and return what to send (ARCHITECTURE.md).
-const SANS_IO: &[&str] = &["sip", "transaction", "dialog.rs", "call", "routing.rs"];
+const SANS_IO: &[&str] = &[
+    "sip",
+    "transaction",
+    "dialog.rs",
+    "call",
+    "routing.rs",
+    "flood.rs",
+];
 const IO_CRATES: &[&str] = &[
     "tokio",
     "diesel",

@@ -8,17 +8,20 @@
 //!   amounts, oversized or non-UTF-8 bodies are refused with 4xx.
 //! - Anything that credits money needs an `Idempotency-Key`: a retry with the same key and
 //!   body gets the original answer; the same key with another body is refused.
+//! - Its own limits (`fence.rs`): per client address 429, and a cap on handlers at work
+//!   (503), both with `Retry-After`, before the key is looked up.
 //! - DTOs live here (serde and OpenAPI stay at the edge); the store speaks domain types.
 //!
 //! Files: one per resource (`members.rs`, `products.rs`, `purchases.rs`, `issuers.rs`,
 //! `cards.rs`, `calls.rs`, `bookings.rs`, `phonebook.rs`, `accounts.rs`, `tariffs.rs`), `problem.rs`
-//! (errors), `openapi.rs`.
+//! (errors), `fence.rs` (limits), `openapi.rs`.
 
 pub mod accounts;
 pub mod bookings;
 pub mod calls;
 pub mod cards;
 pub mod cdrs;
+pub mod fence;
 pub mod issuers;
 pub mod members;
 pub mod nodes;
@@ -63,6 +66,9 @@ pub struct ApiState {
     /// The running switch's registrations with its trunks (trunk → state), shown by
     /// `/healthz` (None: no switch).
     pub registrations: Option<Arc<RwLock<std::collections::BTreeMap<String, &'static str>>>>,
+    /// The API's own limits (`[api] requests_per_address`, `max_concurrent_requests`),
+    /// applied by `serve_with_pages`; the default has none.
+    pub fence: Arc<fence::Fence>,
 }
 
 impl ApiState {
@@ -405,7 +411,9 @@ pub fn serve_with_pages(
     pages: Option<crate::web::WebState>,
 ) -> std::io::Result<(actix_web::dev::Server, SocketAddr)> {
     let server = HttpServer::new(move || {
-        let app = App::new().configure(configure(state.clone(), max_body));
+        let app = App::new()
+            .wrap(actix_web::middleware::from_fn(fence::guard))
+            .configure(configure(state.clone(), max_body));
         match &pages {
             Some(p) => app.configure(crate::web::configure(p.clone())),
             None => app.default_service(web::to(problem::not_found)),

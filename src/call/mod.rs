@@ -12,7 +12,6 @@
 
 mod admission;
 mod cause;
-mod flood;
 mod guard;
 mod in_dialog;
 mod invite;
@@ -252,7 +251,7 @@ pub struct Manager {
     /// Requests refused by `[limits]`, drained by the driver for the metrics.
     limit_refusals: Vec<&'static str>,
     /// New requests per source address (`limits.requests_per_address`).
-    flood: flood::FloodGate,
+    flood: crate::flood::FloodGate,
     /// What the guessing fence did since the driver last looked (`blocked_address`,
     /// `blocked_user`, `refused_while_blocked`), for the metrics.
     guard_events: Vec<&'static str>,
@@ -290,7 +289,7 @@ impl Manager {
             guard: guard::AuthGuard::default(),
             store_up: true,
             limit_refusals: Vec::new(),
-            flood: flood::FloodGate::new(settings_requests_per_address),
+            flood: crate::flood::FloodGate::new(settings_requests_per_address),
             guard_events: Vec::new(),
         };
         if let Some(b) = &m.settings.billing {

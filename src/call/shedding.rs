@@ -4,7 +4,8 @@
 //! balancer's probe told whether this node takes calls (200, or 503 while it drains or
 //! its database does not answer).
 
-use super::{Limits, Manager, flood};
+use super::{Limits, Manager};
+use crate::flood;
 use crate::sip::{Builder, Message, Method};
 use crate::transaction::{Peer, TxId};
 use std::time::Instant;

@@ -202,6 +202,13 @@ pub struct ApiConfig {
     /// Keep Prometheus metrics and serve them at `/metrics`.
     #[serde(default = "default_true")]
     pub metrics: bool,
+    /// Requests a second per client address under `/v1` (burst twice that); past it 429
+    /// with Retry-After (0: no limit).
+    #[serde(default = "default_api_rate")]
+    pub requests_per_address: u32,
+    /// Requests handled at once under `/v1`; past it 503 with Retry-After (0: no limit).
+    #[serde(default = "default_api_concurrent")]
+    pub max_concurrent_requests: usize,
 }
 
 impl Default for ApiConfig {
@@ -210,6 +217,8 @@ impl Default for ApiConfig {
             listen: ApiListen::Off,
             max_body_bytes: default_max_body(),
             metrics: true,
+            requests_per_address: default_api_rate(),
+            max_concurrent_requests: default_api_concurrent(),
         }
     }
 }
@@ -263,6 +272,12 @@ fn default_node_lease() -> u64 {
 }
 fn default_max_body() -> usize {
     64 * 1024
+}
+fn default_api_rate() -> u32 {
+    100
+}
+fn default_api_concurrent() -> usize {
+    256
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -166,6 +166,7 @@ pub fn services_sharing(
         numbers,
         bookings: Some(bookings.clone()),
         registrations: Some(switch.registrations()),
+        fence: Default::default(),
     };
     (state, placing, bookings)
 }

@@ -75,6 +75,7 @@ pub fn start(store: Store) -> Api {
         numbers: freecall::numbers::Classifier::new("KR").expect("home country"),
         bookings: None,
         registrations: None,
+        fence: Default::default(),
     };
     let (admin, credit, read) = (
         key(&store, "admin"),

@@ -1,11 +1,16 @@
-//! The flood gate (Kamailio's pike, in the call path): each source address may start so
-//! many new requests a second (INVITE, REGISTER, OPTIONS … outside a call), with a burst of
-//! twice that; past it, its new requests are dropped unanswered — a scanner or a flood
-//! learns nothing and costs the switch next to nothing — until it slows down. Requests
-//! within a call, ACKs and retransmissions are not counted; trusted peers and carriers are
-//! not limited (their traffic is many callers' at once).
+//! The flood gate: each source address may start so many new requests a second, with a
+//! burst of twice that; past it, they are refused until it slows down. A token bucket per
+//! address, like Kamailio's pike.
 //!
-//! Sans-IO: it takes `now`, like the rest of the call layer.
+//! - In the call path (`call::shedding`): new requests outside a call (INVITE, REGISTER,
+//!   OPTIONS …) over the allowance are dropped unanswered — a scanner or a flood learns
+//!   nothing and costs the switch next to nothing. Requests within a call, ACKs and
+//!   retransmissions are not counted; trusted peers and carriers are not limited (their
+//!   traffic is many callers' at once).
+//! - In front of the REST API (`api::fence`): requests over the allowance get 429 with
+//!   `Retry-After`.
+//!
+//! Sans-IO: it takes `now`.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
