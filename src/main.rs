@@ -151,7 +151,8 @@ async fn reload(
             "media",
             running.media.port_min != cfg.media.port_min
                 || running.media.port_max != cfg.media.port_max
-                || running.media.address != cfg.media.address,
+                || running.media.address != cfg.media.address
+                || running.media.advertised_address != cfg.media.advertised_address,
         ),
         ("database.url", running.database.url != cfg.database.url),
         ("api.listen", running.api.listen != cfg.api.listen),

@@ -133,6 +133,38 @@ async fn a_pcmu_tone_arrives_on_the_opus_leg_and_back_at_its_frequency_and_level
 }
 
 #[tokio::test]
+async fn a_doubled_packet_is_counted_as_doubled_not_as_making_up_for_a_lost_one() {
+    let a = RtpEnd::bind(Codec::Pcmu, 0, None).await;
+    let b = RtpEnd::bind(Codec::Pcmu, 0, None).await;
+    let mut s = setup(a, b).await;
+    // Sequence numbers 100..=119 as a bad network delivers them: 105 lost, 107 twice,
+    // 111 before 110.
+    let mut order: Vec<u16> = (100..=119).filter(|q| *q != 105).collect();
+    order.insert(order.iter().position(|q| *q == 107).unwrap(), 107);
+    let at = order.iter().position(|q| *q == 110).unwrap();
+    order.swap(at, at + 1);
+    for seq in &order {
+        let mut packet = vec![0x80, 0, 0, 0, 0, 0, 0, 0, 0x12, 0x34, 0x56, 0x78];
+        packet[2..4].copy_from_slice(&seq.to_be_bytes());
+        packet[4..8].copy_from_slice(&(u32::from(*seq) * 160).to_be_bytes());
+        packet.extend_from_slice(&[0xff; 160]);
+        s.a.socket.send_to(&packet, s.to_a_leg).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let got =
+        s.b.collect(Duration::from_millis(300), Duration::from_secs(3))
+            .await;
+    assert_eq!(got.len(), 20, "every datagram is relayed, the double too");
+    let leg = &s.media.stats(s.id).unwrap().legs[0];
+    assert_eq!(
+        (leg.received, leg.lost, leg.duplicated, leg.late),
+        (20, 1, 1, 1),
+        "{leg:?}"
+    );
+    s.media.release(s.id);
+}
+
+#[tokio::test]
 async fn loss_on_the_opus_leg_is_concealed_and_the_output_keeps_its_pace() {
     let a = RtpEnd::bind(Codec::Pcma, 8, Some(101)).await;
     let b = RtpEnd::bind(Codec::Opus, 96, Some(97)).await;

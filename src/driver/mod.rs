@@ -244,6 +244,7 @@ pub async fn start_on(
         prompts: prompts.clone(),
         recordings,
         clock: clock.clone(),
+        advertised: cfg.media.advertised_address,
     });
     let routing = Routing::from_config(cfg);
     // Every trunk counts as up until a ping says otherwise.

@@ -6,8 +6,12 @@ use std::net::IpAddr;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MediaConfig {
-    /// Address RTP sockets bind to and SDP advertises.
+    /// Address RTP sockets bind to and, unless `advertised_address` is set, SDP advertises.
     pub address: IpAddr,
+    /// Address written into SDP when it differs from `address`: the public address of a
+    /// 1:1 NAT (a cloud machine's elastic IP) while the sockets bind the private one.
+    #[serde(default)]
+    pub advertised_address: Option<IpAddr>,
     pub port_min: u16,
     pub port_max: u16,
     #[serde(default = "default_rtp_timeout")]

@@ -122,8 +122,10 @@ pub struct LegStats {
     pub sent: u64,
     /// Packets the leg's sequence numbers say never arrived (RFC 3550 A.3).
     pub lost: u64,
-    /// Packets that arrived after a later one (reordered or duplicated).
+    /// Packets that arrived after a later one (reordered).
     pub late: u64,
+    /// Packets that arrived twice (counted in `received`, not against `lost`).
+    pub duplicated: u64,
     /// Datagrams on the RTP port that were not RTP.
     pub invalid: u64,
     /// Interarrival jitter (RFC 3550 A.8) in microseconds.

@@ -59,6 +59,9 @@ pub struct MediaOptions {
     pub recordings: Option<mpsc::UnboundedSender<RecordingDone>>,
     /// The switch's clock (packet times, playback pacing, recordings).
     pub clock: Clock,
+    /// The address SDP names for the relay's ports, when not the one they bind
+    /// (`media.advertised_address`, behind a 1:1 NAT).
+    pub advertised: Option<IpAddr>,
 }
 
 pub struct RelayMedia {
@@ -181,8 +184,8 @@ impl MediaControl for RelayMedia {
         Ok((
             id,
             Endpoints {
-                a: SocketAddr::new(self.address, pa),
-                b: SocketAddr::new(self.address, pb),
+                a: SocketAddr::new(self.options.advertised.unwrap_or(self.address), pa),
+                b: SocketAddr::new(self.options.advertised.unwrap_or(self.address), pb),
             },
         ))
     }
@@ -563,7 +566,18 @@ impl Relay {
         rx.received += 1;
         rx.clock = clock;
         let delta = h.seq.wrapping_sub(rx.highest as u16) as i16 as i64;
-        if delta <= 0 {
+        if delta > 0 {
+            rx.seen = if delta < 128 { rx.seen << delta } else { 0 } | 1;
+        } else {
+            let back = delta.unsigned_abs();
+            if back < 128 && rx.seen & (1 << back) != 0 {
+                // The same packet again: neither late nor a sign of loss, nor of jitter.
+                rx.duplicated += 1;
+                return;
+            }
+            if back < 128 {
+                rx.seen |= 1 << back;
+            }
             rx.late += 1;
         }
         rx.highest = rx.highest.max((rx.highest as i64 + delta).max(0) as u64);
@@ -583,7 +597,8 @@ impl Relay {
             let leg = &mut s.legs[me];
             leg.received = rx.received;
             leg.late = rx.late;
-            leg.lost = (rx.highest + 1 - rx.first).saturating_sub(rx.received);
+            leg.duplicated = rx.duplicated;
+            leg.lost = (rx.highest + 1 - rx.first).saturating_sub(rx.received - rx.duplicated);
             leg.jitter_us = (rx.jitter_q4.max(0) as u64) * 1_000_000 / 16 / rx.clock.max(1) as u64;
         }
         s.legs[1 - me].sent += sent;

@@ -95,6 +95,11 @@ impl OutStream {
 pub(super) struct Reception {
     pub(super) received: u64,
     pub(super) late: u64,
+    /// Packets whose sequence number had already arrived (a network that doubles).
+    pub(super) duplicated: u64,
+    /// Which of the 128 sequence numbers up to `highest` have arrived (bit n: highest − n),
+    /// to tell a duplicate from a late packet.
+    pub(super) seen: u128,
     /// Extended sequence numbers: the first packet's, and the highest seen.
     pub(super) first: u64,
     pub(super) highest: u64,

@@ -7,6 +7,7 @@ pub mod callback;
 pub mod cards;
 pub mod daemon;
 pub mod http;
+pub mod impair;
 pub mod pages;
 pub mod placed;
 pub mod rest;

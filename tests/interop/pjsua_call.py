@@ -178,6 +178,9 @@ def parse_args(argv):
     ap.add_argument("--caller-port", type=int, default=0, help="caller UDP port (0 = any free port)")
     ap.add_argument("--caller-address", default="127.0.0.1",
                     help="loopback address the caller binds (another source than the trunk's)")
+    ap.add_argument("--public-address", default=None,
+                    help="address both parties write into Via, Contact and SDP instead of the one they "
+                         "bind (an impairment proxy that mirrors their ports there stands between)")
     ap.add_argument("--auth-user", default=None, help="SIP digest user name (answer 401/407 challenges)")
     ap.add_argument("--auth-password", default=None, help="SIP digest password")
     ap.add_argument("--auth-realm", default="*", help="digest realm the credentials are for (* = any)")
@@ -458,6 +461,8 @@ def main(argv=None):
         tc = pj.TransportConfig()
         tc.boundAddress = "127.0.0.1"
         tc.port = args.callee_port
+        if args.public_address:
+            tc.publicAddress = args.public_address
         try:
             tid_callee = ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tc)
         except pj.Error as e:
@@ -465,6 +470,8 @@ def main(argv=None):
         tc = pj.TransportConfig()
         tc.boundAddress = args.caller_address
         tc.port = args.caller_port
+        if args.public_address:
+            tc.publicAddress = args.public_address
         try:
             tid_caller = ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tc)
         except pj.Error as e:
@@ -497,6 +504,8 @@ def main(argv=None):
             ac.mediaConfig.transportConfig.boundAddress = "127.0.0.1"
             ac.mediaConfig.transportConfig.port = rtp_port
             ac.mediaConfig.transportConfig.portRange = 1000
+            if args.public_address:
+                ac.mediaConfig.transportConfig.publicAddress = args.public_address
             ac.natConfig.iceEnabled = False
             ac.natConfig.sdpNatRewriteUse = False
             ac.natConfig.viaRewriteUse = False
