@@ -350,4 +350,98 @@ impl Manager {
         self.tx.send_stateless(peer, bytes);
         let _ = now;
     }
+
+    /// The TCP connection from `addr` is gone (closed, reset or cut by the network). A
+    /// caller whose call came over it cannot be reached on it any more: its leg's requests
+    /// (a BYE) go from now on to its Contact, on a new connection (RFC 3261 12.2.1.1 and
+    /// 18.1.1: the remote target) — only when the Contact names the host the call came
+    /// from, so the switch still sends nothing to a host a message merely names.
+    pub fn connection_closed(&mut self, addr: std::net::SocketAddr) {
+        let flow = crate::transaction::Peer {
+            transport: crate::sip::Transport::Tcp,
+            addr,
+        };
+        for call in self.calls.values_mut() {
+            let a = &mut call.a;
+            if a.peer != flow || !a.route_set.is_empty() {
+                continue;
+            }
+            if let Some(peer) = contact_on_host(&a.remote_target, addr.ip()) {
+                info!(call = %call.id, flow = %addr, contact = %peer.addr, "caller's connection gone: its Contact from now on");
+                a.peer = peer;
+            }
+        }
+    }
+}
+
+/// Where a Contact URI sends requests when its host is the IP address `ip`
+/// (`sip:u@192.0.2.1:5062;transport=tcp` → TCP to 192.0.2.1:5062; RFC 3263 4.1–4.2: a
+/// numeric host without a port is on 5060, without a transport on UDP). None for another
+/// host, a host name, `maddr`, `sips:` or a transport the switch does not speak.
+fn contact_on_host(uri: &str, ip: std::net::IpAddr) -> Option<crate::transaction::Peer> {
+    use crate::sip::Transport;
+    let uri = uri.trim().trim_start_matches('<');
+    let rest = uri
+        .get(..4)?
+        .eq_ignore_ascii_case("sip:")
+        .then(|| &uri[4..])?;
+    let rest = rest.split_once('@').map_or(rest, |(_, host)| host);
+    let end = rest.find([';', '?', '>']).unwrap_or(rest.len());
+    let (host_port, params) = rest.split_at(end);
+    let params = params.split(['?', '>']).next().unwrap_or_default();
+    let mut transport = Transport::Udp;
+    for param in params.split(';').filter(|p| !p.is_empty()) {
+        let (name, value) = param.split_once('=').unwrap_or((param, ""));
+        if name.eq_ignore_ascii_case("maddr") {
+            return None;
+        }
+        if name.eq_ignore_ascii_case("transport") {
+            transport = match value.to_ascii_lowercase().as_str() {
+                "udp" => Transport::Udp,
+                "tcp" => Transport::Tcp,
+                _ => return None,
+            };
+        }
+    }
+    let addr = match host_port.parse::<std::net::SocketAddr>() {
+        Ok(a) => a,
+        Err(_) => {
+            let host = host_port.trim_start_matches('[').trim_end_matches(']');
+            std::net::SocketAddr::new(host.parse().ok()?, 5060)
+        }
+    };
+    (addr.ip() == ip).then_some(crate::transaction::Peer { transport, addr })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::contact_on_host;
+    use crate::sip::Transport;
+
+    #[test]
+    fn a_contact_is_used_only_on_the_host_the_call_came_from() {
+        let ip = "192.0.2.1".parse().unwrap();
+        let peer = |uri: &str| contact_on_host(uri, ip).map(|p| (p.transport, p.addr.to_string()));
+        let tcp = Some((Transport::Tcp, "192.0.2.1:5062".to_string()));
+        assert_eq!(peer("sip:alice@192.0.2.1:5062;transport=tcp"), tcp);
+        assert_eq!(
+            peer("<sip:alice;npdi@192.0.2.1:5062;transport=TCP;ob>"),
+            tcp
+        );
+        assert_eq!(
+            peer("sip:192.0.2.1"),
+            Some((Transport::Udp, "192.0.2.1:5060".to_string()))
+        );
+        assert_eq!(peer("sip:alice@192.0.2.2:5062;transport=tcp"), None);
+        assert_eq!(peer("sip:alice@phone.example.com;transport=tcp"), None);
+        assert_eq!(peer("sip:alice@192.0.2.1;maddr=192.0.2.9"), None);
+        assert_eq!(peer("sips:alice@192.0.2.1:5061"), None);
+        assert_eq!(peer("sip:alice@192.0.2.1;transport=sctp"), None);
+        let v6 = "2001:db8::1".parse().unwrap();
+        assert_eq!(
+            contact_on_host("sip:alice@[2001:db8::1];transport=tcp", v6)
+                .map(|p| p.addr.to_string()),
+            Some("[2001:db8::1]:5060".to_string())
+        );
+    }
 }

@@ -45,6 +45,15 @@ impl Manager {
             return self.tx.send_response(now, tx, 405, b.finish(None, &[]));
         };
         let realm = billing.realm.clone();
+        // The address of record is the To's: a registrar binds only SIP ones (RFC 3261
+        // 10.3; RFC 4475 3.3.4), whatever the caller could prove.
+        let aor_scheme = crate::sip::name_addr_uri(&req.to)
+            .and_then(|u| crate::sip::scheme(&u).map(str::to_ascii_lowercase));
+        if !matches!(aor_scheme.as_deref(), Some("sip" | "sips")) {
+            let mut b = Builder::response_to(&req, 400, "Bad Request", Some(&local_tag));
+            b.reason(400, "the To is not a SIP address of record");
+            return self.tx.send_response(now, tx, 400, b.finish(None, &[]));
+        }
         let Some(proof) = req
             .header("Authorization")
             .and_then(|v| auth::parse_digest(v, "REGISTER"))

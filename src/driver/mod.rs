@@ -19,7 +19,7 @@ use crate::transaction::{Peer, Timers, Transmit};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -442,7 +442,7 @@ async fn run(
                 match r {
                     Ok((n, from, waited)) => {
                         let peer = Peer { transport: Transport::Udp, addr: from };
-                        handle_bytes(&mut manager, clock.now(), peer, &buf[..n], false, waited);
+                        manager.handle_bytes(clock.now(), peer, &buf[..n], false, waited);
                     }
                     // ICMP port unreachable surfaces as an error on some systems: ignore.
                     Err(e) => debug!(error = %e, "UDP receive error"),
@@ -450,7 +450,7 @@ async fn run(
             }
             Some(input) = net_rx.recv() => match input {
                 NetInput::Frame { peer, bytes } => {
-                    handle_bytes(&mut manager, clock.now(), Peer { transport: Transport::Tcp, addr: peer }, &bytes, true, Duration::ZERO);
+                    manager.handle_bytes(clock.now(), Peer { transport: Transport::Tcp, addr: peer }, &bytes, true, Duration::ZERO);
                 }
                 NetInput::Malformed { peer, bytes, why } => {
                     manager.handle_malformed(Peer { transport: Transport::Tcp, addr: peer }, &bytes, &why);
@@ -464,6 +464,8 @@ async fn run(
                 NetInput::Closed { peer } => {
                     conns.remove(&peer);
                     pending_tcp.remove(&peer);
+                    // A caller on this connection is reached at its Contact from now on.
+                    manager.connection_closed(peer);
                 }
             },
             Ok((stream, peer)) = tcp.accept() => {
@@ -627,40 +629,6 @@ fn forward_billing(manager: &mut Manager, billing: &Billing) {
                 let _ = tx.send(req);
             }
             None => debug!("billing request without accounting"),
-        }
-    }
-}
-
-/// `waited`: how long the message waited in the socket's queue (overload control).
-fn handle_bytes(
-    manager: &mut Manager,
-    now: Instant,
-    peer: Peer,
-    bytes: &[u8],
-    framed: bool,
-    waited: Duration,
-) {
-    // Keep-alives (RFC 5626 CRLF pings) over UDP are ignored.
-    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
-        return;
-    }
-    // Answers to the switch's own requests (a carrier's 200 with a large SDP) are never
-    // dropped for their size; requests over it are.
-    if bytes.len() > manager.limits().max_message_bytes && !bytes.starts_with(b"SIP/2.0 ") {
-        debug!(from = %peer.addr, bytes = bytes.len(), "message over limits.max_message_bytes: dropped");
-        crate::telemetry::limit_refused("message_bytes");
-        return;
-    }
-    let parsed = if framed {
-        sip::parse_framed(bytes)
-    } else {
-        sip::parse_datagram(bytes)
-    };
-    match parsed {
-        Ok(msg) => manager.handle_waited(now, peer, msg, waited),
-        Err(e) => {
-            debug!(from = %peer.addr, error = %e, "malformed SIP");
-            manager.handle_malformed(peer, bytes, &e.to_string());
         }
     }
 }

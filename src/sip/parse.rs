@@ -2,8 +2,8 @@
 //!
 //! "Incomplete is not an error": a partial TCP frame is `Ok(None)`.
 
+use super::grammar;
 use super::message::{Header, Message, Method, StartLine};
-use rsip::prelude::*;
 use thiserror::Error;
 
 /// The most header bytes we accept before the blank line; a larger head is hostile.
@@ -40,8 +40,23 @@ pub enum ParseError {
     Unbalanced(&'static str),
     #[error("unsupported SIP version")]
     Version,
-    #[error("unparsable message: {0}")]
-    Grammar(String),
+    #[error("more than one {0} header")]
+    Repeated(&'static str),
+    #[error("a header value holds a bare CR or LF")]
+    BareLineBreak,
+    #[error("malformed Request-URI")]
+    RequestUri,
+}
+
+impl ParseError {
+    /// The status a request refused for this gets (RFC 4475 3.1.2.16: an unknown SIP
+    /// version is 505, anything else 400) and its phrase.
+    pub fn status(&self) -> (u16, &'static str) {
+        match self {
+            ParseError::Version => (505, "Version Not Supported"),
+            _ => (400, "Bad Request"),
+        }
+    }
 }
 
 /// Parse one UDP datagram. Bytes after the body that Content-Length announces are
@@ -117,6 +132,11 @@ fn split_head(head: &str) -> Result<(&str, Vec<Header>), ParseError> {
     let start = lines.next().ok_or(ParseError::StartLine)?;
     let mut headers: Vec<Header> = Vec::with_capacity(16);
     for line in lines {
+        // A CR or LF not part of a line end (it could end a header in a reply or a request
+        // the switch sends on, and start one of an attacker's choosing).
+        if line.contains(['\r', '\n']) {
+            return Err(ParseError::BareLineBreak);
+        }
         if line.starts_with(' ') || line.starts_with('\t') {
             // A folded continuation (RFC 3261 7.3.1): joined with a single space.
             let last = headers
@@ -146,13 +166,11 @@ fn truncate(s: &str) -> String {
 }
 
 fn content_length(headers: &[Header]) -> Result<Option<usize>, ParseError> {
-    let Some(h) = headers
-        .iter()
-        .find(|h| h.name.eq_ignore_ascii_case("Content-Length"))
-    else {
+    // Two lengths leave the framing unknowable (RFC 4475 3.3.9).
+    let Some(value) = single(headers, "Content-Length")? else {
         return Ok(None);
     };
-    let v = h.value.trim();
+    let v = value.trim();
     if v.is_empty() || v.len() > 9 || !v.bytes().all(|b| b.is_ascii_digit()) {
         return Err(ParseError::ContentLength);
     }
@@ -216,46 +234,7 @@ fn parse(bytes: &[u8], exact: bool) -> Result<Message, ParseError> {
             return Err(ParseError::Unbalanced(static_name(name)));
         }
     }
-
-    // Hand rsip a canonical rendering: unfolded lines, expanded names, exact length.
-    // rsip refuses extension methods; their token was checked above, so rsip checks the
-    // rest of the message with OPTIONS standing in.
-    let extension = matches!(
-        &start_line,
-        StartLine::Request {
-            method: Method::Extension(_),
-            ..
-        }
-    );
-    let mut canonical = String::with_capacity(end + 64);
-    match (&start_line, extension) {
-        (StartLine::Request { uri, .. }, true) => {
-            canonical.push_str(&format!("OPTIONS {uri} SIP/2.0"))
-        }
-        _ => canonical.push_str(start),
-    }
-    canonical.push_str("\r\n");
-    for h in &headers {
-        if h.name.eq_ignore_ascii_case("Content-Length") {
-            continue;
-        }
-        canonical.push_str(&h.name);
-        canonical.push_str(": ");
-        if extension && h.name.eq_ignore_ascii_case("CSeq") {
-            let number = h.value.split_whitespace().next().unwrap_or("");
-            canonical.push_str(&format!("{number} OPTIONS"));
-            canonical.push_str("\r\n");
-            continue;
-        }
-        canonical.push_str(&h.value);
-        canonical.push_str("\r\n");
-    }
-    canonical.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-    let mut raw = canonical.into_bytes();
-    raw.extend_from_slice(body);
-    let sip = rsip::SipMessage::try_from(raw.as_slice())
-        .map_err(|e| ParseError::Grammar(truncate(&e.to_string())))?;
-    extract(sip, start_line, headers, body)
+    extract(start_line, headers, body)
 }
 
 fn static_name(name: &str) -> &'static str {
@@ -295,77 +274,98 @@ fn parse_start(line: &str) -> Result<StartLine, ParseError> {
     if !is_token(method) || uri.is_empty() {
         return Err(ParseError::StartLine);
     }
+    // A Request-URI has a scheme (not `<sip:…>`, RFC 4475 3.1.2.7) and no headers (3.1.2.11).
+    let Some(scheme) = grammar::scheme(uri) else {
+        return Err(ParseError::RequestUri);
+    };
+    let sip = scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips");
+    if sip && grammar::has_headers(uri) {
+        return Err(ParseError::RequestUri);
+    }
     Ok(StartLine::Request {
         method: Method::parse(method),
         uri: uri.to_string(),
     })
 }
 
-fn extract(
-    sip: rsip::SipMessage,
-    start: StartLine,
-    headers: Vec<Header>,
-    body: &[u8],
-) -> Result<Message, ParseError> {
-    let call_id = sip
-        .call_id_header()
-        .map_err(|_| ParseError::Missing("Call-ID"))?
-        .value()
+/// The one value of a header that must appear once (RFC 4475 3.3.8: two Call-IDs, Froms,
+/// Tos, CSeqs or Max-Forwards are an error, not a choice).
+fn single<'a>(headers: &'a [Header], name: &'static str) -> Result<Option<&'a str>, ParseError> {
+    let mut found = headers.iter().filter(|h| h.name.eq_ignore_ascii_case(name));
+    let first = found.next().map(|h| h.value.as_str());
+    if found.next().is_some() {
+        return Err(ParseError::Repeated(name));
+    }
+    Ok(first)
+}
+
+fn extract(start: StartLine, headers: Vec<Header>, body: &[u8]) -> Result<Message, ParseError> {
+    let call_id = single(&headers, "Call-ID")?
+        .ok_or(ParseError::Missing("Call-ID"))?
         .trim()
         .to_string();
-    if call_id.is_empty() {
+    if call_id.is_empty() || call_id.contains(char::is_whitespace) {
         return Err(ParseError::Invalid("Call-ID"));
     }
-    let from_h = sip.from_header().map_err(|_| ParseError::Missing("From"))?;
-    let from_typed = from_h.typed().map_err(|_| ParseError::Invalid("From"))?;
-    let to_h = sip.to_header().map_err(|_| ParseError::Missing("To"))?;
-    let to_typed = to_h.typed().map_err(|_| ParseError::Invalid("To"))?;
-    // CSeq is parsed here rather than by rsip, which refuses extension methods in it.
-    sip.cseq_header().map_err(|_| ParseError::Missing("CSeq"))?;
-    let via = sip
-        .via_header()
-        .map_err(|_| ParseError::Missing("Via"))?
-        .typed()
-        .map_err(|_| ParseError::Invalid("Via"))?;
-    let branch = via
-        .branch()
-        .map(|b| b.to_string())
-        .ok_or(ParseError::Invalid("Via"))?;
-    let sent_by = via.sent_by().host_with_port.to_string();
-
-    // rsip accepts CSeq numbers up to u32::MAX; RFC 3261 wants < 2**31.
-    let raw_cseq = headers
+    let from = single(&headers, "From")?
+        .ok_or(ParseError::Missing("From"))?
+        .to_string();
+    let from_typed = grammar::name_addr(&from).ok_or(ParseError::Invalid("From"))?;
+    let to = single(&headers, "To")?
+        .ok_or(ParseError::Missing("To"))?
+        .to_string();
+    let to_typed = grammar::name_addr(&to).ok_or(ParseError::Invalid("To"))?;
+    let raw_cseq = single(&headers, "CSeq")?.ok_or(ParseError::Missing("CSeq"))?;
+    let via_value = headers
         .iter()
-        .find(|h| h.name.eq_ignore_ascii_case("CSeq"))
-        .map(|h| h.value.as_str())
-        .unwrap_or("");
-    let number: u64 = raw_cseq
-        .split_whitespace()
+        .find(|h| h.name.eq_ignore_ascii_case("Via"))
+        .ok_or(ParseError::Missing("Via"))?;
+    let via = grammar::via(&via_value.value).ok_or(ParseError::Invalid("Via"))?;
+    for later in headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("Via"))
+        .skip(1)
+    {
+        grammar::via(&later.value).ok_or(ParseError::Invalid("Via"))?;
+    }
+
+    // RFC 3261 wants CSeq numbers < 2**31.
+    let mut cseq_parts = raw_cseq.split_whitespace();
+    let number: u64 = cseq_parts
         .next()
+        .filter(|n| n.len() <= 10 && n.bytes().all(|b| b.is_ascii_digit()))
         .and_then(|n| n.parse().ok())
         .ok_or(ParseError::Invalid("CSeq"))?;
     if number > MAX_CSEQ {
         return Err(ParseError::CSeqRange);
     }
-    let cseq_method = Method::parse(
-        raw_cseq
-            .split_whitespace()
-            .nth(1)
-            .ok_or(ParseError::Invalid("CSeq"))?,
-    );
+    let cseq_method = cseq_parts
+        .next()
+        .filter(|m| is_token(m))
+        .map(Method::parse)
+        .ok_or(ParseError::Invalid("CSeq"))?;
+    if cseq_parts.next().is_some() {
+        return Err(ParseError::Invalid("CSeq"));
+    }
     if let StartLine::Request { method, .. } = &start
         && *method != cseq_method
     {
         return Err(ParseError::CSeqMethod);
     }
+    // RFC 2543 senders put no branch in their Via (RFC 4475 3.4.1): their transaction is
+    // told by what RFC 3261 17.2.3 matches on instead, folded into a branch of our own
+    // making that no RFC 3261 branch can equal (those start with the magic cookie).
+    let branch = match via.branch {
+        Some(b) if !b.is_empty() => b,
+        _ => format!(
+            "rfc2543-{:016x}",
+            rfc2543_key(&start, &call_id, number, &from_typed.tag, &via.sent_by)
+        ),
+    };
 
-    let max_forwards = match headers
-        .iter()
-        .find(|h| h.name.eq_ignore_ascii_case("Max-Forwards"))
-    {
-        Some(h) => Some(
-            h.value
-                .trim()
+    let max_forwards = match single(&headers, "Max-Forwards")? {
+        Some(v) => Some(
+            v.trim()
                 .parse::<u32>()
                 .ok()
                 .filter(|n| *n <= 255)
@@ -373,37 +373,58 @@ fn extract(
         ),
         None => None,
     };
-    let contact_uri = match sip.contact_header() {
-        Ok(c) => Some(
-            c.typed()
-                .map_err(|_| ParseError::Invalid("Contact"))?
-                .uri
-                .to_string(),
+    let contact_uri = match headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("Contact"))
+    {
+        Some(c) => Some(
+            grammar::name_addr(&c.value)
+                .ok_or(ParseError::Invalid("Contact"))?
+                .uri,
         ),
-        Err(_) => None,
+        None => None,
     };
-    let uri_user = match &sip {
-        rsip::SipMessage::Request(r) => r.uri.user().map(|u| u.to_string()),
-        rsip::SipMessage::Response(_) => None,
+    let uri_user = match &start {
+        StartLine::Request { uri, .. } => grammar::uri_user(uri),
+        StartLine::Response { .. } => None,
     };
     Ok(Message {
-        start,
         call_id,
-        from: from_h.value().to_string(),
-        from_tag: from_typed.tag().map(|t| t.value().to_string()),
-        from_user: from_typed.uri.user().map(|u| u.to_string()),
-        to: to_h.value().to_string(),
-        to_tag: to_typed.tag().map(|t| t.value().to_string()),
+        from_user: grammar::uri_user(&from_typed.uri),
+        from,
+        from_tag: from_typed.tag,
+        to,
+        to_tag: to_typed.tag,
         cseq: number as u32,
         cseq_method,
         branch,
-        sent_by,
+        sent_by: via.sent_by,
         max_forwards,
         contact_uri,
         uri_user,
+        start,
         headers,
         body: body.to_vec(),
     })
+}
+
+/// What an RFC 2543 request's transaction is matched by: the Request-URI, Call-ID, CSeq
+/// number, From tag and the top Via's sent-by (the method is left out, so its ACK and
+/// CANCEL match it, as the transaction layer expects of a branch).
+fn rfc2543_key(
+    start: &StartLine,
+    call_id: &str,
+    cseq: u64,
+    from_tag: &Option<String>,
+    sent_by: &str,
+) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    if let StartLine::Request { uri, .. } = start {
+        uri.hash(&mut h);
+    }
+    (call_id, cseq, from_tag, sent_by).hash(&mut h);
+    h.finish()
 }
 
 /// Build a stateless reply (e.g. 400) to a request that could not be parsed, from its raw

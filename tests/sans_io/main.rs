@@ -394,6 +394,7 @@ fn a_trunk_that_stops_answering_options_is_skipped_without_waiting() {
 mod carriers;
 mod floods;
 mod named;
+mod torture;
 
 /// A load balancer's OPTIONS: 200 while the node takes calls, 503 (with a Reason) while
 /// it drains or its database does not answer, 200 again when the database is back.
