@@ -13,7 +13,7 @@ mod ports;
 pub mod prompts;
 mod recorder;
 mod relay;
-mod rtp;
+pub mod rtp;
 pub mod sdp;
 mod transcode;
 

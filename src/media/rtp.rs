@@ -7,17 +7,18 @@ use std::time::Instant;
 
 /// One RTP packet's header fields, read with `rtp-rs`.
 #[derive(Clone, Copy, Debug)]
-pub(super) struct Header {
-    pub(super) pt: u8,
-    pub(super) marker: bool,
-    pub(super) seq: u16,
-    pub(super) ts: u32,
-    pub(super) ssrc: u32,
+pub struct Header {
+    pub pt: u8,
+    pub marker: bool,
+    pub seq: u16,
+    pub ts: u32,
+    pub ssrc: u32,
     /// Where the payload starts and ends in the packet.
-    pub(super) payload: (usize, usize),
+    pub payload: (usize, usize),
 }
 
-pub(super) fn read_header(packet: &[u8]) -> Option<Header> {
+/// The header of an RTP packet, None when it is not one.
+pub fn read_header(packet: &[u8]) -> Option<Header> {
     let r = rtp_rs::RtpReader::new(packet).ok()?;
     let start = r.payload_offset();
     let end = start + r.payload().len();
@@ -112,6 +113,6 @@ pub(super) struct Reception {
 
 /// RTCP packet types 192..=223 sit where an RTP payload type with the marker bit would be
 /// (RFC 5761 4): that is how RTCP is told apart on a multiplexed port.
-pub(super) fn is_rtcp(packet: &[u8]) -> bool {
+pub fn is_rtcp(packet: &[u8]) -> bool {
     packet.len() >= 8 && packet[0] >> 6 == 2 && (192..=223).contains(&packet[1])
 }

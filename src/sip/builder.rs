@@ -1,6 +1,6 @@
 //! Building outgoing SIP messages as bytes.
 //!
-//! Outgoing messages are written directly rather than through rsip's types: the switch
+//! Outgoing messages are written directly rather than through a parser's types: the switch
 //! controls every header it emits (topology hiding depends on it) and the bytes on the wire
 //! are exactly what the tests and the golden fixtures see.
 

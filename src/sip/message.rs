@@ -115,7 +115,7 @@ pub struct Header {
 }
 
 /// A parsed and checked SIP message. The fields every layer needs are extracted once at
-/// parse time (they were validated by rsip's typed parsers); everything else stays as the
+/// parse time (read by `grammar.rs`, as RFC 4475 asks); everything else stays as the
 /// ordered list of raw header lines so it can be relayed or copied byte for byte.
 #[derive(Clone, Debug)]
 pub struct Message {

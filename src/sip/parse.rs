@@ -1,4 +1,4 @@
-//! Framing and parsing of SIP messages, with the checks rsip does not make.
+//! Framing and parsing of SIP messages, with the checks RFC 3261 and RFC 4475 ask for.
 //!
 //! "Incomplete is not an error": a partial TCP frame is `Ok(None)`.
 
@@ -531,7 +531,7 @@ Content-Length: 4\r\n\r\nv=0\n";
     }
 
     #[test]
-    fn refuses_what_rsip_lets_through() {
+    fn refuses_what_rfc_3261_does_not_allow() {
         let long = INVITE.replace("Content-Length: 4", "Content-Length: 400");
         assert_eq!(
             parse_datagram(long.as_bytes()).unwrap_err(),
