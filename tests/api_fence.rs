@@ -6,39 +6,22 @@
 
 mod common;
 
-use common::daemon::{Daemon, free_port, wait_api, wait_ready};
 use common::http::call;
 use serde_json::json;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 #[test]
 fn a_client_over_its_rate_gets_429_with_retry_after_and_loses_nothing() {
     let dir = common::daemon::temp_dir("api-fence");
-    let (sip_port, trunk_port, api_port) = (free_port(), free_port(), free_port());
-    let db = dir.join("freecall.db").display().to_string();
-    let conf = common::daemon::shipped_config(
-        sip_port,
-        &format!("127.0.0.1:{trunk_port}"),
-        api_port,
+    let shipped = common::daemon::shipped_with_api(
+        &dir,
         45000,
         &[(
             "requests_per_address = 100",
             "requests_per_address = 20".into(),
         )],
     );
-    let conf_path = dir.join("freecall.toml");
-    std::fs::write(&conf_path, conf).unwrap();
-    let conf_path = conf_path.display().to_string();
-    let env = [
-        ("FREECALL__DATABASE__URL", db.clone()),
-        ("FREECALL__API__LISTEN", format!("127.0.0.1:{api_port}")),
-    ];
-    let key = common::daemon::api_key(&conf_path, &db, "admin", "shop");
-    let _daemon = Daemon::spawn(&conf_path, &env);
-    wait_ready(format!("127.0.0.1:{sip_port}").parse().unwrap());
-    let api: SocketAddr = format!("127.0.0.1:{api_port}").parse().unwrap();
-    wait_api(api);
+    let (api, key) = (shipped.api, shipped.key.clone());
 
     let r = call(
         api,

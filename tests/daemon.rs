@@ -248,36 +248,22 @@ fn a_member_signed_up_over_rest_calls_with_pjsua2_and_is_billed() {
     let dir = std::env::temp_dir().join(format!("freecall-member-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let (sip_port, trunk_port, api_port) = (free_port(), free_port(), free_port());
-    let db = dir.join("freecall.db").display().to_string();
     // The shipped configuration (tariffs, signup bonus 300, mobile 20 a minute on 60/60),
     // with this test's ports and no unbilled peer: everyone must authenticate.
-    let conf = common::daemon::shipped_config(
-        sip_port,
-        &format!("127.0.0.1:{trunk_port}"),
-        api_port,
+    // (shipped_config fails the test if the shipped file no longer has the peer there.)
+    let from = "address = \"127.0.0.1\"\n# How this peer";
+    let shipped = common::daemon::shipped_with_api(
+        &dir,
         44000,
-        &[(
-            "address = \"127.0.0.1\"\n# How this peer",
-            "address = \"127.0.0.254\"\n# How this peer".into(),
-        )],
+        &[(from, "address = \"127.0.0.254\"\n# How this peer".into())],
     );
-    assert!(
-        conf.contains("127.0.0.254"),
-        "the peer was moved out of the way"
+    let (sip_port, trunk_port, api, key) = (
+        shipped.sip.port(),
+        shipped.trunk_port,
+        shipped.api,
+        shipped.key,
     );
-    let conf_path = dir.join("freecall.toml");
-    std::fs::write(&conf_path, conf).unwrap();
-    let conf_path = conf_path.display().to_string();
-    let env = [
-        ("FREECALL__DATABASE__URL", db.clone()),
-        ("FREECALL__API__LISTEN", format!("127.0.0.1:{api_port}")),
-    ];
-    let key = common::daemon::api_key(&conf_path, &db, "admin", "shop");
-    let mut daemon = Daemon::spawn(&conf_path, &env);
-    wait_ready(format!("127.0.0.1:{sip_port}").parse().unwrap());
-    let api: SocketAddr = format!("127.0.0.1:{api_port}").parse().unwrap();
-    common::daemon::wait_api(api);
+    let mut daemon = shipped.daemon;
     let r = common::http::call(
         api,
         "POST",

@@ -24,26 +24,10 @@ const CALLS: usize = 8;
 
 #[test]
 fn calls_complete_through_five_percent_loss_duplicates_and_reordering() {
-    if std::env::var(INSIDE).is_err() {
-        let exe = std::env::current_exe().unwrap();
-        let status = Command::new("unshare")
-            .args([
-                "-n",
-                "--",
-                "sh",
-                "-c",
-                "ip link set lo up && exec \"$0\" \"$@\"",
-            ])
-            .arg(&exe)
-            .args([
-                "calls_complete_through_five_percent_loss_duplicates_and_reordering",
-                "--exact",
-                "--nocapture",
-            ])
-            .env(INSIDE, "1")
-            .status()
-            .expect("unshare (util-linux) runs the test in a private network namespace");
-        assert!(status.success(), "the test inside the namespace failed");
+    if !common::daemon::inside_private_netns(
+        "calls_complete_through_five_percent_loss_duplicates_and_reordering",
+        INSIDE,
+    ) {
         return;
     }
 

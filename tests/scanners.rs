@@ -50,27 +50,10 @@ fn metric(text: &str, name: &str) -> f64 {
 
 #[test]
 fn sipvicious_finds_no_user_no_password_and_no_way_to_a_trunk() {
-    if std::env::var(INSIDE).is_err() {
-        // Run this very test again inside a private network namespace, loopback up.
-        let exe = std::env::current_exe().unwrap();
-        let status = Command::new("unshare")
-            .args([
-                "-n",
-                "--",
-                "sh",
-                "-c",
-                "ip link set lo up && exec \"$0\" \"$@\"",
-            ])
-            .arg(&exe)
-            .args([
-                "sipvicious_finds_no_user_no_password_and_no_way_to_a_trunk",
-                "--exact",
-                "--nocapture",
-            ])
-            .env(INSIDE, "1")
-            .status()
-            .expect("unshare (util-linux) runs the test in a private network namespace");
-        assert!(status.success(), "the test inside the namespace failed");
+    if !common::daemon::inside_private_netns(
+        "sipvicious_finds_no_user_no_password_and_no_way_to_a_trunk",
+        INSIDE,
+    ) {
         return;
     }
 

@@ -391,3 +391,76 @@ pub async fn expect_answer(
         }
     }
 }
+
+/// A daemon on the shipped configuration (with `replace` applied, see `shipped_config`)
+/// and the REST API on, its database in `dir` with an admin key made for it.
+pub struct Shipped {
+    pub daemon: Daemon,
+    pub sip: SocketAddr,
+    pub api: SocketAddr,
+    /// Where its trunk `pstn` is to answer.
+    pub trunk_port: u16,
+    pub key: String,
+}
+
+pub fn shipped_with_api(
+    dir: &std::path::Path,
+    media_min: u16,
+    replace: &[(&str, String)],
+) -> Shipped {
+    let (sip_port, trunk_port, api_port) = (free_port(), free_port(), free_port());
+    let db = dir.join("freecall.db").display().to_string();
+    let conf = shipped_config(
+        sip_port,
+        &format!("127.0.0.1:{trunk_port}"),
+        api_port,
+        media_min,
+        replace,
+    );
+    let conf_path = dir.join("freecall.toml");
+    std::fs::write(&conf_path, conf).unwrap();
+    let conf_path = conf_path.display().to_string();
+    let env = [
+        ("FREECALL__DATABASE__URL", db.clone()),
+        ("FREECALL__API__LISTEN", format!("127.0.0.1:{api_port}")),
+    ];
+    let key = api_key(&conf_path, &db, "admin", "shop");
+    let daemon = Daemon::spawn(&conf_path, &env);
+    let sip: SocketAddr = format!("127.0.0.1:{sip_port}").parse().unwrap();
+    wait_ready(sip);
+    let api: SocketAddr = format!("127.0.0.1:{api_port}").parse().unwrap();
+    wait_api(api);
+    Shipped {
+        daemon,
+        sip,
+        api,
+        trunk_port,
+        key,
+    }
+}
+
+/// Whether this is the run of test `name` inside a private network namespace (its
+/// messages name addresses of this host; nothing can leave the namespace). If it is not,
+/// the test binary runs that one test again under `unshare -n` with loopback up and `flag`
+/// set, and fails if it failed; the caller then returns.
+pub fn inside_private_netns(name: &str, flag: &str) -> bool {
+    if std::env::var(flag).is_ok() {
+        return true;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let status = Command::new("unshare")
+        .args([
+            "-n",
+            "--",
+            "sh",
+            "-c",
+            "ip link set lo up && exec \"$0\" \"$@\"",
+        ])
+        .arg(&exe)
+        .args([name, "--exact", "--nocapture"])
+        .env(flag, "1")
+        .status()
+        .expect("unshare (util-linux) runs the test in a private network namespace");
+    assert!(status.success(), "the test inside the namespace failed");
+    false
+}
