@@ -83,6 +83,8 @@ fn srv_prefix(t: Transport) -> &'static str {
     match t {
         Transport::Udp => "_sip._udp.",
         Transport::Tcp => "_sip._tcp.",
+        // Not asked: trunks are not reached over TLS (only phones use it).
+        Transport::Tls => "_sips._tcp.",
     }
 }
 

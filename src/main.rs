@@ -145,8 +145,22 @@ async fn reload(
         return;
     }
     accounting.set_tariffs(cfg.tariffs());
+    // A renewed certificate: the files were read and checked by Config::load above.
+    if running.sip.tls_listen.is_some() {
+        match handle.reload_certificate(&cfg.sip.tls_certificate, &cfg.sip.tls_private_key) {
+            Ok(()) => info!(
+                certificate = %cfg.sip.tls_certificate,
+                "TLS certificate read again: new connections present it"
+            ),
+            Err(e) => error!("TLS certificate not reloaded, the old one stays: {e}"),
+        }
+    }
     let restart_only = [
         ("sip.listen", running.sip.listen != cfg.sip.listen),
+        (
+            "sip.tls_listen",
+            running.sip.tls_listen != cfg.sip.tls_listen,
+        ),
         (
             "media",
             running.media.port_min != cfg.media.port_min

@@ -660,15 +660,22 @@ impl Manager {
 
     /// BYE on one leg with a Reason header saying why.
     pub(super) fn send_bye(&mut self, now: Instant, key: CallKey, side: Side, cause: &EndCause) {
-        let advertised = self.settings.advertised;
         let branch = self.tx.new_branch();
+        let Some(transport) = self
+            .calls
+            .get_mut(&key)
+            .and_then(|c| c.dialog_mut(side))
+            .map(|d| d.peer.transport)
+        else {
+            return;
+        };
+        let advertised = self.advertised_for(transport);
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
         let Some(d) = call.dialog_mut(side) else {
             return;
         };
-        let transport = d.peer.transport;
         let peer = d.peer;
         let contact = super::contact_for(advertised, transport);
         let mut bye = d.request(Method::Bye, branch, advertised, &contact);

@@ -251,6 +251,8 @@ pub struct Manager {
     store_up: bool,
     /// Requests refused by `[limits]`, drained by the driver for the metrics.
     limit_refusals: Vec<&'static str>,
+    /// Our address for phones on TLS (`sip.tls_listen`), when the switch listens there.
+    tls_advertised: Option<SocketAddr>,
     /// New requests per source address (`limits.requests_per_address`).
     flood: crate::flood::FloodGate,
     /// What the guessing fence did since the driver last looked (`blocked_address`,
@@ -290,6 +292,7 @@ impl Manager {
             guard: guard::AuthGuard::default(),
             store_up: true,
             limit_refusals: Vec::new(),
+            tls_advertised: None,
             flood: crate::flood::FloodGate::new(settings_requests_per_address),
             guard_events: Vec::new(),
         };
@@ -685,7 +688,21 @@ impl Manager {
     }
 
     fn contact(&self, transport: crate::sip::Transport) -> String {
-        contact_for(self.settings.advertised, transport)
+        contact_for(self.advertised_for(transport), transport)
+    }
+
+    /// Where a leg on `transport` reaches the switch: the TLS listener for TLS, else the
+    /// SIP address.
+    pub(super) fn advertised_for(&self, transport: crate::sip::Transport) -> SocketAddr {
+        match (transport, self.tls_advertised) {
+            (crate::sip::Transport::Tls, Some(tls)) => tls,
+            _ => self.settings.advertised,
+        }
+    }
+
+    /// The switch also listens for SIP over TLS, reached at `advertised`.
+    pub fn set_tls_address(&mut self, advertised: SocketAddr) {
+        self.tls_advertised = Some(advertised);
     }
 
     /// Remove a call and everything that points at it.
@@ -781,5 +798,6 @@ fn contact_for(advertised: SocketAddr, transport: crate::sip::Transport) -> Stri
     match transport {
         crate::sip::Transport::Udp => format!("<sip:freecall@{advertised}>"),
         crate::sip::Transport::Tcp => format!("<sip:freecall@{advertised};transport=tcp>"),
+        crate::sip::Transport::Tls => format!("<sip:freecall@{advertised};transport=tls>"),
     }
 }

@@ -124,6 +124,7 @@ impl Manager {
         let transport = match from.transport {
             Transport::Udp => "udp",
             Transport::Tcp => "tcp",
+            Transport::Tls => "tls",
         };
         let request = RegisterRequest {
             user: aor,
@@ -260,6 +261,7 @@ pub fn parse_source(source: &str) -> Option<Peer> {
     let transport = match transport {
         "udp" => Transport::Udp,
         "tcp" => Transport::Tcp,
+        "tls" => Transport::Tls,
         _ => return None,
     };
     Some(Peer {

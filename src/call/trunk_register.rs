@@ -203,6 +203,7 @@ impl Manager {
                 "<sip:{user}@{advertised}{}>",
                 match peer.transport {
                     crate::sip::Transport::Tcp => ";transport=tcp",
+                    crate::sip::Transport::Tls => ";transport=tls",
                     crate::sip::Transport::Udp => "",
                 }
             )),

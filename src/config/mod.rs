@@ -306,6 +306,14 @@ pub struct SipConfig {
     /// (`/etc/resolv.conf`).
     #[serde(default)]
     pub dns_servers: Vec<SocketAddr>,
+    /// SIP over TLS for phones: the address it listens on (unset: no TLS), and the
+    /// certificate chain and private key (PEM files), read again on SIGHUP.
+    #[serde(default)]
+    pub tls_listen: Option<SocketAddr>,
+    #[serde(default)]
+    pub tls_certificate: String,
+    #[serde(default)]
+    pub tls_private_key: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -469,6 +477,14 @@ impl Config {
             errors.push("sip.ring_timeout_secs: must be at least 1".into());
         }
         self.media.validate(&mut errors);
+        if self.sip.tls_listen.is_some()
+            && let Err(e) = crate::driver::tls::Certificates::load(
+                &self.sip.tls_certificate,
+                &self.sip.tls_private_key,
+            )
+        {
+            errors.push(format!("sip.tls_certificate, sip.tls_private_key: {e}"));
+        }
         let mut names = std::collections::HashSet::new();
         for (i, t) in self.trunks.iter().enumerate() {
             if !names.insert(t.name.as_str()) {
@@ -575,6 +591,13 @@ impl Config {
         } else {
             Err(ConfigError(errors))
         }
+    }
+
+    /// The address written into Contact for phones on TLS.
+    pub fn advertised_tls(&self) -> Option<SocketAddr> {
+        self.sip
+            .tls_listen
+            .map(|tls| SocketAddr::new(self.sip.advertised_address.unwrap_or(tls.ip()), tls.port()))
     }
 
     /// The address written into Via, Contact and as the SIP host of our URIs.

@@ -171,6 +171,11 @@ impl TrunkConfig {
 
     /// Problems with this entry (the `i`th), each naming its key.
     pub(super) fn validate(&self, i: usize, home: &Classifier, errors: &mut Vec<String>) {
+        if self.transport == Some(Transport::Tls) {
+            errors.push(format!(
+                "trunks[{i}].transport: tls is for phones (sip.tls_listen); trunks use udp or tcp"
+            ));
+        }
         let digits = |s: &str| {
             s.chars()
                 .all(|c| c.is_ascii_digit() || matches!(c, '+' | '*' | '#'))

@@ -26,6 +26,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
 mod net;
+pub mod tls;
 use net::{NetInput, bind_udp, connect, connection, control_buffer, recv_aged};
 /// How the switch should stop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,6 +51,9 @@ pub struct SwitchHandle {
     /// Each registering trunk's registration (`registering`, `registered`, `failed`,
     /// `unregistered`), for the health endpoint.
     registrations: Registrations,
+    /// Where the switch listens for SIP over TLS, and the certificate it presents there.
+    pub tls_addr: Option<SocketAddr>,
+    certificates: Option<Arc<tls::Certificates>>,
 }
 
 /// Trunk name → where its registration stands.
@@ -65,6 +69,15 @@ impl SwitchHandle {
     /// Where each registering trunk's registration stands.
     pub fn registrations(&self) -> Registrations {
         self.registrations.clone()
+    }
+
+    /// Read the TLS certificate and key again (SIGHUP): new connections present the new
+    /// certificate; on an error the one in use stays. Nothing to do without TLS.
+    pub fn reload_certificate(&self, certificate: &str, private_key: &str) -> Result<(), String> {
+        match &self.certificates {
+            Some(c) => c.reload(certificate, private_key),
+            None => Ok(()),
+        }
     }
 
     pub fn stop(&self, how: Stop) {
@@ -132,6 +145,8 @@ pub enum StartError {
     },
     #[error("{0}")]
     Prompts(#[from] crate::media::prompts::PromptError),
+    #[error("SIP over TLS: {0}")]
+    Tls(String),
 }
 
 /// Bind the sockets and start the switch in the current tokio runtime. With
@@ -189,6 +204,24 @@ pub async fn start_on(
                     source,
                 });
             }
+        }
+    };
+    // SIP over TLS for phones, on a port of its own.
+    let tls = match cfg.sip.tls_listen {
+        None => None,
+        Some(addr) => {
+            let certificates = Arc::new(
+                tls::Certificates::load(&cfg.sip.tls_certificate, &cfg.sip.tls_private_key)
+                    .map_err(StartError::Tls)?,
+            );
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Listen { addr, source })?;
+            let bound = listener
+                .local_addr()
+                .map_err(|source| StartError::Listen { addr, source })?;
+            info!(tls = %bound, "listening for SIP over TLS");
+            Some((listener, certificates, bound))
         }
     };
     let mut settings = Settings {
@@ -280,6 +313,13 @@ pub async fn start_on(
     };
     let mut manager = Manager::new(settings, routing, Box::new(media));
     manager.set_wall_clock(clock.now(), clock.unix_ms());
+    let tls_addr = tls.as_ref().map(|(_, _, bound)| *bound);
+    if let (Some(mut advertised), Some(bound)) = (cfg.advertised_tls(), tls_addr) {
+        advertised.set_port(bound.port());
+        manager.set_tls_address(advertised);
+    }
+    let certificates = tls.as_ref().map(|(_, c, _)| c.clone());
+    let tls = tls.map(|(listener, c, _)| (listener, c.acceptor()));
     for (name, targets) in first {
         manager.set_resolved(name, targets);
     }
@@ -317,6 +357,7 @@ pub async fn start_on(
         clock,
         udp,
         tcp,
+        tls,
         media_rx,
         stop_rx,
         query_rx,
@@ -343,6 +384,8 @@ pub async fn start_on(
             hub,
         },
         registrations,
+        tls_addr,
+        certificates,
     })
 }
 
@@ -403,6 +446,7 @@ async fn run(
     clock: Clock,
     udp: UdpSocket,
     tcp: TcpListener,
+    tls: Option<(TcpListener, tokio_rustls::TlsAcceptor)>,
     mut media_rx: mpsc::UnboundedReceiver<MediaEvent>,
     mut stop_rx: watch::Receiver<Stop>,
     mut queries: mpsc::UnboundedReceiver<Query>,
@@ -449,11 +493,11 @@ async fn run(
                 }
             }
             Some(input) = net_rx.recv() => match input {
-                NetInput::Frame { peer, bytes } => {
-                    manager.handle_bytes(clock.now(), Peer { transport: Transport::Tcp, addr: peer }, &bytes, true, Duration::ZERO);
+                NetInput::Frame { peer, transport, bytes } => {
+                    manager.handle_bytes(clock.now(), Peer { transport, addr: peer }, &bytes, true, Duration::ZERO);
                 }
-                NetInput::Malformed { peer, bytes, why } => {
-                    manager.handle_malformed(Peer { transport: Transport::Tcp, addr: peer }, &bytes, &why);
+                NetInput::Malformed { peer, transport, bytes, why } => {
+                    manager.handle_malformed(Peer { transport, addr: peer }, &bytes, &why);
                 }
                 NetInput::Connected { peer, writer } => {
                     for bytes in pending_tcp.remove(&peer).unwrap_or_default() {
@@ -469,22 +513,33 @@ async fn run(
                 }
             },
             Ok((stream, peer)) = tcp.accept() => {
-                let limits = manager.limits();
-                let from_there = conns.keys().filter(|a| a.ip() == peer.ip()).count();
-                if conns.len() >= limits.max_tcp_connections || from_there >= limits.max_tcp_per_address {
-                    debug!(from = %peer, open = conns.len(), from_there, "TCP connection over limits: closed");
-                    crate::telemetry::limit_refused(if from_there >= limits.max_tcp_per_address {
-                        "tcp_per_address"
-                    } else {
-                        "tcp_connections"
-                    });
-                    drop(stream);
-                    continue;
+                if let Some((rx, first)) = admit_connection(&manager, &clock, &mut conns, peer) {
+                    tokio::spawn(connection(stream, peer, Transport::Tcp, rx, net_tx.clone(), Some(first)));
                 }
-                let (writer, rx) = mpsc::unbounded_channel();
-                conns.insert(peer, writer);
-                let first = clock.timer_at(clock.now() + Duration::from_secs(limits.tcp_first_message_secs));
-                tokio::spawn(connection(stream, peer, rx, net_tx.clone(), Some(first)));
+            }
+            Ok((stream, peer)) = accept_tls(&tls) => {
+                // Counted with the TCP connections (the same caps), from before the
+                // handshake: a flood of handshakes is bounded like one of connections.
+                if let (Some((rx, first)), Some((_, acceptor))) =
+                    (admit_connection(&manager, &clock, &mut conns, peer), &tls)
+                {
+                    let (acceptor, net_tx) = (acceptor.clone(), net_tx.clone());
+                    tokio::spawn(async move {
+                        match tokio::time::timeout_at(first, acceptor.accept(stream)).await {
+                            Ok(Ok(stream)) => {
+                                connection(stream, peer, Transport::Tls, rx, net_tx, Some(first)).await;
+                            }
+                            Ok(Err(e)) => {
+                                debug!(%peer, error = %e, "TLS handshake failed");
+                                let _ = net_tx.send(NetInput::Closed { peer });
+                            }
+                            Err(_) => {
+                                debug!(%peer, "TLS handshake not finished in time");
+                                let _ = net_tx.send(NetInput::Closed { peer });
+                            }
+                        }
+                    });
+                }
             }
             Some(event) = media_rx.recv() => manager.handle_media_event(clock.now(), event),
             Some(reply) = billing.rx.recv() => manager.handle_billing(clock.now(), reply),
@@ -633,6 +688,42 @@ fn forward_billing(manager: &mut Manager, billing: &Billing) {
     }
 }
 
+/// A connection from `peer` (TCP or TLS) within `[limits]`: its writer is kept in
+/// `conns`; the channel its task writes from and the time by which it must bring a whole
+/// message. None when over the caps (it is dropped, counted).
+fn admit_connection(
+    manager: &Manager,
+    clock: &Clock,
+    conns: &mut HashMap<SocketAddr, mpsc::UnboundedSender<Vec<u8>>>,
+    peer: SocketAddr,
+) -> Option<(mpsc::UnboundedReceiver<Vec<u8>>, tokio::time::Instant)> {
+    let limits = manager.limits();
+    let from_there = conns.keys().filter(|a| a.ip() == peer.ip()).count();
+    if conns.len() >= limits.max_tcp_connections || from_there >= limits.max_tcp_per_address {
+        debug!(from = %peer, open = conns.len(), from_there, "TCP connection over limits: closed");
+        crate::telemetry::limit_refused(if from_there >= limits.max_tcp_per_address {
+            "tcp_per_address"
+        } else {
+            "tcp_connections"
+        });
+        return None;
+    }
+    let (writer, rx) = mpsc::unbounded_channel();
+    conns.insert(peer, writer);
+    let first = clock.timer_at(clock.now() + Duration::from_secs(limits.tcp_first_message_secs));
+    Some((rx, first))
+}
+
+/// The next connection on the TLS listener, or never when there is none.
+async fn accept_tls(
+    tls: &Option<(TcpListener, tokio_rustls::TlsAcceptor)>,
+) -> std::io::Result<(TcpStream, SocketAddr)> {
+    match tls {
+        Some((listener, _)) => listener.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn flush(
     manager: &mut Manager,
     udp: &UdpSocket,
@@ -663,6 +754,14 @@ async fn flush(
                         tokio::spawn(connect(dest, net_tx.clone()));
                     }
                 }
+            },
+            // A phone on TLS is reached on the connection it opened; the switch opens
+            // none itself (no TLS trunks yet).
+            Transport::Tls => match conns.get(&dest) {
+                Some(w) => {
+                    let _ = w.send(bytes);
+                }
+                None => debug!(%dest, "no TLS connection to send on: dropped"),
             },
         }
     }

@@ -8,10 +8,12 @@ use super::*;
 pub(super) enum NetInput {
     Frame {
         peer: SocketAddr,
+        transport: Transport,
         bytes: Vec<u8>,
     },
     Malformed {
         peer: SocketAddr,
+        transport: Transport,
         bytes: Vec<u8>,
         why: String,
     },
@@ -117,7 +119,7 @@ pub(super) async fn connect(peer: SocketAddr, net_tx: mpsc::UnboundedSender<NetI
         Ok(Ok(stream)) => {
             let (writer, rx) = mpsc::unbounded_channel();
             let _ = net_tx.send(NetInput::Connected { peer, writer });
-            connection(stream, peer, rx, net_tx, None).await;
+            connection(stream, peer, Transport::Tcp, rx, net_tx, None).await;
         }
         _ => {
             warn!(%peer, "TCP connect failed");
@@ -126,15 +128,18 @@ pub(super) async fn connect(peer: SocketAddr, net_tx: mpsc::UnboundedSender<NetI
     }
 }
 
-/// One TCP connection: frames incoming bytes into messages, writes outgoing ones.
-pub(super) async fn connection(
-    stream: TcpStream,
+/// One TCP or TLS connection: frames incoming bytes into messages, writes outgoing ones.
+pub(super) async fn connection<S>(
+    stream: S,
     peer: SocketAddr,
+    transport: Transport,
     mut outgoing: mpsc::UnboundedReceiver<Vec<u8>>,
     net_tx: mpsc::UnboundedSender<NetInput>,
     first_message: Option<tokio::time::Instant>,
-) {
-    let (mut rd, mut wr) = stream.into_split();
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+{
+    let (mut rd, mut wr) = tokio::io::split(stream);
     let writer = tokio::spawn(async move {
         while let Some(bytes) = outgoing.recv().await {
             if wr.write_all(&bytes).await.is_err() {
@@ -174,13 +179,18 @@ pub(super) async fn connection(
                     buf.drain(..skip + len);
                     if len > 0 {
                         framed_one = true;
-                        let _ = net_tx.send(NetInput::Frame { peer, bytes: frame });
+                        let _ = net_tx.send(NetInput::Frame {
+                            peer,
+                            transport,
+                            bytes: frame,
+                        });
                     }
                 }
                 Err(e) => {
                     // A stream we cannot frame cannot be resynchronised: answer and close.
                     let _ = net_tx.send(NetInput::Malformed {
                         peer,
+                        transport,
                         bytes: buf.clone(),
                         why: e.to_string(),
                     });

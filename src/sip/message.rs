@@ -7,6 +7,8 @@ use std::fmt;
 pub enum Transport {
     Udp,
     Tcp,
+    /// SIP over TLS (RFC 3261 26.2, `transport=tls`), for phones.
+    Tls,
 }
 
 impl Transport {
@@ -14,11 +16,12 @@ impl Transport {
         match self {
             Transport::Udp => "UDP",
             Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
         }
     }
     /// Over a reliable transport the retransmission timers are not used (RFC 3261 17.1.1.2).
     pub fn is_reliable(self) -> bool {
-        matches!(self, Transport::Tcp)
+        matches!(self, Transport::Tcp | Transport::Tls)
     }
 }
 
@@ -29,7 +32,10 @@ impl<'de> serde::Deserialize<'de> for Transport {
         match s.to_ascii_lowercase().as_str() {
             "udp" => Ok(Transport::Udp),
             "tcp" => Ok(Transport::Tcp),
-            _ => Err(serde::de::Error::custom(format!("'{s}' is not udp or tcp"))),
+            "tls" => Ok(Transport::Tls),
+            _ => Err(serde::de::Error::custom(format!(
+                "'{s}' is not udp, tcp or tls"
+            ))),
         }
     }
 }

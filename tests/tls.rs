@@ -1,0 +1,315 @@
+//! SIP over TLS for phones (rustls): a phone connects to `sip.tls_listen`, checks the
+//! switch's certificate, and makes a call to a carrier on UDP — the answer, the ACK and the
+//! carrier's BYE all travel on its TLS connection, and the switch's Contact names its TLS
+//! port with `transport=tls`. A renewed certificate is presented by the next connection
+//! once it is read again (SIGHUP), and one that cannot be read leaves the old one in use.
+//! The certificates are made by `openssl` for this test.
+
+mod common;
+
+use common::{WAIT, config, start};
+use freecall::sip::{Message, frame_stream, parse_framed};
+use freecall_testkit::Phone;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+
+/// A certificate for localhost and 127.0.0.1 signed by a CA of its own: (certificate,
+/// key, the CA's certificate a phone trusts).
+fn certificate(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let path = |ext: &str| dir.join(format!("{name}.{ext}"));
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl makes the test's certificates");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    let (ca, ca_key) = (format!("{name}-ca.crt"), format!("{name}-ca.key"));
+    let ca_subject = format!("/CN={name} test CA");
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-days",
+                "2",
+                "-subj",
+                &ca_subject,
+                "-keyout",
+                &ca_key,
+                "-out",
+                &ca,
+            ],
+        ]
+        .concat(),
+    );
+    let (crt, key, csr) = (
+        format!("{name}.crt"),
+        format!("{name}.key"),
+        format!("{name}.csr"),
+    );
+    openssl(
+        &[
+            &["req"][..],
+            &ec,
+            &["-subj", "/CN=localhost", "-keyout", &key, "-out", &csr],
+        ]
+        .concat(),
+    );
+    let ext = format!("{name}.ext");
+    std::fs::write(
+        path("ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &csr,
+        "-CA",
+        &ca,
+        "-CAkey",
+        &ca_key,
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        &ext,
+        "-out",
+        &crt,
+    ]);
+    (path("crt"), path("key"), dir.join(ca))
+}
+
+/// A phone's TLS connection to `addr`, trusting only `ca`: Err when the handshake fails
+/// (the switch presents another certificate).
+async fn connect(addr: std::net::SocketAddr, ca: &Path) -> std::io::Result<TlsStream<TcpStream>> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = TcpStream::connect(addr).await?;
+    let name = ServerName::try_from("localhost").unwrap();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+}
+
+/// SIP messages on a TLS connection, framed by Content-Length.
+struct Conn {
+    stream: TlsStream<TcpStream>,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    async fn send(&mut self, text: &str) {
+        self.stream.write_all(text.as_bytes()).await.unwrap();
+        self.stream.flush().await.unwrap();
+    }
+
+    async fn next(&mut self) -> Message {
+        tokio::time::timeout(WAIT, async {
+            let mut chunk = [0u8; 4096];
+            loop {
+                while let Some((skip, len)) = frame_stream(&self.buf).expect("a SIP stream") {
+                    let frame: Vec<u8> = self.buf.drain(..skip + len).skip(skip).collect();
+                    if len > 0 {
+                        return parse_framed(&frame).expect("a SIP message");
+                    }
+                }
+                let n = self.stream.read(&mut chunk).await.expect("read");
+                assert!(n > 0, "the switch closed the TLS connection");
+                self.buf.extend_from_slice(&chunk[..n]);
+            }
+        })
+        .await
+        .expect("a message on the TLS connection in time")
+    }
+
+    /// The final response, provisional ones skipped.
+    async fn final_response(&mut self) -> Message {
+        loop {
+            let m = self.next().await;
+            if m.status().is_some_and(|c| c >= 200) {
+                return m;
+            }
+        }
+    }
+}
+
+const SDP: &str = "v=0\r\no=p 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
+
+#[tokio::test]
+async fn a_phone_on_tls_calls_a_carrier_and_gets_the_bye_on_its_connection() {
+    let dir = common::daemon::temp_dir("tls-call");
+    let (cert, key, ca) = certificate(&dir, "switch-a");
+    let trunk = Phone::bind("carrier").await;
+    let cfg = config(
+        &[trunk.addr],
+        &format!(
+            "tls_listen = \"127.0.0.1:0\"\ntls_certificate = \"{}\"\ntls_private_key = \"{}\"",
+            cert.display(),
+            key.display()
+        ),
+        "",
+        "127.0.0.1",
+    );
+    let switch = start(&cfg).await;
+    let tls = switch.tls_addr.expect("listening for TLS");
+
+    let mut phone = Conn {
+        stream: connect(tls, &ca)
+            .await
+            .expect("the switch's certificate is trusted"),
+        buf: Vec::new(),
+    };
+    let me = phone.stream.get_ref().0.local_addr().unwrap();
+    let invite = format!(
+        "INVITE sip:0212345678@{tls};transport=tls SIP/2.0\r\nVia: SIP/2.0/TLS {me};branch=z9hG4bKtls1;rport\r\n\
+Max-Forwards: 70\r\nFrom: <sip:0311111111@127.0.0.1>;tag=p1\r\nTo: <sip:0212345678@{tls}>\r\n\
+Call-ID: tls-call-1\r\nCSeq: 1 INVITE\r\nContact: <sip:phone@{me};transport=tls>\r\n\
+Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
+        SDP.len()
+    );
+    phone.send(&invite).await;
+
+    // The carrier, on UDP, is asked and answers.
+    let (to_trunk, from) = trunk.expect_request("INVITE", WAIT).await;
+    let leg = trunk.leg_from_request(&to_trunk, from, "c1");
+    let answer = trunk.response(&to_trunk, 200, "OK", "c1", Some(SDP));
+    trunk.send(from, &answer).await;
+
+    // The phone gets the answer on its TLS connection, with a Contact for TLS.
+    let ok = phone.final_response().await;
+    assert_eq!(ok.status(), Some(200));
+    let contact = ok.contact_uri.clone().unwrap();
+    assert_eq!(
+        contact,
+        format!("sip:freecall@{tls};transport=tls"),
+        "the switch's Contact names its TLS port"
+    );
+    let to = ok.to.clone();
+    phone
+        .send(&format!(
+            "ACK {contact} SIP/2.0\r\nVia: SIP/2.0/TLS {me};branch=z9hG4bKtls2;rport\r\nMax-Forwards: 70\r\n\
+From: <sip:0311111111@127.0.0.1>;tag=p1\r\nTo: {to}\r\nCall-ID: tls-call-1\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
+        ))
+        .await;
+    let (ack, _) = trunk.expect_request("ACK", WAIT).await;
+    assert_eq!(ack.call_id, to_trunk.call_id);
+
+    // The carrier hangs up: the BYE reaches the phone on the same TLS connection.
+    let mut leg = leg;
+    let bye = trunk.request(&mut leg, "BYE", None);
+    trunk.send(from, &bye).await;
+    let to_phone = phone.next().await;
+    assert_eq!(to_phone.method().map(|m| m.as_str()), Some("BYE"));
+    assert_eq!(to_phone.call_id, "tls-call-1");
+    let via = to_phone.header("Via").unwrap();
+    assert!(via.starts_with("SIP/2.0/TLS "), "{via}");
+    let ok_bye = format!(
+        "SIP/2.0 200 OK\r\nVia: {via}\r\nFrom: {}\r\nTo: {}\r\nCall-ID: tls-call-1\r\nCSeq: {} BYE\r\nContent-Length: 0\r\n\r\n",
+        to_phone.from, to_phone.to, to_phone.cseq
+    );
+    phone.send(&ok_bye).await;
+    let done = trunk.expect_status(&[200], WAIT).await;
+    assert_eq!(done.cseq_method.as_str(), "BYE");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(switch.active_calls().await, 0);
+}
+
+#[tokio::test]
+async fn a_renewed_certificate_is_presented_once_read_again_and_a_bad_one_changes_nothing() {
+    let dir = common::daemon::temp_dir("tls-reload");
+    let (old_cert, old_key, old_ca) = certificate(&dir, "switch-old");
+    let (new_cert, new_key, new_ca) = certificate(&dir, "switch-new");
+    // The files the configuration names; renewing a certificate overwrites them.
+    let (cert, key) = (dir.join("in-use.crt"), dir.join("in-use.key"));
+    std::fs::copy(&old_cert, &cert).unwrap();
+    std::fs::copy(&old_key, &key).unwrap();
+    let cfg = config(
+        &[],
+        &format!(
+            "tls_listen = \"127.0.0.1:0\"\ntls_certificate = \"{}\"\ntls_private_key = \"{}\"",
+            cert.display(),
+            key.display()
+        ),
+        "",
+        "127.0.0.1",
+    );
+    let switch = start(&cfg).await;
+    let tls = switch.tls_addr.unwrap();
+    assert!(connect(tls, &old_ca).await.is_ok());
+    assert!(
+        connect(tls, &new_ca).await.is_err(),
+        "a phone that trusts only the new certificate is refused before the renewal"
+    );
+
+    std::fs::copy(&new_cert, &cert).unwrap();
+    std::fs::copy(&new_key, &key).unwrap();
+    let (c, k) = (cert.display().to_string(), key.display().to_string());
+    switch
+        .reload_certificate(&c, &k)
+        .expect("the renewed files read");
+    assert!(
+        connect(tls, &new_ca).await.is_ok(),
+        "the renewed certificate is presented"
+    );
+    assert!(connect(tls, &old_ca).await.is_err());
+
+    // A certificate whose key is another's: refused, the one in use stays.
+    std::fs::copy(&old_key, &key).unwrap();
+    let refused = switch.reload_certificate(&c, &k).unwrap_err();
+    assert!(refused.contains("does not belong"), "{refused}");
+    std::fs::write(&cert, "not a certificate").unwrap();
+    assert!(switch.reload_certificate(&c, &k).is_err());
+    assert!(connect(tls, &new_ca).await.is_ok(), "still the renewed one");
+}
+
+#[test]
+fn the_configuration_names_what_is_wrong_with_tls() {
+    let dir = common::daemon::temp_dir("tls-config");
+    let missing = freecall::config::Config::from_toml(&format!(
+        "[sip]\nlisten = \"127.0.0.1:5060\"\ntls_listen = \"127.0.0.1:5061\"\n\
+tls_certificate = \"{0}/none.crt\"\ntls_private_key = \"{0}/none.key\"\n\
+[media]\naddress = \"127.0.0.1\"\nport_min = 20000\nport_max = 20100\n",
+        dir.display()
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(missing.contains("sip.tls_certificate"), "{missing}");
+    assert!(missing.contains("none.crt"), "{missing}");
+    let trunk = freecall::config::Config::from_toml(
+        "[sip]\nlisten = \"127.0.0.1:5060\"\n[media]\naddress = \"127.0.0.1\"\nport_min = 20000\nport_max = 20100\n\
+[[trunks]]\nname = \"pstn\"\naddress = \"192.0.2.7:5061\"\ntransport = \"tls\"\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(trunk.contains("trunks[0].transport"), "{trunk}");
+}
