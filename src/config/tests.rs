@@ -46,7 +46,7 @@ fn a_value_of_the_wrong_kind_is_refused_naming_its_key() {
     let trunk = "[[trunks]]\nname = \"pstn\"\naddress = \"127.0.0.1:5080\"\n";
     let e = err(&format!("{trunk}transport = \"sctp\"\n"));
     assert!(
-        e.contains("'sctp' is not udp or tcp") && e.contains("trunks[0]"),
+        e.contains("'sctp' is not udp, tcp or tls") && e.contains("trunks[0]"),
         "{e}"
     );
     let e = err(&format!("{trunk}codecs = [\"G729\"]\n"));
