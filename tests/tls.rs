@@ -313,3 +313,84 @@ tls_certificate = \"{0}/none.crt\"\ntls_private_key = \"{0}/none.key\"\n\
     .to_string();
     assert!(trunk.contains("trunks[0].transport"), "{trunk}");
 }
+
+/// Whether a phone trusting `ca` can connect to `addr` now.
+fn trusted(addr: std::net::SocketAddr, ca: &Path) -> bool {
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(connect(addr, ca))
+        .is_ok()
+}
+
+#[test]
+fn an_independent_phone_calls_over_tls_and_sighup_renews_the_certificate() {
+    use common::daemon::{Daemon, free_port, shipped_config, wait_ready};
+    let dir = common::daemon::temp_dir("tls-daemon");
+    let (old_cert, old_key, old_ca) = certificate(&dir, "daemon-old");
+    let (new_cert, new_key, new_ca) = certificate(&dir, "daemon-new");
+    let (cert, key) = (dir.join("fullchain.pem"), dir.join("privkey.pem"));
+    std::fs::copy(&old_cert, &cert).unwrap();
+    std::fs::copy(&old_key, &key).unwrap();
+    let (sip_port, trunk_port, tls_port) = (free_port(), free_port(), free_port());
+    // The shipped configuration with its TLS lines filled in.
+    let conf = shipped_config(
+        sip_port,
+        &format!("127.0.0.1:{trunk_port}"),
+        free_port(),
+        46000,
+        &[
+            (
+                "# tls_listen = \"0.0.0.0:5061\"",
+                format!("tls_listen = \"127.0.0.1:{tls_port}\""),
+            ),
+            (
+                "# tls_certificate = \"/etc/freecall/tls/fullchain.pem\"",
+                format!("tls_certificate = \"{}\"", cert.display()),
+            ),
+            (
+                "# tls_private_key = \"/etc/freecall/tls/privkey.pem\"",
+                format!("tls_private_key = \"{}\"", key.display()),
+            ),
+        ],
+    );
+    let conf_path = dir.join("freecall.toml");
+    std::fs::write(&conf_path, conf).unwrap();
+    let db = dir.join("freecall.db").display().to_string();
+    let daemon = Daemon::spawn(
+        &conf_path.display().to_string(),
+        &[("FREECALL__DATABASE__URL", db)],
+    );
+    wait_ready(format!("127.0.0.1:{sip_port}").parse().unwrap());
+    let tls: std::net::SocketAddr = format!("127.0.0.1:{tls_port}").parse().unwrap();
+
+    // pjsua2 calls over TLS, checking the switch's certificate; the carrier is on UDP.
+    let call = |ca: &Path| {
+        common::daemon::pjsua_call(&[
+            "--switch",
+            &tls.to_string(),
+            "--caller-tls-ca",
+            &ca.display().to_string(),
+            "--number",
+            "0212345678",
+            "--callee-port",
+            &trunk_port.to_string(),
+            "--seconds",
+            "1.5",
+        ])
+    };
+    let report = call(&old_ca);
+    eprintln!("over TLS: {report}");
+    assert!(trusted(tls, &old_ca) && !trusted(tls, &new_ca));
+
+    // The certificate is renewed in place and the switch told with SIGHUP.
+    std::fs::copy(&new_cert, &cert).unwrap();
+    std::fs::copy(&new_key, &key).unwrap();
+    daemon.signal("-HUP");
+    let renewed = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        trusted(tls, &new_ca)
+    });
+    assert!(renewed, "the renewed certificate is presented after SIGHUP");
+    assert!(!trusted(tls, &old_ca));
+    call(&new_ca);
+}

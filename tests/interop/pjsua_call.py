@@ -181,6 +181,9 @@ def parse_args(argv):
     ap.add_argument("--public-address", default=None,
                     help="address both parties write into Via, Contact and SDP instead of the one they "
                          "bind (an impairment proxy that mirrors their ports there stands between)")
+    ap.add_argument("--caller-tls-ca", default=None,
+                    help="the caller speaks SIP over TLS to --switch (its TLS port), checking the "
+                         "switch's certificate against this CA file (PEM)")
     ap.add_argument("--auth-user", default=None, help="SIP digest user name (answer 401/407 challenges)")
     ap.add_argument("--auth-password", default=None, help="SIP digest password")
     ap.add_argument("--auth-realm", default="*", help="digest realm the credentials are for (* = any)")
@@ -472,10 +475,15 @@ def main(argv=None):
         tc.port = args.caller_port
         if args.public_address:
             tc.publicAddress = args.public_address
+        caller_kind = pj.PJSIP_TRANSPORT_UDP
+        if args.caller_tls_ca:
+            caller_kind = pj.PJSIP_TRANSPORT_TLS
+            tc.tlsConfig.CaListFile = args.caller_tls_ca
+            tc.tlsConfig.verifyServer = True
         try:
-            tid_caller = ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tc)
+            tid_caller = ep.transportCreate(caller_kind, tc)
         except pj.Error as e:
-            raise RuntimeError("cannot bind caller UDP %s:%d: %s" % (args.caller_address, args.caller_port, e.info()))
+            raise RuntimeError("cannot bind caller %s:%d: %s" % (args.caller_address, args.caller_port, e.info()))
         caller_port = ep.transportGetInfo(tid_caller).localName
         caller.local_addr = caller_port
         callee.local_addr = ep.transportGetInfo(tid_callee).localName
@@ -534,6 +542,8 @@ def main(argv=None):
 
         # ---- place the call
         dest = "sip:%s@%s" % (args.number, args.switch)
+        if args.caller_tls_ca:
+            dest += ";transport=tls"
         caller.call = TestCall(acc_caller, caller)
         op = pj.CallOpParam(True)
         try:
