@@ -112,9 +112,12 @@ pub fn name_addr(value: &str) -> Option<NameAddr> {
         let after = after_quote.get(i + 1..)?.trim_start();
         bracketed(after)?
     } else if let Some(lt) = value.find('<') {
-        // An unquoted display name is tokens separated by LWS.
+        // An unquoted display name is tokens separated by LWS. Phones also send names in
+        // their own script unquoted (`홍길동 <sip:…>`): letters beyond ASCII are let through,
+        // separators (`,` `;` `"` `:` `@` …) are not (RFC 4475 3.1.2.15).
         let display = &value[..lt];
-        if !display.split_whitespace().all(is_token) {
+        let word_ok = |w: &str| w.chars().all(|c| !c.is_ascii() || is_token_byte(c as u8));
+        if !display.split_whitespace().all(word_ok) {
             return None;
         }
         bracketed(&value[lt..])?
@@ -243,6 +246,8 @@ mod tests {
         assert_eq!(name_addr("*").unwrap().uri, "*");
         // Not well formed.
         assert!(name_addr("Bell, Alexander <sip:a.g.bell@example.com>;tag=43").is_none());
+        let hangul = name_addr("홍길동 <sip:0311111111@192.0.2.1>;tag=k1").unwrap();
+        assert_eq!(hangul.tag.as_deref(), Some("k1"));
         assert!(name_addr("sip:user@example.com?Route=%3Csip:sip.example.com%3E").is_none());
         assert!(name_addr("<sip:a@b>;;tag=1").is_none());
         assert!(name_addr("<sip:a@b>;tag=").is_none());
