@@ -48,23 +48,10 @@ address = "127.0.0.1"
 advertised_address = "127.0.0.6"
 port_min = 40000
 port_max = 40079
-[[trunks]]
-name = "pstn"
-address = "127.0.0.5:5080"
-[[routes]]
-prefix = ""
-trunks = ["pstn"]
-[database]
-url = "{db}"
-[billing]
-realm = "freecall"
-[[tariffs]]
-account = "mileage"
-destination = "landline"
-per_minute = 60
-[cdr]
+{}[cdr]
 file = "{}"
 "#,
+            common::daemon::pstn_and_money("127.0.0.5:5080", &db),
             cdr_file.display()
         ),
     )

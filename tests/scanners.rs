@@ -77,23 +77,10 @@ listen = "127.0.0.1:5060"
 address = "127.0.0.1"
 port_min = 40000
 port_max = 40200
-[[trunks]]
-name = "pstn"
-address = "127.0.0.2:5080"
-[[routes]]
-prefix = ""
-trunks = ["pstn"]
-[database]
-url = "{db}"
-[billing]
-realm = "freecall"
-[[tariffs]]
-account = "mileage"
-destination = "landline"
-per_minute = 60
-[api]
+{}[api]
 listen = "127.0.0.1:8080"
-"#
+"#,
+            common::daemon::pstn_and_money("127.0.0.2:5080", &db)
         ),
     )
     .unwrap();

@@ -101,6 +101,15 @@ fn certificate(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
     (path("crt"), path("key"), dir.join(ca))
 }
 
+/// `[sip]` lines for TLS on a free port with `cert` and `key`.
+fn tls_lines(cert: &Path, key: &Path) -> String {
+    format!(
+        "tls_listen = \"127.0.0.1:0\"\ntls_certificate = \"{}\"\ntls_private_key = \"{}\"",
+        cert.display(),
+        key.display()
+    )
+}
+
 /// A phone's TLS connection to `addr`, trusting only `ca`: Err when the handshake fails
 /// (the switch presents another certificate).
 async fn connect(addr: std::net::SocketAddr, ca: &Path) -> std::io::Result<TlsStream<TcpStream>> {
@@ -170,16 +179,7 @@ async fn a_phone_on_tls_calls_a_carrier_and_gets_the_bye_on_its_connection() {
     let dir = common::daemon::temp_dir("tls-call");
     let (cert, key, ca) = certificate(&dir, "switch-a");
     let trunk = Phone::bind("carrier").await;
-    let cfg = config(
-        &[trunk.addr],
-        &format!(
-            "tls_listen = \"127.0.0.1:0\"\ntls_certificate = \"{}\"\ntls_private_key = \"{}\"",
-            cert.display(),
-            key.display()
-        ),
-        "",
-        "127.0.0.1",
-    );
+    let cfg = config(&[trunk.addr], &tls_lines(&cert, &key), "", "127.0.0.1");
     let switch = start(&cfg).await;
     let tls = switch.tls_addr.expect("listening for TLS");
 
@@ -253,16 +253,7 @@ async fn a_renewed_certificate_is_presented_once_read_again_and_a_bad_one_change
     let (cert, key) = (dir.join("in-use.crt"), dir.join("in-use.key"));
     std::fs::copy(&old_cert, &cert).unwrap();
     std::fs::copy(&old_key, &key).unwrap();
-    let cfg = config(
-        &[],
-        &format!(
-            "tls_listen = \"127.0.0.1:0\"\ntls_certificate = \"{}\"\ntls_private_key = \"{}\"",
-            cert.display(),
-            key.display()
-        ),
-        "",
-        "127.0.0.1",
-    );
+    let cfg = config(&[], &tls_lines(&cert, &key), "", "127.0.0.1");
     let switch = start(&cfg).await;
     let tls = switch.tls_addr.unwrap();
     assert!(connect(tls, &old_ca).await.is_ok());

@@ -464,3 +464,26 @@ pub fn inside_private_netns(name: &str, flag: &str) -> bool {
     assert!(status.success(), "the test inside the namespace failed");
     false
 }
+
+/// The middle of a test's configuration file: every number to the trunk `pstn` at
+/// `trunk`, the database at `db`, members' realm "freecall", mileage at 60 a minute to
+/// landlines.
+pub fn pstn_and_money(trunk: &str, db: &str) -> String {
+    format!(
+        r#"[[trunks]]
+name = "pstn"
+address = "{trunk}"
+[[routes]]
+prefix = ""
+trunks = ["pstn"]
+[database]
+url = "{db}"
+[billing]
+realm = "freecall"
+[[tariffs]]
+account = "mileage"
+destination = "landline"
+per_minute = 60
+"#
+    )
+}
