@@ -122,6 +122,9 @@ file = "{}"
             "20",
             "--teardown-timeout",
             "20",
+            // The caller's BYE or its 200 may be lost after the carrier is already down:
+            // its retransmission must get the answer before the phone is switched off.
+            "--await-bye-answer",
         ]);
         eprintln!(
             "call {call}: passed in {:.1} s; caller SIP {}; SIP so far: {}; RTP so far: {}",

@@ -184,6 +184,11 @@ def parse_args(argv):
     ap.add_argument("--caller-tls-ca", default=None,
                     help="the caller speaks SIP over TLS to --switch (its TLS port), checking the "
                          "switch's certificate against this CA file (PEM)")
+    ap.add_argument("--await-bye-answer", action="store_true",
+                    help="after the hang-up, keep the hanging-up side running until the 200 to its "
+                         "BYE shows in the log, at most 6 s (four retransmissions): on a lossy network "
+                         "it may take retransmissions after the other side is already down, and the "
+                         "log is not always written at once")
     ap.add_argument("--auth-user", default=None, help="SIP digest user name (answer 401/407 challenges)")
     ap.add_argument("--auth-password", default=None, help="SIP digest password")
     ap.add_argument("--auth-realm", default="*", help="digest realm the credentials are for (* = any)")
@@ -611,6 +616,11 @@ def main(argv=None):
                     and (callee.call is None or callee.state == "DISCONNECTED"), 0.05):
             errors.append("call not torn down within %.1f s (caller=%s, callee=%s)"
                           % (args.teardown_timeout, caller.state, callee.state))
+        if args.await_bye_answer and hang_leg.call_id:
+            def bye_answered():
+                return any(d == "RX" and w == "200/BYE" and cid == hang_leg.call_id
+                           for (d, k, w, cid, peer) in parse_sip_log(files["log"]))
+            pump(bye_answered, min(args.teardown_timeout, 6.0))
         # let the final ACK / 200-to-BYE / recorder frames flush
         pump(lambda: False, 0.2)
     except RuntimeError as e:
