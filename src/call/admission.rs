@@ -75,13 +75,6 @@ impl Manager {
                 .header("Retry-After", "5");
             return self.tx.send_response(now, tx, 503, b.finish(None, &[]));
         }
-        if let Some(req_ext) = req.header("Require") {
-            let mut b = Builder::response_to(&req, 420, "Bad Extension", Some(&local_tag));
-            b.header("Unsupported", req_ext)
-                .reason(420, "extension not supported");
-            self.stats.calls_refused += 1;
-            return self.tx.send_response(now, tx, 420, b.finish(None, &[]));
-        }
         let dialled = req.uri_user.as_deref().unwrap_or("");
         // A member's SIP user (a name, not a number) is reached on its registered phones,
         // on-net and free: never through a trunk.

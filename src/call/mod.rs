@@ -13,6 +13,8 @@
 mod admission;
 mod cause;
 mod guard;
+mod identity;
+pub(crate) use identity::contact_for;
 mod in_dialog;
 mod intake;
 mod invite;
@@ -632,6 +634,9 @@ impl Manager {
         let method = req.method().cloned().unwrap_or(Method::Ack);
         if let Some(refusal) = intake::uas_refusal(&method, &req) {
             let (code, phrase, reason, header) = refusal;
+            if method == Method::Invite {
+                self.stats.calls_refused += 1;
+            }
             let mut b = Builder::response_to(&req, code, phrase, Some(&local_tag));
             b.reason(code, reason);
             if let Some((name, value)) = header {
@@ -685,24 +690,6 @@ impl Manager {
         }
         b.header("Server", &self.settings.user_agent);
         self.tx.send_response(now, tx, code, b.finish(None, &[]));
-    }
-
-    fn contact(&self, transport: crate::sip::Transport) -> String {
-        contact_for(self.advertised_for(transport), transport)
-    }
-
-    /// Where a leg on `transport` reaches the switch: the TLS listener for TLS, else the
-    /// SIP address.
-    pub(super) fn advertised_for(&self, transport: crate::sip::Transport) -> SocketAddr {
-        match (transport, self.tls_advertised) {
-            (crate::sip::Transport::Tls, Some(tls)) => tls,
-            _ => self.settings.advertised,
-        }
-    }
-
-    /// The switch also listens for SIP over TLS, reached at `advertised`.
-    pub fn set_tls_address(&mut self, advertised: SocketAddr) {
-        self.tls_advertised = Some(advertised);
     }
 
     /// Remove a call and everything that points at it.
@@ -774,30 +761,5 @@ impl Manager {
             media,
         });
         debug!(active = self.calls.len(), "calls in progress");
-    }
-}
-
-/// Methods we accept, for Allow headers.
-const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO";
-/// The same with the registrar (a switch that keeps accounts).
-const ALLOW_REGISTER: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, REGISTER";
-
-impl Manager {
-    /// The methods this switch serves, for Allow headers.
-    fn allow(&self) -> &'static str {
-        if self.settings.billing.is_some() {
-            ALLOW_REGISTER
-        } else {
-            ALLOW
-        }
-    }
-}
-
-/// Our Contact for a leg on `transport`.
-fn contact_for(advertised: SocketAddr, transport: crate::sip::Transport) -> String {
-    match transport {
-        crate::sip::Transport::Udp => format!("<sip:freecall@{advertised}>"),
-        crate::sip::Transport::Tcp => format!("<sip:freecall@{advertised};transport=tcp>"),
-        crate::sip::Transport::Tls => format!("<sip:freecall@{advertised};transport=tls>"),
     }
 }
