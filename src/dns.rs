@@ -1,7 +1,7 @@
 //! Trunks reached by host name, resolved as RFC 3263 says: NAPTR picks the transport
 //! (when the trunk does not name one), SRV gives the servers in priority order (a weighted
 //! draw among equals, RFC 2782), A/AAAA their addresses; a name with a port, or without
-//! SRV records, is just its addresses on that port (5060 by default). Every address is a
+//! SRV records, is just its addresses on that port (5060 by default, 5061 for TLS). Every address is a
 //! failover candidate; the call manager orders them per call (priority first, equal
 //! priorities shared by weight). Only addresses of the switch's own family (IPv4 for an
 //! IPv4 listen address) are asked for.
@@ -83,7 +83,6 @@ fn srv_prefix(t: Transport) -> &'static str {
     match t {
         Transport::Udp => "_sip._udp.",
         Transport::Tcp => "_sip._tcp.",
-        // Not asked: trunks are not reached over TLS (only phones use it).
         Transport::Tls => "_sips._tcp.",
     }
 }
@@ -219,9 +218,10 @@ impl SipResolver {
             }
             return Ok(Resolved { targets, ttl });
         }
-        // No NAPTR or SRV: the name's own addresses on the default port.
+        // No NAPTR or SRV: the name's own addresses on the default port (5061 for TLS).
         let t = name.transport.unwrap_or(Transport::Udp);
-        let targets = in_order(self.addresses(&host, 5060, t, &mut ttl).await?);
+        let port = if t == Transport::Tls { 5061 } else { 5060 };
+        let targets = in_order(self.addresses(&host, port, t, &mut ttl).await?);
         Ok(Resolved { targets, ttl })
     }
 

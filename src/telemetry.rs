@@ -49,6 +49,10 @@ pub fn install() -> Option<PrometheusHandle> {
         "freecall_rtp_packets_lost_total",
         "RTP packets lost on the way to the switch, by leg"
     );
+    describe_counter!(
+        "freecall_trunk_connect_failures_total",
+        "Connections to a trunk on TCP or TLS that could not be opened, by trunk and why (refused, timeout, tls_handshake: mostly a certificate not trusted for the trunk's name)"
+    );
     describe_gauge!(
         "freecall_trunk_up",
         "1 when the trunk answers OPTIONS, 0 when it does not"
@@ -172,6 +176,13 @@ pub fn recording_closed(failed: bool, dropped_frames: u64) {
 /// `requests_per_address`).
 pub fn limit_refused(limit: &'static str) {
     counter!("freecall_limit_refusals_total", "limit" => limit).increment(1);
+}
+
+/// A connection to trunk `trunk` could not be opened (`why`: `refused`, `timeout`,
+/// `tls_handshake`: mostly its certificate was not trusted for its name).
+pub fn trunk_connect_failed(trunk: &str, why: &'static str) {
+    counter!("freecall_trunk_connect_failures_total", "trunk" => trunk.to_string(), "why" => why)
+        .increment(1);
 }
 
 /// The password-guessing fence began a block (`blocked_address`, `blocked_user`) or

@@ -7,108 +7,16 @@
 
 mod common;
 
+use common::tls::{Conn, certificate, tls_lines};
 use common::{WAIT, config, start};
-use freecall::sip::{Message, frame_stream, parse_framed};
 use freecall_testkit::Phone;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
-
-/// A certificate for localhost and 127.0.0.1 signed by a CA of its own: (certificate,
-/// key, the CA's certificate a phone trusts).
-fn certificate(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
-    let path = |ext: &str| dir.join(format!("{name}.{ext}"));
-    let openssl = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("openssl makes the test's certificates");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-    ];
-    let (ca, ca_key) = (format!("{name}-ca.crt"), format!("{name}-ca.key"));
-    let ca_subject = format!("/CN={name} test CA");
-    openssl(
-        &[
-            &["req", "-x509"][..],
-            &ec,
-            &[
-                "-days",
-                "2",
-                "-subj",
-                &ca_subject,
-                "-keyout",
-                &ca_key,
-                "-out",
-                &ca,
-            ],
-        ]
-        .concat(),
-    );
-    let (crt, key, csr) = (
-        format!("{name}.crt"),
-        format!("{name}.key"),
-        format!("{name}.csr"),
-    );
-    openssl(
-        &[
-            &["req"][..],
-            &ec,
-            &["-subj", "/CN=localhost", "-keyout", &key, "-out", &csr],
-        ]
-        .concat(),
-    );
-    let ext = format!("{name}.ext");
-    std::fs::write(
-        path("ext"),
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
-    )
-    .unwrap();
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        &csr,
-        "-CA",
-        &ca,
-        "-CAkey",
-        &ca_key,
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        &ext,
-        "-out",
-        &crt,
-    ]);
-    (path("crt"), path("key"), dir.join(ca))
-}
-
-/// `[sip]` lines for TLS on a free port with `cert` and `key`.
-fn tls_lines(cert: &Path, key: &Path) -> String {
-    format!(
-        "tls_listen = \"127.0.0.1:0\"\ntls_certificate = \"{}\"\ntls_private_key = \"{}\"",
-        cert.display(),
-        key.display()
-    )
-}
 
 /// A phone's TLS connection to `addr`, trusting only `ca`: Err when the handshake fails
 /// (the switch presents another certificate).
@@ -130,48 +38,6 @@ async fn connect(addr: std::net::SocketAddr, ca: &Path) -> std::io::Result<TlsSt
         .await
 }
 
-/// SIP messages on a TLS connection, framed by Content-Length.
-struct Conn {
-    stream: TlsStream<TcpStream>,
-    buf: Vec<u8>,
-}
-
-impl Conn {
-    async fn send(&mut self, text: &str) {
-        self.stream.write_all(text.as_bytes()).await.unwrap();
-        self.stream.flush().await.unwrap();
-    }
-
-    async fn next(&mut self) -> Message {
-        tokio::time::timeout(WAIT, async {
-            let mut chunk = [0u8; 4096];
-            loop {
-                while let Some((skip, len)) = frame_stream(&self.buf).expect("a SIP stream") {
-                    let frame: Vec<u8> = self.buf.drain(..skip + len).skip(skip).collect();
-                    if len > 0 {
-                        return parse_framed(&frame).expect("a SIP message");
-                    }
-                }
-                let n = self.stream.read(&mut chunk).await.expect("read");
-                assert!(n > 0, "the switch closed the TLS connection");
-                self.buf.extend_from_slice(&chunk[..n]);
-            }
-        })
-        .await
-        .expect("a message on the TLS connection in time")
-    }
-
-    /// The final response, provisional ones skipped.
-    async fn final_response(&mut self) -> Message {
-        loop {
-            let m = self.next().await;
-            if m.status().is_some_and(|c| c >= 200) {
-                return m;
-            }
-        }
-    }
-}
-
 const SDP: &str = "v=0\r\no=p 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
 
 #[tokio::test]
@@ -183,12 +49,11 @@ async fn a_phone_on_tls_calls_a_carrier_and_gets_the_bye_on_its_connection() {
     let switch = start(&cfg).await;
     let tls = switch.tls_addr.expect("listening for TLS");
 
-    let mut phone = Conn {
-        stream: connect(tls, &ca)
+    let mut phone = Conn::new(
+        connect(tls, &ca)
             .await
             .expect("the switch's certificate is trusted"),
-        buf: Vec::new(),
-    };
+    );
     let me = phone.stream.get_ref().0.local_addr().unwrap();
     let invite = format!(
         "INVITE sip:0212345678@{tls};transport=tls SIP/2.0\r\nVia: SIP/2.0/TLS {me};branch=z9hG4bKtls1;rport\r\n\
@@ -302,7 +167,41 @@ tls_certificate = \"{0}/none.crt\"\ntls_private_key = \"{0}/none.key\"\n\
     )
     .unwrap_err()
     .to_string();
-    assert!(trunk.contains("trunks[0].transport"), "{trunk}");
+    assert!(
+        trunk.contains("trunks[0].transport: tls needs sip.tls_listen"),
+        "{trunk}"
+    );
+    // A trunk on TLS: its authorities must be readable and its name a name.
+    let (cert, key, _) = certificate(&dir, "switch-conf");
+    let base = format!(
+        "[sip]\nlisten = \"127.0.0.1:5060\"\n{}\n[media]\naddress = \"127.0.0.1\"\nport_min = 20000\nport_max = 20100\n",
+        tls_lines(&cert, &key)
+    );
+    let wrong = |trunk: &str| {
+        freecall::config::Config::from_toml(&format!("{base}[[trunks]]\nname = \"pstn\"\n{trunk}"))
+            .unwrap_err()
+            .to_string()
+    };
+    let no_ca = wrong(&format!(
+        "address = \"192.0.2.7:5061\"\ntransport = \"tls\"\ntls_ca = \"{}/none.pem\"\n",
+        dir.display()
+    ));
+    assert!(
+        no_ca.contains("trunks[0].tls_ca") && no_ca.contains("none.pem"),
+        "{no_ca}"
+    );
+    let bad_name = wrong(
+        "address = \"192.0.2.7:5061\"\ntransport = \"tls\"\ntls_server_name = \"not a name\"\n",
+    );
+    assert!(
+        bad_name.contains("'not a name' is not a host name"),
+        "{bad_name}"
+    );
+    let not_tls = wrong("address = \"192.0.2.7\"\ntls_server_name = \"carrier.test\"\n");
+    assert!(
+        not_tls.contains("only for a trunk with transport = \"tls\""),
+        "{not_tls}"
+    );
 }
 
 /// Whether a phone trusting `ca` can connect to `addr` now.

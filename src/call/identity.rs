@@ -24,6 +24,12 @@ impl Manager {
         }
     }
 
+    /// Where the leg that client transaction `tx` went out on reaches the switch.
+    pub(super) fn leg_advertised(&self, tx: crate::transaction::TxId) -> SocketAddr {
+        let transport = self.tx.client_peer(tx).map(|p| p.transport);
+        self.advertised_for(transport.unwrap_or(crate::sip::Transport::Udp))
+    }
+
     /// The switch also listens for SIP over TLS, reached at `advertised`.
     pub fn set_tls_address(&mut self, advertised: SocketAddr) {
         self.tls_advertised = Some(advertised);

@@ -136,7 +136,6 @@ impl Manager {
         req: Message,
         method: Method,
     ) {
-        let advertised = self.settings.advertised;
         let branch = self.tx.new_branch();
         let to = from.other();
         let Some(call) = self.calls.get(&key) else {
@@ -170,6 +169,7 @@ impl Manager {
         }
         .unwrap_or(crate::sip::Transport::Udp);
         let contact = self.contact(contact_transport);
+        let advertised = self.advertised_for(contact_transport);
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
@@ -334,6 +334,10 @@ impl Manager {
             return;
         };
         let peer = d.peer;
+        let advertised = match peer.transport {
+            crate::sip::Transport::Tls => self.tls_advertised.unwrap_or(advertised),
+            _ => advertised,
+        };
         let mut out = d.ack(relayed_cseq, branch, advertised);
         if ack.has_sdp()
             && let Ok((body, remote)) = call.sdp_for(to, &ack.body)
@@ -357,10 +361,24 @@ impl Manager {
     /// 18.1.1: the remote target) — only when the Contact names the host the call came
     /// from, so the switch still sends nothing to a host a message merely names.
     pub fn connection_closed(&mut self, addr: std::net::SocketAddr) {
-        let flow = crate::transaction::Peer {
-            transport: crate::sip::Transport::Tcp,
-            addr,
-        };
+        self.connection_closed_on(addr, crate::sip::Transport::Tcp);
+        self.connection_closed_on(addr, crate::sip::Transport::Tls);
+    }
+
+    /// A connection the switch opened to `peer` could not be opened, or the far end's
+    /// certificate was not trusted: what was sent on it is told as timed out at once
+    /// (RFC 3261 17.1.4), so a call goes on to the trunk's next address or next trunk.
+    pub fn connection_failed(&mut self, now: Instant, peer: crate::transaction::Peer) {
+        self.tx.transport_failed(peer);
+        self.process_tx_events(now);
+    }
+
+    fn connection_closed_on(
+        &mut self,
+        addr: std::net::SocketAddr,
+        transport: crate::sip::Transport,
+    ) {
+        let flow = crate::transaction::Peer { transport, addr };
         for call in self.calls.values_mut() {
             let a = &mut call.a;
             if a.peer != flow || !a.route_set.is_empty() {

@@ -283,7 +283,7 @@ impl Manager {
         let call_id = format!("{}@freecall", self.tx.new_token());
         let from_tag = self.tx.new_token();
         let branch = self.tx.new_branch();
-        let advertised = self.settings.advertised;
+        let advertised = self.advertised_for(peer.transport);
         let allow = self.allow();
         let user_agent = self.settings.user_agent.clone();
         let Some(call) = self.calls.get_mut(&key) else {
@@ -321,7 +321,7 @@ impl Manager {
         resp: Message,
     ) {
         let code = resp.status().unwrap_or(0);
-        let advertised = self.settings.advertised;
+        let advertised = self.leg_advertised(tx);
         let branch = self.tx.new_branch();
         let Some(call) = self.calls.get_mut(&key) else {
             return;

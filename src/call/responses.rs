@@ -132,7 +132,7 @@ impl Manager {
             &creds,
             branch,
             peer,
-            self.settings.advertised,
+            self.advertised_for(peer.transport),
         )?;
         Some((again, peer))
     }

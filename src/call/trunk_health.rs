@@ -161,6 +161,14 @@ impl Manager {
         }
     }
 
+    /// The trunk the switch reaches at `peer`, by name: the driver opens a TLS
+    /// connection only to such a trunk (checking the certificate against it) and counts
+    /// failed connections by trunk.
+    pub fn trunk_name_at(&self, peer: Peer) -> Option<&str> {
+        let index = self.trunk_at(peer)?;
+        Some(self.routing.trunks[index].name.as_str())
+    }
+
     /// Every address of trunk `index`.
     pub(super) fn trunk_targets(&self, index: usize) -> Vec<Peer> {
         self.trunk_hops(index).into_iter().map(|h| h.peer).collect()
@@ -331,12 +339,12 @@ impl Manager {
 
     /// OPTIONS to every address of every trunk not already being pinged.
     pub(super) fn ping_trunks(&mut self, now: Instant) {
-        let advertised = self.settings.advertised;
         for index in 0..self.routing.trunks.len() {
             for peer in self.trunk_targets(index) {
                 if !self.trunks.pinging.insert((index, peer)) {
                     continue;
                 }
+                let advertised = self.advertised_for(peer.transport);
                 let branch = self.tx.new_branch();
                 let tag = self.tx.new_token();
                 let uri = format!("sip:{}", self.trunk_uri_host(index, peer));

@@ -164,7 +164,6 @@ impl Manager {
     }
 
     fn send_register(&mut self, now: Instant, index: usize, expires: Duration) {
-        let advertised = self.settings.advertised;
         let user = self.routing.trunks[index].register_user.clone();
         // A trunk given by host name registers at the first of its addresses that is up,
         // in its own domain; one whose name is not resolved yet tries again shortly.
@@ -175,6 +174,7 @@ impl Manager {
             }
             return;
         };
+        let advertised = self.advertised_for(peer.transport);
         let domain = match &self.routing.trunks[index].dest {
             crate::routing::TrunkDest::Named(name) => name.uri_host(),
             crate::routing::TrunkDest::Fixed(_) => peer.addr.to_string(),

@@ -485,6 +485,19 @@ impl Config {
         {
             errors.push(format!("sip.tls_certificate, sip.tls_private_key: {e}"));
         }
+        if let Err(e) = crate::driver::tls::TrunkTls::from_config(self) {
+            errors.push(e);
+        }
+        if let Some(i) = self
+            .trunks
+            .iter()
+            .position(|t| t.transport == Some(crate::sip::Transport::Tls))
+            && self.sip.tls_listen.is_none()
+        {
+            errors.push(format!(
+                "trunks[{i}].transport: tls needs sip.tls_listen (the carrier reaches the switch's Contact on TLS)"
+            ));
+        }
         let mut names = std::collections::HashSet::new();
         for (i, t) in self.trunks.iter().enumerate() {
             if !names.insert(t.name.as_str()) {

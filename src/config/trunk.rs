@@ -89,10 +89,17 @@ pub struct TrunkConfig {
     /// SRV, then A/AAAA on 5060) or `carrier.example:5070` (A/AAAA on that port). Every
     /// address a name resolves to is a failover candidate, in DNS order.
     pub address: TrunkAddress,
-    /// `udp` or `tcp`. Unset: UDP, or for a host name without a port what its NAPTR
-    /// records say.
+    /// `udp`, `tcp` or `tls`. Unset: UDP, or for a host name without a port what its
+    /// NAPTR records say. On TLS (port 5061 unless given; needs `sip.tls_listen`, the
+    /// switch's Contact) the carrier's certificate must be signed by an authority in
+    /// `tls_ca` (a PEM file; unset: the machine's store) and name `tls_server_name`
+    /// (unset: the host name of `address`, or its IP address), which is sent as SNI.
     #[serde(default)]
     pub transport: Option<Transport>,
+    #[serde(default)]
+    pub tls_server_name: Option<String>,
+    #[serde(default)]
+    pub tls_ca: Option<String>,
     /// Codecs the trunk takes, in order of preference (`PCMA`, `PCMU`, `opus`). Empty:
     /// whatever the caller offered is passed on, untranscoded.
     #[serde(default)]
@@ -171,9 +178,11 @@ impl TrunkConfig {
 
     /// Problems with this entry (the `i`th), each naming its key.
     pub(super) fn validate(&self, i: usize, home: &Classifier, errors: &mut Vec<String>) {
-        if self.transport == Some(Transport::Tls) {
+        if self.transport != Some(Transport::Tls)
+            && (self.tls_server_name.is_some() || self.tls_ca.is_some())
+        {
             errors.push(format!(
-                "trunks[{i}].transport: tls is for phones (sip.tls_listen); trunks use udp or tcp"
+                "trunks[{i}].tls_server_name/tls_ca: only for a trunk with transport = \"tls\""
             ));
         }
         let digits = |s: &str| {

@@ -27,7 +27,9 @@ use tracing::{debug, info, warn};
 
 mod net;
 pub mod tls;
-use net::{NetInput, bind_udp, connect, connection, control_buffer, recv_aged};
+use net::{
+    NetInput, accept_tls, admit_connection, bind_udp, connection, control_buffer, flush, recv_aged,
+};
 /// How the switch should stop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stop {
@@ -62,7 +64,7 @@ pub type Registrations = Arc<RwLock<std::collections::BTreeMap<String, &'static 
 enum Query {
     Active(oneshot::Sender<usize>),
     Finished(oneshot::Sender<Vec<Outcome>>),
-    Reload(Box<Routing>, oneshot::Sender<()>),
+    Reload(Box<Routing>, tls::TrunkTls, oneshot::Sender<()>),
 }
 
 impl SwitchHandle {
@@ -117,10 +119,13 @@ impl SwitchHandle {
             "" => Prompts::default(),
             dir => Prompts::load(std::path::Path::new(dir)).map_err(|e| e.to_string())?,
         };
+        let trunk_tls = tls::TrunkTls::from_config(cfg)?;
         let (tx, rx) = oneshot::channel();
-        let _ = self
-            .queries
-            .send(Query::Reload(Box::new(Routing::from_config(cfg)), tx));
+        let _ = self.queries.send(Query::Reload(
+            Box::new(Routing::from_config(cfg)),
+            trunk_tls,
+            tx,
+        ));
         rx.await.map_err(|_| "the switch is stopping".to_string())?;
         if let Ok(mut p) = self.prompts.write() {
             *p = Arc::new(prompts);
@@ -319,6 +324,7 @@ pub async fn start_on(
         manager.set_tls_address(advertised);
     }
     let certificates = tls.as_ref().map(|(_, c, _)| c.clone());
+    let trunk_tls = tls::TrunkTls::from_config(cfg).map_err(StartError::Tls)?;
     let tls = tls.map(|(listener, c, _)| (listener, c.acceptor()));
     for (name, targets) in first {
         manager.set_resolved(name, targets);
@@ -358,6 +364,7 @@ pub async fn start_on(
         udp,
         tcp,
         tls,
+        trunk_tls,
         media_rx,
         stop_rx,
         query_rx,
@@ -447,6 +454,7 @@ async fn run(
     udp: UdpSocket,
     tcp: TcpListener,
     tls: Option<(TcpListener, tokio_rustls::TlsAcceptor)>,
+    mut trunk_tls: tls::TrunkTls,
     mut media_rx: mpsc::UnboundedReceiver<MediaEvent>,
     mut stop_rx: watch::Receiver<Stop>,
     mut queries: mpsc::UnboundedReceiver<Query>,
@@ -511,6 +519,11 @@ async fn run(
                     // A caller on this connection is reached at its Contact from now on.
                     manager.connection_closed(peer);
                 }
+                NetInput::Failed { peer, transport } => {
+                    conns.remove(&peer);
+                    pending_tcp.remove(&peer);
+                    manager.connection_failed(clock.now(), Peer { transport, addr: peer });
+                }
             },
             Ok((stream, peer)) = tcp.accept() => {
                 if let Some((rx, first)) = admit_connection(&manager, &clock, &mut conns, peer) {
@@ -548,7 +561,8 @@ async fn run(
             Some(q) = queries.recv() => match q {
                 Query::Active(reply) => { let _ = reply.send(manager.active_calls()); }
                 Query::Finished(reply) => { let _ = reply.send(std::mem::take(&mut finished)); }
-                Query::Reload(routing, done) => {
+                Query::Reload(routing, fresh_tls, done) => {
+                    trunk_tls = fresh_tls;
                     for t in &routing.trunks {
                         crate::telemetry::trunk_up(&t.name, true);
                     }
@@ -585,7 +599,15 @@ async fn run(
                 }
             }
         }
-        flush(&mut manager, &udp, &mut conns, &mut pending_tcp, &net_tx).await;
+        flush(
+            &mut manager,
+            &udp,
+            &mut conns,
+            &mut pending_tcp,
+            &net_tx,
+            &trunk_tls,
+        )
+        .await;
         forward_billing(&mut manager, &billing);
         while let Some(p) = manager.poll_progress() {
             placed.hub.publish(p);
@@ -638,7 +660,15 @@ async fn run(
                     "grace period over, hanging up"
                 );
                 manager.hangup_all(clock.now(), crate::call::EndCause::SwitchStopping);
-                flush(&mut manager, &udp, &mut conns, &mut pending_tcp, &net_tx).await;
+                flush(
+                    &mut manager,
+                    &udp,
+                    &mut conns,
+                    &mut pending_tcp,
+                    &net_tx,
+                    &trunk_tls,
+                )
+                .await;
                 forward_billing(&mut manager, &billing);
                 while let Some(p) = manager.poll_progress() {
                     placed.hub.publish(p);
@@ -659,7 +689,15 @@ async fn run(
         match tokio::time::timeout(left, billing.rx.recv()).await {
             Ok(Some(reply)) => {
                 manager.handle_billing(clock.now(), reply);
-                flush(&mut manager, &udp, &mut conns, &mut pending_tcp, &net_tx).await;
+                flush(
+                    &mut manager,
+                    &udp,
+                    &mut conns,
+                    &mut pending_tcp,
+                    &net_tx,
+                    &trunk_tls,
+                )
+                .await;
                 forward_billing(&mut manager, &billing);
             }
             _ => break,
@@ -684,85 +722,6 @@ fn forward_billing(manager: &mut Manager, billing: &Billing) {
                 let _ = tx.send(req);
             }
             None => debug!("billing request without accounting"),
-        }
-    }
-}
-
-/// A connection from `peer` (TCP or TLS) within `[limits]`: its writer is kept in
-/// `conns`; the channel its task writes from and the time by which it must bring a whole
-/// message. None when over the caps (it is dropped, counted).
-fn admit_connection(
-    manager: &Manager,
-    clock: &Clock,
-    conns: &mut HashMap<SocketAddr, mpsc::UnboundedSender<Vec<u8>>>,
-    peer: SocketAddr,
-) -> Option<(mpsc::UnboundedReceiver<Vec<u8>>, tokio::time::Instant)> {
-    let limits = manager.limits();
-    let from_there = conns.keys().filter(|a| a.ip() == peer.ip()).count();
-    if conns.len() >= limits.max_tcp_connections || from_there >= limits.max_tcp_per_address {
-        debug!(from = %peer, open = conns.len(), from_there, "TCP connection over limits: closed");
-        crate::telemetry::limit_refused(if from_there >= limits.max_tcp_per_address {
-            "tcp_per_address"
-        } else {
-            "tcp_connections"
-        });
-        return None;
-    }
-    let (writer, rx) = mpsc::unbounded_channel();
-    conns.insert(peer, writer);
-    let first = clock.timer_at(clock.now() + Duration::from_secs(limits.tcp_first_message_secs));
-    Some((rx, first))
-}
-
-/// The next connection on the TLS listener, or never when there is none.
-async fn accept_tls(
-    tls: &Option<(TcpListener, tokio_rustls::TlsAcceptor)>,
-) -> std::io::Result<(TcpStream, SocketAddr)> {
-    match tls {
-        Some((listener, _)) => listener.accept().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn flush(
-    manager: &mut Manager,
-    udp: &UdpSocket,
-    conns: &mut HashMap<SocketAddr, mpsc::UnboundedSender<Vec<u8>>>,
-    pending_tcp: &mut HashMap<SocketAddr, Vec<Vec<u8>>>,
-    net_tx: &mpsc::UnboundedSender<NetInput>,
-) {
-    while let Some(Transmit {
-        transport,
-        dest,
-        bytes,
-    }) = manager.poll_transmit()
-    {
-        match transport {
-            Transport::Udp => {
-                if let Err(e) = udp.send_to(&bytes, dest).await {
-                    debug!(%dest, error = %e, "UDP send failed");
-                }
-            }
-            Transport::Tcp => match conns.get(&dest) {
-                Some(w) => {
-                    let _ = w.send(bytes);
-                }
-                None => {
-                    let first = !pending_tcp.contains_key(&dest);
-                    pending_tcp.entry(dest).or_default().push(bytes);
-                    if first {
-                        tokio::spawn(connect(dest, net_tx.clone()));
-                    }
-                }
-            },
-            // A phone on TLS is reached on the connection it opened; the switch opens
-            // none itself (no TLS trunks yet).
-            Transport::Tls => match conns.get(&dest) {
-                Some(w) => {
-                    let _ = w.send(bytes);
-                }
-                None => debug!(%dest, "no TLS connection to send on: dropped"),
-            },
         }
     }
 }

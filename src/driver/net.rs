@@ -1,6 +1,8 @@
 //! The switch's sockets: the SIP UDP socket and how a datagram is read with the time it
-//! waited in the kernel's queue (overload control sheds by it), and TCP connections
-//! (framing incoming bytes into messages, writing outgoing ones).
+//! waited in the kernel's queue (overload control sheds by it), TCP and TLS connections
+//! (admitted under the caps, framing incoming bytes into messages, writing outgoing
+//! ones; opened by the switch to a caller's Contact or a trunk), and `flush`: what the
+//! call manager sends, each on its way.
 
 use super::*;
 
@@ -23,6 +25,12 @@ pub(super) enum NetInput {
     },
     Closed {
         peer: SocketAddr,
+    },
+    /// A connection the switch opened could not be (refused, timed out, or the far end's
+    /// certificate was not trusted).
+    Failed {
+        peer: SocketAddr,
+        transport: Transport,
     },
 }
 
@@ -114,19 +122,63 @@ fn recv_stamped(
     Ok((msg.bytes, from, waited))
 }
 
-pub(super) async fn connect(peer: SocketAddr, net_tx: mpsc::UnboundedSender<NetInput>) {
-    match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(peer)).await {
-        Ok(Ok(stream)) => {
-            let (writer, rx) = mpsc::unbounded_channel();
-            let _ = net_tx.send(NetInput::Connected { peer, writer });
-            connection(stream, peer, Transport::Tcp, rx, net_tx, None).await;
+/// A connection the switch opens to `peer` (`trunk`, when it is one's): TCP, or TLS to a
+/// trunk (`tls`: the name its certificate must carry and the authorities it trusts). A
+/// failure is told as `Failed`, logged and counted.
+pub(super) async fn connect(
+    peer: SocketAddr,
+    trunk: Option<String>,
+    tls: Option<super::tls::TrunkConnector>,
+    net_tx: mpsc::UnboundedSender<NetInput>,
+) {
+    let transport = if tls.is_some() {
+        Transport::Tls
+    } else {
+        Transport::Tcp
+    };
+    let failed = |kind: &'static str, why: String| {
+        match &trunk {
+            Some(name) => {
+                warn!(trunk = %name, %peer, transport = transport.as_str(), "cannot connect: {why}");
+                crate::telemetry::trunk_connect_failed(name, kind);
+            }
+            None => warn!(%peer, transport = transport.as_str(), "cannot connect: {why}"),
         }
-        _ => {
-            warn!(%peer, "TCP connect failed");
-            let _ = net_tx.send(NetInput::Closed { peer });
+        let _ = net_tx.send(NetInput::Failed { peer, transport });
+    };
+    let tcp = match tokio::time::timeout(CONNECT_WITHIN, TcpStream::connect(peer)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => return failed("refused", e.to_string()),
+        Err(_) => return failed("timeout", format!("no answer in {CONNECT_WITHIN:?}")),
+    };
+    let (writer, rx) = mpsc::unbounded_channel();
+    match tls {
+        None => {
+            let _ = net_tx.send(NetInput::Connected { peer, writer });
+            connection(tcp, peer, transport, rx, net_tx, None).await;
+        }
+        Some(t) => {
+            let handshake = t.connector.connect(t.server_name.clone(), tcp);
+            match tokio::time::timeout(CONNECT_WITHIN, handshake).await {
+                Ok(Ok(stream)) => {
+                    let _ = net_tx.send(NetInput::Connected { peer, writer });
+                    connection(stream, peer, transport, rx, net_tx, None).await;
+                }
+                Ok(Err(e)) => failed(
+                    "tls_handshake",
+                    format!("TLS handshake for '{}' failed: {e}", t.server_name.to_str()),
+                ),
+                Err(_) => failed(
+                    "timeout",
+                    format!("TLS handshake not done in {CONNECT_WITHIN:?}"),
+                ),
+            }
         }
     }
 }
+
+/// How long opening a connection (and its TLS handshake) may take.
+const CONNECT_WITHIN: Duration = Duration::from_secs(5);
 
 /// One TCP or TLS connection: frames incoming bytes into messages, writes outgoing ones.
 pub(super) async fn connection<S>(
@@ -202,6 +254,113 @@ pub(super) async fn connection<S>(
     let _ = net_tx.send(NetInput::Closed { peer });
     // Give the writer a moment to send a pending 400, then stop it.
     let _ = tokio::time::timeout(Duration::from_millis(200), writer).await;
+}
+
+/// A connection from `peer` (TCP or TLS) within `[limits]`: its writer is kept in
+/// `conns`; the channel its task writes from and the time by which it must bring a whole
+/// message. None when over the caps (it is dropped, counted).
+pub(super) fn admit_connection(
+    manager: &Manager,
+    clock: &Clock,
+    conns: &mut HashMap<SocketAddr, mpsc::UnboundedSender<Vec<u8>>>,
+    peer: SocketAddr,
+) -> Option<(mpsc::UnboundedReceiver<Vec<u8>>, tokio::time::Instant)> {
+    let limits = manager.limits();
+    let from_there = conns.keys().filter(|a| a.ip() == peer.ip()).count();
+    if conns.len() >= limits.max_tcp_connections || from_there >= limits.max_tcp_per_address {
+        debug!(from = %peer, open = conns.len(), from_there, "TCP connection over limits: closed");
+        crate::telemetry::limit_refused(if from_there >= limits.max_tcp_per_address {
+            "tcp_per_address"
+        } else {
+            "tcp_connections"
+        });
+        return None;
+    }
+    let (writer, rx) = mpsc::unbounded_channel();
+    conns.insert(peer, writer);
+    let first = clock.timer_at(clock.now() + Duration::from_secs(limits.tcp_first_message_secs));
+    Some((rx, first))
+}
+
+/// The next connection on the TLS listener, or never when there is none.
+pub(super) async fn accept_tls(
+    tls: &Option<(TcpListener, tokio_rustls::TlsAcceptor)>,
+) -> std::io::Result<(TcpStream, SocketAddr)> {
+    match tls {
+        Some((listener, _)) => listener.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+pub(super) async fn flush(
+    manager: &mut Manager,
+    udp: &UdpSocket,
+    conns: &mut HashMap<SocketAddr, mpsc::UnboundedSender<Vec<u8>>>,
+    pending_tcp: &mut HashMap<SocketAddr, Vec<Vec<u8>>>,
+    net_tx: &mpsc::UnboundedSender<NetInput>,
+    trunk_tls: &tls::TrunkTls,
+) {
+    while let Some(Transmit {
+        transport,
+        dest,
+        bytes,
+    }) = manager.poll_transmit()
+    {
+        match transport {
+            Transport::Udp => {
+                if let Err(e) = udp.send_to(&bytes, dest).await {
+                    debug!(%dest, error = %e, "UDP send failed");
+                }
+            }
+            Transport::Tcp => match conns.get(&dest) {
+                Some(w) => {
+                    let _ = w.send(bytes);
+                }
+                None => {
+                    let first = !pending_tcp.contains_key(&dest);
+                    pending_tcp.entry(dest).or_default().push(bytes);
+                    if first {
+                        let peer = Peer {
+                            transport,
+                            addr: dest,
+                        };
+                        let trunk = manager.trunk_name_at(peer).map(str::to_string);
+                        tokio::spawn(connect(dest, trunk, None, net_tx.clone()));
+                    }
+                }
+            },
+            // A phone on TLS is reached on the connection it opened; the switch opens one
+            // only to a trunk on TLS, whose certificate it can check.
+            Transport::Tls => match conns.get(&dest) {
+                Some(w) => {
+                    let _ = w.send(bytes);
+                }
+                None => match manager
+                    .trunk_name_at(Peer {
+                        transport,
+                        addr: dest,
+                    })
+                    .and_then(|name| Some((name, trunk_tls.get(name)?)))
+                {
+                    Some((name, tls)) => {
+                        let first = !pending_tcp.contains_key(&dest);
+                        pending_tcp.entry(dest).or_default().push(bytes);
+                        if first {
+                            let (name, tls) = (name.to_string(), tls.clone());
+                            tokio::spawn(connect(dest, Some(name), Some(tls), net_tx.clone()));
+                        }
+                    }
+                    None => {
+                        debug!(%dest, "no TLS connection to send on: dropped");
+                        let _ = net_tx.send(NetInput::Failed {
+                            peer: dest,
+                            transport,
+                        });
+                    }
+                },
+            },
+        }
+    }
 }
 
 #[cfg(test)]

@@ -70,6 +70,15 @@ impl ClientInvite {
         self.state == State::Terminated
     }
 
+    /// The request could not be delivered (RFC 3261 17.1.4: the connection could not be
+    /// opened): told as a timeout, at once, when no final response came yet.
+    pub fn transport_failed(&mut self, id: TxId, fx: &mut Effects) {
+        if self.is_pending() {
+            self.state = State::Terminated;
+            fx.events.push_back(TxEvent::Timeout { tx: id });
+        }
+    }
+
     pub fn handle_response(
         &mut self,
         now: Instant,

@@ -60,6 +60,14 @@ impl ClientNonInvite {
         self.state == State::Terminated
     }
 
+    /// The request could not be delivered (RFC 3261 17.1.4): told as a timeout, at once.
+    pub fn transport_failed(&mut self, id: TxId, fx: &mut Effects) {
+        if matches!(self.state, State::Trying | State::Proceeding) {
+            self.state = State::Terminated;
+            fx.events.push_back(TxEvent::Timeout { tx: id });
+        }
+    }
+
     pub fn handle_response(
         &mut self,
         now: Instant,

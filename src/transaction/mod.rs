@@ -440,6 +440,31 @@ impl TransactionLayer {
         self.ack_received(tx);
     }
 
+    /// Nothing can be sent to `peer` (a TCP or TLS connection to it could not be opened,
+    /// or its certificate was not trusted): every client transaction still waiting on it
+    /// ends with `TxEvent::Timeout` at once (RFC 3261 17.1.4), so the transaction user
+    /// fails over without waiting for Timer B or F.
+    pub fn transport_failed(&mut self, peer: Peer) {
+        let failed: Vec<TxId> = self
+            .client
+            .iter()
+            .filter(|(_, (_, tx))| match tx {
+                ClientTx::Invite(t) => t.peer() == peer,
+                ClientTx::NonInvite(t) => t.peer() == peer,
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in failed {
+            if let Some((_, tx)) = self.client.get_mut(&id) {
+                match tx {
+                    ClientTx::Invite(t) => t.transport_failed(id, &mut self.fx),
+                    ClientTx::NonInvite(t) => t.transport_failed(id, &mut self.fx),
+                }
+            }
+            self.reap_client(id);
+        }
+    }
+
     /// Fire every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         let timers = self.timers;

@@ -93,6 +93,44 @@ fn client_invite_retransmits_on_timer_a_and_times_out_on_timer_b() {
 }
 
 #[test]
+fn a_connection_that_cannot_be_opened_ends_the_requests_waiting_on_it_at_once() {
+    let mut layer = TransactionLayer::new(Timers::default(), 1);
+    let t0 = Instant::now_for_tests();
+    let tls = Peer {
+        transport: Transport::Tls,
+        addr: "127.0.0.1:5061".parse().unwrap(),
+    };
+    let other = Peer {
+        transport: Transport::Tcp,
+        addr: "127.0.0.1:5061".parse().unwrap(),
+    };
+    let invite = layer.send_request(t0, tls, invite_out("z9hG4bKt1"));
+    let mut options = invite_out("z9hG4bKt2");
+    options.method = Method::Options;
+    let ping = layer.send_request(t0, tls, options);
+    let elsewhere = layer.send_request(t0, other, invite_out("z9hG4bKt3"));
+    drain(&mut layer);
+    layer.transport_failed(tls);
+    let mut ended: Vec<TxId> = std::iter::from_fn(|| layer.poll_event())
+        .map(|e| match e {
+            TxEvent::Timeout { tx } => tx,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    ended.sort_by_key(|t| t.0);
+    assert_eq!(ended, vec![invite, ping], "both told at once, nothing else");
+    assert_eq!(
+        layer.len(),
+        1,
+        "only the request to the other transport waits"
+    );
+    assert_eq!(layer.client_peer(elsewhere), Some(other));
+    // Told once: a second failure finds nothing left to end.
+    layer.transport_failed(tls);
+    assert!(layer.poll_event().is_none());
+}
+
+#[test]
 fn client_invite_acks_a_failure_once_per_retransmission() {
     let mut layer = TransactionLayer::new(Timers::default(), 1);
     let t0 = Instant::now_for_tests();

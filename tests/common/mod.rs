@@ -12,6 +12,7 @@ pub mod pages;
 pub mod placed;
 pub mod rest;
 pub mod stores;
+pub mod tls;
 
 use freecall::config::Config;
 use freecall::driver::{self, SwitchHandle};

@@ -167,7 +167,7 @@ impl Manager {
         let call_id = format!("{}@freecall", self.tx.new_token());
         let from_tag = self.tx.new_token();
         let branch = self.tx.new_branch();
-        let advertised = self.settings.advertised;
+        let advertised = self.advertised_for(peer.transport);
         let user_agent = self.settings.user_agent.clone();
         let allow = self.allow();
         let ring = self.settings.placed_ring;
@@ -245,7 +245,7 @@ impl Manager {
         resp: Message,
     ) {
         let code = resp.status().unwrap_or(0);
-        let advertised = self.settings.advertised;
+        let advertised = self.leg_advertised(tx);
         let branch = self.tx.new_branch();
         let heard = match self.placed.get_mut(&key) {
             Some(p) => p

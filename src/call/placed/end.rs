@@ -109,10 +109,10 @@ impl Manager {
         leg: &mut OutLeg,
         text: &str,
     ) {
-        let advertised = self.settings.advertised;
         let Some(d) = leg.dialog.take() else {
             return;
         };
+        let advertised = self.advertised_for(d.peer.transport);
         self.dialogs
             .remove(&(d.call_id.clone(), d.local_tag.clone()));
         if leg.answered.is_some() {
@@ -143,7 +143,7 @@ impl Manager {
         resp: &Message,
         why: &str,
     ) {
-        let advertised = self.settings.advertised;
+        let advertised = self.advertised_for(d.peer.transport);
         d.remote_tag = resp.to_tag.clone();
         d.remote = resp.to.clone();
         if let Some(c) = resp.contact_uri.clone() {
