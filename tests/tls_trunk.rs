@@ -4,7 +4,8 @@
 //! and the carrier's BYE travel on that one connection, and the switch names its own TLS
 //! listener in Via and Contact. A carrier that presents a certificate for another name,
 //! or one signed by an authority the trunk does not trust, is sent nothing: the call goes
-//! on to the next trunk at once, without waiting for a timer. The carriers are the test's
+//! on to the next trunk at once, without waiting for a timer (as it does from a trunk on
+//! TCP that refuses the connection). The carriers are the test's
 //! own TLS servers; the certificates are made by `openssl`.
 
 mod common;
@@ -256,5 +257,34 @@ async fn a_carrier_whose_certificate_is_for_another_name_or_from_an_unknown_auth
         switch.active_calls().await,
         1,
         "the call is up on the backup"
+    );
+}
+
+#[tokio::test]
+async fn a_trunk_on_tcp_that_refuses_the_connection_passes_the_call_on_at_once() {
+    // A port nothing listens on: the connection is refused.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let backup = Phone::bind("backup").await;
+    let trunks = format!(
+        "[[trunks]]\nname = \"down\"\naddress = \"{closed}\"\ntransport = \"tcp\"\n\
+[[trunks]]\nname = \"backup\"\naddress = \"{}\"\n\
+[[routes]]\nprefix = \"\"\ntrunks = [\"down\", \"backup\"]\n",
+        backup.addr
+    );
+    let cfg = config_with(&trunks, "", "", "127.0.0.1");
+    // No timer can fire on a clock that never moves: only the refusal moves the call on.
+    let switch = start_on(&cfg, freecall::clock::Clock::adjustable()).await;
+    let caller = Phone::bind("caller").await;
+    let (invite, _) = caller.invite(switch.sip_addr, "0212345678", &caller.sdp("sendrecv"));
+    caller.send(switch.sip_addr, &invite).await;
+    let (to_backup, _) = backup.expect_request("INVITE", WAIT).await;
+    assert!(
+        to_backup
+            .uri_user
+            .as_deref()
+            .is_some_and(|u| u.ends_with("212345678"))
     );
 }
