@@ -127,9 +127,9 @@ Content-Length: {}\r\n\r\n{sdp}",
                     let Some(Reverse((_, call_id))) = byes.pop() else { break };
                     if let Some(c) = calls.get_mut(&call_id) {
                         let bye = format!(
-                            "BYE {} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKbye{call_id};rport\r\nMax-Forwards: 70\r\n\
+                            "BYE {} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKbye{};rport\r\nMax-Forwards: 70\r\n\
         From: {}\r\nTo: {}\r\nCall-ID: {call_id}\r\nCSeq: {} BYE\r\n{}Content-Length: 0\r\n\r\n",
-                            c.contact, c.from, c.to.clone().unwrap_or_default(), c.cseq + 1, c.route
+                            c.contact, branch_token(&call_id), c.from, c.to.clone().unwrap_or_default(), c.cseq + 1, c.route
                         );
                         let _ = sock.send_to(bye.as_bytes(), target).await;
                         c.bye_sent = Some(now());
@@ -170,7 +170,7 @@ Content-Length: {}\r\n\r\n{sdp}",
                     let ack = format!(
                         "ACK {} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKack{};rport\r\nMax-Forwards: 70\r\n\
         From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {} ACK\r\n{route}Content-Length: 0\r\n\r\n",
-                        m.contact_uri.clone().unwrap_or_default(), m.call_id, m.from, m.to, m.call_id, m.cseq
+                        m.contact_uri.clone().unwrap_or_default(), branch_token(&m.call_id), m.from, m.to, m.call_id, m.cseq
                     );
                     let _ = sock.send_to(ack.as_bytes(), target).await;
                     if c.to.is_none() {
@@ -229,6 +229,11 @@ Content-Length: {}\r\n\r\n{sdp}",
     report.failed += calls.len() as u64;
     report.elapsed = now().duration_since(start);
     report
+}
+
+/// A Call-ID as a branch's tail: a Via parameter is a token, which has no `@`.
+fn branch_token(call_id: &str) -> String {
+    call_id.replace('@', ".")
 }
 
 pub(crate) fn percentile(v: &mut [u64], p: f64) -> f64 {
