@@ -8,6 +8,10 @@ pub(crate) struct MoneyRun {
     pub(crate) r: UacReport,
     /// The later phases' calls (`money_phases`), on the same switch.
     pub(crate) later: Vec<UacReport>,
+    /// Datagrams the kernel dropped at the switch's SIP socket and at the carrier's (the
+    /// generator's own are in each report).
+    pub(crate) switch_drops: u64,
+    pub(crate) trunk_drops: u64,
     /// The switch's peak resident memory over the run, MiB.
     pub(crate) peak_mib: f64,
     pub(crate) hold: Duration,
@@ -145,6 +149,11 @@ pub(crate) async fn money_phases(
     }
     let cpu = switch.cpu_seconds() - cpu0;
     let peak_mib = switch.peak_mib();
+    let switch_drops = udp_drops(switch.sip.port());
+    let trunk_drops = uas_sip
+        .local_addr()
+        .map(|a| udp_drops(a.port()))
+        .unwrap_or(0);
     drop(switch);
     stop.store(true, Ordering::Relaxed);
     let _ = uas_task.await;
@@ -161,6 +170,8 @@ pub(crate) async fn money_phases(
     MoneyRun {
         r,
         later: reports,
+        switch_drops,
+        trunk_drops,
         peak_mib,
         hold,
         cpu,

@@ -13,6 +13,8 @@ pub(crate) struct UacReport {
     pub(crate) why: std::collections::BTreeMap<String, u64>,
     pub(crate) latencies_us: Vec<u64>,
     pub(crate) elapsed: Duration,
+    /// Datagrams the kernel dropped at the generator's socket (its receive buffer full).
+    pub(crate) drops: u64,
 }
 
 pub(crate) struct UacCall {
@@ -228,7 +230,29 @@ Content-Length: {}\r\n\r\n{sdp}",
     }
     report.failed += calls.len() as u64;
     report.elapsed = now().duration_since(start);
+    report.drops = sock.local_addr().map(|a| udp_drops(a.port())).unwrap_or(0);
     report
+}
+
+/// Datagrams the kernel dropped so far at the IPv4 UDP sockets on `port` (their receive
+/// buffers full): the `drops` column of /proc/net/udp.
+pub(crate) fn udp_drops(port: u16) -> u64 {
+    let local = format!(":{port:04X}");
+    std::fs::read_to_string("/proc/net/udp")
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            (cols.get(1)?.ends_with(&local)).then(|| cols.last()?.parse::<u64>().ok())?
+        })
+        .sum()
+}
+
+/// Calls completed per second of the offered window (`total` calls at `rate`/s): the
+/// goodput, however long the stragglers took.
+pub(crate) fn goodput(r: &UacReport, rate: u64, total: u64) -> f64 {
+    r.completed as f64 / (total as f64 / rate.max(1) as f64)
 }
 
 /// A Call-ID as a branch's tail: a Via parameter is a token, which has no `@`.

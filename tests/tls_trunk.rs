@@ -5,8 +5,8 @@
 //! listener in Via and Contact. A carrier that presents a certificate for another name,
 //! or one signed by an authority the trunk does not trust, is sent nothing: the call goes
 //! on to the next trunk at once, without waiting for a timer (as it does from a trunk on
-//! TCP that refuses the connection). The carriers are the test's
-//! own TLS servers; the certificates are made by `openssl`.
+//! TCP that refuses the connection). The carriers are the test's own TLS servers; the
+//! certificates are made by `openssl`.
 
 mod common;
 
