@@ -43,17 +43,6 @@ impl Manager {
         let probe =
             method == Method::Options && self.routing.dispatchers.allows(from.addr.ip()).is_some();
         let new_work = !(known || probe || matches!(method, Method::Cancel | Method::Bye));
-        // An INVITE that answers the switch's challenge is a call already under way (its
-        // first INVITE was taken and challenged): it may wait twice as long before it is
-        // refused, so under overload the switch finishes what it started rather than
-        // throwing that work away for new calls.
-        let queue_ms = if method == Method::Invite
-            && (req.header("Proxy-Authorization").is_some() || req.header("Authorization").is_some())
-        {
-            limits.overload_queue_ms.saturating_mul(2)
-        } else {
-            limits.overload_queue_ms
-        };
         let (code, phrase, why, limit) = if req.headers.len() > limits.max_headers {
             if method == Method::Ack {
                 self.limit_refusals.push("headers");
@@ -61,8 +50,8 @@ impl Manager {
             }
             (400, "Bad Request", "too many header fields", "headers")
         } else if new_work
-            && (waited.as_millis() as u64 >= queue_ms
-                && queue_ms > 0
+            && (waited.as_millis() as u64 >= limits.overload_queue_ms
+                && limits.overload_queue_ms > 0
                 || method == Method::Invite
                     && self.authorizing >= limits.max_pending_authorizations)
         {

@@ -54,8 +54,12 @@ pub(super) fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     UdpSocket::from_std(s.into())
 }
 
-/// One datagram from `udp`: its length, its source, and how long it waited in the
-/// socket's queue since the kernel received it.
+/// One datagram from `udp`: its length, its source, and how far behind the signalling
+/// loop is: how long the datagram waited in the socket's queue since the kernel received
+/// it — or, while the queue holds more than half of what the socket's buffer takes,
+/// [`QUEUE_FILLING`], past any overload threshold: a burst can fill the buffer before
+/// any datagram has waited long, and the kernel then drops what a call in progress sends
+/// as readily as new calls.
 /// `control`: room for the stamp, made once (`control_buffer`) and used for every datagram.
 pub(super) async fn recv_aged(
     udp: &UdpSocket,
@@ -71,6 +75,34 @@ pub(super) async fn recv_aged(
             r => return r,
         }
     }
+}
+
+/// How far behind the loop reads as while the socket's queue is more than half full.
+pub(super) const QUEUE_FILLING: Duration = Duration::from_secs(60);
+
+/// How full the socket's receive queue is, 0.0–1.0: the memory its waiting datagrams
+/// take against the buffer's size (SO_MEMINFO); 0 when the kernel does not tell.
+fn queue_fill(fd: std::os::fd::RawFd) -> f32 {
+    // Linux's SO_MEMINFO (55 on every architecture the switch is built for) fills
+    // SK_MEMINFO_VARS (9) u32s: [0] the receive queue's memory, [1] the receive buffer.
+    const SO_MEMINFO: libc::c_int = 55;
+    let mut info = [0u32; 9];
+    let mut len = std::mem::size_of_val(&info) as libc::socklen_t;
+    // SAFETY: `info` is a writable buffer of `len` bytes that outlives the call, and
+    // getsockopt writes at most `len` bytes to it.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            SO_MEMINFO,
+            info.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 || info[1] == 0 {
+        return 0.0;
+    }
+    info[0] as f32 / info[1] as f32
 }
 
 /// Room for one receive timestamp's control message.
@@ -89,6 +121,11 @@ fn recv_stamped(
     let msg =
         recvmsg::<SockaddrStorage>(udp.as_raw_fd(), &mut iov, Some(control), MsgFlags::empty())
             .map_err(std::io::Error::from)?;
+    let waited = if queue_fill(udp.as_raw_fd()) > 0.5 {
+        QUEUE_FILLING
+    } else {
+        Duration::ZERO
+    };
     // The datagram is ours now: control data that cannot be read (truncated) only
     // costs the stamp, read as no wait.
     let waited = msg
@@ -102,7 +139,8 @@ fn recv_stamped(
                 _ => None,
             })
         })
-        .unwrap_or_default();
+        .unwrap_or_default()
+        .max(waited);
     let from = msg
         .address
         .and_then(|a| {
@@ -389,5 +427,30 @@ mod tests {
             (&b"OPTIONS"[..], sender.local_addr().unwrap())
         );
         assert!(waited >= Duration::from_millis(70), "{waited:?}");
+    }
+
+    /// A queue more than half full reads as far behind, however fresh its datagrams: a
+    /// burst is shed before the kernel drops what calls in progress send.
+    #[tokio::test]
+    async fn a_queue_more_than_half_full_reads_as_far_behind() {
+        use std::os::fd::AsRawFd;
+        let udp = bind_udp("127.0.0.1:0".parse().unwrap()).unwrap();
+        let to = udp.local_addr().unwrap();
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let (mut buf, mut control) = (vec![0u8; 2048], control_buffer());
+        sender.send_to(b"OPTIONS", to).unwrap();
+        let (_, _, waited) = recv_aged(&udp, &mut buf, &mut control).await.unwrap();
+        assert!(waited < QUEUE_FILLING, "an empty queue: {waited:?}");
+        assert_eq!(queue_fill(udp.as_raw_fd()), 0.0);
+        // Fill it past half, bounded by what the buffer takes.
+        let datagram = [b'x'; 1200];
+        let mut sent = 0;
+        while queue_fill(udp.as_raw_fd()) <= 0.6 && sent < 200_000 {
+            sender.send_to(&datagram, to).unwrap();
+            sent += 1;
+        }
+        assert!(queue_fill(udp.as_raw_fd()) > 0.5, "after {sent} datagrams");
+        let (_, _, waited) = recv_aged(&udp, &mut buf, &mut control).await.unwrap();
+        assert_eq!(waited, QUEUE_FILLING, "read as behind past any threshold");
     }
 }

@@ -71,42 +71,6 @@ fn a_scanner_is_answered_up_to_its_allowance_and_then_dropped_while_a_peer_is_no
     assert_eq!(m.take_limit_refusals().len(), 70);
 }
 
-/// Overloaded: an INVITE that answers a challenge is a call under way, and may wait twice
-/// `limits.overload_queue_ms` before it is refused — the work of its first round is not
-/// thrown away for new calls.
-#[test]
-fn an_invite_answering_a_challenge_may_wait_twice_as_long_before_it_is_refused() {
-    let mut m = manager();
-    let t0 = Instant::now_for_tests();
-    let with_credentials = |branch: &str| {
-        invite(branch).replacen(
-            "Content-Length:",
-            "Proxy-Authorization: Digest username=\"m1\", realm=\"freecall\", nonce=\"n\", uri=\"sip:x\", response=\"0\"\r\nContent-Length:",
-            1,
-        )
-    };
-    let refused = |m: &mut freecall::call::Manager, text: &str, waited_ms: u64| {
-        m.handle_waited(
-            t0,
-            caller(),
-            parse_datagram(text.as_bytes()).unwrap(),
-            Duration::from_millis(waited_ms),
-        );
-        drain(m)
-            .iter()
-            .any(|(_, s)| s.starts_with("SIP/2.0 503") && s.contains("overloaded"))
-    };
-    assert!(refused(&mut m, &invite("z9hG4bKfirst"), 250), "a new call at 250 ms");
-    assert!(
-        !refused(&mut m, &with_credentials("z9hG4bKsecond"), 250),
-        "a call under way at 250 ms goes on"
-    );
-    assert!(
-        refused(&mut m, &with_credentials("z9hG4bKthird"), 450),
-        "past twice the limit it is refused too"
-    );
-}
-
 /// Overloaded: a new call that waited in the socket's queue past `limits.overload_queue_ms`
 /// gets 503 with Retry-After at once, without any state kept, while what belongs to a call
 /// in progress — its ACK, its BYE — waits as long and still goes through.
