@@ -28,7 +28,8 @@ use tracing::{debug, info, warn};
 mod net;
 pub mod tls;
 use net::{
-    NetInput, accept_tls, admit_connection, bind_udp, connection, control_buffer, flush, recv_aged,
+    NetInput, Wire, accept_tls, admit_connection, bind_udp, connection, control_buffer, flush,
+    recv_aged,
 };
 /// How the switch should stop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -454,7 +455,7 @@ async fn run(
     udp: UdpSocket,
     tcp: TcpListener,
     tls: Option<(TcpListener, tokio_rustls::TlsAcceptor)>,
-    mut trunk_tls: tls::TrunkTls,
+    trunk_tls: tls::TrunkTls,
     mut media_rx: mpsc::UnboundedReceiver<MediaEvent>,
     mut stop_rx: watch::Receiver<Stop>,
     mut queries: mpsc::UnboundedReceiver<Query>,
@@ -465,8 +466,13 @@ async fn run(
     mut dns: Dns,
 ) {
     let (net_tx, mut net_rx) = mpsc::unbounded_channel::<NetInput>();
-    let mut conns: HashMap<SocketAddr, mpsc::UnboundedSender<Vec<u8>>> = HashMap::new();
-    let mut pending_tcp: HashMap<SocketAddr, Vec<Vec<u8>>> = HashMap::new();
+    let mut wire = Wire {
+        udp,
+        conns: HashMap::new(),
+        pending: HashMap::new(),
+        net_tx: net_tx.clone(),
+        trunk_tls,
+    };
     let mut buf = vec![0u8; 65_536];
     let mut control = control_buffer();
     let mut drain_until: Option<std::time::Instant> = None;
@@ -490,7 +496,7 @@ async fn run(
             .map(|at| clock.timer_at(at))
             .unwrap_or_else(|| clock.timer_at(clock.now() + Duration::from_secs(3600)));
         tokio::select! {
-            r = recv_aged(&udp, &mut buf, &mut control) => {
+            r = recv_aged(&wire.udp, &mut buf, &mut control) => {
                 match r {
                     Ok((n, from, waited)) => {
                         let peer = Peer { transport: Transport::Udp, addr: from };
@@ -508,25 +514,25 @@ async fn run(
                     manager.handle_malformed(Peer { transport, addr: peer }, &bytes, &why);
                 }
                 NetInput::Connected { peer, writer } => {
-                    for bytes in pending_tcp.remove(&peer).unwrap_or_default() {
+                    for bytes in wire.pending.remove(&peer).unwrap_or_default() {
                         let _ = writer.send(bytes);
                     }
-                    conns.insert(peer, writer);
+                    wire.conns.insert(peer, writer);
                 }
                 NetInput::Closed { peer } => {
-                    conns.remove(&peer);
-                    pending_tcp.remove(&peer);
+                    wire.conns.remove(&peer);
+                    wire.pending.remove(&peer);
                     // A caller on this connection is reached at its Contact from now on.
                     manager.connection_closed(peer);
                 }
                 NetInput::Failed { peer, transport } => {
-                    conns.remove(&peer);
-                    pending_tcp.remove(&peer);
+                    wire.conns.remove(&peer);
+                    wire.pending.remove(&peer);
                     manager.connection_failed(clock.now(), Peer { transport, addr: peer });
                 }
             },
             Ok((stream, peer)) = tcp.accept() => {
-                if let Some((rx, first)) = admit_connection(&manager, &clock, &mut conns, peer) {
+                if let Some((rx, first)) = admit_connection(&manager, &clock, &mut wire.conns, peer) {
                     tokio::spawn(connection(stream, peer, Transport::Tcp, rx, net_tx.clone(), Some(first)));
                 }
             }
@@ -534,7 +540,7 @@ async fn run(
                 // Counted with the TCP connections (the same caps), from before the
                 // handshake: a flood of handshakes is bounded like one of connections.
                 if let (Some((rx, first)), Some((_, acceptor))) =
-                    (admit_connection(&manager, &clock, &mut conns, peer), &tls)
+                    (admit_connection(&manager, &clock, &mut wire.conns, peer), &tls)
                 {
                     let (acceptor, net_tx) = (acceptor.clone(), net_tx.clone());
                     tokio::spawn(async move {
@@ -562,7 +568,7 @@ async fn run(
                 Query::Active(reply) => { let _ = reply.send(manager.active_calls()); }
                 Query::Finished(reply) => { let _ = reply.send(std::mem::take(&mut finished)); }
                 Query::Reload(routing, fresh_tls, done) => {
-                    trunk_tls = fresh_tls;
+                    wire.trunk_tls = fresh_tls;
                     for t in &routing.trunks {
                         crate::telemetry::trunk_up(&t.name, true);
                     }
@@ -599,15 +605,7 @@ async fn run(
                 }
             }
         }
-        flush(
-            &mut manager,
-            &udp,
-            &mut conns,
-            &mut pending_tcp,
-            &net_tx,
-            &trunk_tls,
-        )
-        .await;
+        flush(&mut manager, &mut wire).await;
         forward_billing(&mut manager, &billing);
         while let Some(p) = manager.poll_progress() {
             placed.hub.publish(p);
@@ -660,15 +658,7 @@ async fn run(
                     "grace period over, hanging up"
                 );
                 manager.hangup_all(clock.now(), crate::call::EndCause::SwitchStopping);
-                flush(
-                    &mut manager,
-                    &udp,
-                    &mut conns,
-                    &mut pending_tcp,
-                    &net_tx,
-                    &trunk_tls,
-                )
-                .await;
+                flush(&mut manager, &mut wire).await;
                 forward_billing(&mut manager, &billing);
                 while let Some(p) = manager.poll_progress() {
                     placed.hub.publish(p);
@@ -689,15 +679,7 @@ async fn run(
         match tokio::time::timeout(left, billing.rx.recv()).await {
             Ok(Some(reply)) => {
                 manager.handle_billing(clock.now(), reply);
-                flush(
-                    &mut manager,
-                    &udp,
-                    &mut conns,
-                    &mut pending_tcp,
-                    &net_tx,
-                    &trunk_tls,
-                )
-                .await;
+                flush(&mut manager, &mut wire).await;
                 forward_billing(&mut manager, &billing);
             }
             _ => break,

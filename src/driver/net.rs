@@ -330,14 +330,27 @@ pub(super) async fn accept_tls(
     }
 }
 
-pub(super) async fn flush(
-    manager: &mut Manager,
-    udp: &UdpSocket,
-    conns: &mut HashMap<SocketAddr, mpsc::UnboundedSender<Vec<u8>>>,
-    pending_tcp: &mut HashMap<SocketAddr, Vec<Vec<u8>>>,
-    net_tx: &mpsc::UnboundedSender<NetInput>,
-    trunk_tls: &tls::TrunkTls,
-) {
+/// Where the switch's messages go out: the SIP UDP socket, the TCP and TLS connections
+/// by address (their writers), what waits for a connection being opened, and how a trunk
+/// on TLS is reached.
+pub(super) struct Wire {
+    pub(super) udp: UdpSocket,
+    pub(super) conns: HashMap<SocketAddr, mpsc::UnboundedSender<Vec<u8>>>,
+    pub(super) pending: HashMap<SocketAddr, Vec<Vec<u8>>>,
+    pub(super) net_tx: mpsc::UnboundedSender<NetInput>,
+    pub(super) trunk_tls: tls::TrunkTls,
+}
+
+/// Everything the manager has to send, each on its way (a connection opened where none
+/// is yet).
+pub(super) async fn flush(manager: &mut Manager, wire: &mut Wire) {
+    let Wire {
+        udp,
+        conns,
+        pending: pending_tcp,
+        net_tx,
+        trunk_tls,
+    } = wire;
     while let Some(Transmit {
         transport,
         dest,
