@@ -1,10 +1,10 @@
 //! Trunks reached by host name, resolved as RFC 3263 says: NAPTR picks the transport
 //! (when the trunk does not name one), SRV gives the servers in priority order (a weighted
 //! draw among equals, RFC 2782), A/AAAA their addresses; a name with a port, or without
-//! SRV records, is just its addresses on that port (5060 by default, 5061 for TLS). Every address is a
-//! failover candidate; the call manager orders them per call (priority first, equal
-//! priorities shared by weight). Only addresses of the switch's own family (IPv4 for an
-//! IPv4 listen address) are asked for.
+//! SRV records, is just its addresses on that port (5060 by default, 5061 for TLS). Every
+//! address is a failover candidate; the call manager orders them per call (priority
+//! first, equal priorities shared by weight). Only addresses of the switch's own family
+//! (IPv4 for an IPv4 listen address) are asked for.
 //!
 //! The call manager never waits for DNS: a keeper task resolves each trunk's name before
 //! the switch takes calls and again when the shortest TTL of the records it used runs out
