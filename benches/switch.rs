@@ -66,7 +66,16 @@ impl Switch {
 [log]\nlevel = \"warn\"\n"
         )
         .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_freecall"))
+        // FREECALL_BENCH_PIN: the switch on CPU 0 alone, the generator on the other (see main).
+        let mut cmd = match pinned() {
+            true => {
+                let mut c = Command::new("taskset");
+                c.args(["-c", "0", env!("CARGO_BIN_EXE_freecall")]);
+                c
+            }
+            false => Command::new(env!("CARGO_BIN_EXE_freecall")),
+        };
+        let child = cmd
             .args(["serve", "--config", conf.to_str().unwrap()])
             .envs(env.iter().copied())
             .stdout(Stdio::null())

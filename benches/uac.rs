@@ -9,6 +9,11 @@ pub(crate) struct UacReport {
     pub(crate) failed: u64,
     /// Of the failed: refused at once as overloaded (503, Reason "overloaded").
     pub(crate) shed: u64,
+    /// Of the failed: never answered at all, retransmissions included (the switch never
+    /// took them on; the kernel dropped every copy of the INVITE, say).
+    pub(crate) unheard: u64,
+    /// Requests sent again because no answer came in time (RFC 3261 Timers A and E).
+    pub(crate) retransmitted: u64,
     /// The failed by why: a status and its Reason, or "no answer in 8 s".
     pub(crate) why: std::collections::BTreeMap<String, u64>,
     pub(crate) latencies_us: Vec<u64>,
@@ -29,7 +34,18 @@ pub(crate) struct UacCall {
     /// `Route:` lines from the answer's Record-Route (a proxy in front), reversed.
     pub(crate) route: String,
     pub(crate) bye_sent: Option<Instant>,
+    /// The request in flight that no answer has stopped yet (the INVITE until a response
+    /// to its CSeq, the BYE until its final response), sent again as its timer fires.
+    pub(crate) unanswered: Option<String>,
+    /// Whether the switch answered anything to this call (a 100 Trying at least).
+    pub(crate) heard: bool,
 }
+
+/// RFC 3261's T1 and T2: a request unanswered after T1 is sent again, the interval
+/// doubling (for a BYE, up to T2) — as every phone does, so a datagram the kernel drops
+/// under load costs a retransmission, not the call.
+const T1: Duration = Duration::from_millis(500);
+const T2: Duration = Duration::from_secs(4);
 
 /// Place `total` calls at `rate`/s to `target`, hold each `hold`, then BYE.
 /// With `rtp`, every answered call's media target is reported and BYE waits for `release`.
@@ -49,6 +65,8 @@ pub(crate) async fn uac(
     let me = sock.local_addr().unwrap();
     let mut calls: HashMap<String, UacCall> = HashMap::new();
     let mut byes: BinaryHeap<Reverse<(Instant, String)>> = BinaryHeap::new();
+    // (when, interval, call, CSeq): the unanswered request's next retransmission.
+    let mut resend: BinaryHeap<Reverse<(Instant, Duration, String, u32)>> = BinaryHeap::new();
     let mut report = UacReport::default();
     let mut buf = vec![0u8; 65536];
     let start = now();
@@ -116,7 +134,8 @@ Content-Length: {}\r\n\r\n{sdp}",
                     let inv = invite(sent, 1, rtp, nonce.as_deref());
                     let _ = sock.send_to(inv.as_bytes(), target).await;
                     let from = format!("<sip:0311111111@127.0.0.1>;tag=c{sent}");
-                    calls.insert(call_id, UacCall { seq: sent, cseq: 1, started: now(), from, to: None, contact: String::new(), route: String::new(), bye_sent: None });
+                    resend.push(Reverse((now() + T1, T1, call_id.clone(), 1)));
+                    calls.insert(call_id, UacCall { seq: sent, cseq: 1, started: now(), from, to: None, contact: String::new(), route: String::new(), bye_sent: None, unanswered: Some(inv), heard: false });
                     sent += 1;
                     report.attempted += 1;
                 }
@@ -135,7 +154,23 @@ Content-Length: {}\r\n\r\n{sdp}",
                         );
                         let _ = sock.send_to(bye.as_bytes(), target).await;
                         c.bye_sent = Some(now());
+                        c.cseq += 1;
+                        c.unanswered = Some(bye);
+                        resend.push(Reverse((now() + T1, T1, call_id, c.cseq)));
                     }
+                }
+                // Requests no answer has stopped yet, sent again (Timer A, Timer E).
+                while let Some(Reverse((at, _, _, _))) = resend.peek() {
+                    if *at > t {
+                        break;
+                    }
+                    let Some(Reverse((_, every, call_id, cseq))) = resend.pop() else { break };
+                    let Some(c) = calls.get(&call_id) else { continue };
+                    let Some(req) = c.unanswered.as_ref().filter(|_| c.cseq == cseq) else { continue };
+                    let _ = sock.send_to(req.as_bytes(), target).await;
+                    report.retransmitted += 1;
+                    let every = if c.bye_sent.is_some() { (every * 2).min(T2) } else { every * 2 };
+                    resend.push(Reverse((t + every, every, call_id, cseq)));
                 }
                 // Calls stuck for 8 s are failures (checked every 100 ms).
                 if t.duration_since(last_sweep) < Duration::from_millis(100) {
@@ -151,19 +186,55 @@ Content-Length: {}\r\n\r\n{sdp}",
                     .map(|(k, _)| k.clone())
                     .collect();
                 for k in stuck {
-                    calls.remove(&k);
+                    let Some(c) = calls.remove(&k) else { continue };
                     report.failed += 1;
-                    *report.why.entry("no answer in 8 s".into()).or_default() += 1;
+                    if c.heard {
+                        *report.why.entry("no answer in 8 s".into()).or_default() += 1;
+                    } else {
+                        report.unheard += 1;
+                        *report.why.entry("never answered".into()).or_default() += 1;
+                    }
                 }
             }
             r = sock.recv_from(&mut buf) => {
                 let Ok((n, _)) = r else { continue };
                 let Ok(m) = parse_datagram(&buf[..n]) else { continue };
                 let code = m.status().unwrap_or(0);
-                if code == 0 || code == 100 {
+                if code == 0 {
+                    continue;
+                }
+                // Any answer to the request in flight stops its INVITE retransmissions;
+                // a final answer stops a BYE's.
+                if let Some(c) = calls.get_mut(&m.call_id)
+                    && m.cseq == c.cseq
+                {
+                    let shed = code == 503 && m.header("Reason").is_some_and(|r| r.contains("overloaded"));
+                    c.heard |= !shed;
+                    if m.cseq_method.as_str() == "INVITE" || code >= 200 {
+                        c.unanswered = None;
+                    }
+                }
+                if code == 100 {
                     continue;
                 }
                 let is_invite = m.cseq_method.as_str() == "INVITE";
+                if is_invite && code >= 300 {
+                    // Every final refusal is ACKed, its retransmissions too (RFC 3261
+                    // 17.1.1.3: the INVITE's branch and Request-URI), as a phone does.
+                    let seq: u64 = m
+                        .call_id
+                        .split('@')
+                        .next()
+                        .and_then(|c| c.rsplit_once('-'))
+                        .and_then(|(_, n)| n.parse().ok())
+                        .unwrap_or(0);
+                    let ack = format!(
+                        "ACK sip:0{number}@{target} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{run}{seq}c{cseq};rport\r\nMax-Forwards: 70\r\n\
+        From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} ACK\r\nContent-Length: 0\r\n\r\n",
+                        m.from, m.to, m.call_id, cseq = m.cseq, number = 220_000_000 + seq % 70_000_000
+                    );
+                    let _ = sock.send_to(ack.as_bytes(), target).await;
+                }
                 if is_invite && (200..300).contains(&code) {
                     let Some(c) = calls.get_mut(&m.call_id) else { continue };
                     let mut rr: Vec<&str> = m.headers_named("Record-Route").collect();
@@ -186,17 +257,11 @@ Content-Length: {}\r\n\r\n{sdp}",
                         byes.push(Reverse((now() + hold, m.call_id.clone())));
                     }
                 } else if is_invite && code == 407 && members.is_some() {
-                    // ACK the challenge (same branch as the INVITE), then again with credentials.
+                    // The challenge was ACKed above; the INVITE goes again with credentials.
                     let Some(c) = calls.get_mut(&m.call_id) else { continue };
                     if m.cseq != c.cseq {
                         continue;
                     }
-                    let ack = format!(
-                        "ACK sip:0{number}@{target} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{run}{seq}c{cseq};rport\r\nMax-Forwards: 70\r\n\
-        From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} ACK\r\nContent-Length: 0\r\n\r\n",
-                        m.from, m.to, m.call_id, seq = c.seq, cseq = c.cseq, number = 220_000_000 + c.seq % 70_000_000
-                    );
-                    let _ = sock.send_to(ack.as_bytes(), target).await;
                     let challenge = m.header("Proxy-Authenticate").unwrap_or_default();
                     nonce = challenge
                         .split("nonce=\"")
@@ -212,6 +277,8 @@ Content-Length: {}\r\n\r\n{sdp}",
                     let rtp = rtp_addrs[c.seq as usize % rtp_addrs.len()];
                     let inv = invite(c.seq, c.cseq, rtp, nonce.as_deref());
                     let _ = sock.send_to(inv.as_bytes(), target).await;
+                    c.unanswered = Some(inv);
+                    resend.push(Reverse((now() + T1, T1, m.call_id.clone(), c.cseq)));
                 } else if is_invite && code >= 300 {
                     if calls.remove(&m.call_id).is_some() {
                         report.failed += 1;
