@@ -18,10 +18,7 @@ impl Manager {
     /// Where a leg on `transport` reaches the switch: the TLS listener for TLS, else the
     /// SIP address.
     pub(super) fn advertised_for(&self, transport: crate::sip::Transport) -> SocketAddr {
-        match (transport, self.tls_advertised) {
-            (crate::sip::Transport::Tls, Some(tls)) => tls,
-            _ => self.settings.advertised,
-        }
+        advertised_on(transport, self.settings.advertised, self.tls_advertised)
     }
 
     /// Where the leg that client transaction `tx` went out on reaches the switch.
@@ -51,5 +48,18 @@ pub(crate) fn contact_for(advertised: SocketAddr, transport: crate::sip::Transpo
         crate::sip::Transport::Udp => format!("<sip:freecall@{advertised}>"),
         crate::sip::Transport::Tcp => format!("<sip:freecall@{advertised};transport=tcp>"),
         crate::sip::Transport::Tls => format!("<sip:freecall@{advertised};transport=tls>"),
+    }
+}
+
+/// Where a leg on `transport` reaches a switch advertised at `sip`, and at `tls` for SIP
+/// over TLS when it listens for it (for callers that hold a call borrowed).
+pub(super) fn advertised_on(
+    transport: crate::sip::Transport,
+    sip: SocketAddr,
+    tls: Option<SocketAddr>,
+) -> SocketAddr {
+    match (transport, tls) {
+        (crate::sip::Transport::Tls, Some(tls)) => tls,
+        _ => sip,
     }
 }

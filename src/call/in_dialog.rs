@@ -308,7 +308,7 @@ impl Manager {
         if self.placed.contains_key(&key) {
             return self.placed_ack(key, side, ack.cseq);
         }
-        let advertised = self.settings.advertised;
+        let (sip, tls) = (self.settings.advertised, self.tls_advertised);
         let branch = self.tx.new_branch();
         let Some(call) = self.calls.get_mut(&key) else {
             return;
@@ -334,10 +334,7 @@ impl Manager {
             return;
         };
         let peer = d.peer;
-        let advertised = match peer.transport {
-            crate::sip::Transport::Tls => self.tls_advertised.unwrap_or(advertised),
-            _ => advertised,
-        };
+        let advertised = super::identity::advertised_on(peer.transport, sip, tls);
         let mut out = d.ack(relayed_cseq, branch, advertised);
         if ack.has_sdp()
             && let Ok((body, remote)) = call.sdp_for(to, &ack.body)

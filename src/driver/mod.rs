@@ -28,8 +28,7 @@ use tracing::{debug, info, warn};
 mod net;
 pub mod tls;
 use net::{
-    NetInput, Wire, accept_tls, admit_connection, bind_udp, connection, control_buffer, flush,
-    recv_aged,
+    NetInput, Stamps, Wire, accept_tls, admit_connection, bind_udp, connection, flush, recv_aged,
 };
 /// How the switch should stop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -474,7 +473,7 @@ async fn run(
         trunk_tls,
     };
     let mut buf = vec![0u8; 65_536];
-    let mut control = control_buffer();
+    let mut stamps = Stamps::new();
     let mut drain_until: Option<std::time::Instant> = None;
     // Stopping waits this long at most for the carriers' answers to un-REGISTERs.
     let mut unregister_until: Option<std::time::Instant> = None;
@@ -496,7 +495,7 @@ async fn run(
             .map(|at| clock.timer_at(at))
             .unwrap_or_else(|| clock.timer_at(clock.now() + Duration::from_secs(3600)));
         tokio::select! {
-            r = recv_aged(&wire.udp, &mut buf, &mut control) => {
+            r = recv_aged(&wire.udp, &mut buf, &mut stamps) => {
                 match r {
                     Ok((n, from, waited)) => {
                         let peer = Peer { transport: Transport::Udp, addr: from };

@@ -60,16 +60,17 @@ pub(super) fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
 /// [`QUEUE_FILLING`], past any overload threshold: a burst can fill the buffer before
 /// any datagram has waited long, and the kernel then drops what a call in progress sends
 /// as readily as new calls.
-/// `control`: room for the stamp, made once (`control_buffer`) and used for every datagram.
+/// `stamps`: room for the stamp and the queue's last reading, made once and used for
+/// every datagram.
 pub(super) async fn recv_aged(
     udp: &UdpSocket,
     buf: &mut [u8],
-    control: &mut [u8],
+    stamps: &mut Stamps,
 ) -> std::io::Result<(usize, SocketAddr, Duration)> {
     loop {
         udp.readable().await?;
         match udp.try_io(tokio::io::Interest::READABLE, || {
-            recv_stamped(udp, buf, control)
+            recv_stamped(udp, buf, stamps)
         }) {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
             r => return r,
@@ -105,23 +106,48 @@ fn queue_fill(fd: std::os::fd::RawFd) -> f32 {
     info[0] as f32 / info[1] as f32
 }
 
-/// Room for one receive timestamp's control message.
-pub(super) fn control_buffer() -> Vec<u8> {
-    nix::cmsg_space!(nix::sys::time::TimeSpec)
+/// The queue is measured every this many datagrams: it holds thousands, so its fill
+/// moves little between readings, and each reading is a system call.
+pub(super) const QUEUE_SAMPLE: u32 = 8;
+
+/// What reading datagrams keeps between them: room for one receive timestamp's control
+/// message, and whether the queue was more than half full when last measured.
+pub(super) struct Stamps {
+    control: Vec<u8>,
+    reads: u32,
+    filling: bool,
+}
+
+impl Stamps {
+    pub(super) fn new() -> Stamps {
+        Stamps {
+            control: nix::cmsg_space!(nix::sys::time::TimeSpec),
+            reads: 0,
+            filling: false,
+        }
+    }
 }
 
 fn recv_stamped(
     udp: &UdpSocket,
     buf: &mut [u8],
-    control: &mut [u8],
+    stamps: &mut Stamps,
 ) -> std::io::Result<(usize, SocketAddr, Duration)> {
     use nix::sys::socket::{ControlMessageOwned, MsgFlags, SockaddrLike, SockaddrStorage, recvmsg};
     use std::os::fd::AsRawFd;
     let mut iov = [std::io::IoSliceMut::new(buf)];
-    let msg =
-        recvmsg::<SockaddrStorage>(udp.as_raw_fd(), &mut iov, Some(control), MsgFlags::empty())
-            .map_err(std::io::Error::from)?;
-    let waited = if queue_fill(udp.as_raw_fd()) > 0.5 {
+    let msg = recvmsg::<SockaddrStorage>(
+        udp.as_raw_fd(),
+        &mut iov,
+        Some(&mut stamps.control),
+        MsgFlags::empty(),
+    )
+    .map_err(std::io::Error::from)?;
+    if stamps.reads.is_multiple_of(QUEUE_SAMPLE) {
+        stamps.filling = queue_fill(udp.as_raw_fd()) > 0.5;
+    }
+    stamps.reads = stamps.reads.wrapping_add(1);
+    let waited = if stamps.filling {
         QUEUE_FILLING
     } else {
         Duration::ZERO
@@ -425,16 +451,16 @@ mod tests {
         let udp = bind_udp("127.0.0.1:0".parse().unwrap()).unwrap();
         let to = udp.local_addr().unwrap();
         let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let (mut buf, mut control) = (vec![0u8; 2048], control_buffer());
+        let (mut buf, mut stamps) = (vec![0u8; 2048], Stamps::new());
         // The kernel turns receive stamps on for the whole machine a moment after the
         // first socket asks (until then a datagram is stamped as it is read): in the
         // switch that is its first moment; here, a datagram read first.
         tokio::time::sleep(Duration::from_millis(50)).await;
         sender.send_to(b"warm-up", to).unwrap();
-        recv_aged(&udp, &mut buf, &mut control).await.unwrap();
+        recv_aged(&udp, &mut buf, &mut stamps).await.unwrap();
         sender.send_to(b"OPTIONS", to).unwrap();
         tokio::time::sleep(Duration::from_millis(80)).await;
-        let (n, from, waited) = recv_aged(&udp, &mut buf, &mut control).await.unwrap();
+        let (n, from, waited) = recv_aged(&udp, &mut buf, &mut stamps).await.unwrap();
         assert_eq!(
             (&buf[..n], from),
             (&b"OPTIONS"[..], sender.local_addr().unwrap())
@@ -450,9 +476,9 @@ mod tests {
         let udp = bind_udp("127.0.0.1:0".parse().unwrap()).unwrap();
         let to = udp.local_addr().unwrap();
         let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let (mut buf, mut control) = (vec![0u8; 2048], control_buffer());
+        let (mut buf, mut stamps) = (vec![0u8; 2048], Stamps::new());
         sender.send_to(b"OPTIONS", to).unwrap();
-        let (_, _, waited) = recv_aged(&udp, &mut buf, &mut control).await.unwrap();
+        let (_, _, waited) = recv_aged(&udp, &mut buf, &mut stamps).await.unwrap();
         assert!(waited < QUEUE_FILLING, "an empty queue: {waited:?}");
         assert_eq!(queue_fill(udp.as_raw_fd()), 0.0);
         // Fill it past half, bounded by what the buffer takes.
@@ -463,7 +489,19 @@ mod tests {
             sent += 1;
         }
         assert!(queue_fill(udp.as_raw_fd()) > 0.5, "after {sent} datagrams");
-        let (_, _, waited) = recv_aged(&udp, &mut buf, &mut control).await.unwrap();
-        assert_eq!(waited, QUEUE_FILLING, "read as behind past any threshold");
+        // Measured every QUEUE_SAMPLE datagrams: within that many reads, the loop reads
+        // as behind past any threshold.
+        let mut behind_at = None;
+        for read in 1..=QUEUE_SAMPLE {
+            let (_, _, waited) = recv_aged(&udp, &mut buf, &mut stamps).await.unwrap();
+            if waited == QUEUE_FILLING {
+                behind_at = Some(read);
+                break;
+            }
+        }
+        assert!(
+            behind_at.is_some(),
+            "never read as behind in {QUEUE_SAMPLE} reads"
+        );
     }
 }
