@@ -85,7 +85,7 @@ impl Default for Limits {
             max_bindings_per_user: 10,
             requests_per_address: 30,
             overload_queue_ms: 200,
-            max_pending_authorizations: 2000,
+            max_pending_authorizations: 500,
         }
     }
 }

@@ -173,3 +173,85 @@ fn a_dispatchers_late_probe_is_answered_not_shed() {
             .any(|(_, s)| s.starts_with("SIP/2.0 503") && s.contains("overloaded"))
     );
 }
+
+/// Overloaded database: while `limits.max_pending_authorizations` calls wait for their
+/// money to be reserved, a new call gets 503 with Retry-After at once (nothing reserved,
+/// no trunk dialled); the calls already waiting go on as the database answers, and once
+/// one has its answer a new call is taken again.
+#[test]
+fn a_new_call_while_the_database_is_behind_is_refused_at_once() {
+    let cfg = Config::from_toml(&format!(
+        "[sip]\nlisten = \"{SWITCH}\"\n[media]\naddress = \"127.0.0.1\"\nport_min = 20000\nport_max = 30000\n\
+[[peers]]\nname = \"shop\"\naddress = \"127.0.0.0/8\"\nbilling = \"header\"\n\
+[[trunks]]\nname = \"t0\"\naddress = \"{T0}\"\n[[routes]]\nprefix = \"\"\ntrunks = [\"t0\"]\n"
+    ))
+    .unwrap();
+    let mut settings = manager_settings(None);
+    settings.limits.max_pending_authorizations = 3;
+    let mut m = Manager::new(
+        settings,
+        Routing::from_config(&cfg),
+        Box::new(NullMedia::new()),
+    );
+    let t0 = Instant::now_for_tests();
+    let paid = |branch: &str| {
+        let plain = invite(branch);
+        let text = plain.replacen(
+            "Max-Forwards: 70\r\n",
+            "Max-Forwards: 70\r\nX-Freecall-Charge: account=7\r\n",
+            1,
+        );
+        parse_datagram(text.as_bytes()).unwrap()
+    };
+    // Three calls wait for the database: each asks it to reserve, none is refused.
+    for n in 0..3 {
+        m.handle_message(t0, caller(), paid(&format!("z9hG4bKpaid{n}")));
+    }
+    let asked: Vec<_> = std::iter::from_fn(|| m.poll_billing()).collect();
+    assert_eq!(asked.len(), 3, "three reservations asked for");
+    assert_eq!(m.pending_authorizations(), 3);
+    assert!(
+        drain(&mut m)
+            .iter()
+            .all(|(_, s)| !s.starts_with("SIP/2.0 503"))
+    );
+
+    // The fourth is refused at once: 503, Retry-After, the reason; nothing asked, no call.
+    m.handle_message(t0, caller(), paid("z9hG4bKpaid3"));
+    let out = drain(&mut m);
+    let refusal = out
+        .iter()
+        .map(|(_, s)| s)
+        .find(|s| s.starts_with("SIP/2.0 ") && s.contains("z9hG4bKpaid3"))
+        .expect("an answer to the fourth call");
+    assert!(refusal.starts_with("SIP/2.0 503"), "{refusal}");
+    assert!(refusal.contains("Retry-After: 2"), "{refusal}");
+    assert!(refusal.contains("overloaded"), "{refusal}");
+    assert!(m.poll_billing().is_none(), "nothing asked of the database");
+    assert_eq!(m.active_calls(), 3);
+    assert_eq!(m.take_limit_refusals(), ["overload"]);
+
+    // The database answers the first: its call is refused there (no money), and a
+    // new call is taken again.
+    let key = match &asked[0] {
+        freecall::billing::BillingRequest::Authorize { key, .. } => *key,
+        other => panic!("an Authorize, not {other:?}"),
+    };
+    m.handle_billing(
+        t0,
+        freecall::billing::BillingReply::Refused {
+            key,
+            refusal: freecall::billing::Refusal::MileageExhausted,
+        },
+    );
+    assert_eq!(m.pending_authorizations(), 2);
+    m.handle_message(t0, caller(), paid("z9hG4bKpaid4"));
+    let asked: Vec<_> = std::iter::from_fn(|| m.poll_billing()).collect();
+    assert!(
+        asked
+            .iter()
+            .any(|r| matches!(r, freecall::billing::BillingRequest::Authorize { .. })),
+        "the next call's reservation is asked for: {asked:?}"
+    );
+    assert!(m.take_limit_refusals().is_empty());
+}
