@@ -1,6 +1,7 @@
 //! Overload: the money path (digest, reservations, settlements on SQLite) offered twice
 //! what the switch carries, with overload control off and on, in the same run. First the
-//! capacity is measured (calls/s completed at `FREECALL_BENCH_OVERLOAD_RATE` offered);
+//! capacity is measured (calls/s completed at `FREECALL_BENCH_OVERLOAD_RATE` offered, the
+//! better of two runs);
 //! then twice that is offered for `FREECALL_BENCH_OVERLOAD_SECS`, followed at once by a
 //! quiet phase at half the capacity for 5 s (does the switch recover as soon as the load
 //! drops?). Capacity and goodput are calls completed per second of the offered window
@@ -20,15 +21,27 @@ pub(crate) async fn overload_bench(rate: u64, secs: u64, hold: Duration) {
         std::fs::create_dir_all(&d).unwrap();
         d.join("bench.db").display().to_string()
     };
-    let capacity_run = money_phases(&db(0), &[(rate, rate * secs)], hold, max_calls, &[]).await;
-    let capacity = goodput(&capacity_run.r, rate, rate * secs);
-    println!(
-        "capacity run failed: {:?}; dropped by the kernel: switch {}, generator {}, carrier {}",
-        capacity_run.r.why,
-        capacity_run.switch_drops,
-        capacity_run.r.drops,
-        capacity_run.trunk_drops
-    );
+    // Capacity: the better of two runs, each on a fresh switch and database (a first run
+    // on a cold machine reads low, and a low capacity would flatter the ratio below).
+    let mut best: Option<(f64, MoneyRun)> = None;
+    for n in 0..2 {
+        let run = money_phases(&db(10 + n), &[(rate, rate * secs)], hold, max_calls, &[]).await;
+        let cps = goodput(&run.r, rate, rate * secs);
+        println!(
+            "capacity run {}: {cps:.0} calls/s; failed: {:?}; dropped by the kernel: switch {}, generator {}, carrier {}",
+            n + 1,
+            run.r.why,
+            run.switch_drops,
+            run.r.drops,
+            run.trunk_drops
+        );
+        if best.as_ref().is_none_or(|(b, _)| cps > *b) {
+            best = Some((cps, run));
+        }
+    }
+    let Some((capacity, capacity_run)) = best else {
+        return;
+    };
     let offered = (2.0 * capacity).round().max(1.0) as u64;
     let quiet = (capacity / 2.0).round().max(1.0) as u64;
     println!(
@@ -36,13 +49,14 @@ pub(crate) async fn overload_bench(rate: u64, secs: u64, hold: Duration) {
         capacity_run.r.completed, capacity_run.r.attempted
     );
     println!(
-        "{:<14}{:>10}{:>10}{:>10}{:>8}{:>13}{:>11}{:>9}{:>9}{:>10}{:>16}",
+        "{:<14}{:>10}{:>10}{:>10}{:>8}{:>13}{:>10}{:>7}{:>9}{:>9}{:>10}{:>16}",
         "control",
         "attempted",
         "completed",
         "calls/s",
         "of cap",
         "refused 503",
+        "unheard",
         "lost",
         "p50 ms",
         "p99 ms",
@@ -78,13 +92,14 @@ pub(crate) async fn overload_bench(rate: u64, secs: u64, hold: Duration) {
         );
         let after = &m.later[0];
         println!(
-            "{name:<14}{:>10}{:>10}{:>10.0}{:>7.0}%{:>13}{:>11}{:>9.1}{:>9.1}{:>10.0}{:>10}/{:<5}",
+            "{name:<14}{:>10}{:>10}{:>10.0}{:>7.0}%{:>13}{:>10}{:>7}{:>9.1}{:>9.1}{:>10.0}{:>10}/{:<5}",
             r.attempted,
             r.completed,
             cps,
             100.0 * cps / capacity,
             r.shed,
-            r.failed - r.shed,
+            r.unheard,
+            r.failed - r.shed - r.unheard,
             p50,
             p99,
             m.peak_mib,
@@ -106,7 +121,7 @@ pub(crate) async fn overload_bench(rate: u64, secs: u64, hold: Duration) {
         }
     }
     println!(
-        "(lost: calls that failed other than by an immediate 503 — timed out after 8 s, or refused after the switch took them on)"
+        "(unheard: calls the switch never answered, retransmissions included; lost: calls it took on — answered 100, 407 or more — that then failed or went unanswered for 8 s)"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
