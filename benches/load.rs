@@ -63,9 +63,31 @@ fn env_or(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// FREECALL_BENCH_PIN=1: the switch and the load generator each on a CPU of their own.
+/// Whether the switch and the load generator each run on a CPU of their own (`pin`).
+static PINNED: AtomicBool = AtomicBool::new(false);
+
 fn pinned() -> bool {
-    std::env::var("FREECALL_BENCH_PIN").is_ok_and(|v| v == "1")
+    PINNED.load(Ordering::Relaxed)
+}
+
+/// As if the load came from another box: the generator and carrier (every thread of this
+/// process) keep to CPU 1 and the switches started from now on to CPU 0 (`Switch::start`),
+/// so what the generator spends does not come out of the switch's share; `false` gives
+/// both CPUs back. FREECALL_BENCH_PIN=1 pins every scenario; the overload scenario pins
+/// itself unless FREECALL_BENCH_PIN=0.
+fn pin(on: bool) {
+    // Given back: every CPU the machine has online ("0-1").
+    let online = std::fs::read_to_string("/sys/devices/system/cpu/online")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "0-1".into());
+    let cpus = if on { "1" } else { online.as_str() };
+    let ok = Command::new("taskset")
+        .args(["-a", "-p", "-c", cpus, &std::process::id().to_string()])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "pinning needs taskset (util-linux) and 2 CPUs");
+    PINNED.store(on, Ordering::Relaxed);
 }
 
 fn now() -> Instant {
@@ -95,19 +117,11 @@ fn main() {
     let hold = Duration::from_millis(env_or("FREECALL_BENCH_HOLD_MS", 1000));
     let rtp_calls = env_or("FREECALL_BENCH_RTP_CALLS", 500);
     let rtp_secs = env_or("FREECALL_BENCH_RTP_SECS", 20);
-    if pinned() {
-        // As if the load came from another box: the generator and carrier keep to CPU 1,
-        // the switch to CPU 0 (Switch::start), so what the generator spends at twice the
-        // rate does not come out of the switch's share.
-        let ok = Command::new("taskset")
-            .args(["-a", "-p", "-c", "1", &std::process::id().to_string()])
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(
-            ok,
-            "FREECALL_BENCH_PIN needs taskset (util-linux) and 2 CPUs"
-        );
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    if std::env::var("FREECALL_BENCH_PIN").is_ok_and(|v| v == "1") {
+        pin(true);
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -118,7 +132,6 @@ fn main() {
     let only = std::env::var("FREECALL_BENCH_ONLY").ok();
     let run = move |name: &str| only.as_deref().is_none_or(|o| o == name);
     rt.block_on(async move {
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         match pinned() {
             true => println!("freecall load harness: the switch on CPU 0, generator and carrier on CPU 1 (FREECALL_BENCH_PIN)"),
             false => println!("freecall load harness: {cores} cores, generator and switch on the same machine"),

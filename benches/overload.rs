@@ -13,6 +13,26 @@
 use super::*;
 
 pub(crate) async fn overload_bench(rate: u64, secs: u64, hold: Duration) {
+    // At twice the load the generator spends twice the CPU: sharing the cores, that would
+    // come out of the switch's share and the ratio would measure the generator. So the
+    // switch runs on a CPU of its own, as with load from another box (FREECALL_BENCH_PIN=0:
+    // shared, as the other scenarios run).
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let was_pinned = pinned();
+    let pin_here = std::env::var("FREECALL_BENCH_PIN").map_or(cores >= 2, |v| v != "0");
+    if pin_here != was_pinned {
+        pin(pin_here);
+    }
+    println!(
+        "\n== overload: {}",
+        if pin_here {
+            "the switch on CPU 0, generator and carrier on CPU 1"
+        } else {
+            "generator, carrier and switch sharing the machine's CPUs"
+        }
+    );
     let max_calls = rate * 4 * (hold.as_secs() + 3) + 1000;
     let dir = std::env::temp_dir().join(format!("freecall-bench-overload-{}", std::process::id()));
     let db = |n: usize| {
@@ -45,7 +65,7 @@ pub(crate) async fn overload_bench(rate: u64, secs: u64, hold: Duration) {
     let offered = (2.0 * capacity).round().max(1.0) as u64;
     let quiet = (capacity / 2.0).round().max(1.0) as u64;
     println!(
-        "\n== overload: the money path on SQLite; capacity {capacity:.0} calls/s ({} of {} completed at {rate}/s offered), then {offered} calls/s offered for {secs} s and {quiet}/s for 5 s after",
+        "the money path on SQLite; capacity {capacity:.0} calls/s ({} of {} completed at {rate}/s offered), then {offered} calls/s offered for {secs} s and {quiet}/s for 5 s after",
         capacity_run.r.completed, capacity_run.r.attempted
     );
     println!(
@@ -124,4 +144,7 @@ pub(crate) async fn overload_bench(rate: u64, secs: u64, hold: Duration) {
         "(unheard: calls the switch never answered, retransmissions included; lost: calls it took on — answered 100, 407 or more — that then failed or went unanswered for 8 s)"
     );
     let _ = std::fs::remove_dir_all(&dir);
+    if pin_here != was_pinned {
+        pin(was_pinned);
+    }
 }
