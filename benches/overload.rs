@@ -128,10 +128,11 @@ pub(crate) async fn overload_bench(rate: u64, secs: u64, hold: Duration) {
         );
         println!("  failed: {:?}; after: {:?}", r.why, after.why);
         println!(
-            "  datagrams dropped by the kernel (receive buffer full): switch {}, generator {}, carrier {}",
+            "  datagrams dropped by the kernel (receive buffer full): switch {}, generator {}, carrier {}; requests the generator sent again, unanswered in time: {}",
             m.switch_drops,
             r.drops + after.drops,
-            m.trunk_drops
+            m.trunk_drops,
+            r.retransmitted + after.retransmitted
         );
         if m.open != 0 || m.problems != 0 {
             println!(
